@@ -1,0 +1,42 @@
+namespace Latchkey.Store;
+
+/// <summary>
+/// The non-secret part of a credential. Stored in clear so that listing and status never need a key; it must
+/// therefore never hold secret material.
+/// </summary>
+internal sealed record CredentialMetadata
+{
+    /// <summary>The upstream base URL the gateway forwards to.</summary>
+    public string? Upstream { get; init; }
+
+    /// <summary>How the secret is put on an upstream request.</summary>
+    public InjectionRule Injection { get; init; } = InjectionRule.Default;
+
+    /// <summary>Extra headers added to every upstream request, e.g. <c>anthropic-version</c>. Never secrets.</summary>
+    public IReadOnlyDictionary<string, string> ExtraHeaders { get; init; } = EmptyHeaders;
+
+    /// <summary>The authorization server's exact issuer identifier (OAuth).</summary>
+    public string? Issuer { get; init; }
+
+    /// <summary>The client registration the tokens were issued to (OAuth).</summary>
+    public ClientRegistration? Client { get; init; }
+
+    /// <summary>The RFC 8707 resource the grant is for (OAuth).</summary>
+    public string? Resource { get; init; }
+
+    public IReadOnlyList<string> ScopesRequested { get; init; } = [];
+
+    public IReadOnlyList<string> ScopesGranted { get; init; } = [];
+
+    /// <summary>When the access token (or the key, if it has a known end) stops working.</summary>
+    public DateTimeOffset? ExpiresAt { get; init; }
+
+    /// <summary>When the token engine should refresh ahead of expiry.</summary>
+    public DateTimeOffset? RefreshAfter { get; init; }
+
+    /// <summary>When the current token was requested.</summary>
+    public DateTimeOffset? ObtainedAt { get; init; }
+
+    private static readonly IReadOnlyDictionary<string, string> EmptyHeaders =
+        new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+}

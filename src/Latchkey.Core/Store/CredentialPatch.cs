@@ -1,0 +1,77 @@
+namespace Latchkey.Store;
+
+/// <summary>
+/// A partial update. Every property left <see langword="null"/> keeps its stored value: fields are merged, never
+/// replaced wholesale. A refresh token or granted scopes are replaced only by a non-empty value, so a token
+/// response that omits them cannot erase them (failure modes F8, F9).
+/// </summary>
+internal sealed record CredentialPatch
+{
+    public CredentialState? State { get; init; }
+
+    /// <summary>The reason for <see cref="State"/>. Setting the state to <c>Ok</c> clears the reason.</summary>
+    public StateReason? Reason { get; init; }
+
+    public string? Upstream { get; init; }
+
+    public InjectionRule? Injection { get; init; }
+
+    public IReadOnlyDictionary<string, string>? ExtraHeaders { get; init; }
+
+    public string? Issuer { get; init; }
+
+    public ClientRegistration? Client { get; init; }
+
+    public string? Resource { get; init; }
+
+    public IReadOnlyList<string>? ScopesRequested { get; init; }
+
+    public IReadOnlyList<string>? ScopesGranted { get; init; }
+
+    public DateTimeOffset? ExpiresAt { get; init; }
+
+    public DateTimeOffset? RefreshAfter { get; init; }
+
+    public DateTimeOffset? ObtainedAt { get; init; }
+
+    public string? ApiKey { get; init; }
+
+    public string? AccessToken { get; init; }
+
+    public string? RefreshToken { get; init; }
+
+    public string? ClientSecret { get; init; }
+
+    public string? IdToken { get; init; }
+
+    /// <summary>Whether the patch changes secret material (and so needs the record decrypted).</summary>
+    public bool TouchesSecrets =>
+        ApiKey is not null || AccessToken is not null || !string.IsNullOrEmpty(RefreshToken)
+        || ClientSecret is not null || IdToken is not null;
+
+    /// <summary>Applies the patch to stored metadata.</summary>
+    public CredentialMetadata ApplyTo(CredentialMetadata m) => m with
+    {
+        Upstream = Upstream ?? m.Upstream,
+        Injection = Injection ?? m.Injection,
+        ExtraHeaders = ExtraHeaders ?? m.ExtraHeaders,
+        Issuer = Issuer ?? m.Issuer,
+        Client = Client ?? m.Client,
+        Resource = Resource ?? m.Resource,
+        ScopesRequested = ScopesRequested ?? m.ScopesRequested,
+        ScopesGranted = ScopesGranted is { Count: > 0 } ? ScopesGranted : m.ScopesGranted,
+        ExpiresAt = ExpiresAt ?? m.ExpiresAt,
+        RefreshAfter = RefreshAfter ?? m.RefreshAfter,
+        ObtainedAt = ObtainedAt ?? m.ObtainedAt,
+    };
+
+    /// <summary>Applies the patch to stored secrets.</summary>
+    public CredentialSecrets ApplyTo(CredentialSecrets s) => new()
+    {
+        ApiKey = ApiKey ?? s.ApiKey,
+        AccessToken = AccessToken ?? s.AccessToken,
+        RefreshToken = string.IsNullOrEmpty(RefreshToken) ? s.RefreshToken : RefreshToken,
+        ClientSecret = ClientSecret ?? s.ClientSecret,
+        IdToken = IdToken ?? s.IdToken,
+    };
+}

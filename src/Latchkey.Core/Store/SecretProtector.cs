@@ -1,0 +1,119 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using System.Text;
+
+namespace Latchkey.Store;
+
+/// <summary>
+/// At-rest protection: AES-256-GCM envelope encryption with the install's master key, and HMAC fingerprints of
+/// tokens for fencing. Every sealed blob is bound to the record's id and the key id through the associated data,
+/// so a ciphertext moved to another row, or sealed under another key, does not open.
+/// </summary>
+/// <remarks>
+/// Layout of a sealed blob: <c>version(1) ‖ nonce(12) ‖ tag(16) ‖ ciphertext</c>. Thread-safe: every call uses its
+/// own <see cref="AesGcm"/> instance. Fingerprints use <c>HKDF-SHA256(master, "latchkey/rt-fp/v1")</c> as their
+/// key, so they never reveal the token and stay stable while the data key is used.
+/// </remarks>
+internal sealed class SecretProtector : IDisposable
+{
+    private const byte FormatVersion = 1;
+    private const int NonceSize = 12;
+    private const int TagSize = 16;
+    private const int HeaderSize = 1 + NonceSize + TagSize;
+
+    private readonly byte[] _key;
+    private readonly byte[] _fingerprintKey;
+
+    public SecretProtector(ReadOnlySpan<byte> masterKey)
+    {
+        if (masterKey.Length != 32)
+        {
+            throw new ArgumentException("The master key must be 32 bytes.", nameof(masterKey));
+        }
+
+        _key = masterKey.ToArray();
+        _fingerprintKey = HKDF.DeriveKey(HashAlgorithmName.SHA256, _key, 32, salt: [], info: "latchkey/rt-fp/v1"u8.ToArray());
+        KeyId = Convert.ToHexStringLower(SHA256.HashData([.. "latchkey/key-id/v1"u8, .. _key]))[..16];
+    }
+
+    /// <summary>A public identifier of the master key (a hash prefix), stored beside each sealed blob.</summary>
+    public string KeyId { get; }
+
+    /// <summary>Seals <paramref name="plaintext"/> for the record <paramref name="recordId"/>.</summary>
+    public byte[] Seal(ReadOnlySpan<byte> plaintext, string recordId)
+    {
+        var sealedBlob = new byte[HeaderSize + plaintext.Length];
+        sealedBlob[0] = FormatVersion;
+        var nonce = sealedBlob.AsSpan(1, NonceSize);
+        RandomNumberGenerator.Fill(nonce);
+        using var aes = new AesGcm(_key, TagSize);
+        aes.Encrypt(nonce, plaintext, sealedBlob.AsSpan(HeaderSize), sealedBlob.AsSpan(1 + NonceSize, TagSize), AssociatedData(recordId, KeyId));
+        return sealedBlob;
+    }
+
+    /// <summary>Opens a sealed blob; returns <see langword="false"/> with a reason when it cannot.</summary>
+    /// <remarks>The caller owns <paramref name="plaintext"/> and should zero it when done.</remarks>
+    public bool TryOpen(ReadOnlySpan<byte> sealedBlob, string recordId, string keyId, out byte[] plaintext, out string failure)
+    {
+        plaintext = [];
+        if (!string.Equals(keyId, KeyId, StringComparison.Ordinal))
+        {
+            failure = $"it was sealed with key {keyId}, but the key file holds key {KeyId} (was the key file replaced?)";
+            return false;
+        }
+
+        if (sealedBlob.Length < HeaderSize || sealedBlob[0] != FormatVersion)
+        {
+            failure = "its sealed secret is truncated or in an unknown format";
+            return false;
+        }
+
+        var buffer = new byte[sealedBlob.Length - HeaderSize];
+        try
+        {
+            using var aes = new AesGcm(_key, TagSize);
+            aes.Decrypt(sealedBlob.Slice(1, NonceSize), sealedBlob[HeaderSize..], sealedBlob.Slice(1 + NonceSize, TagSize), buffer, AssociatedData(recordId, keyId));
+        }
+        catch (AuthenticationTagMismatchException)
+        {
+            failure = "its sealed secret failed the integrity check (the bytes were changed on disk)";
+            return false;
+        }
+
+        plaintext = buffer;
+        failure = string.Empty;
+        return true;
+    }
+
+    /// <summary>The fingerprint of a token: HMAC-SHA256 under the fingerprint key, lower-case hex.</summary>
+    public string Fingerprint(string token)
+    {
+        var bytes = Encoding.UTF8.GetBytes(token);
+        try
+        {
+            return Convert.ToHexStringLower(HMACSHA256.HashData(_fingerprintKey, bytes));
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(bytes);
+        }
+    }
+
+    public void Dispose()
+    {
+        CryptographicOperations.ZeroMemory(_key);
+        CryptographicOperations.ZeroMemory(_fingerprintKey);
+    }
+
+    private static byte[] AssociatedData(string recordId, string keyId)
+    {
+        var id = Encoding.UTF8.GetBytes(recordId);
+        var key = Encoding.UTF8.GetBytes(keyId);
+        var aad = new byte[12 + 4 + id.Length + key.Length];
+        "latchkey/v1\0"u8.CopyTo(aad);
+        BinaryPrimitives.WriteInt32BigEndian(aad.AsSpan(12), id.Length);
+        id.CopyTo(aad, 16);
+        key.CopyTo(aad, 16 + id.Length);
+        return aad;
+    }
+}

@@ -1,0 +1,717 @@
+using System.Data;
+using System.Security.Cryptography;
+using System.Text.Json;
+using Microsoft.Data.Sqlite;
+
+namespace Latchkey.Store;
+
+/// <summary>
+/// The embedded default backend: one SQLite database in the home folder, in WAL mode with
+/// <c>synchronous=FULL</c>, every write one <c>BEGIN IMMEDIATE</c> transaction, a busy timeout sized for 50
+/// processes writing at once. See <see cref="ICredentialStore"/> for the contract.
+/// </summary>
+/// <remarks>
+/// Each operation takes a pooled connection of its own, so an instance is safe to share between threads.
+/// Conditions are checked inside the write transaction, which holds SQLite's single write lock: a check and the
+/// write it guards cannot be separated by another writer in any process.
+/// </remarks>
+internal sealed class SqliteCredentialStore : ICredentialStore, IDisposable
+{
+    /// <summary>The schema this build writes. An older database is migrated forward; a newer one is refused.</summary>
+    public const int SchemaVersion = 1;
+
+    /// <summary>How long a writer waits for the write lock before giving up (50 processes at once fit easily).</summary>
+    public static readonly TimeSpan BusyTimeout = TimeSpan.FromSeconds(30);
+
+    private const string RowColumns =
+        "id, name, kind, version, state, reason_json, metadata_json, key_id, secret_ct, rt_fp, created_at, updated_at";
+
+    private readonly string _connectionString;
+    private readonly SecretProtector _protector;
+    private readonly TimeProvider _time;
+    private readonly string _writer;
+
+    private SqliteCredentialStore(StoreHome home, SecretProtector protector, TimeProvider time)
+    {
+        Home = home;
+        _protector = protector;
+        _time = time;
+        _writer = $"{Environment.MachineName}/{Environment.ProcessId}";
+        _connectionString = new SqliteConnectionStringBuilder
+        {
+            DataSource = home.DatabasePath,
+            Mode = SqliteOpenMode.ReadWrite,
+            Cache = SqliteCacheMode.Private,
+            Pooling = true,
+            DefaultTimeout = (int)BusyTimeout.TotalSeconds,
+        }.ToString();
+    }
+
+    public StoreHome Home { get; }
+
+    public int HistoryDepth => 10;
+
+    /// <summary>The id of the master key in use.</summary>
+    public string KeyId => _protector.KeyId;
+
+    /// <summary>
+    /// Opens (creating when missing) the store in <paramref name="home"/>: checks the folder, loads or creates the
+    /// master key, pre-creates the database 0600, and brings the schema up to date.
+    /// </summary>
+    /// <exception cref="StoreException">The store cannot be used; the message says why and what to do.</exception>
+    public static SqliteCredentialStore Open(StoreHome home, TimeProvider time)
+    {
+        home.EnsureReady();
+        PrecreateDatabase(home.DatabasePath);
+        foreach (var file in new[] { home.DatabasePath, home.DatabasePath + "-wal", home.DatabasePath + "-shm" })
+        {
+            if (StoreHome.CheckFileMode(file) is { } problem)
+            {
+                throw new StoreException("file_permissions", problem);
+            }
+        }
+
+        var key = home.LoadOrCreateMasterKey();
+        SecretProtector protector;
+        try
+        {
+            protector = new SecretProtector(key);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(key);
+        }
+
+        var store = new SqliteCredentialStore(home, protector, time);
+        try
+        {
+            store.Migrate();
+            return store;
+        }
+        catch
+        {
+            store.Dispose();
+            throw;
+        }
+    }
+
+    public Task<CredentialRecord?> GetAsync(string name, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        cancellationToken.ThrowIfCancellationRequested();
+        return Task.FromResult(Run(connection => ReadRow(connection, null, name) is { } row ? Decode(row) : null));
+    }
+
+    public Task<IReadOnlyList<CredentialRecord>> ListAsync(CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        return Task.FromResult(Run<IReadOnlyList<CredentialRecord>>(connection =>
+        {
+            using var command = connection.CreateCommand();
+            command.CommandText = $"SELECT {RowColumns} FROM credential ORDER BY name";
+            using var reader = command.ExecuteReader();
+            var records = new List<CredentialRecord>();
+            while (reader.Read())
+            {
+                records.Add(Decode(StoredRow.From(reader)));
+            }
+
+            return records;
+        }));
+    }
+
+    public Task<WriteResult> CreateAsync(NewCredential credential, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(credential);
+        cancellationToken.ThrowIfCancellationRequested();
+        if (CredentialNames.Validate(credential.Name) is { } problem)
+        {
+            throw new ArgumentException(problem, nameof(credential));
+        }
+
+        return Task.FromResult(Run(connection =>
+        {
+            var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+            var now = _time.GetUtcNow();
+            var sealedSecrets = SealSecrets(credential.Secrets, id);
+            using var command = connection.CreateCommand();
+            command.CommandText =
+                """
+                INSERT INTO credential (id, name, kind, version, state, reason_json, metadata_json, key_id, secret_ct, rt_fp, created_at, updated_at, updated_by)
+                VALUES ($id, $name, $kind, 1, 'ok', NULL, $metadata, $key_id, $secret_ct, $rt_fp, $now, $now, $by)
+                ON CONFLICT (name) DO NOTHING
+                """;
+            command.Parameters.AddWithValue("$id", id);
+            command.Parameters.AddWithValue("$name", credential.Name);
+            command.Parameters.AddWithValue("$kind", KindText(credential.Kind));
+            command.Parameters.AddWithValue("$metadata", JsonSerializer.Serialize(credential.Metadata, StoreJsonContext.Default.CredentialMetadata));
+            command.Parameters.AddWithValue("$key_id", _protector.KeyId);
+            command.Parameters.AddWithValue("$secret_ct", sealedSecrets);
+            command.Parameters.AddWithValue("$rt_fp", (object?)FingerprintOrNull(credential.Secrets.RefreshToken) ?? DBNull.Value);
+            command.Parameters.AddWithValue("$now", now.ToUnixTimeMilliseconds());
+            command.Parameters.AddWithValue("$by", _writer);
+            if (command.ExecuteNonQuery() == 0)
+            {
+                return new WriteResult(WriteOutcome.AlreadyExists, ReadRow(connection, null, credential.Name) is { } row ? Decode(row) : null);
+            }
+
+            return new WriteResult(WriteOutcome.Written, Decode(ReadRow(connection, null, credential.Name)!));
+        }));
+    }
+
+    public Task<WriteResult> UpdateAsync(string name, CredentialPatch patch, WriteCondition condition, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        ArgumentNullException.ThrowIfNull(patch);
+        ArgumentNullException.ThrowIfNull(condition);
+        cancellationToken.ThrowIfCancellationRequested();
+        return Task.FromResult(Run(connection =>
+        {
+            using var transaction = connection.BeginTransaction(IsolationLevel.Serializable, deferred: false);
+            var row = ReadRow(connection, transaction, name);
+            if (row is null)
+            {
+                return new WriteResult(WriteOutcome.NotFound, null);
+            }
+
+            var current = Decode(row);
+            if (!condition.IsSatisfiedBy(row.Version, row.RefreshTokenFingerprint))
+            {
+                return new WriteResult(WriteOutcome.ConditionFailed, current);
+            }
+
+            if (current.State == CredentialState.Quarantined)
+            {
+                return new WriteResult(WriteOutcome.Quarantined, current);
+            }
+
+            var metadata = patch.ApplyTo(current.Metadata);
+            var state = patch.State ?? current.State;
+            var reason = state == CredentialState.Ok ? null : patch.Reason ?? current.Reason;
+            byte[] secretBlob = row.SealedSecrets;
+            var refreshFingerprint = row.RefreshTokenFingerprint;
+            if (patch.TouchesSecrets)
+            {
+                var secrets = patch.ApplyTo(current.Secrets);
+                secretBlob = SealSecrets(secrets, row.Id);
+                refreshFingerprint = FingerprintOrNull(secrets.RefreshToken);
+            }
+
+            Archive(connection, transaction, row);
+            using (var command = connection.CreateCommand())
+            {
+                command.Transaction = transaction;
+                command.CommandText =
+                    """
+                    UPDATE credential SET version = version + 1, state = $state, reason_json = $reason, metadata_json = $metadata,
+                      key_id = $key_id, secret_ct = $secret_ct, rt_fp = $rt_fp, updated_at = $now, updated_by = $by
+                    WHERE id = $id AND version = $version
+                    """;
+                command.Parameters.AddWithValue("$state", StateText(state));
+                command.Parameters.AddWithValue("$reason", reason is null ? DBNull.Value : JsonSerializer.Serialize(reason, StoreJsonContext.Default.StateReason));
+                command.Parameters.AddWithValue("$metadata", JsonSerializer.Serialize(metadata, StoreJsonContext.Default.CredentialMetadata));
+                command.Parameters.AddWithValue("$key_id", patch.TouchesSecrets ? _protector.KeyId : row.KeyId);
+                command.Parameters.AddWithValue("$secret_ct", secretBlob);
+                command.Parameters.AddWithValue("$rt_fp", (object?)refreshFingerprint ?? DBNull.Value);
+                command.Parameters.AddWithValue("$now", _time.GetUtcNow().ToUnixTimeMilliseconds());
+                command.Parameters.AddWithValue("$by", _writer);
+                command.Parameters.AddWithValue("$id", row.Id);
+                command.Parameters.AddWithValue("$version", row.Version);
+                command.ExecuteNonQuery();
+            }
+
+            Prune(connection, transaction, row.Id);
+            var written = Decode(ReadRow(connection, transaction, name)!);
+            transaction.Commit();
+            return new WriteResult(WriteOutcome.Written, written);
+        }));
+    }
+
+    public Task<bool> RemoveAsync(string name, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        cancellationToken.ThrowIfCancellationRequested();
+        return Task.FromResult(Run(connection =>
+        {
+            using var transaction = connection.BeginTransaction(IsolationLevel.Serializable, deferred: false);
+            using var command = connection.CreateCommand();
+            command.Transaction = transaction;
+            command.CommandText =
+                """
+                DELETE FROM credential_history WHERE credential_id = (SELECT id FROM credential WHERE name = $name);
+                DELETE FROM credential WHERE name = $name;
+                """;
+            command.Parameters.AddWithValue("$name", name);
+            command.ExecuteNonQuery();
+            using var changes = connection.CreateCommand();
+            changes.Transaction = transaction;
+            changes.CommandText = "SELECT changes()";
+            var removed = Convert.ToInt64(changes.ExecuteScalar()) > 0;
+            transaction.Commit();
+            return removed;
+        }));
+    }
+
+    public Task<IReadOnlyList<CredentialVersion>> GetHistoryAsync(string name, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        cancellationToken.ThrowIfCancellationRequested();
+        return Task.FromResult(Run<IReadOnlyList<CredentialVersion>>(connection =>
+        {
+            using var command = connection.CreateCommand();
+            command.CommandText =
+                """
+                SELECT h.credential_id, h.version, h.state, h.key_id, h.secret_ct, h.rt_fp, h.written_at
+                FROM credential_history h JOIN credential c ON c.id = h.credential_id
+                WHERE c.name = $name ORDER BY h.version DESC
+                """;
+            command.Parameters.AddWithValue("$name", name);
+            using var reader = command.ExecuteReader();
+            var versions = new List<CredentialVersion>();
+            while (reader.Read())
+            {
+                var readable = _protector.TryOpen((byte[])reader["secret_ct"], reader.GetString(0), reader.GetString(3), out var plaintext, out _);
+                CryptographicOperations.ZeroMemory(plaintext);
+                versions.Add(new CredentialVersion(
+                    reader.GetInt64(1),
+                    ParseState(reader.GetString(2)) ?? CredentialState.Quarantined,
+                    DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(6)),
+                    readable,
+                    reader.IsDBNull(5) ? null : reader.GetString(5)));
+            }
+
+            return versions;
+        }));
+    }
+
+    public Task<WriteResult> RestoreAsync(string name, long version, WriteCondition condition, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        ArgumentNullException.ThrowIfNull(condition);
+        cancellationToken.ThrowIfCancellationRequested();
+        return Task.FromResult(Run(connection =>
+        {
+            using var transaction = connection.BeginTransaction(IsolationLevel.Serializable, deferred: false);
+            var row = ReadRow(connection, transaction, name);
+            if (row is null)
+            {
+                return new WriteResult(WriteOutcome.NotFound, null);
+            }
+
+            if (!condition.IsSatisfiedBy(row.Version, row.RefreshTokenFingerprint))
+            {
+                return new WriteResult(WriteOutcome.ConditionFailed, Decode(row));
+            }
+
+            StoredRow? saved;
+            using (var select = connection.CreateCommand())
+            {
+                select.Transaction = transaction;
+                select.CommandText =
+                    """
+                    SELECT $id, $name, $kind, version, state, reason_json, metadata_json, key_id, secret_ct, rt_fp, $created, written_at
+                    FROM credential_history WHERE credential_id = $id AND version = $version
+                    """;
+                select.Parameters.AddWithValue("$id", row.Id);
+                select.Parameters.AddWithValue("$name", row.Name);
+                select.Parameters.AddWithValue("$kind", row.Kind);
+                select.Parameters.AddWithValue("$created", row.CreatedAt);
+                select.Parameters.AddWithValue("$version", version);
+                using var reader = select.ExecuteReader();
+                saved = reader.Read() ? StoredRow.From(reader) : null;
+            }
+
+            if (saved is null)
+            {
+                return new WriteResult(WriteOutcome.NotFound, Decode(row));
+            }
+
+            var restored = Decode(saved);
+            if (restored.State == CredentialState.Quarantined)
+            {
+                return new WriteResult(WriteOutcome.Quarantined, restored);
+            }
+
+            Archive(connection, transaction, row);
+            using (var command = connection.CreateCommand())
+            {
+                command.Transaction = transaction;
+                command.CommandText =
+                    """
+                    UPDATE credential SET version = version + 1, state = $state, reason_json = $reason, metadata_json = $metadata,
+                      key_id = $key_id, secret_ct = $secret_ct, rt_fp = $rt_fp, updated_at = $now, updated_by = $by
+                    WHERE id = $id AND version = $current
+                    """;
+                command.Parameters.AddWithValue("$state", saved.State);
+                command.Parameters.AddWithValue("$reason", (object?)saved.ReasonJson ?? DBNull.Value);
+                command.Parameters.AddWithValue("$metadata", saved.MetadataJson);
+                command.Parameters.AddWithValue("$key_id", saved.KeyId);
+                command.Parameters.AddWithValue("$secret_ct", saved.SealedSecrets);
+                command.Parameters.AddWithValue("$rt_fp", (object?)saved.RefreshTokenFingerprint ?? DBNull.Value);
+                command.Parameters.AddWithValue("$now", _time.GetUtcNow().ToUnixTimeMilliseconds());
+                command.Parameters.AddWithValue("$by", _writer);
+                command.Parameters.AddWithValue("$id", row.Id);
+                command.Parameters.AddWithValue("$current", row.Version);
+                command.ExecuteNonQuery();
+            }
+
+            Prune(connection, transaction, row.Id);
+            var written = Decode(ReadRow(connection, transaction, name)!);
+            transaction.Commit();
+            return new WriteResult(WriteOutcome.Written, written);
+        }));
+    }
+
+    /// <summary>Runs SQLite's <c>integrity_check</c>: an empty list means the database file is sound.</summary>
+    public IReadOnlyList<string> CheckIntegrity() => Run<IReadOnlyList<string>>(connection =>
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = "PRAGMA integrity_check";
+        using var reader = command.ExecuteReader();
+        var problems = new List<string>();
+        while (reader.Read())
+        {
+            var line = reader.GetString(0);
+            if (!string.Equals(line, "ok", StringComparison.Ordinal))
+            {
+                problems.Add(line);
+            }
+        }
+
+        return problems;
+    });
+
+    /// <summary>Seals and opens a probe, proving the key works (used by <c>doctor</c>).</summary>
+    public bool SelfTest()
+    {
+        var probe = RandomNumberGenerator.GetBytes(32);
+        var sealedProbe = _protector.Seal(probe, "self-test");
+        var ok = _protector.TryOpen(sealedProbe, "self-test", _protector.KeyId, out var opened, out _) && opened.AsSpan().SequenceEqual(probe);
+        CryptographicOperations.ZeroMemory(opened);
+        return ok;
+    }
+
+    /// <summary>Moves the write-ahead log into the database file and empties it.</summary>
+    public void Checkpoint() => Run(connection =>
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = "PRAGMA wal_checkpoint(TRUNCATE)";
+        command.ExecuteNonQuery();
+        return 0;
+    });
+
+    public ValueTask DisposeAsync()
+    {
+        Dispose();
+        return ValueTask.CompletedTask;
+    }
+
+    public void Dispose()
+    {
+        _protector.Dispose();
+        using (var connection = new SqliteConnection(_connectionString))
+        {
+            SqliteConnection.ClearPool(connection);
+        }
+    }
+
+    private static void PrecreateDatabase(string path)
+    {
+        if (File.Exists(path))
+        {
+            return;
+        }
+
+        var options = new FileStreamOptions { Mode = FileMode.OpenOrCreate, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = StoreHome.FileMode;
+        }
+
+        try
+        {
+            using var _ = new FileStream(path, options);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new StoreException("home_unwritable", $"Cannot create the database {path}: {ex.Message}. Check the folder with 'latchkey doctor'.", innerException: ex);
+        }
+    }
+
+    private SqliteConnection OpenConnection()
+    {
+        var connection = new SqliteConnection(_connectionString);
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText =
+            $"PRAGMA busy_timeout = {(int)BusyTimeout.TotalMilliseconds}; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON; PRAGMA temp_store = MEMORY;";
+        command.ExecuteNonQuery();
+        return connection;
+    }
+
+    private T Run<T>(Func<SqliteConnection, T> operation)
+    {
+        try
+        {
+            using var connection = OpenConnection();
+            return operation(connection);
+        }
+        catch (SqliteException ex)
+        {
+            throw Translate(ex);
+        }
+    }
+
+    private StoreException Translate(SqliteException ex) => ex.SqliteErrorCode switch
+    {
+        5 or 6 => new StoreException("store_busy",
+            $"The store at {Home.DatabasePath} stayed locked by other processes for {BusyTimeout.TotalSeconds:0} s. Nothing was changed; try again.", retryable: true, innerException: ex),
+        11 or 26 => new StoreException("database_corrupt",
+            $"The database {Home.DatabasePath} is damaged (SQLite: {ex.Message}). Nothing was deleted. Run 'latchkey doctor' for details, then restore the home folder from a backup, or move latchkey.db aside to start an empty store.", innerException: ex),
+        13 => new StoreException("disk_full",
+            $"The disk holding {Home.DatabasePath} is full. Nothing was changed; free some space and try again.", retryable: true, innerException: ex),
+        8 => new StoreException("read_only",
+            $"The database {Home.DatabasePath} is read-only. Check its owner and mode (chmod 600) with 'latchkey doctor'.", innerException: ex),
+        14 => new StoreException("cannot_open",
+            $"The database {Home.DatabasePath} cannot be opened. Check the home folder with 'latchkey doctor'.", innerException: ex),
+        _ => new StoreException("store_error",
+            $"The store at {Home.DatabasePath} failed (SQLite error {ex.SqliteErrorCode}: {ex.Message}). Nothing was changed; 'latchkey doctor' checks the store.", retryable: ex.SqliteErrorCode == 10, innerException: ex),
+    };
+
+    private void Migrate() => Run(connection =>
+    {
+        using (var journal = connection.CreateCommand())
+        {
+            journal.CommandText = "PRAGMA journal_mode";
+            if (!string.Equals(journal.ExecuteScalar() as string, "wal", StringComparison.OrdinalIgnoreCase))
+            {
+                journal.CommandText = "PRAGMA journal_mode = WAL";
+                var mode = journal.ExecuteScalar() as string;
+                if (!string.Equals(mode, "wal", StringComparison.OrdinalIgnoreCase))
+                {
+                    throw new StoreException("journal_mode", $"SQLite refused write-ahead logging for {Home.DatabasePath} (mode '{mode}'). Put the home folder on a local disk.");
+                }
+            }
+        }
+
+        if (ReadUserVersion(connection, null) == SchemaVersion)
+        {
+            return 0;
+        }
+
+        using var transaction = connection.BeginTransaction(IsolationLevel.Serializable, deferred: false);
+        var version = ReadUserVersion(connection, transaction);
+        if (version > SchemaVersion)
+        {
+            throw new StoreException("newer_schema",
+                $"The store at {Home.DatabasePath} was written by a newer Latchkey (schema {version}; this one knows {SchemaVersion}). Nothing was changed. Upgrade Latchkey.");
+        }
+
+        for (var next = version + 1; next <= SchemaVersion; next++)
+        {
+            using var command = connection.CreateCommand();
+            command.Transaction = transaction;
+            command.CommandText = SqliteSchema.Migrations[(int)next - 1] + $"; PRAGMA user_version = {next};";
+            command.ExecuteNonQuery();
+        }
+
+        transaction.Commit();
+        return 0;
+    });
+
+    private static long ReadUserVersion(SqliteConnection connection, SqliteTransaction? transaction)
+    {
+        using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = "PRAGMA user_version";
+        return Convert.ToInt64(command.ExecuteScalar());
+    }
+
+    private static StoredRow? ReadRow(SqliteConnection connection, SqliteTransaction? transaction, string name)
+    {
+        using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = $"SELECT {RowColumns} FROM credential WHERE name = $name";
+        command.Parameters.AddWithValue("$name", name);
+        using var reader = command.ExecuteReader();
+        return reader.Read() ? StoredRow.From(reader) : null;
+    }
+
+    private void Archive(SqliteConnection connection, SqliteTransaction transaction, StoredRow row)
+    {
+        using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText =
+            """
+            INSERT OR REPLACE INTO credential_history (credential_id, version, state, reason_json, metadata_json, key_id, secret_ct, rt_fp, written_at, archived_at)
+            VALUES ($id, $version, $state, $reason, $metadata, $key_id, $secret_ct, $rt_fp, $written, $now)
+            """;
+        command.Parameters.AddWithValue("$id", row.Id);
+        command.Parameters.AddWithValue("$version", row.Version);
+        command.Parameters.AddWithValue("$state", row.State);
+        command.Parameters.AddWithValue("$reason", (object?)row.ReasonJson ?? DBNull.Value);
+        command.Parameters.AddWithValue("$metadata", row.MetadataJson);
+        command.Parameters.AddWithValue("$key_id", row.KeyId);
+        command.Parameters.AddWithValue("$secret_ct", row.SealedSecrets);
+        command.Parameters.AddWithValue("$rt_fp", (object?)row.RefreshTokenFingerprint ?? DBNull.Value);
+        command.Parameters.AddWithValue("$written", row.UpdatedAt);
+        command.Parameters.AddWithValue("$now", _time.GetUtcNow().ToUnixTimeMilliseconds());
+        command.ExecuteNonQuery();
+    }
+
+    private void Prune(SqliteConnection connection, SqliteTransaction transaction, string id)
+    {
+        using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText =
+            """
+            DELETE FROM credential_history WHERE credential_id = $id AND version NOT IN
+              (SELECT version FROM credential_history WHERE credential_id = $id ORDER BY version DESC LIMIT $keep)
+            """;
+        command.Parameters.AddWithValue("$id", id);
+        command.Parameters.AddWithValue("$keep", HistoryDepth);
+        command.ExecuteNonQuery();
+    }
+
+    private byte[] SealSecrets(CredentialSecrets secrets, string id)
+    {
+        var plaintext = JsonSerializer.SerializeToUtf8Bytes(secrets, StoreJsonContext.Default.CredentialSecrets);
+        try
+        {
+            return _protector.Seal(plaintext, id);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(plaintext);
+        }
+    }
+
+    private string? FingerprintOrNull(string? token) => string.IsNullOrEmpty(token) ? null : _protector.Fingerprint(token);
+
+    /// <summary>
+    /// Turns a stored row into a record. Never throws for bad content: a row that does not decode becomes a
+    /// quarantined record whose reason says what failed, and its bytes stay as they are.
+    /// </summary>
+    private CredentialRecord Decode(StoredRow row)
+    {
+        var kind = ParseKind(row.Kind);
+        var state = ParseState(row.State);
+        CredentialMetadata? metadata = null;
+        StateReason? reason = null;
+        string? failure = null;
+        string code = "row_corrupt";
+        try
+        {
+            metadata = JsonSerializer.Deserialize(row.MetadataJson, StoreJsonContext.Default.CredentialMetadata);
+            if (row.ReasonJson is not null)
+            {
+                reason = JsonSerializer.Deserialize(row.ReasonJson, StoreJsonContext.Default.StateReason);
+            }
+        }
+        catch (JsonException)
+        {
+            failure = "its metadata is not valid JSON";
+        }
+
+        if (kind is null || state is null || metadata is null)
+        {
+            failure ??= kind is null ? $"its kind '{row.Kind}' is unknown" : state is null ? $"its state '{row.State}' is unknown" : "its metadata is empty";
+        }
+
+        var secrets = CredentialSecrets.Empty;
+        if (failure is null)
+        {
+            if (_protector.TryOpen(row.SealedSecrets, row.Id, row.KeyId, out var plaintext, out var openFailure))
+            {
+                try
+                {
+                    secrets = JsonSerializer.Deserialize(plaintext, StoreJsonContext.Default.CredentialSecrets) ?? CredentialSecrets.Empty;
+                }
+                catch (JsonException)
+                {
+                    failure = "its decrypted secret is not valid JSON";
+                }
+                finally
+                {
+                    CryptographicOperations.ZeroMemory(plaintext);
+                }
+            }
+            else
+            {
+                code = "decrypt_failed";
+                failure = openFailure;
+            }
+        }
+
+        var record = new CredentialRecord
+        {
+            Id = row.Id,
+            Name = row.Name,
+            Kind = kind ?? CredentialKind.ApiKey,
+            Version = row.Version,
+            State = state ?? CredentialState.Quarantined,
+            Reason = reason,
+            Metadata = metadata ?? new CredentialMetadata(),
+            Secrets = secrets,
+            RefreshTokenFingerprint = row.RefreshTokenFingerprint,
+            CreatedAt = DateTimeOffset.FromUnixTimeMilliseconds(row.CreatedAt),
+            UpdatedAt = DateTimeOffset.FromUnixTimeMilliseconds(row.UpdatedAt),
+        };
+
+        if (failure is null)
+        {
+            return record;
+        }
+
+        return record with
+        {
+            State = CredentialState.Quarantined,
+            Secrets = CredentialSecrets.Empty,
+            Reason = new StateReason(code,
+                $"The stored record '{row.Name}' (version {row.Version}) cannot be read: {failure}. Its bytes are kept unchanged.",
+                $"latchkey history {row.Name}, then latchkey restore {row.Name} --version N; or latchkey remove {row.Name} and add it again",
+                DateTimeOffset.FromUnixTimeMilliseconds(row.UpdatedAt)),
+        };
+    }
+
+    internal static string KindText(CredentialKind kind) => kind switch
+    {
+        CredentialKind.ApiKey => "api-key",
+        CredentialKind.OAuth => "oauth",
+        _ => throw new ArgumentOutOfRangeException(nameof(kind)),
+    };
+
+    internal static CredentialKind? ParseKind(string text) => text switch
+    {
+        "api-key" => CredentialKind.ApiKey,
+        "oauth" => CredentialKind.OAuth,
+        _ => null,
+    };
+
+    internal static string StateText(CredentialState state) => state switch
+    {
+        CredentialState.Ok => "ok",
+        CredentialState.NeedsAuth => "needs-auth",
+        CredentialState.Quarantined => "quarantined",
+        _ => throw new ArgumentOutOfRangeException(nameof(state)),
+    };
+
+    internal static CredentialState? ParseState(string text) => text switch
+    {
+        "ok" => CredentialState.Ok,
+        "needs-auth" => CredentialState.NeedsAuth,
+        "quarantined" => CredentialState.Quarantined,
+        _ => null,
+    };
+
+    /// <summary>A row exactly as stored, before any decoding.</summary>
+    private sealed record StoredRow(
+        string Id, string Name, string Kind, long Version, string State, string? ReasonJson, string MetadataJson,
+        string KeyId, byte[] SealedSecrets, string? RefreshTokenFingerprint, long CreatedAt, long UpdatedAt)
+    {
+        public static StoredRow From(SqliteDataReader r) => new(
+            r.GetString(0), r.GetString(1), r.GetString(2), r.GetInt64(3), r.GetString(4),
+            r.IsDBNull(5) ? null : r.GetString(5), r.GetString(6), r.GetString(7),
+            r.IsDBNull(8) ? [] : (byte[])r.GetValue(8), r.IsDBNull(9) ? null : r.GetString(9), r.GetInt64(10), r.GetInt64(11));
+    }
+}

@@ -1,0 +1,43 @@
+namespace Latchkey.Store;
+
+/// <summary>
+/// Forward-only migrations; entry <c>i</c> takes the schema from version <c>i</c> to <c>i + 1</c>. Never edit a
+/// migration that has shipped: add the next one. Every migration runs inside one <c>BEGIN IMMEDIATE</c>
+/// transaction together with its <c>user_version</c> bump, so processes that start together migrate once.
+/// </summary>
+internal static class SqliteSchema
+{
+    public static IReadOnlyList<string> Migrations { get; } =
+    [
+        """
+        CREATE TABLE credential (
+          id            TEXT PRIMARY KEY NOT NULL,   -- immutable random id, bound into the encryption
+          name          TEXT NOT NULL UNIQUE,        -- the user-given lookup key
+          kind          TEXT NOT NULL,               -- api-key | oauth
+          version       INTEGER NOT NULL,            -- +1 on every content write
+          state         TEXT NOT NULL,               -- ok | needs-auth | quarantined
+          reason_json   TEXT,
+          metadata_json TEXT NOT NULL,               -- never secret material
+          key_id        TEXT NOT NULL,
+          secret_ct     BLOB NOT NULL,               -- AES-256-GCM sealed secrets
+          rt_fp         TEXT,                        -- HMAC fingerprint of the refresh token: the refresh fence
+          created_at    INTEGER NOT NULL,            -- unix ms
+          updated_at    INTEGER NOT NULL,
+          updated_by    TEXT NOT NULL
+        ) STRICT;
+        CREATE TABLE credential_history (
+          credential_id TEXT NOT NULL REFERENCES credential (id) ON DELETE CASCADE,
+          version       INTEGER NOT NULL,
+          state         TEXT NOT NULL,
+          reason_json   TEXT,
+          metadata_json TEXT NOT NULL,
+          key_id        TEXT NOT NULL,
+          secret_ct     BLOB NOT NULL,
+          rt_fp         TEXT,
+          written_at    INTEGER NOT NULL,
+          archived_at   INTEGER NOT NULL,
+          PRIMARY KEY (credential_id, version)
+        ) STRICT
+        """,
+    ];
+}

@@ -1,0 +1,211 @@
+using System.Security.Cryptography;
+
+namespace Latchkey.Store;
+
+/// <summary>
+/// The home folder: where the database and the master key live. Resolved from <c>--home</c>, else
+/// <c>LATCHKEY_HOME</c>, else <c>$XDG_DATA_HOME/latchkey</c>, else <c>~/.local/share/latchkey</c>. Nothing in the
+/// path is ephemeral (no version number, port or working directory), so every process finds the same store.
+/// </summary>
+internal sealed class StoreHome
+{
+    /// <summary>Owner-only folder mode (0700).</summary>
+    public const UnixFileMode FolderMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+
+    /// <summary>Owner-only file mode (0600).</summary>
+    public const UnixFileMode FileMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+
+    private const UnixFileMode GroupOrOther =
+        UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
+        | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
+
+    public StoreHome(string path)
+    {
+        Path = System.IO.Path.GetFullPath(path);
+    }
+
+    public string Path { get; }
+
+    public string DatabasePath => System.IO.Path.Combine(Path, "latchkey.db");
+
+    public string KeyFilePath => System.IO.Path.Combine(Path, "master.key");
+
+    /// <summary>Resolves the home folder from the option, then the environment, then the XDG default.</summary>
+    public static StoreHome Resolve(string? homeOption, Func<string, string?>? getEnvironment = null)
+    {
+        getEnvironment ??= Environment.GetEnvironmentVariable;
+        if (!string.IsNullOrWhiteSpace(homeOption))
+        {
+            return new StoreHome(homeOption);
+        }
+
+        var fromEnv = getEnvironment("LATCHKEY_HOME");
+        if (!string.IsNullOrWhiteSpace(fromEnv))
+        {
+            return new StoreHome(fromEnv);
+        }
+
+        var xdg = getEnvironment("XDG_DATA_HOME");
+        if (!string.IsNullOrWhiteSpace(xdg) && System.IO.Path.IsPathRooted(xdg))
+        {
+            return new StoreHome(System.IO.Path.Combine(xdg, "latchkey"));
+        }
+
+        var home = getEnvironment("HOME");
+        if (string.IsNullOrWhiteSpace(home))
+        {
+            home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+        }
+
+        return new StoreHome(System.IO.Path.Combine(home, ".local", "share", "latchkey"));
+    }
+
+    /// <summary>
+    /// Creates the folder (0700) when missing, and refuses one that other users can reach or that sits on a
+    /// network filesystem.
+    /// </summary>
+    public void EnsureReady()
+    {
+        if (!Directory.Exists(Path))
+        {
+            try
+            {
+                if (OperatingSystem.IsWindows())
+                {
+                    Directory.CreateDirectory(Path);
+                }
+                else
+                {
+                    Directory.CreateDirectory(Path, FolderMode);
+                }
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                throw new StoreException("home_unwritable",
+                    $"Cannot create the Latchkey home folder {Path}: {ex.Message}. Choose another with --home or LATCHKEY_HOME.", innerException: ex);
+            }
+        }
+
+        if (CheckFolderMode() is { } problem)
+        {
+            throw new StoreException("home_permissions", problem);
+        }
+
+        if (NetworkFilesystem.Detect(Path) is { } fsType)
+        {
+            throw new StoreException("network_filesystem",
+                $"The Latchkey home folder {Path} is on a network filesystem ({fsType}). SQLite's write-ahead log does not work safely there, and credentials could be lost. Put the home folder on a local disk with --home or LATCHKEY_HOME, or use a PostgreSQL store for shared use.");
+        }
+    }
+
+    /// <summary>Returns a sentence describing a folder mode other users can use, or <see langword="null"/>.</summary>
+    public string? CheckFolderMode()
+    {
+        if (OperatingSystem.IsWindows() || !Directory.Exists(Path))
+        {
+            return null;
+        }
+
+        var mode = File.GetUnixFileMode(Path);
+        return (mode & GroupOrOther) != 0
+            ? $"The Latchkey home folder {Path} is open to other users (mode {Octal(mode)}). Run: chmod 700 '{Path}'"
+            : null;
+    }
+
+    /// <summary>Returns a sentence describing a file mode other users can use, or <see langword="null"/>.</summary>
+    public static string? CheckFileMode(string file)
+    {
+        if (OperatingSystem.IsWindows() || !File.Exists(file))
+        {
+            return null;
+        }
+
+        var mode = File.GetUnixFileMode(file);
+        return (mode & GroupOrOther) != 0
+            ? $"{file} is open to other users (mode {Octal(mode)}). Run: chmod 600 '{file}'"
+            : null;
+    }
+
+    public static string Octal(UnixFileMode mode) => "0" + Convert.ToString((int)mode & 0x1FF, 8);
+
+    /// <summary>
+    /// Loads the master key, creating it (0600) on first use. Creation is race-free across processes: each writes
+    /// its candidate to a private temporary file and links it into place without overwriting, so exactly one key
+    /// wins and every process uses it.
+    /// </summary>
+    public byte[] LoadOrCreateMasterKey()
+    {
+        if (TryReadKey() is { } existing)
+        {
+            return existing;
+        }
+
+        var candidate = RandomNumberGenerator.GetBytes(32);
+        var temp = KeyFilePath + $".tmp-{Environment.ProcessId}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}";
+        try
+        {
+            var options = new FileStreamOptions { Mode = System.IO.FileMode.CreateNew, Access = FileAccess.Write, Options = FileOptions.WriteThrough };
+            if (!OperatingSystem.IsWindows())
+            {
+                options.UnixCreateMode = FileMode;
+            }
+
+            using (var stream = new FileStream(temp, options))
+            {
+                stream.Write(candidate);
+                stream.Flush(flushToDisk: true);
+            }
+
+            try
+            {
+                File.Move(temp, KeyFilePath, overwrite: false);
+                return candidate.ToArray();
+            }
+            catch (IOException) when (File.Exists(KeyFilePath))
+            {
+                // Another process won the race: use its key.
+            }
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(candidate);
+            File.Delete(temp);
+        }
+
+        return TryReadKey() ?? throw new StoreException("key_unavailable",
+            $"The master key file {KeyFilePath} could not be created or read. Check the folder's permissions with 'latchkey doctor'.", retryable: true);
+    }
+
+    private byte[]? TryReadKey()
+    {
+        byte[] bytes;
+        try
+        {
+            bytes = File.ReadAllBytes(KeyFilePath);
+        }
+        catch (FileNotFoundException)
+        {
+            return null;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new StoreException("key_unavailable",
+                $"The master key file {KeyFilePath} cannot be read ({ex.Message}). Nothing was changed; fix its permissions (chmod 600) and try again.", retryable: true, innerException: ex);
+        }
+
+        if (bytes.Length != 32)
+        {
+            CryptographicOperations.ZeroMemory(bytes);
+            throw new StoreException("key_invalid",
+                $"The master key file {KeyFilePath} is {bytes.Length} bytes long, not 32: it is damaged or not Latchkey's. Nothing was changed. Restore it from a backup; without it, stored secrets cannot be decrypted.");
+        }
+
+        if (CheckFileMode(KeyFilePath) is { } problem)
+        {
+            CryptographicOperations.ZeroMemory(bytes);
+            throw new StoreException("key_permissions", problem);
+        }
+
+        return bytes;
+    }
+}

@@ -1,0 +1,105 @@
+using System.CommandLine;
+using Latchkey.Store;
+
+namespace Latchkey.Cli;
+
+/// <summary>
+/// The <c>latchkey</c> command tree. Parses, runs one command, and turns every failure into a message that says
+/// what was wrong and what to type next, with a documented exit code (<see cref="ExitCodes"/>).
+/// </summary>
+internal sealed class CliApp(CliConsole console, TimeProvider time)
+{
+    /// <summary><c>--home PATH</c>: the home folder, for every command.</summary>
+    public static readonly Option<string?> HomeOption = new("--home")
+    {
+        Description = "The home folder holding the store and its key (default: $LATCHKEY_HOME, else $XDG_DATA_HOME/latchkey, else ~/.local/share/latchkey).",
+        Recursive = true,
+    };
+
+    public CliConsole Console { get; } = console;
+
+    public TimeProvider Time { get; } = time;
+
+    public async Task<int> RunAsync(IReadOnlyList<string> args)
+    {
+        var root = BuildRoot();
+        var parse = root.Parse(args);
+        if (parse.UnmatchedTokens.Count > 0)
+        {
+            // Never echo unexpected arguments back: one of them may be a secret typed on the command line.
+            var command = parse.CommandResult.Command;
+            var path = command == root ? "latchkey" : $"latchkey {command.Name}";
+            var message = command.Name == "add"
+                ? new CliException(ExitCodes.Usage,
+                    "latchkey add takes the secret from standard input or a hidden prompt, never from the command line (arguments show in 'ps' and shell history).",
+                    "Pipe it in: 'latchkey add NAME --upstream URL < key.txt', or run the command without the secret to be prompted.")
+                : new CliException(ExitCodes.Usage,
+                    $"{path} got {parse.UnmatchedTokens.Count} unexpected argument(s); they are not repeated here in case one is a secret.",
+                    $"See '{path} --help'. Secrets are read from standard input, never from arguments.");
+            return Report(message);
+        }
+
+        if (parse.Errors.Count > 0)
+        {
+            foreach (var error in parse.Errors)
+            {
+                Console.Error.WriteLine($"latchkey: {error.Message}");
+            }
+
+            var command = parse.CommandResult.Command;
+            Console.Error.WriteLine($"  See '{(command == root ? "latchkey" : "latchkey " + command.Name)} --help'.");
+            return ExitCodes.Usage;
+        }
+
+        try
+        {
+            return await parse.InvokeAsync(new InvocationConfiguration
+            {
+                EnableDefaultExceptionHandler = false,
+                Output = Console.Out,
+                Error = Console.Error,
+            });
+        }
+        catch (CliException ex)
+        {
+            return Report(ex);
+        }
+        catch (StoreException ex)
+        {
+            Console.Error.WriteLine($"latchkey: {ex.Message}");
+            return ExitCodes.Failure;
+        }
+        catch (OperationCanceledException)
+        {
+            Console.Error.WriteLine("latchkey: cancelled.");
+            return ExitCodes.Failure;
+        }
+    }
+
+    /// <summary>Opens the store in the home folder given by <c>--home</c> or the environment.</summary>
+    public SqliteCredentialStore OpenStore(ParseResult parse) =>
+        SqliteCredentialStore.Open(StoreHome.Resolve(parse.GetValue(HomeOption)), Time);
+
+    private int Report(CliException ex)
+    {
+        Console.Error.WriteLine($"latchkey: {ex.Message}");
+        if (ex.Fix is not null)
+        {
+            Console.Error.WriteLine($"  {ex.Fix}");
+        }
+
+        return ex.ExitCode;
+    }
+
+    private RootCommand BuildRoot()
+    {
+        var root = new RootCommand(
+            "Latchkey keeps AI coding agents' credentials in one crash-safe, encrypted store, and is the one thing that spends them.")
+        {
+            HomeOption,
+        };
+        CredentialCommands.AddTo(root, this);
+        DoctorCommand.AddTo(root, this);
+        return root;
+    }
+}

@@ -1,0 +1,404 @@
+using System.CommandLine;
+using System.Text.Json;
+using Latchkey.Http;
+using Latchkey.Store;
+using Spectre.Console;
+
+namespace Latchkey.Cli;
+
+/// <summary>
+/// The credential commands: <c>add</c>, <c>list</c>, <c>status</c>, <c>token</c>, <c>history</c>,
+/// <c>restore</c>, <c>remove</c>.
+/// </summary>
+internal static class CredentialCommands
+{
+    public static void AddTo(RootCommand root, CliApp app)
+    {
+        root.Add(Add(app));
+        root.Add(List(app));
+        root.Add(Status(app));
+        root.Add(Token(app));
+        root.Add(History(app));
+        root.Add(Restore(app));
+        root.Add(Remove(app));
+    }
+
+    private static Argument<string> NameArgument(string description) => new("NAME") { Description = description };
+
+    private static Option<bool> JsonOption() => new("--json") { Description = "Print JSON for scripts instead of a table." };
+
+    private static Command Add(CliApp app)
+    {
+        var name = NameArgument("The name to give the credential; it is how routes and commands refer to it.");
+        var upstream = new Option<string>("--upstream") { Description = "The upstream base URL the gateway forwards to (https, or http to this machine).", Required = true };
+        var header = new Option<string>("--header") { Description = "The header the gateway puts the secret in.", DefaultValueFactory = _ => InjectionRule.Default.Header };
+        var format = new Option<string>("--format") { Description = "The header's value, where {secret} stands for the secret.", DefaultValueFactory = _ => InjectionRule.Default.Format };
+        var extra = new Option<string[]>("--extra-header") { Description = "A non-secret header to add to every upstream request, as 'Name: value' (repeatable), e.g. 'anthropic-version: 2023-06-01'.", AllowMultipleArgumentsPerToken = false };
+        var replace = new Option<bool>("--replace") { Description = "Replace an existing credential's secret and settings; the old content is kept as a version." };
+        var command = new Command("add", "Add an API-key credential. The secret is read from standard input, or a prompt that does not echo.")
+        {
+            name, upstream, header, format, extra, replace,
+        };
+        command.SetAction(async (parse, ct) =>
+        {
+            var credentialName = parse.GetValue(name)!;
+            if (CredentialNames.Validate(credentialName) is { } nameProblem)
+            {
+                throw new CliException(ExitCodes.Usage, nameProblem, "Choose a name like 'anthropic' or 'openai-work'.");
+            }
+
+            if (!UrlPolicy.TryParse(parse.GetValue(upstream), out var upstreamUri, out var urlProblem))
+            {
+                throw new CliException(ExitCodes.Usage, $"--upstream: {urlProblem}");
+            }
+
+            var injection = new InjectionRule(parse.GetValue(header)!, parse.GetValue(format)!);
+            if (injection.Validate() is { } injectionProblem)
+            {
+                throw new CliException(ExitCodes.Usage, $"--header/--format: {injectionProblem}");
+            }
+
+            var extraHeaders = ParseExtraHeaders(parse.GetValue(extra) ?? [], injection.Header);
+            var secret = SecretInput.Read(app.Console, $"Secret for '{credentialName}' (input hidden): ");
+            if (injection.Format.Contains(secret, StringComparison.Ordinal) || extraHeaders.Values.Any(v => v.Contains(secret, StringComparison.Ordinal)))
+            {
+                throw new CliException(ExitCodes.Usage, "The secret also appears in --format or --extra-header, which are stored in clear.", "Keep the secret out of those options; give it only on standard input.");
+            }
+
+            await using var store = app.OpenStore(parse);
+            var metadata = new CredentialMetadata { Upstream = upstreamUri.ToString().TrimEnd('/'), Injection = injection, ExtraHeaders = extraHeaders };
+            var created = await store.CreateAsync(new NewCredential(credentialName, CredentialKind.ApiKey, metadata, new CredentialSecrets { ApiKey = secret }), ct);
+            if (created.Outcome == WriteOutcome.AlreadyExists)
+            {
+                if (!parse.GetValue(replace))
+                {
+                    throw new CliException(ExitCodes.Failure, $"A credential named '{credentialName}' already exists.",
+                        $"Add --replace to replace its secret and settings (the old content is kept: 'latchkey history {credentialName}'), or choose another name.");
+                }
+
+                if (created.Record is { Kind: not CredentialKind.ApiKey })
+                {
+                    throw new CliException(ExitCodes.Failure, $"'{credentialName}' is an OAuth credential; --replace only replaces API keys.",
+                        $"Sign in again with 'latchkey login {credentialName}', or remove it first.");
+                }
+
+                var updated = await store.UpdateAsync(credentialName, new CredentialPatch
+                {
+                    State = CredentialState.Ok,
+                    Upstream = metadata.Upstream,
+                    Injection = injection,
+                    ExtraHeaders = extraHeaders,
+                    ApiKey = secret,
+                }, WriteCondition.Version(created.Record!.Version), ct);
+                if (updated.Outcome == WriteOutcome.Quarantined)
+                {
+                    throw new CliException(ExitCodes.NotUsable, $"'{credentialName}' is quarantined: {updated.Record?.Reason?.Message}",
+                        $"Remove it first ('latchkey remove {credentialName}'), or restore a readable version.");
+                }
+
+                if (!updated.Succeeded)
+                {
+                    throw new CliException(ExitCodes.Failure, $"'{credentialName}' changed while it was being replaced ({updated.Outcome}); nothing was written.", "Run the command again.");
+                }
+
+                app.Console.Out.WriteLine($"Replaced '{credentialName}' (now version {updated.Record!.Version}; the previous content is kept as version {created.Record.Version}).");
+                return ExitCodes.Success;
+            }
+
+            app.Console.Out.WriteLine($"Added '{credentialName}': the gateway will send it to {metadata.Upstream} as '{injection.Header}: {injection.Format.Replace(InjectionRule.SecretPlaceholder, "<secret>", StringComparison.Ordinal)}'.");
+            app.Console.Out.WriteLine($"  Scripts and apiKeyHelper: latchkey token {credentialName}");
+            return ExitCodes.Success;
+        });
+        return command;
+    }
+
+    private static Dictionary<string, string> ParseExtraHeaders(string[] values, string injectedHeader)
+    {
+        var headers = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var value in values)
+        {
+            var colon = value.IndexOf(':', StringComparison.Ordinal);
+            var headerName = colon > 0 ? value[..colon].Trim() : string.Empty;
+            var headerValue = colon > 0 ? value[(colon + 1)..].Trim() : string.Empty;
+            if (!HttpToken.IsToken(headerName))
+            {
+                throw new CliException(ExitCodes.Usage, "--extra-header takes 'Name: value' with a valid header name.", "For example: --extra-header 'anthropic-version: 2023-06-01'");
+            }
+
+            if (headerValue.AsSpan().IndexOfAny('\r', '\n', '\0') >= 0)
+            {
+                throw new CliException(ExitCodes.Usage, $"--extra-header '{headerName}': the value contains CR, LF or NUL.", "Give a single-line value.");
+            }
+
+            if (string.Equals(headerName, injectedHeader, StringComparison.OrdinalIgnoreCase) || string.Equals(headerName, "Host", StringComparison.OrdinalIgnoreCase))
+            {
+                throw new CliException(ExitCodes.Usage, $"--extra-header '{headerName}' would clash with the injected credential or the upstream's Host.", "Drop that header.");
+            }
+
+            headers[headerName] = headerValue;
+        }
+
+        return headers;
+    }
+
+    private static Command List(CliApp app)
+    {
+        var json = JsonOption();
+        var command = new Command("list", "List every credential with its kind, state and upstream.") { json };
+        command.SetAction(async (parse, ct) =>
+        {
+            await using var store = app.OpenStore(parse);
+            var views = (await store.ListAsync(ct)).Select(r => CredentialView.From(r, app.Time.GetUtcNow())).ToList();
+            if (parse.GetValue(json))
+            {
+                WriteJson(app, views);
+                return ExitCodes.Success;
+            }
+
+            if (views.Count == 0)
+            {
+                app.Console.Out.WriteLine("No credentials yet. Add one with: latchkey add NAME --upstream URL");
+                return ExitCodes.Success;
+            }
+
+            var table = NewTable("NAME", "KIND", "STATE", "UPSTREAM", "UPDATED");
+            foreach (var v in views)
+            {
+                table.AddRow(Markup.Escape(v.Name), v.Kind, StateMarkup(v.State), Markup.Escape(v.Upstream ?? "-"), v.UpdatedAt.ToString("u"));
+            }
+
+            Render(app, table);
+            return ExitCodes.Success;
+        });
+        return command;
+    }
+
+    private static Command Status(CliApp app)
+    {
+        var name = new Argument<string?>("NAME") { Description = "One credential to show; all when omitted.", Arity = ArgumentArity.ZeroOrOne };
+        var json = JsonOption();
+        var command = new Command("status", "Show each credential's state and, when it is not usable, why and what to do. With NAME, exits 3 when that credential is not usable.")
+        {
+            name, json,
+        };
+        command.SetAction(async (parse, ct) =>
+        {
+            await using var store = app.OpenStore(parse);
+            var now = app.Time.GetUtcNow();
+            var only = parse.GetValue(name);
+            IReadOnlyList<CredentialRecord> records;
+            if (only is null)
+            {
+                records = await store.ListAsync(ct);
+            }
+            else
+            {
+                records = [await store.GetAsync(only, ct) ?? throw CliException.NotFound(only)];
+            }
+
+            var views = records.Select(r => CredentialView.From(r, now)).ToList();
+            if (parse.GetValue(json))
+            {
+                WriteJson(app, views);
+            }
+            else if (views.Count == 0)
+            {
+                app.Console.Out.WriteLine("No credentials yet. Add one with: latchkey add NAME --upstream URL");
+            }
+            else
+            {
+                var table = NewTable("NAME", "STATE", "WHY / WHAT TO DO", "EXPIRES", "SCOPES (granted / requested)");
+                foreach (var v in views)
+                {
+                    var why = v.Reason is null ? "-" : $"{Markup.Escape(v.Reason.Message)}\n[bold]Fix:[/] {Markup.Escape(v.Reason.Fix ?? "-")}";
+                    var scopes = v.Scopes.Requested.Count == 0 && v.Scopes.Granted.Count == 0 ? "-" : $"{string.Join(' ', v.Scopes.Granted)} / {string.Join(' ', v.Scopes.Requested)}";
+                    table.AddRow(Markup.Escape(v.Name), StateMarkup(v.State), why, v.ExpiresAt?.ToString("u") ?? "never", Markup.Escape(scopes));
+                }
+
+                Render(app, table);
+            }
+
+            return only is not null && views[0].State is "needs-auth" or "quarantined" ? ExitCodes.NotUsable : ExitCodes.Success;
+        });
+        return command;
+    }
+
+    private static Command Token(CliApp app)
+    {
+        var name = NameArgument("The credential whose secret to print.");
+        var command = new Command("token", "Print the credential's current secret and a newline, nothing else (for Claude Code's apiKeyHelper and scripts). Exits 3 with the reason when it is not usable, 4 when there is no such credential.")
+        {
+            name,
+        };
+        command.SetAction(async (parse, ct) =>
+        {
+            var credentialName = parse.GetValue(name)!;
+            await using var store = app.OpenStore(parse);
+            var record = await store.GetAsync(credentialName, ct) ?? throw CliException.NotFound(credentialName);
+            var (state, reason) = CredentialView.Derive(record, app.Time.GetUtcNow());
+            if (state is "needs-auth" or "quarantined")
+            {
+                throw new CliException(ExitCodes.NotUsable, $"'{credentialName}' is {state}: {reason?.Message}", reason?.Fix);
+            }
+
+            var secret = record.Kind == CredentialKind.ApiKey ? record.Secrets.ApiKey : record.Secrets.AccessToken;
+            if (string.IsNullOrEmpty(secret))
+            {
+                throw new CliException(ExitCodes.NotUsable, $"'{credentialName}' holds no {(record.Kind == CredentialKind.ApiKey ? "API key" : "access token")}.",
+                    record.Kind == CredentialKind.ApiKey ? $"latchkey add {credentialName} --replace --upstream {record.Metadata.Upstream}" : $"latchkey login {credentialName}");
+            }
+
+            await app.Console.Out.WriteAsync(secret + "\n");
+            await app.Console.Out.FlushAsync(ct);
+            return ExitCodes.Success;
+        });
+        return command;
+    }
+
+    private static Command History(CliApp app)
+    {
+        var name = NameArgument("The credential whose saved versions to list.");
+        var json = JsonOption();
+        var command = new Command("history", "List a credential's saved earlier versions, which 'latchkey restore' can bring back.") { name, json };
+        command.SetAction(async (parse, ct) =>
+        {
+            var credentialName = parse.GetValue(name)!;
+            await using var store = app.OpenStore(parse);
+            var current = await store.GetAsync(credentialName, ct) ?? throw CliException.NotFound(credentialName);
+            var versions = (await store.GetHistoryAsync(credentialName, ct))
+                .Select(v => new VersionView(v.Version, SqliteCredentialStore.StateText(v.State), v.WrittenAt, v.Readable)).ToList();
+            if (parse.GetValue(json))
+            {
+                WriteJson(app, versions);
+                return ExitCodes.Success;
+            }
+
+            app.Console.Out.WriteLine($"'{credentialName}' is at version {current.Version} ({SqliteCredentialStore.StateText(current.State)}).");
+            if (versions.Count == 0)
+            {
+                app.Console.Out.WriteLine("No earlier versions are saved yet.");
+                return ExitCodes.Success;
+            }
+
+            var table = NewTable("VERSION", "STATE", "WRITTEN", "RESTORABLE");
+            foreach (var v in versions)
+            {
+                table.AddRow(v.Version.ToString(), v.State, v.WrittenAt.ToString("u"), v.Readable ? "yes" : "no (cannot be decrypted)");
+            }
+
+            Render(app, table);
+            return ExitCodes.Success;
+        });
+        return command;
+    }
+
+    private static Command Restore(CliApp app)
+    {
+        var name = NameArgument("The credential to restore.");
+        var version = new Option<long?>("--version") { Description = "The saved version to bring back (see 'latchkey history NAME'); default: the newest readable one." };
+        var force = new Option<bool>("--force") { Description = "Restore even a version whose refresh token has since been rotated." };
+        var command = new Command("restore", "Bring back a saved version of a credential, as a new version; what it replaces is kept in the history.") { name, version, force };
+        command.SetAction(async (parse, ct) =>
+        {
+            var credentialName = parse.GetValue(name)!;
+            await using var store = app.OpenStore(parse);
+            var current = await store.GetAsync(credentialName, ct) ?? throw CliException.NotFound(credentialName);
+            var history = await store.GetHistoryAsync(credentialName, ct);
+            var wanted = parse.GetValue(version);
+            var target = wanted is { } n
+                ? history.FirstOrDefault(v => v.Version == n) ?? throw new CliException(ExitCodes.NotFound, $"'{credentialName}' has no saved version {n}.", $"'latchkey history {credentialName}' lists the saved versions.")
+                : history.FirstOrDefault(v => v.Readable) ?? throw new CliException(ExitCodes.NotFound, $"'{credentialName}' has no saved version that can be decrypted.", $"Remove it ('latchkey remove {credentialName}') and add it again.");
+            if (!target.Readable)
+            {
+                throw new CliException(ExitCodes.NotUsable, $"Version {target.Version} of '{credentialName}' cannot be decrypted, so it cannot be restored.", $"'latchkey history {credentialName}' shows which versions are restorable.");
+            }
+
+            if (current.Kind == CredentialKind.OAuth && current.RefreshTokenFingerprint is not null
+                && !string.Equals(target.RefreshTokenFingerprint, current.RefreshTokenFingerprint, StringComparison.Ordinal) && !parse.GetValue(force))
+            {
+                throw new CliException(ExitCodes.Failure,
+                    $"Version {target.Version} of '{credentialName}' holds a refresh token that has since been rotated; replaying it can make the server revoke the whole grant.",
+                    $"Sign in again with 'latchkey login {credentialName}', or add --force to restore it anyway.");
+            }
+
+            var result = await store.RestoreAsync(credentialName, target.Version, WriteCondition.Version(current.Version), ct);
+            return result.Outcome switch
+            {
+                WriteOutcome.Written => Done(app, $"Restored '{credentialName}' to the content of version {target.Version} (now version {result.Record!.Version}; the replaced content is kept as version {current.Version})."),
+                WriteOutcome.ConditionFailed => throw new CliException(ExitCodes.Failure, $"'{credentialName}' changed while it was being restored; nothing was written.", "Run the command again."),
+                WriteOutcome.Quarantined => throw new CliException(ExitCodes.NotUsable, $"Version {target.Version} of '{credentialName}' cannot be decrypted.", $"'latchkey history {credentialName}' shows which versions are restorable."),
+                _ => throw CliException.NotFound(credentialName),
+            };
+        });
+        return command;
+    }
+
+    private static Command Remove(CliApp app)
+    {
+        var name = NameArgument("The credential to remove, with all its saved versions.");
+        var command = new Command("remove", "Remove a credential and its saved versions.") { name };
+        command.SetAction(async (parse, ct) =>
+        {
+            var credentialName = parse.GetValue(name)!;
+            await using var store = app.OpenStore(parse);
+            if (!await store.RemoveAsync(credentialName, ct))
+            {
+                throw CliException.NotFound(credentialName);
+            }
+
+            return Done(app, $"Removed '{credentialName}' and its saved versions.");
+        });
+        return command;
+    }
+
+    private static int Done(CliApp app, string message)
+    {
+        app.Console.Out.WriteLine(message);
+        return ExitCodes.Success;
+    }
+
+    internal static Table NewTable(params string[] headers)
+    {
+        var table = new Table().Border(TableBorder.Simple);
+        foreach (var h in headers)
+        {
+            table.AddColumn(new TableColumn($"[bold]{h}[/]"));
+        }
+
+        return table;
+    }
+
+    internal static void Render(CliApp app, Table table)
+    {
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(app.Console.Out),
+            Ansi = app.Console.OutputIsTerminal ? AnsiSupport.Detect : AnsiSupport.No,
+            ColorSystem = app.Console.OutputIsTerminal ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
+        });
+        if (!app.Console.OutputIsTerminal)
+        {
+            console.Profile.Width = 200;
+        }
+
+        console.Write(table);
+    }
+
+    internal static string StateMarkup(string state) => state switch
+    {
+        "ok" => "[green]ok[/]",
+        "expiring" => "[yellow]expiring[/]",
+        _ => $"[red]{state}[/]",
+    };
+
+    private static readonly CliJsonContext Json = new(new JsonSerializerOptions(CliJsonContext.Default.Options)
+    {
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    });
+
+    internal static void WriteJson<T>(CliApp app, IReadOnlyList<T> items)
+    {
+        var typeInfo = (System.Text.Json.Serialization.Metadata.JsonTypeInfo<IReadOnlyList<T>>)Json.GetTypeInfo(typeof(IReadOnlyList<T>))!;
+        app.Console.Out.WriteLine(JsonSerializer.Serialize(items, typeInfo));
+    }
+}

@@ -1,0 +1,95 @@
+using System.Text.Json.Serialization;
+using Latchkey.Store;
+
+namespace Latchkey.Cli;
+
+/// <summary>
+/// One credential as <c>status --json</c> and <c>list --json</c> show it. This shape is a public contract
+/// (docs/status-json.md): add fields, never rename or remove them.
+/// </summary>
+internal sealed record CredentialView(
+    string Name,
+    string Kind,
+    string State,
+    ReasonView? Reason,
+    string? Upstream,
+    ScopesView Scopes,
+    DateTimeOffset? ExpiresAt,
+    DateTimeOffset UpdatedAt,
+    long Version,
+    string? Issuer,
+    string? Resource,
+    InjectionView Injection)
+{
+    /// <summary>How close to expiry a credential is shown as <c>expiring</c> when it has no refresh schedule.</summary>
+    public static readonly TimeSpan ExpiringWindow = TimeSpan.FromMinutes(5);
+
+    public static CredentialView From(CredentialRecord record, DateTimeOffset now)
+    {
+        var (state, reason) = Derive(record, now);
+        var m = record.Metadata;
+        return new CredentialView(
+            record.Name,
+            SqliteCredentialStore.KindText(record.Kind),
+            state,
+            reason is null ? null : new ReasonView(reason.Code, reason.Message, reason.Fix, reason.At),
+            m.Upstream,
+            new ScopesView(m.ScopesRequested, m.ScopesGranted),
+            m.ExpiresAt,
+            record.UpdatedAt,
+            record.Version,
+            m.Issuer,
+            m.Resource,
+            new InjectionView(m.Injection.Header, m.Injection.Format));
+    }
+
+    /// <summary>
+    /// The shown state: the stored one, except that an <c>ok</c> credential past its refresh point (or within
+    /// <see cref="ExpiringWindow"/> of expiry) is <c>expiring</c>, and an expired one that cannot be refreshed
+    /// needs sign-in.
+    /// </summary>
+    public static (string State, StateReason? Reason) Derive(CredentialRecord record, DateTimeOffset now)
+    {
+        if (record.State != CredentialState.Ok)
+        {
+            return (SqliteCredentialStore.StateText(record.State), record.Reason);
+        }
+
+        var m = record.Metadata;
+        if (m.ExpiresAt is not { } expires)
+        {
+            return ("ok", null);
+        }
+
+        var canRefresh = record.Kind == CredentialKind.OAuth && record.RefreshTokenFingerprint is not null;
+        if (now >= expires && !canRefresh)
+        {
+            return ("needs-auth", new StateReason("expired",
+                $"The credential '{record.Name}' expired at {expires:u} and has no refresh token.",
+                record.Kind == CredentialKind.OAuth ? $"latchkey login {record.Name}" : $"latchkey add {record.Name} --replace --upstream {m.Upstream}",
+                expires));
+        }
+
+        var refreshPoint = m.RefreshAfter ?? expires - ExpiringWindow;
+        return now >= refreshPoint ? ("expiring", null) : ("ok", null);
+    }
+}
+
+internal sealed record ReasonView(string Code, string Message, string? Fix, DateTimeOffset At);
+
+internal sealed record ScopesView(IReadOnlyList<string> Requested, IReadOnlyList<string> Granted);
+
+internal sealed record InjectionView(string Header, string Format);
+
+/// <summary>A doctor finding, as <c>doctor --json</c> shows it.</summary>
+internal sealed record DoctorFinding(string Check, string Status, string Detail, string? Fix);
+
+internal sealed record VersionView(long Version, string State, DateTimeOffset WrittenAt, bool Readable);
+
+[JsonSourceGenerationOptions(
+    PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
+    WriteIndented = true)]
+[JsonSerializable(typeof(IReadOnlyList<CredentialView>))]
+[JsonSerializable(typeof(IReadOnlyList<DoctorFinding>))]
+[JsonSerializable(typeof(IReadOnlyList<VersionView>))]
+internal sealed partial class CliJsonContext : JsonSerializerContext;

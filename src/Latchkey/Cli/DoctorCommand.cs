@@ -1,0 +1,121 @@
+using System.CommandLine;
+using Latchkey.Store;
+using Spectre.Console;
+
+namespace Latchkey.Cli;
+
+/// <summary>
+/// <c>latchkey doctor</c>: checks the home folder's permissions and filesystem, the key, the database's
+/// integrity and every record, and says how to fix each problem. It never changes anything.
+/// </summary>
+internal static class DoctorCommand
+{
+    public static void AddTo(RootCommand root, CliApp app)
+    {
+        var json = new Option<bool>("--json") { Description = "Print the findings as JSON." };
+        var command = new Command("doctor", "Check the store (folder permissions, key, database integrity, every record) and say how to fix each problem. Exits 1 when something needs fixing.") { json };
+        command.SetAction(async (parse, ct) =>
+        {
+            var findings = await RunChecksAsync(StoreHome.Resolve(parse.GetValue(CliApp.HomeOption)), app.Time, ct);
+            if (parse.GetValue(json))
+            {
+                CredentialCommands.WriteJson(app, findings);
+            }
+            else
+            {
+                var table = CredentialCommands.NewTable("CHECK", "RESULT", "DETAIL", "FIX");
+                foreach (var f in findings)
+                {
+                    var result = f.Status switch { "ok" => "[green]ok[/]", "warn" => "[yellow]warn[/]", _ => "[red]FAIL[/]" };
+                    table.AddRow(Markup.Escape(f.Check), result, Markup.Escape(f.Detail), Markup.Escape(f.Fix ?? "-"));
+                }
+
+                CredentialCommands.Render(app, table);
+                var failures = findings.Count(f => f.Status == "fail");
+                app.Console.Out.WriteLine(failures == 0 ? "No problems found." : $"{failures} problem(s) need fixing.");
+            }
+
+            return findings.Any(f => f.Status == "fail") ? ExitCodes.Failure : ExitCodes.Success;
+        });
+        root.Add(command);
+    }
+
+    public static async Task<IReadOnlyList<DoctorFinding>> RunChecksAsync(StoreHome home, TimeProvider time, CancellationToken ct)
+    {
+        var findings = new List<DoctorFinding>();
+        if (!Directory.Exists(home.Path))
+        {
+            findings.Add(new("home folder", "ok", $"{home.Path} does not exist yet; the first 'latchkey add' creates it (0700).", null));
+            return findings;
+        }
+
+        var folderProblem = home.CheckFolderMode();
+        findings.Add(folderProblem is null
+            ? new("home folder", "ok", $"{home.Path} is private (0700).", null)
+            : new("home folder", "fail", folderProblem, $"chmod 700 '{home.Path}'"));
+
+        var fsType = NetworkFilesystem.Detect(home.Path);
+        findings.Add(fsType is null
+            ? new("filesystem", "ok", "The home folder is on a local filesystem.", null)
+            : new("filesystem", "fail", $"The home folder is on a network filesystem ({fsType}); SQLite's WAL is unsafe there.", "Move the home folder to a local disk (--home or LATCHKEY_HOME)."));
+
+        foreach (var file in new[] { home.DatabasePath, home.DatabasePath + "-wal", home.DatabasePath + "-shm", home.KeyFilePath })
+        {
+            if (StoreHome.CheckFileMode(file) is { } problem)
+            {
+                findings.Add(new("file permissions", "fail", problem, $"chmod 600 '{file}'"));
+            }
+        }
+
+        if (!findings.Any(f => f.Check == "file permissions"))
+        {
+            findings.Add(new("file permissions", "ok", "The database, its WAL and the key file are private (0600).", null));
+        }
+
+        findings.Add(File.Exists(home.KeyFilePath)
+            ? new("key storage", "warn", $"The master key is a file ({home.KeyFilePath}); anyone who can read it as you can decrypt the store. Back it up with the database: without it, secrets cannot be decrypted.", "Keep the home folder private; an OS key store (Secret Service, Keychain, DPAPI) is planned.")
+            : new("key storage", "fail", $"The master key file {home.KeyFilePath} is missing, so no stored secret can be decrypted.", "Restore master.key from the backup of the home folder."));
+
+        if (findings.Any(f => f.Status == "fail"))
+        {
+            return findings;
+        }
+
+        SqliteCredentialStore store;
+        try
+        {
+            store = SqliteCredentialStore.Open(home, time);
+        }
+        catch (StoreException ex)
+        {
+            findings.Add(new("database", "fail", ex.Message, ex.Code == "database_corrupt" ? "Restore the home folder from a backup, or move latchkey.db aside." : null));
+            return findings;
+        }
+
+        await using (store)
+        {
+            findings.Add(store.SelfTest()
+                ? new("key self-test", "ok", $"Sealing and opening a probe with key {store.KeyId} works.", null)
+                : new("key self-test", "fail", "The master key cannot seal and open a probe.", "Restore master.key from a backup."));
+
+            var integrity = store.CheckIntegrity();
+            findings.Add(integrity.Count == 0
+                ? new("database integrity", "ok", $"SQLite's integrity check passed ({home.DatabasePath}).", null)
+                : new("database integrity", "fail", $"SQLite's integrity check found: {string.Join("; ", integrity.Take(5))}", "Restore the home folder from a backup; 'sqlite3 latchkey.db .recover' can save what is left."));
+
+            var records = await store.ListAsync(ct);
+            var quarantined = records.Where(r => r.State == CredentialState.Quarantined).ToList();
+            foreach (var record in quarantined)
+            {
+                findings.Add(new($"record '{record.Name}'", "fail", record.Reason?.Message ?? "It cannot be read.", record.Reason?.Fix));
+            }
+
+            if (quarantined.Count == 0)
+            {
+                findings.Add(new("records", "ok", $"All {records.Count} record(s) decrypt and decode.", null));
+            }
+        }
+
+        return findings;
+    }
+}
