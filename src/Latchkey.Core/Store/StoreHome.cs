@@ -26,6 +26,9 @@ internal sealed class StoreHome
 
     public string Path { get; }
 
+    /// <summary>Names the network filesystem a path is on, or <see langword="null"/>; replaceable for tests.</summary>
+    public Func<string, string?> DetectNetworkFilesystem { get; init; } = NetworkFilesystem.Detect;
+
     public string DatabasePath => System.IO.Path.Combine(Path, "latchkey.db");
 
     public string KeyFilePath => System.IO.Path.Combine(Path, "master.key");
@@ -91,7 +94,7 @@ internal sealed class StoreHome
             throw new StoreException("home_permissions", problem);
         }
 
-        if (NetworkFilesystem.Detect(Path) is { } fsType)
+        if (DetectNetworkFilesystem(Path) is { } fsType)
         {
             throw new StoreException("network_filesystem",
                 $"The Latchkey home folder {Path} is on a network filesystem ({fsType}). SQLite's write-ahead log does not work safely there, and credentials could be lost. Put the home folder on a local disk with --home or LATCHKEY_HOME, or use a PostgreSQL store for shared use.");

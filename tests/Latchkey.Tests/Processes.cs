@@ -1,0 +1,64 @@
+using System.Diagnostics;
+using System.Reflection;
+using System.Text;
+
+namespace Latchkey.Tests;
+
+/// <summary>Runs the real executables as OS processes.</summary>
+internal static class Processes
+{
+    public static string LatchkeyExe { get; } = Metadata("LatchkeyExe");
+
+    public static string StoreDriverExe { get; } = Metadata("StoreDriverExe");
+
+    private static string Metadata(string key)
+    {
+        var path = typeof(Processes).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == key).Value!;
+        return Path.GetFullPath(path);
+    }
+
+    public static ProcessStartInfo StartInfo(string exe, string home, IEnumerable<string> args)
+    {
+        var info = new ProcessStartInfo(exe)
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            StandardOutputEncoding = Encoding.UTF8,
+            StandardErrorEncoding = Encoding.UTF8,
+        };
+        foreach (var a in args)
+        {
+            info.ArgumentList.Add(a);
+        }
+
+        info.Environment["LATCHKEY_HOME"] = home;
+        info.Environment.Remove("XDG_DATA_HOME");
+        return info;
+    }
+
+    /// <summary>Runs <c>latchkey ARGS</c> with <paramref name="stdin"/> piped in, and waits for it.</summary>
+    public static async Task<Result> Latchkey(string home, string? stdin, params string[] args)
+    {
+        using var process = Process.Start(StartInfo(LatchkeyExe, home, args))!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        if (stdin is not null)
+        {
+            await process.StandardInput.WriteAsync(stdin);
+        }
+
+        process.StandardInput.Close();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await process.WaitForExitAsync(timeout.Token);
+        return new Result(process.ExitCode, await stdout, await stderr);
+    }
+
+    internal sealed record Result(int ExitCode, string Stdout, string Stderr)
+    {
+        public string All => Stdout + Stderr;
+
+        public override string ToString() => $"exit {ExitCode}\nstdout: {Stdout}\nstderr: {Stderr}";
+    }
+}
