@@ -134,6 +134,7 @@ internal sealed class SqliteCredentialStore : ICredentialStore, IDisposable
             var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
             var now = _time.GetUtcNow();
             var sealedSecrets = SealSecrets(credential.Secrets, id);
+            using var transaction = connection.BeginTransaction(IsolationLevel.Serializable, deferred: false);
             using var command = connection.CreateCommand();
             command.CommandText =
                 """
@@ -150,12 +151,15 @@ internal sealed class SqliteCredentialStore : ICredentialStore, IDisposable
             command.Parameters.AddWithValue("$rt_fp", (object?)FingerprintOrNull(credential.Secrets.RefreshToken) ?? DBNull.Value);
             command.Parameters.AddWithValue("$now", now.ToUnixTimeMilliseconds());
             command.Parameters.AddWithValue("$by", _writer);
+            command.Transaction = transaction;
             if (command.ExecuteNonQuery() == 0)
             {
-                return new WriteResult(WriteOutcome.AlreadyExists, ReadRow(connection, null, credential.Name) is { } row ? Decode(row) : null);
+                return new WriteResult(WriteOutcome.AlreadyExists, ReadRow(connection, transaction, credential.Name) is { } row ? Decode(row) : null);
             }
 
-            return new WriteResult(WriteOutcome.Written, Decode(ReadRow(connection, null, credential.Name)!));
+            var written = Decode(ReadRow(connection, transaction, credential.Name)!);
+            transaction.Commit();
+            return new WriteResult(WriteOutcome.Written, written);
         }));
     }
 
