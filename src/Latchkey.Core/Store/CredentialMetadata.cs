@@ -24,6 +24,18 @@ internal sealed record CredentialMetadata
     /// <summary>The RFC 8707 resource the grant is for (OAuth).</summary>
     public string? Resource { get; init; }
 
+    /// <summary>The authorization server's token endpoint, recorded at sign-in (OAuth).</summary>
+    public string? TokenEndpoint { get; init; }
+
+    /// <summary>The RFC 7009 revocation endpoint, when the server has one (OAuth).</summary>
+    public string? RevocationEndpoint { get; init; }
+
+    /// <summary>How the grant was obtained: <c>authorization_code</c>, <c>device_code</c> or <c>client_credentials</c>.</summary>
+    public string? GrantType { get; init; }
+
+    /// <summary>Per-issuer compatibility switches in force (e.g. <c>assume_pkce_s256</c>); shown in status.</summary>
+    public IReadOnlyList<string> Quirks { get; init; } = [];
+
     public IReadOnlyList<string> ScopesRequested { get; init; } = [];
 
     public IReadOnlyList<string> ScopesGranted { get; init; } = [];

@@ -24,6 +24,14 @@ internal sealed record CredentialPatch
 
     public string? Resource { get; init; }
 
+    public string? TokenEndpoint { get; init; }
+
+    public string? RevocationEndpoint { get; init; }
+
+    public string? GrantType { get; init; }
+
+    public IReadOnlyList<string>? Quirks { get; init; }
+
     public IReadOnlyList<string>? ScopesRequested { get; init; }
 
     public IReadOnlyList<string>? ScopesGranted { get; init; }
@@ -44,6 +52,12 @@ internal sealed record CredentialPatch
 
     public string? IdToken { get; init; }
 
+    /// <summary>
+    /// Set by the token engine when this write completes a refresh attempt of <c>owner</c>: the attempt marker,
+    /// failure count, backoff and last error are cleared, and the lease is released if <c>owner</c> holds it.
+    /// </summary>
+    public string? CompletesRefreshOf { get; init; }
+
     /// <summary>Whether the patch changes secret material (and so needs the record decrypted).</summary>
     public bool TouchesSecrets =>
         ApiKey is not null || AccessToken is not null || !string.IsNullOrEmpty(RefreshToken)
@@ -58,6 +72,10 @@ internal sealed record CredentialPatch
         Issuer = Issuer ?? m.Issuer,
         Client = Client ?? m.Client,
         Resource = Resource ?? m.Resource,
+        TokenEndpoint = TokenEndpoint ?? m.TokenEndpoint,
+        RevocationEndpoint = RevocationEndpoint ?? m.RevocationEndpoint,
+        GrantType = GrantType ?? m.GrantType,
+        Quirks = Quirks ?? m.Quirks,
         ScopesRequested = ScopesRequested ?? m.ScopesRequested,
         ScopesGranted = ScopesGranted is { Count: > 0 } ? ScopesGranted : m.ScopesGranted,
         ExpiresAt = ExpiresAt ?? m.ExpiresAt,

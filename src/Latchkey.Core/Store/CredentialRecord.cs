@@ -29,6 +29,13 @@ internal sealed record CredentialRecord
     /// <summary>HMAC fingerprint of the refresh token, the fence for refreshes; <see langword="null"/> without one.</summary>
     public string? RefreshTokenFingerprint { get; init; }
 
+    /// <summary>HMAC fingerprint of the access token, so a caller that saw a 401 for token X can ask for a refresh
+    /// only if X is still the stored one.</summary>
+    public string? AccessTokenFingerprint { get; init; }
+
+    /// <summary>Refresh coordination: lease, in-flight attempt, backoff (see <see cref="RefreshCoordination"/>).</summary>
+    public RefreshCoordination Coordination { get; init; } = RefreshCoordination.None;
+
     public required DateTimeOffset CreatedAt { get; init; }
 
     public required DateTimeOffset UpdatedAt { get; init; }

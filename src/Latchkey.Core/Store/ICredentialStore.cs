@@ -49,4 +49,27 @@ internal interface ICredentialStore : IAsyncDisposable
     /// history (even when quarantined). <see cref="WriteOutcome.NotFound"/> when the record or version is absent,
     /// <see cref="WriteOutcome.Quarantined"/> when that version cannot be decrypted.</summary>
     Task<WriteResult> RestoreAsync(string name, long version, WriteCondition condition, CancellationToken cancellationToken);
+
+    /// <summary>The fingerprint the store keeps for a token (HMAC under the install's key); never reveals it.</summary>
+    string Fingerprint(string token);
+
+    // Refresh coordination (see RefreshCoordination). None of these bump the version or touch content; each is
+    // one conditional statement, so each either applies whole or returns false.
+
+    /// <summary>Takes the refresh lease when it is still as observed (owner and epoch): a compare-and-swap.</summary>
+    Task<bool> TryAcquireLeaseAsync(string name, string owner, string? observedOwner, long observedEpoch, TimeSpan duration, CancellationToken cancellationToken);
+
+    /// <summary>Extends a lease <paramref name="owner"/> holds; false means the lease was lost.</summary>
+    Task<bool> RenewLeaseAsync(string name, string owner, TimeSpan duration, CancellationToken cancellationToken);
+
+    /// <summary>Releases a lease <paramref name="owner"/> holds; false when it held none.</summary>
+    Task<bool> ReleaseLeaseAsync(string name, string owner, CancellationToken cancellationToken);
+
+    /// <summary>Durably records an in-flight token request before it is sent, if <paramref name="owner"/> holds the
+    /// lease and the refresh token is still the one with <paramref name="refreshTokenFingerprint"/>.</summary>
+    Task<bool> MarkAttemptAsync(string name, string owner, string attemptId, string? refreshTokenFingerprint, string? recoveryOf, CancellationToken cancellationToken);
+
+    /// <summary>Records a transient refresh failure and a shared backoff, and releases the lease, if
+    /// <paramref name="owner"/> holds it. The secret material is never touched.</summary>
+    Task<bool> RecordRefreshFailureAsync(string name, string owner, StateReason error, DateTimeOffset backoffUntil, bool clearAttempt, CancellationToken cancellationToken);
 }

@@ -18,13 +18,14 @@ namespace Latchkey.Store;
 internal sealed class SqliteCredentialStore : ICredentialStore, IDisposable
 {
     /// <summary>The schema this build writes. An older database is migrated forward; a newer one is refused.</summary>
-    public const int SchemaVersion = 1;
+    public const int SchemaVersion = 2;
 
     /// <summary>How long a writer waits for the write lock before giving up (50 processes at once fit easily).</summary>
     public static readonly TimeSpan BusyTimeout = TimeSpan.FromSeconds(30);
 
     private const string RowColumns =
-        "id, name, kind, version, state, reason_json, metadata_json, key_id, secret_ct, rt_fp, created_at, updated_at";
+        "id, name, kind, version, state, reason_json, metadata_json, key_id, secret_ct, rt_fp, created_at, updated_at, " +
+        "at_fp, lease_owner, lease_until, lease_epoch, attempt_id, attempt_rt_fp, attempt_owner, attempt_sent_at, attempt_recovery_of, backoff_until, failures, last_error_json";
 
     private readonly string _connectionString;
     private readonly SecretProtector _protector;
@@ -138,8 +139,8 @@ internal sealed class SqliteCredentialStore : ICredentialStore, IDisposable
             using var command = connection.CreateCommand();
             command.CommandText =
                 """
-                INSERT INTO credential (id, name, kind, version, state, reason_json, metadata_json, key_id, secret_ct, rt_fp, created_at, updated_at, updated_by)
-                VALUES ($id, $name, $kind, 1, 'ok', NULL, $metadata, $key_id, $secret_ct, $rt_fp, $now, $now, $by)
+                INSERT INTO credential (id, name, kind, version, state, reason_json, metadata_json, key_id, secret_ct, rt_fp, at_fp, created_at, updated_at, updated_by)
+                VALUES ($id, $name, $kind, 1, 'ok', NULL, $metadata, $key_id, $secret_ct, $rt_fp, $at_fp, $now, $now, $by)
                 ON CONFLICT (name) DO NOTHING
                 """;
             command.Parameters.AddWithValue("$id", id);
@@ -149,6 +150,7 @@ internal sealed class SqliteCredentialStore : ICredentialStore, IDisposable
             command.Parameters.AddWithValue("$key_id", _protector.KeyId);
             command.Parameters.AddWithValue("$secret_ct", sealedSecrets);
             command.Parameters.AddWithValue("$rt_fp", (object?)FingerprintOrNull(credential.Secrets.RefreshToken) ?? DBNull.Value);
+            command.Parameters.AddWithValue("$at_fp", (object?)FingerprintOrNull(credential.Secrets.AccessToken) ?? DBNull.Value);
             command.Parameters.AddWithValue("$now", now.ToUnixTimeMilliseconds());
             command.Parameters.AddWithValue("$by", _writer);
             command.Transaction = transaction;
@@ -194,11 +196,13 @@ internal sealed class SqliteCredentialStore : ICredentialStore, IDisposable
             var reason = state == CredentialState.Ok ? null : patch.Reason ?? current.Reason;
             byte[] secretBlob = row.SealedSecrets;
             var refreshFingerprint = row.RefreshTokenFingerprint;
+            var accessFingerprint = row.AccessTokenFingerprint;
             if (patch.TouchesSecrets)
             {
                 var secrets = patch.ApplyTo(current.Secrets);
                 secretBlob = SealSecrets(secrets, row.Id);
                 refreshFingerprint = FingerprintOrNull(secrets.RefreshToken);
+                accessFingerprint = FingerprintOrNull(secrets.AccessToken);
             }
 
             Archive(connection, transaction, row);
@@ -208,15 +212,29 @@ internal sealed class SqliteCredentialStore : ICredentialStore, IDisposable
                 command.CommandText =
                     """
                     UPDATE credential SET version = version + 1, state = $state, reason_json = $reason, metadata_json = $metadata,
-                      key_id = $key_id, secret_ct = $secret_ct, rt_fp = $rt_fp, updated_at = $now, updated_by = $by
+                      key_id = $key_id, secret_ct = $secret_ct, rt_fp = $rt_fp, at_fp = $at_fp, updated_at = $now, updated_by = $by
                     WHERE id = $id AND version = $version
                     """;
+                if (patch.CompletesRefreshOf is not null)
+                {
+                    command.CommandText +=
+                        """
+                        ;
+                        UPDATE credential SET attempt_id = NULL, attempt_rt_fp = NULL, attempt_owner = NULL, attempt_sent_at = NULL,
+                          attempt_recovery_of = NULL, failures = 0, backoff_until = NULL, last_error_json = NULL,
+                          lease_owner = CASE WHEN lease_owner = $owner THEN NULL ELSE lease_owner END,
+                          lease_until = CASE WHEN lease_owner = $owner THEN NULL ELSE lease_until END
+                        WHERE id = $id
+                        """;
+                    command.Parameters.AddWithValue("$owner", patch.CompletesRefreshOf);
+                }
                 command.Parameters.AddWithValue("$state", StateText(state));
                 command.Parameters.AddWithValue("$reason", reason is null ? DBNull.Value : JsonSerializer.Serialize(reason, StoreJsonContext.Default.StateReason));
                 command.Parameters.AddWithValue("$metadata", JsonSerializer.Serialize(metadata, StoreJsonContext.Default.CredentialMetadata));
                 command.Parameters.AddWithValue("$key_id", patch.TouchesSecrets ? _protector.KeyId : row.KeyId);
                 command.Parameters.AddWithValue("$secret_ct", secretBlob);
                 command.Parameters.AddWithValue("$rt_fp", (object?)refreshFingerprint ?? DBNull.Value);
+                command.Parameters.AddWithValue("$at_fp", (object?)accessFingerprint ?? DBNull.Value);
                 command.Parameters.AddWithValue("$now", _time.GetUtcNow().ToUnixTimeMilliseconds());
                 command.Parameters.AddWithValue("$by", _writer);
                 command.Parameters.AddWithValue("$id", row.Id);
@@ -313,7 +331,8 @@ internal sealed class SqliteCredentialStore : ICredentialStore, IDisposable
                 select.Transaction = transaction;
                 select.CommandText =
                     """
-                    SELECT $id, $name, $kind, version, state, reason_json, metadata_json, key_id, secret_ct, rt_fp, $created, written_at
+                    SELECT $id, $name, $kind, version, state, reason_json, metadata_json, key_id, secret_ct, rt_fp, $created, written_at,
+                      NULL, NULL, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL
                     FROM credential_history WHERE credential_id = $id AND version = $version
                     """;
                 select.Parameters.AddWithValue("$id", row.Id);
@@ -343,7 +362,9 @@ internal sealed class SqliteCredentialStore : ICredentialStore, IDisposable
                 command.CommandText =
                     """
                     UPDATE credential SET version = version + 1, state = $state, reason_json = $reason, metadata_json = $metadata,
-                      key_id = $key_id, secret_ct = $secret_ct, rt_fp = $rt_fp, updated_at = $now, updated_by = $by
+                      key_id = $key_id, secret_ct = $secret_ct, rt_fp = $rt_fp, at_fp = $at_fp, updated_at = $now, updated_by = $by,
+                      attempt_id = NULL, attempt_rt_fp = NULL, attempt_owner = NULL, attempt_sent_at = NULL, attempt_recovery_of = NULL,
+                      failures = 0, backoff_until = NULL, last_error_json = NULL
                     WHERE id = $id AND version = $current
                     """;
                 command.Parameters.AddWithValue("$state", saved.State);
@@ -352,6 +373,7 @@ internal sealed class SqliteCredentialStore : ICredentialStore, IDisposable
                 command.Parameters.AddWithValue("$key_id", saved.KeyId);
                 command.Parameters.AddWithValue("$secret_ct", saved.SealedSecrets);
                 command.Parameters.AddWithValue("$rt_fp", (object?)saved.RefreshTokenFingerprint ?? DBNull.Value);
+                command.Parameters.AddWithValue("$at_fp", (object?)FingerprintOrNull(restored.Secrets.AccessToken) ?? DBNull.Value);
                 command.Parameters.AddWithValue("$now", _time.GetUtcNow().ToUnixTimeMilliseconds());
                 command.Parameters.AddWithValue("$by", _writer);
                 command.Parameters.AddWithValue("$id", row.Id);
@@ -363,6 +385,69 @@ internal sealed class SqliteCredentialStore : ICredentialStore, IDisposable
             var written = Decode(ReadRow(connection, transaction, name)!);
             transaction.Commit();
             return new WriteResult(WriteOutcome.Written, written);
+        }));
+    }
+
+    public string Fingerprint(string token)
+    {
+        ArgumentNullException.ThrowIfNull(token);
+        return _protector.Fingerprint(token);
+    }
+
+    public Task<bool> TryAcquireLeaseAsync(string name, string owner, string? observedOwner, long observedEpoch, TimeSpan duration, CancellationToken cancellationToken) =>
+        Coordinate(
+            """
+            UPDATE credential SET lease_owner = $owner, lease_until = $until, lease_epoch = lease_epoch + 1
+            WHERE name = $name AND lease_owner IS $observed AND lease_epoch = $epoch
+            """,
+            [("$name", name), ("$owner", owner), ("$until", _time.GetUtcNow().Add(duration).ToUnixTimeMilliseconds()), ("$observed", observedOwner), ("$epoch", observedEpoch)],
+            cancellationToken);
+
+    public Task<bool> RenewLeaseAsync(string name, string owner, TimeSpan duration, CancellationToken cancellationToken) =>
+        Coordinate(
+            "UPDATE credential SET lease_until = $until WHERE name = $name AND lease_owner = $owner",
+            [("$name", name), ("$owner", owner), ("$until", _time.GetUtcNow().Add(duration).ToUnixTimeMilliseconds())],
+            cancellationToken);
+
+    public Task<bool> ReleaseLeaseAsync(string name, string owner, CancellationToken cancellationToken) =>
+        Coordinate(
+            "UPDATE credential SET lease_owner = NULL, lease_until = NULL WHERE name = $name AND lease_owner = $owner",
+            [("$name", name), ("$owner", owner)],
+            cancellationToken);
+
+    public Task<bool> MarkAttemptAsync(string name, string owner, string attemptId, string? refreshTokenFingerprint, string? recoveryOf, CancellationToken cancellationToken) =>
+        Coordinate(
+            """
+            UPDATE credential SET attempt_id = $attempt, attempt_rt_fp = $fp, attempt_owner = $owner, attempt_sent_at = $now, attempt_recovery_of = $recovery
+            WHERE name = $name AND lease_owner = $owner AND rt_fp IS $fp
+            """,
+            [("$name", name), ("$owner", owner), ("$attempt", attemptId), ("$fp", refreshTokenFingerprint), ("$now", _time.GetUtcNow().ToUnixTimeMilliseconds()), ("$recovery", recoveryOf)],
+            cancellationToken);
+
+    public Task<bool> RecordRefreshFailureAsync(string name, string owner, StateReason error, DateTimeOffset backoffUntil, bool clearAttempt, CancellationToken cancellationToken) =>
+        Coordinate(
+            $"""
+            UPDATE credential SET failures = failures + 1, backoff_until = $backoff, last_error_json = $error,
+              {(clearAttempt ? "attempt_id = NULL, attempt_rt_fp = NULL, attempt_owner = NULL, attempt_sent_at = NULL, attempt_recovery_of = NULL," : string.Empty)}
+              lease_owner = NULL, lease_until = NULL
+            WHERE name = $name AND lease_owner = $owner
+            """,
+            [("$name", name), ("$owner", owner), ("$backoff", backoffUntil.ToUnixTimeMilliseconds()), ("$error", JsonSerializer.Serialize(error, StoreJsonContext.Default.StateReason))],
+            cancellationToken);
+
+    private Task<bool> Coordinate(string sql, (string Name, object? Value)[] parameters, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        return Task.FromResult(Run(connection =>
+        {
+            using var command = connection.CreateCommand();
+            command.CommandText = sql;
+            foreach (var (parameterName, value) in parameters)
+            {
+                command.Parameters.AddWithValue(parameterName, value ?? DBNull.Value);
+            }
+
+            return command.ExecuteNonQuery() > 0;
         }));
     }
 
@@ -658,6 +743,8 @@ internal sealed class SqliteCredentialStore : ICredentialStore, IDisposable
             Metadata = metadata ?? new CredentialMetadata(),
             Secrets = secrets,
             RefreshTokenFingerprint = row.RefreshTokenFingerprint,
+            AccessTokenFingerprint = row.AccessTokenFingerprint,
+            Coordination = row.Coordination,
             CreatedAt = DateTimeOffset.FromUnixTimeMilliseconds(row.CreatedAt),
             UpdatedAt = DateTimeOffset.FromUnixTimeMilliseconds(row.UpdatedAt),
         };
@@ -711,11 +798,39 @@ internal sealed class SqliteCredentialStore : ICredentialStore, IDisposable
     /// <summary>A row exactly as stored, before any decoding.</summary>
     private sealed record StoredRow(
         string Id, string Name, string Kind, long Version, string State, string? ReasonJson, string MetadataJson,
-        string KeyId, byte[] SealedSecrets, string? RefreshTokenFingerprint, long CreatedAt, long UpdatedAt)
+        string KeyId, byte[] SealedSecrets, string? RefreshTokenFingerprint, long CreatedAt, long UpdatedAt,
+        string? AccessTokenFingerprint, RefreshCoordination Coordination)
     {
         public static StoredRow From(SqliteDataReader r) => new(
             r.GetString(0), r.GetString(1), r.GetString(2), r.GetInt64(3), r.GetString(4),
             r.IsDBNull(5) ? null : r.GetString(5), r.GetString(6), r.GetString(7),
-            r.IsDBNull(8) ? [] : (byte[])r.GetValue(8), r.IsDBNull(9) ? null : r.GetString(9), r.GetInt64(10), r.GetInt64(11));
+            r.IsDBNull(8) ? [] : (byte[])r.GetValue(8), r.IsDBNull(9) ? null : r.GetString(9), r.GetInt64(10), r.GetInt64(11),
+            r.IsDBNull(12) ? null : r.GetString(12),
+            new RefreshCoordination
+            {
+                LeaseOwner = r.IsDBNull(13) ? null : r.GetString(13),
+                LeaseUntil = r.IsDBNull(14) ? null : DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(14)),
+                LeaseEpoch = r.GetInt64(15),
+                AttemptId = r.IsDBNull(16) ? null : r.GetString(16),
+                AttemptRefreshTokenFingerprint = r.IsDBNull(17) ? null : r.GetString(17),
+                AttemptOwner = r.IsDBNull(18) ? null : r.GetString(18),
+                AttemptSentAt = r.IsDBNull(19) ? null : DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(19)),
+                AttemptRecoveryOf = r.IsDBNull(20) ? null : r.GetString(20),
+                BackoffUntil = r.IsDBNull(21) ? null : DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(21)),
+                Failures = (int)r.GetInt64(22),
+                LastError = r.IsDBNull(23) ? null : DecodeReason(r.GetString(23)),
+            });
+    }
+
+    private static StateReason? DecodeReason(string json)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize(json, StoreJsonContext.Default.StateReason);
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
     }
 }

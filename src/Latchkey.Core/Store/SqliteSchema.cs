@@ -39,5 +39,19 @@ internal static class SqliteSchema
           PRIMARY KEY (credential_id, version)
         ) STRICT
         """,
+        """
+        ALTER TABLE credential ADD COLUMN at_fp TEXT;
+        ALTER TABLE credential ADD COLUMN lease_owner TEXT;
+        ALTER TABLE credential ADD COLUMN lease_until INTEGER;
+        ALTER TABLE credential ADD COLUMN lease_epoch INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE credential ADD COLUMN attempt_id TEXT;
+        ALTER TABLE credential ADD COLUMN attempt_rt_fp TEXT;
+        ALTER TABLE credential ADD COLUMN attempt_owner TEXT;
+        ALTER TABLE credential ADD COLUMN attempt_sent_at INTEGER;
+        ALTER TABLE credential ADD COLUMN attempt_recovery_of TEXT;
+        ALTER TABLE credential ADD COLUMN backoff_until INTEGER;
+        ALTER TABLE credential ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE credential ADD COLUMN last_error_json TEXT
+        """,
     ];
 }

@@ -165,6 +165,30 @@ public sealed class SqliteCredentialStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task Open_SchemaVersion1WithData_MigratesForwardAndKeepsEveryRecord()
+    {
+        await using (var store = Open())
+        {
+            await store.CreateAsync(CredentialStoreContractTests.OAuth("mcp", "rt-v1"), default);
+            await store.UpdateAsync("mcp", new CredentialPatch { AccessToken = "at-v1" }, WriteCondition.None, default);
+        }
+
+        // Turn the database back into what schema 1 wrote.
+        string[] v2Columns = ["at_fp", "lease_owner", "lease_until", "lease_epoch", "attempt_id", "attempt_rt_fp", "attempt_owner", "attempt_sent_at", "attempt_recovery_of", "backoff_until", "failures", "last_error_json"];
+        Execute(string.Join(";", v2Columns.Select(c => $"ALTER TABLE credential DROP COLUMN {c}")) + "; PRAGMA user_version = 1");
+
+        await using var migrated = Open();
+        var record = (await migrated.GetAsync("mcp", default))!;
+
+        Assert.Equal(CredentialState.Ok, record.State);
+        Assert.Equal("rt-v1", record.Secrets.RefreshToken);
+        Assert.Equal("at-v1", record.Secrets.AccessToken);
+        Assert.Equal(2, record.Version);
+        Assert.Single(await migrated.GetHistoryAsync("mcp", default));
+        Assert.True(await migrated.TryAcquireLeaseAsync("mcp", "me", null, 0, TimeSpan.FromSeconds(5), default));
+    }
+
+    [Fact]
     public async Task Open_DatabaseFileIsGarbage_CorruptErrorAndFileKept()
     {
         Directory.CreateDirectory(_home.Path, StoreHome.FolderMode);

@@ -1,0 +1,459 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Latchkey.OAuth;
+using Latchkey.Store;
+
+namespace Latchkey.Tokens;
+
+/// <summary>
+/// The only code that spends a grant. <see cref="GetAccessTokenAsync"/> returns a usable access token, refreshing
+/// first when the stored one is due, and does so exactly once per grant across threads and processes.
+/// </summary>
+/// <remarks>
+/// <para><b>Concurrency.</b> Callers in one process share one refresh flight per (credential, forced fingerprint);
+/// the flight runs under the engine's own timeout, so one caller's cancellation never fails the others (F22).
+/// Across processes, a lease in the store gives liveness and the compare-and-swap on the refresh token's
+/// fingerprint is the fence: a commit applies only if nobody rotated the token since it was read (F1, F4, F11).
+/// After taking the lease the record is read again, so a refresh token read earlier is never spent (F2, F24).</para>
+/// <para><b>Durability.</b> An attempt marker is written before the request is sent. If the answer is lost (or
+/// the process dies), the next refresher retries once with the same refresh token, and otherwise records
+/// <c>lost_response_rotation</c>: never a silent logout (F7, F13).</para>
+/// <para><b>Failures.</b> <c>invalid_grant</c> and other rejections mark the credential <c>needs-auth</c> with the
+/// server's error, fenced on the token it tried; network errors, 5xx and 429 keep the credential and record a
+/// shared backoff (F12). Never signs anyone in.</para>
+/// </remarks>
+internal sealed class TokenEngine(ICredentialStore store, TokenEndpointClient tokens, TimeProvider time, TokenEngineOptions? options = null)
+{
+    private readonly TokenEngineOptions _options = options ?? new TokenEngineOptions();
+    private readonly ConcurrentDictionary<string, Lazy<Task<TokenResult>>> _flights = new(StringComparer.Ordinal);
+    private readonly string _owner = ProcessIdentity.NewOwner();
+
+    /// <summary>
+    /// A usable access token for <paramref name="name"/>. With <paramref name="forceIfAccessTokenFingerprint"/>
+    /// (the fingerprint of a token an upstream just refused), a refresh happens only if that token is still the
+    /// stored one, so N concurrent 401s cause one refresh, and a 401 for a superseded token causes none.
+    /// </summary>
+    public Task<TokenResult> GetAccessTokenAsync(string name, string? forceIfAccessTokenFingerprint, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        var key = name + "\n" + forceIfAccessTokenFingerprint;
+        Lazy<Task<TokenResult>>? flight = null;
+        flight = new Lazy<Task<TokenResult>>(() => RunFlightAsync(name, forceIfAccessTokenFingerprint, () => _flights.TryRemove(KeyValuePair.Create(key, flight!))));
+        return _flights.GetOrAdd(key, flight).Value.WaitAsync(cancellationToken);
+    }
+
+    /// <summary>The fingerprint of a token as the store keeps it (to pass back as a forced-refresh condition).</summary>
+    public string Fingerprint(string token) => store.Fingerprint(token);
+
+    private async Task<TokenResult> RunFlightAsync(string name, string? forceFingerprint, Func<bool> remove)
+    {
+        await Task.Yield();
+        using var timeout = new CancellationTokenSource(_options.FlightTimeout, time);
+        try
+        {
+            return await GetCoreAsync(name, forceFingerprint, timeout.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (timeout.IsCancellationRequested)
+        {
+            return TokenResult.Retryable(Reason("refresh_timeout", $"Refreshing '{name}' took longer than {_options.FlightTimeout.TotalSeconds:0} s; the credential is unchanged.", "Try again."));
+        }
+        finally
+        {
+            remove();
+        }
+    }
+
+    private async Task<TokenResult> GetCoreAsync(string name, string? forceFingerprint, CancellationToken ct)
+    {
+        var deadline = time.GetUtcNow() + _options.WaitBudget;
+        while (true)
+        {
+            var row = await store.GetAsync(name, ct).ConfigureAwait(false);
+            if (row is null)
+            {
+                return TokenResult.NotFound;
+            }
+
+            if (Decide(row, forceFingerprint) is { } decided)
+            {
+                return decided;
+            }
+
+            var c = row.Coordination;
+            if (IsLeaseFree(c) && await store.TryAcquireLeaseAsync(name, _owner, c.LeaseOwner, c.LeaseEpoch, _options.LeaseDuration, ct).ConfigureAwait(false))
+            {
+                try
+                {
+                    if (await RefreshUnderLeaseAsync(name, forceFingerprint, ct).ConfigureAwait(false) is { } result)
+                    {
+                        return result;
+                    }
+                }
+                finally
+                {
+                    await store.ReleaseLeaseAsync(name, _owner, CancellationToken.None).ConfigureAwait(false);
+                }
+
+                continue; // the record moved on while we held the lease: read it again and adopt
+            }
+
+            if (time.GetUtcNow() >= deadline)
+            {
+                return TokenResult.Retryable(Reason("refresh_in_progress",
+                    $"Another process has been refreshing '{name}' for over {_options.WaitBudget.TotalSeconds:0} s; the credential is unchanged.", "Try again shortly."));
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(100 + Random.Shared.Next(150)), time, ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Steps 2–5 of the algorithm: what can be answered without refreshing, or null.</summary>
+    private TokenResult? Decide(CredentialRecord row, string? forceFingerprint)
+    {
+        if (row.Kind == CredentialKind.ApiKey)
+        {
+            return row.State == CredentialState.Ok && !string.IsNullOrEmpty(row.Secrets.ApiKey)
+                ? TokenResult.Ok(row.Secrets.ApiKey, row.Metadata.ExpiresAt)
+                : TokenResult.NeedsAuth(row.Reason);
+        }
+
+        if (row.State != CredentialState.Ok)
+        {
+            return TokenResult.NeedsAuth(row.Reason);
+        }
+
+        var now = time.GetUtcNow();
+        var usable = IsUsable(row, now);
+        var m = row.Metadata;
+        if (forceFingerprint is null && usable && (m.RefreshAfter is null || now < m.RefreshAfter))
+        {
+            return Served(row);
+        }
+
+        if (forceFingerprint is not null && usable && !string.Equals(row.AccessTokenFingerprint, forceFingerprint, StringComparison.Ordinal))
+        {
+            return Served(row); // already replaced since the caller's token was refused
+        }
+
+        if (row.Coordination.BackoffUntil is { } backoff && now < backoff)
+        {
+            return usable ? Served(row) : TokenResult.Retryable(row.Coordination.LastError ?? Reason("backoff", $"Refreshing '{row.Name}' failed recently; retrying after {backoff:u}.", "Try again later."));
+        }
+
+        var clientCredentials = m.GrantType == "client_credentials";
+        if (string.IsNullOrEmpty(row.Secrets.RefreshToken) && !clientCredentials)
+        {
+            return usable ? Served(row) : TokenResult.NeedsAuth(Reason("expired",
+                $"The access token of '{row.Name}' has expired and the server issued no refresh token.", $"latchkey login {row.Name}"));
+        }
+
+        if (m.TokenEndpoint is null || m.Client is null)
+        {
+            return usable ? Served(row) : TokenResult.NeedsAuth(Reason("no_client",
+                $"'{row.Name}' has no token endpoint or client registration recorded, so it cannot be refreshed.", $"latchkey login {row.Name}"));
+        }
+
+        return null;
+    }
+
+    private static TokenResult Served(CredentialRecord row) => TokenResult.Ok(row.Secrets.AccessToken!, row.Metadata.ExpiresAt);
+
+    /// <summary>An access token is usable until <c>expires_at − min(30 s, 10 % of its lifetime)</c>.</summary>
+    private static bool IsUsable(CredentialRecord row, DateTimeOffset now)
+    {
+        if (string.IsNullOrEmpty(row.Secrets.AccessToken))
+        {
+            return false;
+        }
+
+        if (row.Metadata.ExpiresAt is not { } expires)
+        {
+            return true;
+        }
+
+        var lifetime = row.Metadata.ObtainedAt is { } obtained ? expires - obtained : TimeSpan.FromMinutes(5);
+        var margin = TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(30).Ticks, Math.Max(0, lifetime.Ticks / 10)));
+        return now < expires - margin;
+    }
+
+    /// <summary>A lease is free when nobody holds it, it ran out, it is dated implausibly far ahead, or its holder is known dead (F5).</summary>
+    private bool IsLeaseFree(RefreshCoordination c)
+    {
+        var now = time.GetUtcNow();
+        return c.LeaseOwner is null
+            || c.LeaseUntil is null
+            || c.LeaseUntil <= now
+            || c.LeaseUntil > now + _options.LeaseDuration + TimeSpan.FromSeconds(5)
+            || ProcessIdentity.IsKnownDead(c.LeaseOwner);
+    }
+
+    /// <summary>Steps 9–13 under the lease. Returns null when the record changed and the caller should re-read.</summary>
+    private async Task<TokenResult?> RefreshUnderLeaseAsync(string name, string? forceFingerprint, CancellationToken ct)
+    {
+        var row = await store.GetAsync(name, ct).ConfigureAwait(false);
+        if (row is null)
+        {
+            return TokenResult.NotFound;
+        }
+
+        if (Decide(row, forceFingerprint) is { } decided)
+        {
+            return decided;
+        }
+
+        string? recoveryOf = null;
+        var c = row.Coordination;
+        if (c.AttemptId is not null)
+        {
+            // §2.8: an earlier request was sent and its answer never committed.
+            var ownerMayBeAlive = c.AttemptOwner is not null && !ProcessIdentity.IsKnownDead(c.AttemptOwner)
+                && c.AttemptSentAt is { } sent && time.GetUtcNow() < sent + _options.LeaseDuration;
+            if (ownerMayBeAlive)
+            {
+                return TokenResult.Retryable(Reason("refresh_in_progress", $"A refresh of '{name}' sent by another process has not finished yet; the credential is unchanged.", "Try again shortly."));
+            }
+
+            if (c.AttemptRecoveryOf is not null || !_options.RetryLostResponseOnce)
+            {
+                return await MarkNeedsAuthAsync(row, LostResponse(name, "the deliberate retry was not possible"), ct).ConfigureAwait(false);
+            }
+
+            recoveryOf = c.AttemptId;
+        }
+
+        return await SendAndSettleAsync(row, recoveryOf, ct).ConfigureAwait(false);
+    }
+
+    private async Task<TokenResult?> SendAndSettleAsync(CredentialRecord row, string? recoveryOf, CancellationToken ct)
+    {
+        var name = row.Name;
+        var fingerprint = row.RefreshTokenFingerprint;
+        var attempt = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
+        if (!await store.MarkAttemptAsync(name, _owner, attempt, fingerprint, recoveryOf, ct).ConfigureAwait(false))
+        {
+            return null; // lease lost or token rotated meanwhile: re-read
+        }
+
+        var sentAt = time.GetUtcNow();
+        TokenOutcome outcome;
+        using (var heartbeat = new CancellationTokenSource())
+        {
+            var beating = HeartbeatAsync(name, heartbeat.Token);
+            try
+            {
+                outcome = await tokens.RequestAsync(new Uri(row.Metadata.TokenEndpoint!), ClientOf(row), RequestParameters(row), ct).ConfigureAwait(false);
+            }
+            finally
+            {
+                await heartbeat.CancelAsync().ConfigureAwait(false);
+                await beating.ConfigureAwait(false);
+            }
+        }
+
+        switch (outcome.Kind)
+        {
+            case TokenOutcomeKind.Success:
+                return await CommitAsync(row, outcome.Tokens!, sentAt, ct).ConfigureAwait(false);
+
+            case TokenOutcomeKind.Terminal:
+                var reason = recoveryOf is not null && outcome.Error == "invalid_grant"
+                    ? LostResponse(name, $"the server refused the retry ({outcome.Describe()})")
+                    : Rejected(row, outcome);
+                return await MarkNeedsAuthAsync(row, reason, ct).ConfigureAwait(false);
+
+            case TokenOutcomeKind.Ambiguous when recoveryOf is not null:
+                return await MarkNeedsAuthAsync(row, LostResponse(name, $"the retry's answer was lost too ({outcome.Describe()})"), ct).ConfigureAwait(false);
+
+            case TokenOutcomeKind.Ambiguous when _options.RetryLostResponseOnce:
+                // The answer was lost, and the server may have rotated the token: one deliberate retry, now.
+                var again = await store.GetAsync(name, ct).ConfigureAwait(false);
+                return again is null ? TokenResult.NotFound
+                    : again.Coordination.AttemptId == attempt ? await SendAndSettleAsync(again, attempt, ct).ConfigureAwait(false)
+                    : null;
+
+            case TokenOutcomeKind.Ambiguous:
+                return await MarkNeedsAuthAsync(row, LostResponse(name, $"retrying is switched off ({outcome.Describe()})"), ct).ConfigureAwait(false);
+
+            default:
+                return await RecordTransientAsync(row, outcome, ct).ConfigureAwait(false);
+        }
+    }
+
+    private async Task<TokenResult?> CommitAsync(CredentialRecord row, TokenSet tokenSet, DateTimeOffset sentAt, CancellationToken ct)
+    {
+        var lifetime = Lifetime(tokenSet);
+        var expiresAt = sentAt + lifetime;
+        var refreshAfter = sentAt + TimeSpan.FromTicks((long)(lifetime.Ticks * (0.75 + (Random.Shared.NextDouble() * 0.10))));
+        var bearer = string.Equals(tokenSet.TokenType, "Bearer", StringComparison.OrdinalIgnoreCase);
+        var patch = new CredentialPatch
+        {
+            AccessToken = tokenSet.AccessToken,
+            RefreshToken = tokenSet.RefreshToken,
+            IdToken = tokenSet.IdToken,
+            ScopesGranted = tokenSet.Scope?.Split(' ', StringSplitOptions.RemoveEmptyEntries),
+            ExpiresAt = expiresAt,
+            RefreshAfter = refreshAfter,
+            ObtainedAt = sentAt,
+            State = bearer ? CredentialState.Ok : CredentialState.NeedsAuth,
+            Reason = bearer ? null : Reason("unsupported_token_type", $"The server issued a '{tokenSet.TokenType}' token for '{row.Name}'; Latchkey sends Bearer tokens only.", $"latchkey login {row.Name}"),
+            CompletesRefreshOf = _owner,
+        };
+
+        var condition = row.Metadata.GrantType == "client_credentials" ? WriteCondition.Version(row.Version) : WriteCondition.RefreshToken(row.RefreshTokenFingerprint);
+        for (var attempt = 0; ; attempt++)
+        {
+            WriteResult written;
+            try
+            {
+                written = await store.UpdateAsync(row.Name, patch, condition, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (StoreException ex) when (ex.Retryable && attempt < 5)
+            {
+                // The tokens are only in memory: keep trying under the lease (F7). A death here leaves the marker.
+                await Task.Delay(TimeSpan.FromMilliseconds(200 * (attempt + 1)), time, CancellationToken.None).ConfigureAwait(false);
+                continue;
+            }
+
+            return written.Outcome switch
+            {
+                WriteOutcome.Written when bearer => TokenResult.Ok(tokenSet.AccessToken, expiresAt),
+                WriteOutcome.Written => TokenResult.NeedsAuth(patch.Reason),
+                WriteOutcome.NotFound => TokenResult.NotFound,
+                _ => null, // cas_conflict: somebody rotated since we read; adopt what is stored
+            };
+        }
+    }
+
+    private async Task<TokenResult?> MarkNeedsAuthAsync(CredentialRecord row, StateReason reason, CancellationToken ct)
+    {
+        var condition = row.Metadata.GrantType == "client_credentials" ? WriteCondition.Version(row.Version) : WriteCondition.RefreshToken(row.RefreshTokenFingerprint);
+        var written = await store.UpdateAsync(row.Name, new CredentialPatch { State = CredentialState.NeedsAuth, Reason = reason, CompletesRefreshOf = _owner }, condition, ct).ConfigureAwait(false);
+        return written.Outcome switch
+        {
+            WriteOutcome.Written => TokenResult.NeedsAuth(reason),
+            WriteOutcome.NotFound => TokenResult.NotFound,
+            _ => null, // a winner rotated meanwhile: its token stands (F11)
+        };
+    }
+
+    private async Task<TokenResult?> RecordTransientAsync(CredentialRecord row, TokenOutcome outcome, CancellationToken ct)
+    {
+        var failures = row.Coordination.Failures + 1;
+        if (outcome.Error is not (null or "temporarily_unavailable" or "server_error" or "network_error") && outcome.Status is >= 400 and < 500 and not 429 && failures >= 3)
+        {
+            return await MarkNeedsAuthAsync(row, Reason("unexpected_response",
+                $"The token endpoint of '{row.Name}' answered {outcome.Describe()} three times in a row.", $"latchkey login {row.Name}", outcome.RequestId), ct).ConfigureAwait(false);
+        }
+
+        var backoff = outcome.RetryAfter is { } retryAfter && retryAfter > TimeSpan.Zero
+            ? TimeSpan.FromTicks(Math.Min(retryAfter.Ticks, TimeSpan.FromMinutes(15).Ticks))
+            : TimeSpan.FromTicks((long)(Math.Min(TimeSpan.FromMinutes(5).Ticks, TimeSpan.FromSeconds(1).Ticks * Math.Pow(2, Math.Min(failures - 1, 20))) * (0.8 + (Random.Shared.NextDouble() * 0.4))));
+        var reason = Reason(outcome.Kind == TokenOutcomeKind.NotSent ? "network_error" : "refresh_failed",
+            $"Refreshing '{row.Name}' failed ({outcome.Describe()}); the credential is kept and the refresh is retried after {backoff.TotalSeconds:0} s.", "Nothing to do; it retries by itself.", outcome.RequestId);
+        await store.RecordRefreshFailureAsync(row.Name, _owner, reason, time.GetUtcNow() + backoff, clearAttempt: true, ct).ConfigureAwait(false);
+        return IsUsable(row, time.GetUtcNow()) ? Served(row) : TokenResult.Retryable(reason);
+    }
+
+    private async Task HeartbeatAsync(string name, CancellationToken stop)
+    {
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(_options.LeaseDuration / 3, time, stop).ConfigureAwait(false);
+                await store.RenewLeaseAsync(name, _owner, _options.LeaseDuration, stop).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    private static ClientAuth ClientOf(CredentialRecord row) =>
+        new(row.Metadata.Client!.ClientId, row.Metadata.Client.AuthMethod, row.Secrets.ClientSecret);
+
+    private static List<KeyValuePair<string, string>> RequestParameters(CredentialRecord row)
+    {
+        var m = row.Metadata;
+        var parameters = new List<KeyValuePair<string, string>>();
+        if (m.GrantType == "client_credentials")
+        {
+            parameters.Add(new("grant_type", "client_credentials"));
+            if (m.ScopesRequested.Count > 0)
+            {
+                parameters.Add(new("scope", string.Join(' ', m.ScopesRequested)));
+            }
+        }
+        else
+        {
+            parameters.Add(new("grant_type", "refresh_token"));
+            parameters.Add(new("refresh_token", row.Secrets.RefreshToken!));
+        }
+
+        if (m.Resource is not null && !m.Quirks.Contains("omit_resource") && !(m.GrantType != "client_credentials" && m.Quirks.Contains("refresh_without_resource")))
+        {
+            parameters.Add(new("resource", m.Resource));
+        }
+
+        return parameters;
+    }
+
+    /// <summary>The token's lifetime: <c>expires_in</c> when sane, else the JWT's <c>exp</c>, else the default.</summary>
+    private TimeSpan Lifetime(TokenSet tokenSet)
+    {
+        if (tokenSet.ExpiresIn is > 0 and <= 366L * 24 * 3600)
+        {
+            return TimeSpan.FromSeconds(tokenSet.ExpiresIn.Value);
+        }
+
+        if (JwtExpiry(tokenSet.AccessToken) is { } exp && exp > time.GetUtcNow())
+        {
+            return exp - time.GetUtcNow();
+        }
+
+        return _options.DefaultLifetime;
+    }
+
+    /// <summary>Reads <c>exp</c> from a JWT's payload, for scheduling only (the signature is the resource server's business).</summary>
+    internal static DateTimeOffset? JwtExpiry(string token)
+    {
+        var parts = token.Split('.');
+        if (parts.Length != 3)
+        {
+            return null;
+        }
+
+        try
+        {
+            var payload = parts[1].Replace('-', '+').Replace('_', '/');
+            payload = payload.PadRight(payload.Length + ((4 - (payload.Length % 4)) % 4), '=');
+            using var json = JsonDocument.Parse(Encoding.UTF8.GetString(Convert.FromBase64String(payload)));
+            return json.RootElement.Long("exp") is { } exp ? DateTimeOffset.FromUnixTimeSeconds(exp) : null;
+        }
+        catch (Exception ex) when (ex is FormatException or JsonException or ArgumentException)
+        {
+            return null;
+        }
+    }
+
+    private StateReason Reason(string code, string message, string? fix, string? requestId = null) =>
+        new(code, requestId is null ? message : $"{message} (request id {requestId})", fix, time.GetUtcNow());
+
+    private StateReason Rejected(CredentialRecord row, TokenOutcome outcome)
+    {
+        var name = row.Name;
+        return outcome.Error switch
+        {
+            "invalid_grant" => Reason("invalid_grant", $"The authorization server refused the refresh token of '{name}' ({outcome.Describe()}): the grant was revoked, expired, or its refresh token was already used.", $"latchkey login {name}", outcome.RequestId),
+            "invalid_client" or "unauthorized_client" => Reason("client_rejected", $"The authorization server rejected the client registration '{row.Metadata.Client?.ClientId}' of '{name}' ({outcome.Describe()}).", $"latchkey login {name}", outcome.RequestId),
+            "invalid_scope" => Reason("invalid_scope", $"The authorization server refused the scopes of '{name}' ({string.Join(' ', row.Metadata.ScopesRequested)}): {outcome.Describe()}.", $"latchkey login {name} --scope SCOPES", outcome.RequestId),
+            "invalid_target" => Reason("invalid_target", $"The authorization server refused the resource '{row.Metadata.Resource}' of '{name}' ({outcome.Describe()}).", $"latchkey login {name}", outcome.RequestId),
+            _ => Reason(outcome.Error ?? "rejected", $"The authorization server refused to refresh '{name}' ({outcome.Describe()}).", $"latchkey login {name}", outcome.RequestId),
+        };
+    }
+
+    private StateReason LostResponse(string name, string detail) =>
+        Reason("lost_response_rotation", $"A refresh of '{name}' was sent but its answer was lost, so the server may have rotated the refresh token; {detail}.", $"latchkey login {name}");
+}

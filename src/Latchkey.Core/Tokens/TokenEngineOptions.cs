@@ -1,0 +1,20 @@
+namespace Latchkey.Tokens;
+
+/// <summary>The token engine's timings (failure-modes.md §2.7). Defaults suit a laptop and a team gateway alike.</summary>
+internal sealed record TokenEngineOptions
+{
+    /// <summary>L: how long a refresh lease lasts; renewed every third of it while the request runs.</summary>
+    public TimeSpan LeaseDuration { get; init; } = TimeSpan.FromSeconds(90);
+
+    /// <summary>How long a caller waits for a refresh that another process is making before it gives up (retryable).</summary>
+    public TimeSpan WaitBudget { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>The whole budget of one shared refresh flight, independent of any caller's cancellation (F22).</summary>
+    public TimeSpan FlightTimeout { get; init; } = TimeSpan.FromSeconds(120);
+
+    /// <summary>The lifetime assumed when a token response has no <c>expires_in</c> and the token is not a JWT.</summary>
+    public TimeSpan DefaultLifetime { get; init; } = TimeSpan.FromHours(1);
+
+    /// <summary>Whether a lost refresh response is retried once with the same refresh token (§2.8, the default).</summary>
+    public bool RetryLostResponseOnce { get; init; } = true;
+}
