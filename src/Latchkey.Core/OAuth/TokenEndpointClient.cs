@@ -49,8 +49,23 @@ internal sealed record TokenOutcome(TokenOutcomeKind Kind, TokenSet? Tokens, str
 /// (<c>Connection: close</c>), so the HTTP stack can never silently replay a refresh on a dead pooled connection
 /// (F13).
 /// </summary>
-internal sealed class TokenEndpointClient(OAuthHttp http, TimeProvider time)
+internal sealed class TokenEndpointClient
 {
+    private readonly Lazy<OAuthHttp> _http;
+    private readonly TimeProvider _time;
+
+    public TokenEndpointClient(OAuthHttp http, TimeProvider time)
+        : this(new Lazy<OAuthHttp>(http), time)
+    {
+    }
+
+    /// <summary>Creates the HTTP client on first use, so a process that never refreshes never pays for it.</summary>
+    public TokenEndpointClient(Lazy<OAuthHttp> http, TimeProvider time)
+    {
+        _http = http;
+        _time = time;
+    }
+
     public async Task<TokenOutcome> RequestAsync(Uri tokenEndpoint, ClientAuth client, IEnumerable<KeyValuePair<string, string>> parameters, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(tokenEndpoint);
@@ -77,7 +92,7 @@ internal sealed class TokenEndpointClient(OAuthHttp http, TimeProvider time)
         OAuthHttp.OAuthResponse response;
         try
         {
-            response = await http.SendAsync(request, cancellationToken).ConfigureAwait(false);
+            response = await _http.Value.SendAsync(request, cancellationToken).ConfigureAwait(false);
         }
         catch (HttpRequestException ex) when (ex.HttpRequestError is HttpRequestError.NameResolutionError or HttpRequestError.ConnectionError or HttpRequestError.SecureConnectionError)
         {
@@ -92,7 +107,7 @@ internal sealed class TokenEndpointClient(OAuthHttp http, TimeProvider time)
             return new TokenOutcome(TokenOutcomeKind.Ambiguous, null, ex.Code, ex.Message, null, null, null);
         }
 
-        return Classify(response, time.GetUtcNow());
+        return Classify(response, _time.GetUtcNow());
     }
 
     /// <summary>Classifies a token-endpoint answer as failure-modes.md §2.6 says.</summary>

@@ -58,9 +58,15 @@ internal sealed record CredentialPatch
     /// </summary>
     public string? CompletesRefreshOf { get; init; }
 
+    /// <summary>
+    /// A new sign-in: the secret material becomes exactly this patch's (a refresh token the new grant lacks is
+    /// not carried over from the old one), and the granted scopes are replaced even when empty.
+    /// </summary>
+    public bool ReplacesGrant { get; init; }
+
     /// <summary>Whether the patch changes secret material (and so needs the record decrypted).</summary>
     public bool TouchesSecrets =>
-        ApiKey is not null || AccessToken is not null || !string.IsNullOrEmpty(RefreshToken)
+        ReplacesGrant || ApiKey is not null || AccessToken is not null || !string.IsNullOrEmpty(RefreshToken)
         || ClientSecret is not null || IdToken is not null;
 
     /// <summary>Applies the patch to stored metadata.</summary>
@@ -77,14 +83,16 @@ internal sealed record CredentialPatch
         GrantType = GrantType ?? m.GrantType,
         Quirks = Quirks ?? m.Quirks,
         ScopesRequested = ScopesRequested ?? m.ScopesRequested,
-        ScopesGranted = ScopesGranted is { Count: > 0 } ? ScopesGranted : m.ScopesGranted,
+        ScopesGranted = ScopesGranted is { Count: > 0 } || (ReplacesGrant && ScopesGranted is not null) ? ScopesGranted : m.ScopesGranted,
         ExpiresAt = ExpiresAt ?? m.ExpiresAt,
         RefreshAfter = RefreshAfter ?? m.RefreshAfter,
         ObtainedAt = ObtainedAt ?? m.ObtainedAt,
     };
 
     /// <summary>Applies the patch to stored secrets.</summary>
-    public CredentialSecrets ApplyTo(CredentialSecrets s) => new()
+    public CredentialSecrets ApplyTo(CredentialSecrets s) => ReplacesGrant
+        ? new() { ApiKey = ApiKey, AccessToken = AccessToken, RefreshToken = string.IsNullOrEmpty(RefreshToken) ? null : RefreshToken, ClientSecret = ClientSecret, IdToken = IdToken }
+        : new()
     {
         ApiKey = ApiKey ?? s.ApiKey,
         AccessToken = AccessToken ?? s.AccessToken,

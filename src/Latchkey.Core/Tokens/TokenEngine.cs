@@ -112,6 +112,11 @@ internal sealed class TokenEngine(ICredentialStore store, TokenEndpointClient to
     /// <summary>Steps 2–5 of the algorithm: what can be answered without refreshing, or null.</summary>
     private TokenResult? Decide(CredentialRecord row, string? forceFingerprint)
     {
+        if (row.State == CredentialState.Quarantined)
+        {
+            return new TokenResult(TokenStatus.Quarantined, null, row.Reason, null);
+        }
+
         if (row.Kind == CredentialKind.ApiKey)
         {
             return row.State == CredentialState.Ok && !string.IsNullOrEmpty(row.Secrets.ApiKey)

@@ -14,6 +14,9 @@ internal enum TokenStatus
     /// <summary>Not now (the server is down, a refresh is in flight elsewhere); try again. The credential is intact.</summary>
     Retryable,
 
+    /// <summary>The stored record cannot be read; the reason says how to restore or remove it.</summary>
+    Quarantined,
+
     /// <summary>No credential has that name.</summary>
     NotFound,
 }

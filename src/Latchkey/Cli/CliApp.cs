@@ -99,6 +99,7 @@ internal sealed class CliApp(CliConsole console, TimeProvider time)
             HomeOption,
         };
         CredentialCommands.AddTo(root, this);
+        LoginCommands.AddTo(root, this);
         DoctorCommand.AddTo(root, this);
         return root;
     }

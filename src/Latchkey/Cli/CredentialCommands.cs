@@ -234,19 +234,16 @@ internal static class CredentialCommands
         {
             var credentialName = parse.GetValue(name)!;
             await using var store = app.OpenStore(parse);
-            var record = await store.GetAsync(credentialName, ct) ?? throw CliException.NotFound(credentialName);
-            var (state, reason) = CredentialView.Derive(record, app.Time.GetUtcNow());
-            if (state is "needs-auth" or "quarantined")
+            using var oauth = new OAuthServices(store, app.Time);
+            var result = await oauth.Engine.GetAccessTokenAsync(credentialName, null, ct);
+            var secret = result.Status switch
             {
-                throw new CliException(ExitCodes.NotUsable, $"'{credentialName}' is {state}: {reason?.Message}", reason?.Fix);
-            }
-
-            var secret = record.Kind == CredentialKind.ApiKey ? record.Secrets.ApiKey : record.Secrets.AccessToken;
-            if (string.IsNullOrEmpty(secret))
-            {
-                throw new CliException(ExitCodes.NotUsable, $"'{credentialName}' holds no {(record.Kind == CredentialKind.ApiKey ? "API key" : "access token")}.",
-                    record.Kind == CredentialKind.ApiKey ? $"latchkey add {credentialName} --replace --upstream {record.Metadata.Upstream}" : $"latchkey login {credentialName}");
-            }
+                Tokens.TokenStatus.Ok => result.AccessToken!,
+                Tokens.TokenStatus.NotFound => throw CliException.NotFound(credentialName),
+                Tokens.TokenStatus.Quarantined => throw new CliException(ExitCodes.NotUsable, $"'{credentialName}' is quarantined: {result.Reason?.Message}", result.Reason?.Fix),
+                Tokens.TokenStatus.NeedsAuth => throw new CliException(ExitCodes.NotUsable, $"'{credentialName}' needs sign-in: {result.Reason?.Message ?? "it is not usable."}", result.Reason?.Fix),
+                _ => throw new CliException(ExitCodes.Failure, $"No token for '{credentialName}' right now: {result.Reason?.Message}", result.Reason?.Fix),
+            };
 
             await app.Console.Out.WriteAsync(secret + "\n");
             await app.Console.Out.FlushAsync(ct);
@@ -336,18 +333,8 @@ internal static class CredentialCommands
     private static Command Remove(CliApp app)
     {
         var name = NameArgument("The credential to remove, with all its saved versions.");
-        var command = new Command("remove", "Remove a credential and its saved versions.") { name };
-        command.SetAction(async (parse, ct) =>
-        {
-            var credentialName = parse.GetValue(name)!;
-            await using var store = app.OpenStore(parse);
-            if (!await store.RemoveAsync(credentialName, ct))
-            {
-                throw CliException.NotFound(credentialName);
-            }
-
-            return Done(app, $"Removed '{credentialName}' and its saved versions.");
-        });
+        var command = new Command("remove", "Remove a credential and its saved versions; an OAuth grant is revoked at its server first (RFC 7009).") { name };
+        command.SetAction((parse, ct) => LoginCommands.RemoveAsync(app, parse, parse.GetValue(name)!, ct));
         return command;
     }
 

@@ -1,0 +1,206 @@
+using System.Net;
+using Latchkey.OAuth;
+using Latchkey.Store;
+
+namespace Latchkey.Tokens;
+
+/// <summary>What <c>latchkey login</c> was asked to do.</summary>
+internal sealed record SignInOptions
+{
+    public required string Name { get; init; }
+
+    /// <summary>The protected resource (an MCP server or API); its metadata names the issuer.</summary>
+    public Uri? Resource { get; init; }
+
+    /// <summary>The issuer, when there is no resource metadata to discover it from (or to pin one).</summary>
+    public string? Issuer { get; init; }
+
+    public ClientChoice Client { get; init; } = ClientChoice.Dynamic;
+
+    /// <summary>Scopes asked for explicitly; otherwise the challenge's, then the resource's scopes_supported.</summary>
+    public IReadOnlyList<string>? Scopes { get; init; }
+
+    public bool Device { get; init; }
+
+    public bool ClientCredentials { get; init; }
+
+    /// <summary>Where the gateway forwards for this credential; defaults to the resource.</summary>
+    public string? Upstream { get; init; }
+
+    public IReadOnlyList<string> Quirks { get; init; } = [];
+}
+
+/// <summary>
+/// Signs in: discovers the resource and its authorization server, registers (or reuses the stored registration
+/// for the same issuer), runs the grant, and only then replaces the stored grant in one write conditional on the
+/// record's version; the old refresh token is revoked afterwards. A failed or abandoned sign-in changes nothing
+/// (F21). The registration is stored in the same record as the tokens it produced (F10).
+/// </summary>
+internal sealed class SignInService(ICredentialStore store, OAuthHttp http, Discovery discovery, ClientRegistrar registrar, GrantFlows flows, TimeProvider time)
+{
+    public async Task<CredentialRecord> SignInAsync(SignInOptions options, BrowserLauncher browser, TextWriter progress, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(browser);
+        ArgumentNullException.ThrowIfNull(progress);
+        var existing = await store.GetAsync(options.Name, ct).ConfigureAwait(false);
+        if (existing is { Kind: CredentialKind.ApiKey })
+        {
+            throw new OAuthException("not_oauth", $"'{options.Name}' is an API-key credential; choose another name for the OAuth sign-in, or remove it first.");
+        }
+
+        var old = existing?.State == CredentialState.Quarantined ? null : existing?.Metadata;
+        var resource = options.Resource ?? (old?.Resource is { } r && options.Issuer is null ? new Uri(r) : null);
+        var requestedIssuer = options.Issuer ?? (options.Resource is null ? old?.Issuer : null);
+        if (resource is null && requestedIssuer is null)
+        {
+            throw new OAuthException("usage", $"Say what to sign in to: --resource URL (the API or MCP server) or --issuer URL (the authorization server).");
+        }
+
+        ProtectedResourceMetadata? prm = null;
+        IReadOnlyList<string> challengeScopes = [];
+        if (resource is not null)
+        {
+            var challenge = await ProbeAsync(resource, ct).ConfigureAwait(false);
+            challengeScopes = challenge.Scopes;
+            try
+            {
+                prm = await discovery.DiscoverResourceAsync(resource, challenge.ResourceMetadata, ct).ConfigureAwait(false);
+            }
+            catch (OAuthException) when (requestedIssuer is not null)
+            {
+                prm = null; // the issuer was given: resource metadata is optional then
+            }
+        }
+
+        var issuer = requestedIssuer ?? prm!.AuthorizationServers[0];
+        if (prm is not null && options.Issuer is not null && !prm.AuthorizationServers.Contains(options.Issuer, StringComparer.Ordinal))
+        {
+            throw new OAuthException("issuer_not_listed", $"The resource {prm.Resource} names the authorization servers {string.Join(", ", prm.AuthorizationServers)}, not {options.Issuer}.");
+        }
+
+        var quirks = IssuerQuirks.Parse(options.Quirks.Concat(old?.Quirks ?? []).Distinct());
+        progress.WriteLine($"Authorization server: {issuer}");
+        var server = await discovery.DiscoverIssuerAsync(issuer, quirks, ct).ConfigureAwait(false);
+
+        // Reuse the stored registration for the same issuer unless another client was asked for (checklist D.15).
+        var reuse = options.Client == ClientChoice.Dynamic && old?.Client is { } stored && old.Issuer == server.Issuer
+            && !(options.Device && stored.Source == "dcr");
+        var (client, secret) = reuse
+            ? (old!.Client!, existing!.Secrets.ClientSecret)
+            : await registrar.RegisterAsync(server, options.Client, options.Device, ct).ConfigureAwait(false);
+        if (!reuse)
+        {
+            progress.WriteLine($"Client: {client.ClientId} ({client.Source switch { "dcr" => "registered dynamically", "cimd" => "client metadata document", _ => "pre-registered" }})");
+        }
+
+        var resourceId = prm?.Resource ?? resource?.OriginalString;
+        var scopes = ChooseScopes(options, challengeScopes, prm, old, resourceId, server);
+        var request = new GrantRequest(server, client, secret, resourceId, scopes);
+        var sentAt = time.GetUtcNow();
+        var grantType = options.ClientCredentials ? "client_credentials" : options.Device ? "device_code" : "authorization_code";
+        var tokenSet = grantType switch
+        {
+            "client_credentials" => await flows.ClientCredentialsAsync(request, ct).ConfigureAwait(false),
+            "device_code" => await flows.DeviceAsync(request, progress, ct).ConfigureAwait(false),
+            _ => await flows.AuthorizationCodeAsync(request, browser, ct).ConfigureAwait(false),
+        };
+        if (!string.Equals(tokenSet.TokenType, "Bearer", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new OAuthException("unsupported_token_type", $"{server.Issuer} issued a '{tokenSet.TokenType}' token; Latchkey sends Bearer tokens only. Nothing was changed.");
+        }
+
+        var lifetime = tokenSet.ExpiresIn is > 0 and <= 366L * 24 * 3600 ? TimeSpan.FromSeconds(tokenSet.ExpiresIn.Value)
+            : TokenEngine.JwtExpiry(tokenSet.AccessToken) is { } exp && exp > sentAt ? exp - sentAt : TimeSpan.FromHours(1);
+        var metadata = new CredentialPatch
+        {
+            ReplacesGrant = true,
+            State = CredentialState.Ok,
+            CompletesRefreshOf = "sign-in",
+            Upstream = options.Upstream ?? old?.Upstream ?? resourceId,
+            Issuer = server.Issuer,
+            Client = client,
+            Resource = resourceId,
+            TokenEndpoint = server.TokenEndpoint.AbsoluteUri,
+            RevocationEndpoint = server.RevocationEndpoint?.AbsoluteUri,
+            GrantType = grantType == "device_code" ? "authorization_code" : grantType,
+            Quirks = server.QuirksApplied.Concat(options.Quirks).Distinct().ToList(),
+            ScopesRequested = scopes,
+            ScopesGranted = tokenSet.Scope is { } granted ? granted.Split(' ', StringSplitOptions.RemoveEmptyEntries) : scopes,
+            ObtainedAt = sentAt,
+            ExpiresAt = sentAt + lifetime,
+            RefreshAfter = sentAt + TimeSpan.FromTicks((long)(lifetime.Ticks * (0.75 + (Random.Shared.NextDouble() * 0.10)))),
+            AccessToken = tokenSet.AccessToken,
+            RefreshToken = tokenSet.RefreshToken,
+            IdToken = tokenSet.IdToken,
+            ClientSecret = secret,
+        };
+
+        CredentialRecord written;
+        if (existing is null)
+        {
+            var created = await store.CreateAsync(new NewCredential(options.Name, CredentialKind.OAuth, metadata.ApplyTo(new CredentialMetadata()), metadata.ApplyTo(CredentialSecrets.Empty)), ct).ConfigureAwait(false);
+            written = created.Succeeded ? created.Record! : throw new OAuthException("conflict", $"'{options.Name}' was created by someone else during the sign-in; nothing was overwritten. Run the command again.");
+        }
+        else
+        {
+            var result = existing.State == CredentialState.Quarantined
+                ? throw new OAuthException("quarantined", $"'{options.Name}' is quarantined; remove it ('latchkey remove {options.Name}') or restore a version before signing in again.")
+                : await store.UpdateAsync(options.Name, metadata, WriteCondition.Version(existing.Version), ct).ConfigureAwait(false);
+            written = result.Succeeded ? result.Record! : throw new OAuthException("conflict", $"'{options.Name}' changed during the sign-in ({result.Outcome}); the new grant was not stored. Run the command again.");
+
+            // The new grant is stored: now retire the old one (best-effort, RFC 7009).
+            if (existing.Secrets.RefreshToken is { } oldRefresh && oldRefresh != tokenSet.RefreshToken && old?.RevocationEndpoint is { } revocation && old.Client is { } oldClient)
+            {
+                try
+                {
+                    await flows.RevokeAsync(new Uri(revocation), new ClientAuth(oldClient.ClientId, oldClient.AuthMethod, existing.Secrets.ClientSecret), oldRefresh, "refresh_token", ct).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is OAuthException or HttpRequestException)
+                {
+                    progress.WriteLine($"(The previous refresh token could not be revoked: {ex.Message})");
+                }
+            }
+        }
+
+        return written;
+    }
+
+    /// <summary>Asks the resource without a token, to read its challenge (RFC 9728 §5.1).</summary>
+    private async Task<WwwAuthenticateResult> ProbeAsync(Uri resource, CancellationToken ct)
+    {
+        try
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, resource);
+            var response = await http.SendAsync(request, ct).ConfigureAwait(false);
+            return response.Status == HttpStatusCode.Unauthorized && response.Headers.NonValidated.TryGetValues("WWW-Authenticate", out var values)
+                ? WwwAuthenticateParser.Parse(values)
+                : WwwAuthenticateResult.Empty;
+        }
+        catch (HttpRequestException ex)
+        {
+            throw new OAuthException("discovery_failed", $"{resource} could not be reached ({ex.HttpRequestError}).", ex);
+        }
+    }
+
+    /// <summary>Explicit scopes, else the challenge's, else the resource's scopes_supported (checklist §4.2); a new
+    /// sign-in to the same resource asks for the union with what was asked before (step-up, §4.3).</summary>
+    private static List<string> ChooseScopes(SignInOptions options, IReadOnlyList<string> challenge, ProtectedResourceMetadata? prm, CredentialMetadata? old, string? resource, AuthorizationServerMetadata server)
+    {
+        IEnumerable<string> scopes = options.Scopes is { Count: > 0 } explicitScopes ? explicitScopes
+            : challenge.Count > 0 ? challenge
+            : prm?.ScopesSupported ?? [];
+        if (old is not null && old.Resource == resource && old.Issuer == server.Issuer)
+        {
+            scopes = old.ScopesRequested.Concat(scopes);
+        }
+
+        var list = scopes.Distinct(StringComparer.Ordinal).ToList();
+        if (!options.ClientCredentials && server.ScopesSupported.Contains("offline_access") && !list.Contains("offline_access") && list.Count > 0)
+        {
+            list.Add("offline_access");
+        }
+
+        return list;
+    }
+}
