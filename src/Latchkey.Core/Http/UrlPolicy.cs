@@ -13,7 +13,9 @@ internal static class UrlPolicy
     public static bool TryParse(string? text, out Uri uri, out string problem)
     {
         uri = null!;
-        if (string.IsNullOrWhiteSpace(text) || !Uri.TryCreate(text, UriKind.Absolute, out var parsed))
+        // On Unix, Uri reads "/path" as an absolute file URI; that is a relative reference here.
+        if (string.IsNullOrWhiteSpace(text) || !Uri.TryCreate(text, UriKind.Absolute, out var parsed)
+            || (parsed.IsFile && !text.StartsWith("file:", StringComparison.OrdinalIgnoreCase)))
         {
             problem = $"'{text}' is not an absolute URL; give one like https://api.example.com.";
             return false;

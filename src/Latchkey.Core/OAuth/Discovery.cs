@@ -20,7 +20,9 @@ internal sealed class Discovery(OAuthHttp http)
         if (challengeMetadataUrl is not null)
         {
             // The challenge's URL, exactly as given, with no fallback (MCP client checklist B.4).
-            if (!Uri.TryCreate(challengeMetadataUrl, UriKind.Absolute, out var fromChallenge))
+            // On Unix, Uri parses "/path" as an absolute file URI: require a scheme explicitly.
+            var hasScheme = challengeMetadataUrl.StartsWith("https://", StringComparison.OrdinalIgnoreCase) || challengeMetadataUrl.StartsWith("http://", StringComparison.OrdinalIgnoreCase);
+            if (!hasScheme || !Uri.TryCreate(challengeMetadataUrl, UriKind.Absolute, out var fromChallenge))
             {
                 throw new OAuthException("resource_metadata_relative", $"The server's challenge named resource_metadata '{challengeMetadataUrl}', which is not an absolute URL (RFC 9728 requires one).");
             }

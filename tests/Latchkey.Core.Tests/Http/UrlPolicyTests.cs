@@ -26,6 +26,7 @@ public sealed class UrlPolicyTests
     [InlineData("file:///etc/passwd", "scheme")]
     [InlineData("javascript:alert(1)", "scheme")]
     [InlineData("api.example.com", "not an absolute URL")]
+    [InlineData("/.well-known/oauth-protected-resource", "not an absolute URL")]
     [InlineData("", "not an absolute URL")]
     [InlineData("https://user:pw@example.com", "user name")]
     [InlineData("https://example.com/#frag", "fragment")]
