@@ -19,7 +19,9 @@ internal sealed record CredentialView(
     long Version,
     string? Issuer,
     string? Resource,
-    InjectionView Injection)
+    InjectionView Injection,
+    IReadOnlyList<string> Quirks,
+    ReasonView? LastError)
 {
     /// <summary>How close to expiry a credential is shown as <c>expiring</c> when it has no refresh schedule.</summary>
     public static readonly TimeSpan ExpiringWindow = TimeSpan.FromMinutes(5);
@@ -40,7 +42,9 @@ internal sealed record CredentialView(
             record.Version,
             m.Issuer,
             m.Resource,
-            new InjectionView(m.Injection.Header, m.Injection.Format));
+            new InjectionView(m.Injection.Header, m.Injection.Format),
+            m.Quirks,
+            record.Coordination.LastError is { } e ? new ReasonView(e.Code, e.Message, e.Fix, e.At) : null);
     }
 
     /// <summary>
