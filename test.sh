@@ -32,19 +32,27 @@ dotnet restore Latchkey.slnx --verbosity quiet
 log "building (Release)"
 dotnet build Latchkey.slnx -c Release --no-restore --verbosity quiet -nologo -clp:ErrorsOnly
 log "running tests"
-out=$(mktemp)
-trap 'rm -f "$out"' EXIT
+results=$(mktemp -d)
+trap 'rm -rf "$results"' EXIT
 set +e
-dotnet test Latchkey.slnx -c Release --no-build --verbosity quiet --logger "console;verbosity=normal" 2>&1 | tee "$out" | grep -E '^\s+(Failed|Skipped) |Passed!|Failed!|error' >&2
+# Console: failures and skips as they happen, then each project's summary. Counting: the TRX files, not console text.
+dotnet test Latchkey.slnx -c Release --no-build --verbosity quiet --results-directory "$results" \
+  --logger trx --logger "console;verbosity=normal" 2>&1 \
+  | tee "$results/console.log" \
+  | grep -E '^\s+(Failed|Skipped) |^\s+(Error Message|Stack Trace)|^Test Run|^Total tests|^\s+(Passed|Failed|Skipped): ' >&2
 status=${PIPESTATUS[0]}
 set -e
 passed=0 failed=0 skipped=0
-while read -r f p s; do
-  failed=$((failed + f)) passed=$((passed + p)) skipped=$((skipped + s))
-done < <(sed -nE 's/.*(Passed|Failed)! +- Failed: +([0-9]+), Passed: +([0-9]+), Skipped: +([0-9]+).*/\2 \3 \4/p' "$out")
+for trx in "$results"/*.trx; do
+  [ -e "$trx" ] || continue
+  counters=$(grep -oE '<Counters [^>]*>' "$trx" | head -1)
+  get() { sed -nE "s/.* $1=\"([0-9]+)\".*/\1/p" <<<"$counters"; }
+  passed=$((passed + $(get passed))) failed=$((failed + $(get failed)))
+  skipped=$((skipped + $(get notExecuted)))
+done
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
   failed=1  # the run failed before tests reported (a build or a crash): never report it as green
-  grep -E 'error|Error' "$out" | head -20 >&2 || true
+  grep -iE 'error' "$results/console.log" | grep -vE '^\s+Passed ' | head -20 >&2 || true
 fi
 echo "tests: $passed passed, $failed failed, $skipped skipped"
 [ "$status" -eq 0 ] && [ "$passed" -gt 0 ]
