@@ -36,6 +36,9 @@ internal sealed record CredentialRecord
     /// <summary>Refresh coordination: lease, in-flight attempt, backoff (see <see cref="RefreshCoordination"/>).</summary>
     public RefreshCoordination Coordination { get; init; } = RefreshCoordination.None;
 
+    /// <summary>The last authentication failure an upstream answered the gateway with, or null.</summary>
+    public UpstreamFailure? LastUpstreamFailure { get; init; }
+
     public required DateTimeOffset CreatedAt { get; init; }
 
     public required DateTimeOffset UpdatedAt { get; init; }

@@ -72,4 +72,10 @@ internal interface ICredentialStore : IAsyncDisposable
     /// <summary>Records a transient refresh failure and a shared backoff, and releases the lease, if
     /// <paramref name="owner"/> holds it. The secret material is never touched.</summary>
     Task<bool> RecordRefreshFailureAsync(string name, string owner, StateReason error, DateTimeOffset backoffUntil, bool clearAttempt, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Records (or, with null, clears) the last authentication failure an upstream answered with, for
+    /// <c>status</c>. Does not bump the version or touch content. Returns false when there is no such credential.
+    /// </summary>
+    Task<bool> RecordUpstreamFailureAsync(string name, UpstreamFailure? failure, CancellationToken cancellationToken);
 }

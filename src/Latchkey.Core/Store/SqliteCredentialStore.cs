@@ -15,17 +15,17 @@ namespace Latchkey.Store;
 /// Conditions are checked inside the write transaction, which holds SQLite's single write lock: a check and the
 /// write it guards cannot be separated by another writer in any process.
 /// </remarks>
-internal sealed class SqliteCredentialStore : ICredentialStore, IDisposable
+internal sealed partial class SqliteCredentialStore : ICredentialStore, IClientKeyStore, IDisposable
 {
     /// <summary>The schema this build writes. An older database is migrated forward; a newer one is refused.</summary>
-    public const int SchemaVersion = 2;
+    public const int SchemaVersion = 3;
 
     /// <summary>How long a writer waits for the write lock before giving up (50 processes at once fit easily).</summary>
     public static readonly TimeSpan BusyTimeout = TimeSpan.FromSeconds(30);
 
     private const string RowColumns =
         "id, name, kind, version, state, reason_json, metadata_json, key_id, secret_ct, rt_fp, created_at, updated_at, " +
-        "at_fp, lease_owner, lease_until, lease_epoch, attempt_id, attempt_rt_fp, attempt_owner, attempt_sent_at, attempt_recovery_of, backoff_until, failures, last_error_json";
+        "at_fp, lease_owner, lease_until, lease_epoch, attempt_id, attempt_rt_fp, attempt_owner, attempt_sent_at, attempt_recovery_of, backoff_until, failures, last_error_json, upstream_failure_json";
 
     private readonly string _connectionString;
     private readonly SecretProtector _protector;
@@ -332,7 +332,7 @@ internal sealed class SqliteCredentialStore : ICredentialStore, IDisposable
                 select.CommandText =
                     """
                     SELECT $id, $name, $kind, version, state, reason_json, metadata_json, key_id, secret_ct, rt_fp, $created, written_at,
-                      NULL, NULL, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL
+                      NULL, NULL, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL
                     FROM credential_history WHERE credential_id = $id AND version = $version
                     """;
                 select.Parameters.AddWithValue("$id", row.Id);
@@ -435,6 +435,12 @@ internal sealed class SqliteCredentialStore : ICredentialStore, IDisposable
             [("$name", name), ("$owner", owner), ("$backoff", backoffUntil.ToUnixTimeMilliseconds()), ("$error", JsonSerializer.Serialize(error, StoreJsonContext.Default.StateReason))],
             cancellationToken);
 
+    public Task<bool> RecordUpstreamFailureAsync(string name, UpstreamFailure? failure, CancellationToken cancellationToken) =>
+        Coordinate(
+            "UPDATE credential SET upstream_failure_json = $failure WHERE name = $name",
+            [("$name", name), ("$failure", failure is null ? null : JsonSerializer.Serialize(failure, StoreJsonContext.Default.UpstreamFailure))],
+            cancellationToken);
+
     private Task<bool> Coordinate(string sql, (string Name, object? Value)[] parameters, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
@@ -511,12 +517,7 @@ internal sealed class SqliteCredentialStore : ICredentialStore, IDisposable
             return;
         }
 
-        var options = new FileStreamOptions { Mode = FileMode.OpenOrCreate, Access = FileAccess.Write };
-        if (!OperatingSystem.IsWindows())
-        {
-            options.UnixCreateMode = StoreHome.FileMode;
-        }
-
+        var options = StoreHome.PrivateFileOptions(FileMode.OpenOrCreate, FileAccess.Write);
         try
         {
             using var _ = new FileStream(path, options);
@@ -745,6 +746,7 @@ internal sealed class SqliteCredentialStore : ICredentialStore, IDisposable
             RefreshTokenFingerprint = row.RefreshTokenFingerprint,
             AccessTokenFingerprint = row.AccessTokenFingerprint,
             Coordination = row.Coordination,
+            LastUpstreamFailure = row.UpstreamFailure,
             CreatedAt = DateTimeOffset.FromUnixTimeMilliseconds(row.CreatedAt),
             UpdatedAt = DateTimeOffset.FromUnixTimeMilliseconds(row.UpdatedAt),
         };
@@ -799,7 +801,7 @@ internal sealed class SqliteCredentialStore : ICredentialStore, IDisposable
     private sealed record StoredRow(
         string Id, string Name, string Kind, long Version, string State, string? ReasonJson, string MetadataJson,
         string KeyId, byte[] SealedSecrets, string? RefreshTokenFingerprint, long CreatedAt, long UpdatedAt,
-        string? AccessTokenFingerprint, RefreshCoordination Coordination)
+        string? AccessTokenFingerprint, RefreshCoordination Coordination, UpstreamFailure? UpstreamFailure)
     {
         public static StoredRow From(SqliteDataReader r) => new(
             r.GetString(0), r.GetString(1), r.GetString(2), r.GetInt64(3), r.GetString(4),
@@ -819,7 +821,20 @@ internal sealed class SqliteCredentialStore : ICredentialStore, IDisposable
                 BackoffUntil = r.IsDBNull(21) ? null : DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(21)),
                 Failures = (int)r.GetInt64(22),
                 LastError = r.IsDBNull(23) ? null : DecodeReason(r.GetString(23)),
-            });
+            },
+            r.IsDBNull(24) ? null : DecodeUpstreamFailure(r.GetString(24)));
+    }
+
+    private static UpstreamFailure? DecodeUpstreamFailure(string json)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize(json, StoreJsonContext.Default.UpstreamFailure);
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
     }
 
     private static StateReason? DecodeReason(string json)

@@ -53,5 +53,18 @@ internal static class SqliteSchema
         ALTER TABLE credential ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;
         ALTER TABLE credential ADD COLUMN last_error_json TEXT
         """,
+        """
+        ALTER TABLE credential ADD COLUMN upstream_failure_json TEXT;   -- the last upstream auth failure the gateway saw
+        CREATE TABLE client_key (
+          name             TEXT PRIMARY KEY NOT NULL,  -- the user-given name
+          key_id           TEXT NOT NULL UNIQUE,       -- the public part of the key, for lookup
+          secret_fp        TEXT NOT NULL,              -- HMAC of the whole key under the fingerprint key; never the key
+          credentials_json TEXT NOT NULL,              -- the credential (and router) names the key may use
+          created_at       INTEGER NOT NULL,
+          expires_at       INTEGER,
+          revoked_at       INTEGER,
+          last_used_at     INTEGER
+        ) STRICT
+        """,
     ];
 }

@@ -19,6 +19,18 @@ internal sealed class StoreHome
         UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
         | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
 
+    /// <summary>Options for a file only its owner may read (created 0600 on Unix).</summary>
+    public static FileStreamOptions PrivateFileOptions(System.IO.FileMode mode, FileAccess access, FileShare share = FileShare.Read, FileOptions options = FileOptions.None)
+    {
+        var result = new FileStreamOptions { Mode = mode, Access = access, Share = share, Options = options };
+        if (!OperatingSystem.IsWindows())
+        {
+            result.UnixCreateMode = FileMode;
+        }
+
+        return result;
+    }
+
     public StoreHome(string path)
     {
         Path = System.IO.Path.GetFullPath(path);
@@ -147,13 +159,7 @@ internal sealed class StoreHome
         var temp = KeyFilePath + $".tmp-{Environment.ProcessId}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}";
         try
         {
-            var options = new FileStreamOptions { Mode = System.IO.FileMode.CreateNew, Access = FileAccess.Write, Options = FileOptions.WriteThrough };
-            if (!OperatingSystem.IsWindows())
-            {
-                options.UnixCreateMode = FileMode;
-            }
-
-            using (var stream = new FileStream(temp, options))
+            using (var stream = new FileStream(temp, PrivateFileOptions(System.IO.FileMode.CreateNew, FileAccess.Write, FileShare.None, FileOptions.WriteThrough)))
             {
                 stream.Write(candidate);
                 stream.Flush(flushToDisk: true);

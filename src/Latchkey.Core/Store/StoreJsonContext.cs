@@ -9,4 +9,6 @@ namespace Latchkey.Store;
 [JsonSerializable(typeof(CredentialMetadata))]
 [JsonSerializable(typeof(StateReason))]
 [JsonSerializable(typeof(CredentialSecrets))]
+[JsonSerializable(typeof(UpstreamFailure))]
+[JsonSerializable(typeof(string[]))]
 internal sealed partial class StoreJsonContext : JsonSerializerContext;

@@ -101,6 +101,9 @@ internal sealed class CliApp(CliConsole console, TimeProvider time)
         CredentialCommands.AddTo(root, this);
         LoginCommands.AddTo(root, this);
         DoctorCommand.AddTo(root, this);
+        ServeCommand.AddTo(root, this);
+        KeyCommands.AddTo(root, this);
+        RunCommand.AddTo(root, this);
         return root;
     }
 }

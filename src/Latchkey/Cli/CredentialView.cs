@@ -96,4 +96,5 @@ internal sealed record VersionView(long Version, string State, DateTimeOffset Wr
 [JsonSerializable(typeof(IReadOnlyList<CredentialView>))]
 [JsonSerializable(typeof(IReadOnlyList<DoctorFinding>))]
 [JsonSerializable(typeof(IReadOnlyList<VersionView>))]
+[JsonSerializable(typeof(IReadOnlyList<KeyView>))]
 internal sealed partial class CliJsonContext : JsonSerializerContext;

@@ -1,0 +1,35 @@
+namespace Latchkey.Store;
+
+/// <summary>
+/// A client key as stored: what it may use and when it stops working. The key itself is never stored, only an
+/// HMAC of it, so this record holds nothing secret.
+/// </summary>
+internal sealed record ClientKey
+{
+    /// <summary>The entry in <see cref="Credentials"/> that allows every credential and router.</summary>
+    public const string Everything = "*";
+
+    public required string Name { get; init; }
+
+    /// <summary>The public part of the key (after <c>lk_</c>), used to find the record without scanning.</summary>
+    public required string KeyId { get; init; }
+
+    /// <summary>The credential and router names this key may use; <c>*</c> allows all.</summary>
+    public required IReadOnlyList<string> Credentials { get; init; }
+
+    public required DateTimeOffset CreatedAt { get; init; }
+
+    public DateTimeOffset? ExpiresAt { get; init; }
+
+    public DateTimeOffset? RevokedAt { get; init; }
+
+    public DateTimeOffset? LastUsedAt { get; init; }
+
+    /// <summary>Whether this key may use the credential or router <paramref name="name"/>.</summary>
+    public bool Allows(string name) =>
+        Credentials.Any(c => c == Everything || string.Equals(c, name, StringComparison.Ordinal));
+
+    /// <summary><c>active</c>, <c>expired</c> or <c>revoked</c> at <paramref name="now"/>.</summary>
+    public string StateAt(DateTimeOffset now) =>
+        RevokedAt is not null ? "revoked" : ExpiresAt is { } e && e <= now ? "expired" : "active";
+}

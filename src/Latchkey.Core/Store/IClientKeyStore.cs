@@ -1,0 +1,29 @@
+namespace Latchkey.Store;
+
+/// <summary>
+/// The client keys agents hold instead of real credentials. A key is shown once, when it is created; the store
+/// keeps only its id and an HMAC of it.
+/// </summary>
+/// <remarks>
+/// <para><b>Concurrency.</b> Every method is one statement or one transaction and safe from many processes.</para>
+/// <para><b>Security.</b> <see cref="VerifyKeyAsync"/> compares in constant time and gives the same answer for an
+/// unknown id and a wrong secret. Key values never appear in exceptions or logs.</para>
+/// </remarks>
+internal interface IClientKeyStore
+{
+    /// <summary>Creates a key named <paramref name="name"/>; null when that name is taken.</summary>
+    /// <returns>The stored record and the key value, which exists nowhere else after this call.</returns>
+    Task<(ClientKey Key, string Value)?> CreateKeyAsync(string name, IReadOnlyList<string> credentials, DateTimeOffset? expiresAt, CancellationToken cancellationToken);
+
+    /// <summary>Every key, revoked and expired ones included, by name.</summary>
+    Task<IReadOnlyList<ClientKey>> ListKeysAsync(CancellationToken cancellationToken);
+
+    /// <summary>Revokes a key (it stays listed as revoked). False when there is no active key of that name.</summary>
+    Task<bool> RevokeKeyAsync(string name, CancellationToken cancellationToken);
+
+    /// <summary>Deletes a key's record (for keys minted for one session). False when there is none.</summary>
+    Task<bool> DeleteKeyAsync(string name, CancellationToken cancellationToken);
+
+    /// <summary>Checks a presented key value.</summary>
+    Task<ClientKeyCheck> VerifyKeyAsync(string presented, CancellationToken cancellationToken);
+}

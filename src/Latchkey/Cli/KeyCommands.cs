@@ -1,0 +1,110 @@
+using System.CommandLine;
+using Latchkey.Store;
+using Spectre.Console;
+
+namespace Latchkey.Cli;
+
+/// <summary>
+/// <c>latchkey keys create|list|revoke</c>: the client keys agents hold instead of real credentials. A key is
+/// printed once, on standard output, when it is created; the store keeps only an HMAC of it.
+/// </summary>
+internal static class KeyCommands
+{
+    public static void AddTo(RootCommand root, CliApp app)
+    {
+        var keys = new Command("keys", "Create, list and revoke the client keys agents use to reach the gateway.");
+        keys.Add(Create(app));
+        keys.Add(List(app));
+        keys.Add(Revoke(app));
+        root.Add(keys);
+    }
+
+    private static Command Create(CliApp app)
+    {
+        var name = new Argument<string>("NAME") { Description = "A name for the key (who or what holds it), e.g. 'laptop-claude'." };
+        var credentials = new Option<string[]>("--credential") { Description = "A credential or router the key may use (repeatable; '*' allows all).", Required = true, AllowMultipleArgumentsPerToken = false };
+        var expires = new Option<string?>("--expires") { Description = "How long the key works, e.g. 12h or 30d (default: until revoked)." };
+        var command = new Command("create", "Create a client key and print it once.") { name, credentials, expires };
+        command.SetAction(async (parse, ct) =>
+        {
+            var keyName = parse.GetValue(name)!;
+            if (CredentialNames.Validate(keyName) is { } problem)
+            {
+                throw new CliException(ExitCodes.Usage, problem.Replace("credential", "key", StringComparison.Ordinal), "Choose a name like 'laptop-claude'.");
+            }
+
+            var allowed = (parse.GetValue(credentials) ?? []).Distinct(StringComparer.Ordinal).ToList();
+            var expiresAt = parse.GetValue(expires) is { } e ? app.Time.GetUtcNow() + Durations.Parse(e, "--expires") : (DateTimeOffset?)null;
+            await using var store = app.OpenStore(parse);
+            var known = (await store.ListAsync(ct)).Select(r => r.Name).ToHashSet(StringComparer.Ordinal);
+            var unknown = allowed.Where(c => c != ClientKey.Everything && !known.Contains(c)).ToList();
+            if (unknown.Count > 0)
+            {
+                app.Console.Error.WriteLine($"Note: no credential is named {string.Join(", ", unknown.Select(u => $"'{u}'"))} yet (fine for a router name in routes.json).");
+            }
+
+            var created = await store.CreateKeyAsync(keyName, allowed, expiresAt, ct)
+                ?? throw new CliException(ExitCodes.Failure, $"A client key named '{keyName}' already exists.", $"Choose another name, or revoke it first: latchkey keys revoke {keyName}");
+            app.Console.Out.WriteLine(created.Value);
+            app.Console.Error.WriteLine($"Created client key '{keyName}' for {string.Join(", ", allowed)}{(expiresAt is { } x ? $", expiring {x:u}" : string.Empty)}.");
+            app.Console.Error.WriteLine("  This is the only time it is shown: give it to the agent now (as its API key). Revoke with: latchkey keys revoke " + keyName);
+            return ExitCodes.Success;
+        });
+        return command;
+    }
+
+    private static Command List(CliApp app)
+    {
+        var json = new Option<bool>("--json") { Description = "Print JSON for scripts instead of a table." };
+        var command = new Command("list", "List client keys (never their values).") { json };
+        command.SetAction(async (parse, ct) =>
+        {
+            await using var store = app.OpenStore(parse);
+            var now = app.Time.GetUtcNow();
+            var views = (await store.ListKeysAsync(ct)).Select(k => new KeyView(k.Name, k.StateAt(now), k.Credentials, k.CreatedAt, k.ExpiresAt, k.RevokedAt)).ToList();
+            if (parse.GetValue(json))
+            {
+                CredentialCommands.WriteJson(app, views);
+                return ExitCodes.Success;
+            }
+
+            if (views.Count == 0)
+            {
+                app.Console.Out.WriteLine("No client keys yet. Create one with: latchkey keys create NAME --credential CREDENTIAL");
+                return ExitCodes.Success;
+            }
+
+            var table = CredentialCommands.NewTable("NAME", "STATE", "ALLOWS", "CREATED", "EXPIRES");
+            foreach (var v in views)
+            {
+                table.AddRow(Markup.Escape(v.Name), v.State == "active" ? "[green]active[/]" : $"[red]{v.State}[/]", Markup.Escape(string.Join(", ", v.Credentials)), v.CreatedAt.ToString("u"), v.ExpiresAt?.ToString("u") ?? "-");
+            }
+
+            CredentialCommands.Render(app, table);
+            return ExitCodes.Success;
+        });
+        return command;
+    }
+
+    private static Command Revoke(CliApp app)
+    {
+        var name = new Argument<string>("NAME") { Description = "The key to revoke." };
+        var command = new Command("revoke", "Revoke a client key: the gateway refuses it within a second.") { name };
+        command.SetAction(async (parse, ct) =>
+        {
+            var keyName = parse.GetValue(name)!;
+            await using var store = app.OpenStore(parse);
+            if (!await store.RevokeKeyAsync(keyName, ct))
+            {
+                throw new CliException(ExitCodes.NotFound, $"No active client key is named '{keyName}'.", "'latchkey keys list' shows the keys.");
+            }
+
+            app.Console.Out.WriteLine($"Revoked client key '{keyName}'.");
+            return ExitCodes.Success;
+        });
+        return command;
+    }
+}
+
+/// <summary>A client key as <c>keys list --json</c> shows it.</summary>
+internal sealed record KeyView(string Name, string State, IReadOnlyList<string> Credentials, DateTimeOffset CreatedAt, DateTimeOffset? ExpiresAt, DateTimeOffset? RevokedAt);

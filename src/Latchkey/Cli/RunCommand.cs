@@ -1,0 +1,202 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using Latchkey.Store;
+
+namespace Latchkey.Cli;
+
+/// <summary>
+/// <c>latchkey run [--credential C | --router R] -- CMD ARGS</c> and <c>latchkey env</c>: point an agent at the
+/// gateway. <c>run</c> makes sure a gateway is running, mints a client key for this run (revoked when CMD
+/// exits), and runs CMD with the variables its SDK reads. <c>env</c> prints the same as <c>export</c> lines.
+/// </summary>
+internal static class RunCommand
+{
+    private const int Sigint = 2;
+    private const int Sighup = 1;
+    private const int Sigquit = 3;
+    private const int Sigterm = 15;
+
+    public static void AddTo(RootCommand root, CliApp app)
+    {
+        root.Add(Run(app));
+        root.Add(Env(app));
+    }
+
+    private static Option<string?> CredentialOption() => new("--credential") { Description = "The credential the agent uses (default: the only one, when there is exactly one)." };
+
+    private static Option<string?> RouterOption() => new("--router") { Description = "A model router from routes.json to use instead of one credential." };
+
+    private static Option<string?> ApiOption() => new("--api") { Description = "The API shape the agent speaks: anthropic or openai (default: guessed from the credential)." };
+
+    private static Command Run(CliApp app)
+    {
+        var credential = CredentialOption();
+        var router = RouterOption();
+        var api = ApiOption();
+        var commandArgs = new Argument<string[]>("CMD") { Description = "The agent to run, and its arguments (after --).", Arity = ArgumentArity.OneOrMore };
+        var command = new Command("run", "Run an agent against the gateway with a client key minted for this run: latchkey run --credential NAME -- claude")
+        {
+            credential, router, api, commandArgs,
+        };
+        command.SetAction(async (parse, ct) =>
+        {
+            var home = StoreHome.Resolve(parse.GetValue(CliApp.HomeOption));
+            var plan = await PlanAsync(app, parse, home, parse.GetValue(credential), parse.GetValue(router), parse.GetValue(api), ct);
+            var url = await GatewayLocator.EnsureRunningAsync(home, TimeSpan.FromSeconds(20), ct);
+            var keyName = $"run-{Environment.ProcessId}-{Guid.NewGuid().ToString("N")[..6]}";
+            await using var store = app.OpenStore(parse);
+            var created = await store.CreateKeyAsync(keyName, [plan.Target], app.Time.GetUtcNow() + TimeSpan.FromDays(1), ct)
+                ?? throw new CliException(ExitCodes.Failure, "Could not mint a client key for this run.", "Try again.");
+            try
+            {
+                var argv = parse.GetValue(commandArgs)!;
+                var start = new ProcessStartInfo(argv[0]) { UseShellExecute = false };
+                foreach (var a in argv.Skip(1))
+                {
+                    start.ArgumentList.Add(a);
+                }
+
+                foreach (var (name, value) in Variables(plan, url, created.Value))
+                {
+                    start.Environment[name] = value;
+                }
+
+                // A real key in the environment would be preferred by the agent's SDK and bypass the gateway.
+                start.Environment.Remove(plan.Api == "anthropic" ? "ANTHROPIC_API_KEY" : "OPENAI_ORG_ID");
+
+                Process child;
+                try
+                {
+                    child = Process.Start(start) ?? throw new CliException(ExitCodes.Failure, $"Could not start '{argv[0]}'.");
+                }
+                catch (System.ComponentModel.Win32Exception ex)
+                {
+                    throw new CliException(127, $"Could not run '{argv[0]}': {ex.Message}.", "Check the command name and PATH.");
+                }
+
+                using (child)
+                {
+                    // Ctrl-C in a terminal reaches the agent directly (same process group): do not die first, and
+                    // do not send it twice. SIGTERM, SIGHUP and SIGQUIT sent to latchkey are passed on.
+                    using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => c.Cancel = true);
+                    using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; NativeMethods.Kill(child.Id, Sigterm); });
+                    using var onHup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => { c.Cancel = true; NativeMethods.Kill(child.Id, Sighup); });
+                    using var onQuit = PosixSignalRegistration.Create(PosixSignal.SIGQUIT, c => { c.Cancel = true; NativeMethods.Kill(child.Id, Sigquit); });
+                    await child.WaitForExitAsync(CancellationToken.None);
+                    _ = Sigint;
+                    return child.ExitCode;
+                }
+            }
+            finally
+            {
+                await store.DeleteKeyAsync(keyName, CancellationToken.None);
+            }
+        });
+        return command;
+    }
+
+    private static Command Env(CliApp app)
+    {
+        var credential = CredentialOption();
+        var router = RouterOption();
+        var api = ApiOption();
+        var expires = new Option<string>("--expires") { Description = "How long the printed key works (default 12h).", DefaultValueFactory = _ => "12h" };
+        var command = new Command("env", "Print 'export' lines that point an agent at the gateway, with a new client key: eval \"$(latchkey env --credential NAME)\"")
+        {
+            credential, router, api, expires,
+        };
+        command.SetAction(async (parse, ct) =>
+        {
+            var home = StoreHome.Resolve(parse.GetValue(CliApp.HomeOption));
+            var plan = await PlanAsync(app, parse, home, parse.GetValue(credential), parse.GetValue(router), parse.GetValue(api), ct);
+            var lifetime = Durations.Parse(parse.GetValue(expires)!, "--expires");
+            var url = await GatewayLocator.EnsureRunningAsync(home, TimeSpan.FromSeconds(20), ct);
+            await using var store = app.OpenStore(parse);
+            var keyName = $"env-{plan.Target}-{Guid.NewGuid().ToString("N")[..6]}";
+            var created = await store.CreateKeyAsync(keyName, [plan.Target], app.Time.GetUtcNow() + lifetime, ct)
+                ?? throw new CliException(ExitCodes.Failure, "Could not mint a client key.", "Try again.");
+            foreach (var (name, value) in Variables(plan, url, created.Value))
+            {
+                app.Console.Out.WriteLine($"export {name}='{value}'");
+            }
+
+            app.Console.Error.WriteLine($"# client key '{keyName}' expires in {parse.GetValue(expires)}; revoke it early with: latchkey keys revoke {keyName}");
+            return ExitCodes.Success;
+        });
+        return command;
+    }
+
+    /// <summary>What the agent will be pointed at: a credential or router route, and the API it speaks.</summary>
+    internal sealed record Plan(string Target, string RoutePrefix, string Api, bool UpstreamHasV1);
+
+    private static async Task<Plan> PlanAsync(CliApp app, ParseResult parse, StoreHome home, string? credential, string? router, string? api, CancellationToken ct)
+    {
+        if (api is not null and not ("anthropic" or "openai"))
+        {
+            throw new CliException(ExitCodes.Usage, $"--api '{api}' is not known.", "Use --api anthropic or --api openai.");
+        }
+
+        if (router is not null)
+        {
+            if (credential is not null)
+            {
+                throw new CliException(ExitCodes.Usage, "--credential and --router name two different things to use.", "Give one of them.");
+            }
+
+            return new Plan(router, "/r/" + router, api ?? "anthropic", false);
+        }
+
+        await using var store = app.OpenStore(parse);
+        CredentialRecord record;
+        if (credential is null)
+        {
+            var all = await store.ListAsync(ct);
+            if (all.Count != 1)
+            {
+                throw new CliException(ExitCodes.Usage,
+                    all.Count == 0 ? "There are no credentials yet." : $"There are {all.Count} credentials; say which one the agent uses ({string.Join(", ", all.Select(r => r.Name))}).",
+                    all.Count == 0 ? "Add one: latchkey add NAME --upstream URL" : "Add --credential NAME.");
+            }
+
+            record = all[0];
+        }
+        else
+        {
+            record = await store.GetAsync(credential, ct) ?? throw CliException.NotFound(credential);
+        }
+
+        _ = home;
+        var upstream = record.Metadata.Upstream ?? string.Empty;
+        return new Plan(record.Name, "/c/" + record.Name, api ?? GuessApi(record), upstream.TrimEnd('/').EndsWith("/v1", StringComparison.Ordinal));
+    }
+
+    /// <summary>Anthropic when the credential looks like it (x-api-key, anthropic-version, an anthropic host); else OpenAI.</summary>
+    internal static string GuessApi(CredentialRecord record)
+    {
+        var m = record.Metadata;
+        var anthropic = m.Injection.Header.Equals("x-api-key", StringComparison.OrdinalIgnoreCase)
+            || m.ExtraHeaders.ContainsKey("anthropic-version")
+            || (m.Upstream?.Contains("anthropic", StringComparison.OrdinalIgnoreCase) ?? false);
+        return anthropic ? "anthropic" : "openai";
+    }
+
+    /// <summary>The variables an agent reads, for <paramref name="plan"/>.</summary>
+    internal static List<KeyValuePair<string, string>> Variables(Plan plan, string url, string key)
+    {
+        var baseUrl = url + plan.RoutePrefix;
+        var variables = new List<KeyValuePair<string, string>> { new("LATCHKEY_URL", url), new("LATCHKEY_KEY", key) };
+        if (plan.Api == "anthropic")
+        {
+            variables.Add(new("ANTHROPIC_BASE_URL", baseUrl));
+            variables.Add(new("ANTHROPIC_AUTH_TOKEN", key));
+        }
+        else
+        {
+            variables.Add(new("OPENAI_BASE_URL", plan.UpstreamHasV1 ? baseUrl : baseUrl + "/v1"));
+            variables.Add(new("OPENAI_API_KEY", key));
+        }
+
+        return variables;
+    }
+}

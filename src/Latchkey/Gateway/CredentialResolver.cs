@@ -1,0 +1,73 @@
+using System.Collections.Concurrent;
+using Latchkey.Store;
+using Latchkey.Tokens;
+
+namespace Latchkey.Gateway;
+
+/// <summary>A credential ready to inject: its record (metadata) and the secret to send now.</summary>
+internal sealed record ResolvedCredential(CredentialRecord Record, string Secret);
+
+/// <summary>
+/// Gives the gateway the secret to inject for a credential, through the token engine (which refreshes an OAuth
+/// grant when it is due, once for every process), and keeps it for <see cref="GatewayOptions.CacheTime"/> so the
+/// hot path does not read the store on every request.
+/// </summary>
+/// <remarks>
+/// <b>Concurrency.</b> Safe from any number of requests. A forced refresh (<see cref="RefreshAfterRejectionAsync"/>)
+/// is conditional on the refused token still being the stored one, so N concurrent 401s cause one refresh.
+/// </remarks>
+internal sealed class CredentialResolver(ICredentialStore store, TokenEngine engine, TimeProvider time, GatewayOptions options)
+{
+    private readonly ConcurrentDictionary<string, (ResolvedCredential Credential, DateTimeOffset Until)> _cache = new(StringComparer.Ordinal);
+
+    /// <summary>The credential, or the token engine's answer when it cannot be used.</summary>
+    public async ValueTask<(ResolvedCredential? Credential, TokenResult Result)> ResolveAsync(string name, CancellationToken ct)
+    {
+        var now = time.GetUtcNow();
+        if (_cache.TryGetValue(name, out var cached) && cached.Until > now)
+        {
+            return (cached.Credential, TokenResult.Ok(cached.Credential.Secret, cached.Credential.Record.Metadata.ExpiresAt));
+        }
+
+        var result = await engine.GetAccessTokenAsync(name, null, ct).ConfigureAwait(false);
+        return await CompleteAsync(name, result, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// After an upstream refused <paramref name="refused"/>: refreshes (once for all concurrent callers, and only
+    /// if that token is still the stored one) and returns the credential to retry with.
+    /// </summary>
+    public async ValueTask<(ResolvedCredential? Credential, TokenResult Result)> RefreshAfterRejectionAsync(string name, string refused, CancellationToken ct)
+    {
+        _cache.TryRemove(name, out _);
+        var result = await engine.GetAccessTokenAsync(name, engine.Fingerprint(refused), ct).ConfigureAwait(false);
+        return await CompleteAsync(name, result, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Forgets a cached credential (after its status was changed).</summary>
+    public void Forget(string name) => _cache.TryRemove(name, out _);
+
+    private async ValueTask<(ResolvedCredential?, TokenResult)> CompleteAsync(string name, TokenResult result, CancellationToken ct)
+    {
+        if (result.Status != TokenStatus.Ok || result.AccessToken is null)
+        {
+            return (null, result);
+        }
+
+        var record = await store.GetAsync(name, ct).ConfigureAwait(false);
+        if (record is null)
+        {
+            return (null, TokenResult.NotFound);
+        }
+
+        var resolved = new ResolvedCredential(record, result.AccessToken);
+        var until = time.GetUtcNow() + options.CacheTime;
+        if (result.ExpiresAt is { } expires && expires < until)
+        {
+            until = expires;
+        }
+
+        _cache[name] = (resolved, until);
+        return (resolved, result);
+    }
+}

@@ -1,0 +1,238 @@
+using System.Buffers;
+using System.Net;
+using System.Net.Http.Headers;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+
+namespace Latchkey.Gateway;
+
+/// <summary>
+/// Sends an agent's request to an upstream and streams the answer back, in two steps so a caller can look at the
+/// status before committing to it (retry after a refresh, fall back to another upstream):
+/// <list type="number">
+/// <item><see cref="SendAsync"/>: copies the request line, end-to-end headers and body (streamed, or from a kept
+/// buffer) and waits for the response headers, no longer than the timeout.</item>
+/// <item><see cref="CopyResponseAsync"/>: writes the status and end-to-end headers, then the body, flushing after
+/// every read so Server-Sent Events reach the agent one by one.</item>
+/// </list>
+/// </summary>
+/// <remarks>
+/// <para><b>Concurrency.</b> One instance serves every request; it holds only the shared invoker.</para>
+/// <para><b>Security.</b> Headers named in <c>skipRequestHeaders</c> (the agent's client key) are never copied;
+/// the caller adds the real credential through the <c>inject</c> callback. No redirect is followed, no cookie
+/// kept, nothing decompressed.</para>
+/// </remarks>
+internal sealed class Forwarder(HttpMessageInvoker invoker, TimeSpan responseTimeout)
+{
+    private const int BufferSize = 64 * 1024;
+
+    /// <summary>The one tuned handler every upstream request goes through (the YARP settings).</summary>
+    public static SocketsHttpHandler CreateHandler() => new()
+    {
+        UseProxy = false,
+        AllowAutoRedirect = false,
+        AutomaticDecompression = DecompressionMethods.None,
+        UseCookies = false,
+        EnableMultipleHttp2Connections = true,
+        PooledConnectionLifetime = TimeSpan.FromMinutes(5),
+        PooledConnectionIdleTimeout = TimeSpan.FromSeconds(60),
+        ConnectTimeout = TimeSpan.FromSeconds(10),
+        MaxConnectionsPerServer = int.MaxValue,
+        ActivityHeadersPropagator = null,
+    };
+
+    /// <summary>Step 1: sends the request and waits for the upstream's response headers.</summary>
+    /// <param name="context">The agent's request.</param>
+    /// <param name="target">The upstream URL (base, path and query already combined).</param>
+    /// <param name="body">The request body, streamed or kept.</param>
+    /// <param name="skipRequestHeaders">Request headers never to copy (the client key's headers).</param>
+    /// <param name="inject">Adds the real credential and configured headers to the outgoing request.</param>
+    public async Task<(HttpResponseMessage? Response, ForwarderError Error, Exception? Exception)> SendAsync(
+        HttpContext context, Uri target, RequestBody body, IReadOnlySet<string> skipRequestHeaders, Action<HttpRequestMessage> inject)
+    {
+        using var request = new HttpRequestMessage(new HttpMethod(context.Request.Method), target)
+        {
+            Version = HttpVersion.Version20,
+            VersionPolicy = HttpVersionPolicy.RequestVersionOrLower,
+        };
+
+        if (body.IsPresent)
+        {
+            request.Content = body.IsStreamed
+                ? new StreamContent(context.Request.Body, BufferSize)
+                : new ReadOnlyMemoryContent(body.Memory);
+        }
+
+        CopyRequestHeaders(context.Request, request, skipRequestHeaders);
+        if (request.Content is not null && !body.IsStreamed)
+        {
+            request.Content.Headers.ContentLength = body.Length;
+        }
+
+        inject(request);
+
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+        timeout.CancelAfter(responseTimeout);
+        try
+        {
+            var response = await invoker.SendAsync(request, timeout.Token).ConfigureAwait(false);
+            return (response, ForwarderError.None, null);
+        }
+        catch (OperationCanceledException ex) when (context.RequestAborted.IsCancellationRequested)
+        {
+            return (null, ForwarderError.Canceled, ex);
+        }
+        catch (OperationCanceledException ex)
+        {
+            return (null, ForwarderError.Timeout, ex);
+        }
+        catch (HttpRequestException ex) when (ex.HttpRequestError is HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError or HttpRequestError.SecureConnectionError)
+        {
+            return (null, ForwarderError.Connect, ex);
+        }
+        catch (HttpRequestException ex)
+        {
+            return (null, ForwarderError.Request, ex);
+        }
+    }
+
+    /// <summary>
+    /// Step 2: writes the upstream's status, headers and body to the agent. <paramref name="extraHeaders"/> are
+    /// added (Latchkey's own, e.g. <c>latchkey-diagnostic</c>); <paramref name="prefix"/> is body bytes already
+    /// read (to classify an error) that go out before the rest of the stream.
+    /// </summary>
+    public static async Task<ForwarderError> CopyResponseAsync(HttpContext context, HttpResponseMessage response, IEnumerable<KeyValuePair<string, string>> extraHeaders, ReadOnlyMemory<byte> prefix = default)
+    {
+        var agent = context.Response;
+        agent.StatusCode = (int)response.StatusCode;
+        CopyResponseHeaders(response.Headers, agent.Headers);
+        CopyResponseHeaders(response.Content.Headers, agent.Headers);
+        foreach (var (name, value) in extraHeaders)
+        {
+            agent.Headers[name] = value;
+        }
+
+        context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
+        var buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
+        try
+        {
+            await agent.StartAsync(context.RequestAborted).ConfigureAwait(false);
+            if (!prefix.IsEmpty)
+            {
+                await agent.Body.WriteAsync(prefix, context.RequestAborted).ConfigureAwait(false);
+            }
+
+            await using var upstream = await response.Content.ReadAsStreamAsync(context.RequestAborted).ConfigureAwait(false);
+            while (true)
+            {
+                int read;
+                try
+                {
+                    read = await upstream.ReadAsync(buffer, context.RequestAborted).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is IOException or HttpRequestException or OperationCanceledException && !context.RequestAborted.IsCancellationRequested)
+                {
+                    // The upstream broke off mid-body: end the agent's connection abruptly too, so it sees a
+                    // truncated response and not a complete-looking one.
+                    context.Abort();
+                    return ForwarderError.ResponseBody;
+                }
+
+                if (read == 0)
+                {
+                    break;
+                }
+
+                await agent.Body.WriteAsync(buffer.AsMemory(0, read), context.RequestAborted).ConfigureAwait(false);
+                await agent.Body.FlushAsync(context.RequestAborted).ConfigureAwait(false);
+            }
+
+            return ForwarderError.None;
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException && context.RequestAborted.IsCancellationRequested)
+        {
+            return ForwarderError.Canceled;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>Reads up to <paramref name="limit"/> bytes of a response body (to classify an error).</summary>
+    public static async Task<(byte[] Buffer, int Length, bool Complete)> ReadPrefixAsync(HttpResponseMessage response, int limit, CancellationToken ct)
+    {
+        var buffer = new byte[limit];
+        var length = 0;
+        var stream = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
+        try
+        {
+            while (length < limit)
+            {
+                var n = await stream.ReadAsync(buffer.AsMemory(length), ct).ConfigureAwait(false);
+                if (n == 0)
+                {
+                    return (buffer, length, true);
+                }
+
+                length += n;
+            }
+        }
+        catch (Exception ex) when (ex is IOException or HttpRequestException)
+        {
+            return (buffer, length, true);
+        }
+
+        return (buffer, length, false);
+    }
+
+    private static void CopyRequestHeaders(HttpRequest source, HttpRequestMessage request, IReadOnlySet<string> skip)
+    {
+        var connectionTokens = source.Headers.Connection;
+        foreach (var header in source.Headers)
+        {
+            var name = header.Key;
+            if (HopByHopHeaders.All.Contains(name) || skip.Contains(name) || name.Equals("Host", StringComparison.OrdinalIgnoreCase)
+                || name.StartsWith(':') || IsListedIn(connectionTokens, name))
+            {
+                continue;
+            }
+
+            string[] values = header.Value!;
+            if (!request.Headers.TryAddWithoutValidation(name, values) && request.Content is not null)
+            {
+                request.Content.Headers.TryAddWithoutValidation(name, values);
+            }
+        }
+    }
+
+    private static bool IsListedIn(Microsoft.Extensions.Primitives.StringValues connection, string name)
+    {
+        foreach (var value in connection)
+        {
+            foreach (var token in (value ?? string.Empty).Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+            {
+                if (token.Equals(name, StringComparison.OrdinalIgnoreCase))
+                {
+                    return true;
+                }
+            }
+        }
+
+        return false;
+    }
+
+    private static void CopyResponseHeaders(HttpHeaders source, IHeaderDictionary destination)
+    {
+        foreach (var header in source.NonValidated)
+        {
+            if (HopByHopHeaders.All.Contains(header.Key))
+            {
+                continue;
+            }
+
+            var values = header.Value;
+            destination[header.Key] = values.Count == 1 ? values.ToString() : values.ToArray();
+        }
+    }
+}

@@ -1,0 +1,61 @@
+using System.Text.Json;
+using Latchkey.Diagnostics;
+using Microsoft.AspNetCore.Http;
+
+namespace Latchkey.Gateway;
+
+/// <summary>
+/// The answers the gateway writes itself. They use the Anthropic error shape, which both Anthropic and OpenAI
+/// clients show as a message, plus a <c>latchkey</c> object with the reason code and the next step, and the same
+/// in the <c>latchkey-diagnostic</c> header.
+/// </summary>
+internal static class GatewayErrors
+{
+    public const string DiagnosticHeader = "latchkey-diagnostic";
+
+    public static Task WriteAsync(HttpContext context, int status, string reason, string message, string? fix, string? credential = null)
+    {
+        var response = context.Response;
+        response.StatusCode = status;
+        response.ContentType = "application/json";
+        var diagnosis = new UpstreamDiagnosis(reason, message, fix, status, null, null);
+        response.Headers[DiagnosticHeader] = diagnosis.ToHeaderValue(credential ?? string.Empty);
+        var type = status switch
+        {
+            400 or 413 or 431 => "invalid_request_error",
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            429 => "rate_limit_error",
+            _ => "api_error",
+        };
+        using var buffer = new MemoryStream();
+        using (var json = new Utf8JsonWriter(buffer))
+        {
+            json.WriteStartObject();
+            json.WriteString("type", "error");
+            json.WriteStartObject("error");
+            json.WriteString("type", type);
+            json.WriteString("message", fix is null ? message : $"{message} {fix}");
+            json.WriteEndObject();
+            json.WriteStartObject("latchkey");
+            json.WriteString("reason", reason);
+            json.WriteString("message", message);
+            if (fix is not null)
+            {
+                json.WriteString("fix", fix);
+            }
+
+            if (credential is not null)
+            {
+                json.WriteString("credential", credential);
+            }
+
+            json.WriteEndObject();
+            json.WriteEndObject();
+        }
+
+        response.ContentLength = buffer.Length;
+        return response.Body.WriteAsync(buffer.GetBuffer().AsMemory(0, (int)buffer.Length), context.RequestAborted).AsTask();
+    }
+}

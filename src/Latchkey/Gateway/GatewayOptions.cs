@@ -1,0 +1,33 @@
+using System.Net;
+
+namespace Latchkey.Gateway;
+
+/// <summary>How <c>latchkey serve</c> runs. Defaults are the documented ones (docs/gateway.md).</summary>
+internal sealed record GatewayOptions
+{
+    /// <summary>The documented default port on 127.0.0.1.</summary>
+    public const int DefaultPort = 7400;
+
+    public IPEndPoint Listen { get; init; } = new(IPAddress.Loopback, DefaultPort);
+
+    /// <summary>The Unix socket path, or null for none.</summary>
+    public string? SocketPath { get; init; }
+
+    /// <summary>Set by <c>--allow-remote</c>: listening on a non-loopback address was asked for explicitly.</summary>
+    public bool AllowRemote { get; init; }
+
+    /// <summary>How long the gateway waits for an upstream's response headers.</summary>
+    public TimeSpan UpstreamTimeout { get; init; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>The largest request body kept in memory so it can be sent again (after a refresh, or to a fallback).</summary>
+    public int RetryBodyLimit { get; init; } = 4 * 1024 * 1024;
+
+    /// <summary>The largest request body a model router accepts (it must read the model name out of it).</summary>
+    public int RouterBodyLimit { get; init; } = 32 * 1024 * 1024;
+
+    /// <summary>How long a looked-up credential or client key is reused before the store is read again.</summary>
+    public TimeSpan CacheTime { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>The longest <c>retry-after</c> the router waits out when every target is cooling down.</summary>
+    public TimeSpan ShortRetryAfter { get; init; } = TimeSpan.FromSeconds(5);
+}

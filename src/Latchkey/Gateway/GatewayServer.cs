@@ -1,0 +1,152 @@
+using System.Net;
+using System.Text.Json;
+using Latchkey.OAuth;
+using Latchkey.Store;
+using Latchkey.Tokens;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Latchkey.Gateway;
+
+/// <summary>
+/// The gateway: Kestrel on a loopback port and a Unix socket in the home folder, serving credential routes
+/// (<c>/c/NAME/...</c>), model routers (<c>/r/NAME/...</c>) and <c>/healthz</c>. Every agent request needs a
+/// client key.
+/// </summary>
+internal sealed class GatewayServer : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly SqliteCredentialStore _store;
+    private readonly OAuthHttp _oauthHttp;
+    private readonly HttpMessageInvoker _invoker;
+
+    private GatewayServer(WebApplication app, SqliteCredentialStore store, OAuthHttp oauthHttp, HttpMessageInvoker invoker)
+    {
+        _app = app;
+        _store = store;
+        _oauthHttp = oauthHttp;
+        _invoker = invoker;
+    }
+
+    /// <summary>The addresses the gateway listens on, known once it has started.</summary>
+    public IReadOnlyList<string> Addresses =>
+        [.. _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses ?? []];
+
+    public IServiceProvider Services => _app.Services;
+
+    /// <summary>Builds a gateway over the store in <paramref name="home"/>; <see cref="StartAsync"/> starts it.</summary>
+    public static GatewayServer Create(StoreHome home, GatewayOptions options, TimeProvider time, LogLevel logLevel = LogLevel.Information)
+    {
+        ArgumentNullException.ThrowIfNull(home);
+        ArgumentNullException.ThrowIfNull(options);
+        if (!options.AllowRemote && !IPAddress.IsLoopback(options.Listen.Address))
+        {
+            throw new InvalidOperationException($"{options.Listen} is not a loopback address; listening there needs --allow-remote.");
+        }
+
+        var store = SqliteCredentialStore.Open(home, time);
+        var oauthHttp = OAuthHttp.CreateDefault();
+        var invoker = new HttpMessageInvoker(Forwarder.CreateHandler(), disposeHandler: true);
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ApplicationName = "latchkey" });
+        builder.Logging.ClearProviders();
+        builder.Logging.SetMinimumLevel(logLevel);
+        builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
+        builder.Logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Warning);
+        builder.Logging.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+            o.UseUtcTimestamp = true;
+        });
+        builder.Logging.Configure(o => o.ActivityTrackingOptions = Microsoft.Extensions.Logging.ActivityTrackingOptions.None);
+        builder.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            kestrel.Limits.MaxRequestBodySize = null; // credential routes stream any size; routers enforce their own limit
+            kestrel.Limits.MinRequestBodyDataRate = null;
+            kestrel.Listen(options.Listen);
+            if (options.SocketPath is { } socket)
+            {
+                if (File.Exists(socket))
+                {
+                    File.Delete(socket); // a stale socket from a gateway that died; a live one was ruled out by the caller
+                }
+
+                kestrel.ListenUnixSocket(socket);
+            }
+        });
+
+        var services = builder.Services;
+        services.AddSingleton(time);
+        services.AddSingleton(options);
+        services.AddSingleton<ICredentialStore>(store);
+        services.AddSingleton<IClientKeyStore>(store);
+        services.AddSingleton(new TokenEngine(store, new TokenEndpointClient(new Lazy<OAuthHttp>(oauthHttp), time), time));
+        services.AddSingleton(new Forwarder(invoker, options.UpstreamTimeout));
+        services.AddSingleton(new RoutesFile(Path.Combine(home.Path, "routes.json"), time));
+        services.AddSingleton<ClientKeyAuth>();
+        services.AddSingleton<CredentialResolver>();
+        services.AddSingleton<AgentRequest>();
+        services.AddSingleton<UpstreamExchange>();
+        services.AddSingleton<CredentialRoute>();
+        services.AddSingleton<ModelRouterRoute>();
+
+        var app = builder.Build();
+        var credentialRoute = app.Services.GetRequiredService<CredentialRoute>();
+        var routerRoute = app.Services.GetRequiredService<ModelRouterRoute>();
+        app.MapGet("/healthz", (HttpContext context) => WriteHealthAsync(context, home));
+        app.Map("/c/{credential}/{**rest}", credentialRoute.HandleAsync);
+        app.Map("/c/{credential}", credentialRoute.HandleAsync);
+        app.Map("/r/{router}/{**rest}", routerRoute.HandleAsync);
+        app.MapFallback((HttpContext context) => GatewayErrors.WriteAsync(context, 404, "route_not_found",
+            $"The gateway serves /c/CREDENTIAL/... and /r/ROUTER/...; '{context.Request.Path}' is neither.",
+            "Point the agent's base URL at /c/NAME (for example with 'latchkey run --credential NAME -- AGENT')."));
+        return new GatewayServer(app, store, oauthHttp, invoker);
+    }
+
+    public async Task StartAsync(CancellationToken ct)
+    {
+        await _app.StartAsync(ct).ConfigureAwait(false);
+        var options = _app.Services.GetRequiredService<GatewayOptions>();
+        if (!OperatingSystem.IsWindows() && options.SocketPath is { } socket && File.Exists(socket))
+        {
+            File.SetUnixFileMode(socket, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+    }
+
+    /// <summary>Runs until <paramref name="ct"/> is cancelled (Ctrl-C, SIGTERM), then stops gracefully.</summary>
+    public Task WaitForShutdownAsync(CancellationToken ct) => _app.WaitForShutdownAsync(ct);
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.DisposeAsync().ConfigureAwait(false);
+        _invoker.Dispose();
+        _oauthHttp.Dispose();
+        await _store.DisposeAsync().ConfigureAwait(false);
+    }
+
+    private static Task WriteHealthAsync(HttpContext context, StoreHome home)
+    {
+        context.Response.ContentType = "application/json";
+        var body = JsonSerializer.SerializeToUtf8Bytes(new HealthView("ok", typeof(GatewayServer).Assembly.GetName().Version?.ToString(3) ?? "0", "sqlite", Environment.ProcessId, home.Path), GatewayJsonContext.Default.HealthView);
+        return context.Response.Body.WriteAsync(body, context.RequestAborted).AsTask();
+    }
+}
+
+/// <summary>The <c>/healthz</c> answer.</summary>
+internal sealed record HealthView(string Status, string Version, string Store, int Pid, string Home);
+
+[System.Text.Json.Serialization.JsonSourceGenerationOptions(PropertyNamingPolicy = System.Text.Json.Serialization.JsonKnownNamingPolicy.SnakeCaseLower)]
+[System.Text.Json.Serialization.JsonSerializable(typeof(HealthView))]
+[System.Text.Json.Serialization.JsonSerializable(typeof(GatewayInfo))]
+internal sealed partial class GatewayJsonContext : System.Text.Json.Serialization.JsonSerializerContext;
+
+/// <summary>What a running gateway writes to <c>gateway.json</c> in the home folder, so <c>latchkey run</c> finds it.</summary>
+internal sealed record GatewayInfo(string Url, string? Socket, int Pid, DateTimeOffset StartedAt);
