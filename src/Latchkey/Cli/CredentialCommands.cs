@@ -211,6 +211,13 @@ internal static class CredentialCommands
                 foreach (var v in views)
                 {
                     var why = v.Reason is null ? "-" : $"{Markup.Escape(v.Reason.Message)}\n[bold]Fix:[/] {Markup.Escape(v.Reason.Fix ?? "-")}";
+                    if (v.LastUpstreamFailure is { } u)
+                    {
+                        why = (why == "-" ? string.Empty : why + "\n")
+                            + $"[yellow]Last upstream failure[/] {u.At:u}: {Markup.Escape(u.Code)} ({u.Status}{(u.RequestId is null ? string.Empty : ", request-id " + Markup.Escape(u.RequestId))}): {Markup.Escape(u.Message)}"
+                            + (u.Fix is null ? string.Empty : $"\n[bold]Fix:[/] {Markup.Escape(u.Fix)}");
+                    }
+
                     var scopes = v.Scopes.Requested.Count == 0 && v.Scopes.Granted.Count == 0 ? "-" : $"{string.Join(' ', v.Scopes.Granted)} / {string.Join(' ', v.Scopes.Requested)}";
                     table.AddRow(Markup.Escape(v.Name), StateMarkup(v.State), why, v.ExpiresAt?.ToString("u") ?? "never", Markup.Escape(scopes));
                 }

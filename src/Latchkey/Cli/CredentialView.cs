@@ -21,7 +21,8 @@ internal sealed record CredentialView(
     string? Resource,
     InjectionView Injection,
     IReadOnlyList<string> Quirks,
-    ReasonView? LastError)
+    ReasonView? LastError,
+    UpstreamFailureView? LastUpstreamFailure)
 {
     /// <summary>How close to expiry a credential is shown as <c>expiring</c> when it has no refresh schedule.</summary>
     public static readonly TimeSpan ExpiringWindow = TimeSpan.FromMinutes(5);
@@ -44,7 +45,8 @@ internal sealed record CredentialView(
             m.Resource,
             new InjectionView(m.Injection.Header, m.Injection.Format),
             m.Quirks,
-            record.Coordination.LastError is { } e ? new ReasonView(e.Code, e.Message, e.Fix, e.At) : null);
+            record.Coordination.LastError is { } e ? new ReasonView(e.Code, e.Message, e.Fix, e.At) : null,
+            record.LastUpstreamFailure is { } u ? new UpstreamFailureView(u.Code, u.Message, u.Fix, u.Status, u.RequestId, u.At) : null);
     }
 
     /// <summary>
@@ -80,6 +82,9 @@ internal sealed record CredentialView(
 }
 
 internal sealed record ReasonView(string Code, string Message, string? Fix, DateTimeOffset At);
+
+/// <summary>The last authentication failure an upstream answered the gateway with, and the upstream's request id.</summary>
+internal sealed record UpstreamFailureView(string Code, string Message, string? Fix, int Status, string? RequestId, DateTimeOffset At);
 
 internal sealed record ScopesView(IReadOnlyList<string> Requested, IReadOnlyList<string> Granted);
 

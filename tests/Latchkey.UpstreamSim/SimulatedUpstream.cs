@@ -1,0 +1,381 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Latchkey.UpstreamSim;
+
+/// <summary>How a <see cref="SimulatedUpstream"/> answers. Mutable between requests; read once per request.</summary>
+internal sealed class SimBehaviour
+{
+    /// <summary>
+    /// What every request gets unless its <c>sim-scenario</c> header says otherwise: <c>ok</c>, <c>auth_error</c>,
+    /// <c>oauth_not_supported</c>, <c>restricted</c>, <c>missing_scope</c>, <c>permission</c>,
+    /// <c>invalid_api_key</c>, <c>rate_limit</c>, <c>overloaded</c>, <c>server_error</c>, <c>reset</c>,
+    /// <c>reset_mid_stream</c>, <c>hang</c>.
+    /// </summary>
+    public string Scenario { get; set; } = "ok";
+
+    /// <summary>The credentials accepted (in <c>x-api-key</c> or <c>Authorization: Bearer</c>); null accepts any non-empty one.</summary>
+    public Func<string, bool>? Accept { get; set; }
+
+    /// <summary>The pause before each streamed event after the first.</summary>
+    public TimeSpan ChunkDelay { get; set; } = TimeSpan.Zero;
+
+    /// <summary>How many text deltas a streamed answer has.</summary>
+    public int DeltaEvents { get; set; } = 3;
+
+    /// <summary>The <c>retry-after</c> seconds sent with 429 and 529.</summary>
+    public int RetryAfterSeconds { get; set; } = 1;
+}
+
+/// <summary>One request as the upstream received it.</summary>
+internal sealed record SeenRequest(string Method, string PathAndQuery, IReadOnlyDictionary<string, string> Headers, byte[] Body, string? Credential)
+{
+    public JsonObject? Json => Body.Length == 0 ? null : JsonNode.Parse(Body) as JsonObject;
+}
+
+/// <summary>
+/// A simulated LLM provider on Kestrel (127.0.0.1, port 0): Anthropic <c>/v1/messages</c> and
+/// <c>/v1/messages/count_tokens</c>, OpenAI <c>/v1/chat/completions</c> and <c>/v1/models</c>, with their real
+/// error bodies, <c>request-id</c>/<c>x-request-id</c> headers and SSE event sequences, plus <c>/echo/...</c>,
+/// which answers with what it received. Every request is recorded (<see cref="Requests"/>), and so is the time
+/// each streamed event was written (<see cref="EventsSent"/>).
+/// </summary>
+internal sealed class SimulatedUpstream(SimBehaviour? behaviour = null) : IAsyncDisposable
+{
+    private WebApplication? _app;
+    private int _sequence;
+
+    public SimBehaviour Behaviour { get; } = behaviour ?? new SimBehaviour();
+
+    /// <summary>Whether requests are kept in <see cref="Requests"/> (off for benchmarks).</summary>
+    public bool RecordRequests { get; init; } = true;
+
+    public ConcurrentQueue<SeenRequest> Requests { get; } = new();
+
+    /// <summary>For each streamed event: the request id, the event's index and when it was flushed.</summary>
+    public ConcurrentQueue<(string RequestId, int Index, DateTimeOffset At)> EventsSent { get; } = new();
+
+    public string Url { get; private set; } = string.Empty;
+
+    public async Task StartAsync(int port = 0)
+    {
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ApplicationName = "upstream-sim" });
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.AddServerHeader = false;
+            k.Listen(IPAddress.Loopback, port, o => o.Protocols = Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http1AndHttp2);
+        });
+        _app = builder.Build();
+        _app.Run(HandleAsync);
+        await _app.StartAsync().ConfigureAwait(false);
+        Url = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First().TrimEnd('/');
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_app is not null)
+        {
+            using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+            await _app.StopAsync(stop.Token).ConfigureAwait(false);
+            await _app.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    private async Task HandleAsync(HttpContext context)
+    {
+        var request = context.Request;
+        var body = await ReadBodyAsync(request, context.RequestAborted).ConfigureAwait(false);
+        var credential = CredentialOf(request);
+        if (RecordRequests)
+        {
+            var headers = request.Headers.ToDictionary(h => h.Key, h => h.Value.ToString(), StringComparer.OrdinalIgnoreCase);
+            Requests.Enqueue(new SeenRequest(request.Method, request.Path + request.QueryString, headers, body, credential));
+        }
+
+        var openAi = request.Path.StartsWithSegments("/v1/chat/completions") || request.Path.StartsWithSegments("/v1/models");
+        var requestId = openAi
+            ? "req_" + Interlocked.Increment(ref _sequence).ToString("x8", CultureInfo.InvariantCulture) + "oa"
+            : "req_011CSim" + Interlocked.Increment(ref _sequence).ToString("D8", CultureInfo.InvariantCulture);
+        context.Response.Headers[openAi ? "x-request-id" : "request-id"] = requestId;
+
+        if (request.Path.StartsWithSegments("/echo") || request.Path.StartsWithSegments("/v1/echo"))
+        {
+            await EchoAsync(context, body).ConfigureAwait(false);
+            return;
+        }
+
+        var scenario = request.Headers["sim-scenario"].ToString() is { Length: > 0 } s ? s : Behaviour.Scenario;
+        if (credential is null)
+        {
+            await ErrorAsync(context, openAi, 401, "authentication_error", openAi ? "You didn't provide an API key." : "x-api-key header is required", openAi ? null : requestId, "missing_api_key").ConfigureAwait(false);
+            return;
+        }
+
+        if (Behaviour.Accept is { } accept && !accept(credential))
+        {
+            await ErrorAsync(context, openAi, 401, openAi ? "invalid_request_error" : "authentication_error",
+                openAi ? $"Incorrect API key provided: {Mask(credential)}. You can find your API key at https://platform.openai.com/account/api-keys." : "invalid x-api-key",
+                openAi ? null : requestId, "invalid_api_key").ConfigureAwait(false);
+            return;
+        }
+
+        switch (scenario)
+        {
+            case "ok":
+                break;
+            case "auth_error":
+                await ErrorAsync(context, openAi, 401, "authentication_error", "invalid x-api-key", requestId, null).ConfigureAwait(false);
+                return;
+            case "oauth_not_supported":
+                await ErrorAsync(context, false, 401, "authentication_error", "OAuth authentication is currently not supported.", requestId, null).ConfigureAwait(false);
+                return;
+            case "restricted":
+                await ErrorAsync(context, false, 400, "invalid_request_error", "This credential is only authorized for use with Claude Code and cannot be used for other API requests.", requestId, null).ConfigureAwait(false);
+                return;
+            case "missing_scope":
+                await ErrorAsync(context, false, 403, "permission_error", "OAuth token does not meet scope requirement user:sessions:claude_code", requestId, null).ConfigureAwait(false);
+                return;
+            case "permission":
+                await ErrorAsync(context, false, 403, "permission_error", "Your API key does not have permission to use the specified resource.", requestId, null).ConfigureAwait(false);
+                return;
+            case "invalid_api_key":
+                await ErrorAsync(context, true, 401, "invalid_request_error", $"Incorrect API key provided: {Mask(credential)}. You can find your API key at https://platform.openai.com/account/api-keys.", null, "invalid_api_key").ConfigureAwait(false);
+                return;
+            case "rate_limit":
+                context.Response.Headers.RetryAfter = Behaviour.RetryAfterSeconds.ToString(CultureInfo.InvariantCulture);
+                await ErrorAsync(context, openAi, 429, openAi ? "requests" : "rate_limit_error", openAi ? "Rate limit reached for requests" : "Number of request tokens has exceeded your per-minute rate limit", openAi ? null : requestId, openAi ? "rate_limit_exceeded" : null).ConfigureAwait(false);
+                return;
+            case "overloaded":
+                context.Response.Headers.RetryAfter = Behaviour.RetryAfterSeconds.ToString(CultureInfo.InvariantCulture);
+                await ErrorAsync(context, false, 529, "overloaded_error", "Overloaded", requestId, null).ConfigureAwait(false);
+                return;
+            case "server_error":
+                await ErrorAsync(context, openAi, 500, openAi ? "server_error" : "api_error", "Internal server error", openAi ? null : requestId, null).ConfigureAwait(false);
+                return;
+            case "reset":
+                context.Abort();
+                return;
+            case "hang":
+                await Task.Delay(Timeout.Infinite, context.RequestAborted).ContinueWith(_ => { }, TaskScheduler.Default).ConfigureAwait(false);
+                return;
+            case "reset_mid_stream":
+                break;
+            default:
+                context.Response.StatusCode = 500;
+                await context.Response.WriteAsync($"unknown sim-scenario '{scenario}'", context.RequestAborted).ConfigureAwait(false);
+                return;
+        }
+
+        var json = body.Length == 0 ? null : JsonNode.Parse(body) as JsonObject;
+        var model = json?["model"]?.GetValue<string>() ?? "unknown-model";
+        var stream = json?["stream"]?.GetValue<bool>() ?? false;
+        if (request.Path.StartsWithSegments("/v1/messages/count_tokens"))
+        {
+            await JsonAsync(context, 200, new JsonObject { ["input_tokens"] = Math.Max(1, body.Length / 4) }).ConfigureAwait(false);
+        }
+        else if (request.Path.StartsWithSegments("/v1/messages"))
+        {
+            if (stream)
+            {
+                await AnthropicStreamAsync(context, requestId, model, scenario == "reset_mid_stream").ConfigureAwait(false);
+            }
+            else
+            {
+                await JsonAsync(context, 200, AnthropicMessage(model, Text())).ConfigureAwait(false);
+            }
+        }
+        else if (request.Path.StartsWithSegments("/v1/chat/completions"))
+        {
+            if (stream)
+            {
+                await OpenAiStreamAsync(context, requestId, model, scenario == "reset_mid_stream").ConfigureAwait(false);
+            }
+            else
+            {
+                await JsonAsync(context, 200, OpenAiCompletion(model, Text())).ConfigureAwait(false);
+            }
+        }
+        else if (request.Path.StartsWithSegments("/v1/models"))
+        {
+            await JsonAsync(context, 200, new JsonObject { ["object"] = "list", ["data"] = new JsonArray(new JsonObject { ["id"] = "gpt-4o", ["object"] = "model" }) }).ConfigureAwait(false);
+        }
+        else
+        {
+            await ErrorAsync(context, openAi, 404, "not_found_error", $"Not found: {request.Path}", openAi ? null : requestId, null).ConfigureAwait(false);
+        }
+    }
+
+    private string Text() => string.Join(' ', Enumerable.Range(0, Behaviour.DeltaEvents).Select(i => $"word{i}"));
+
+    private static string? CredentialOf(HttpRequest request)
+    {
+        if (request.Headers["x-api-key"].ToString() is { Length: > 0 } key)
+        {
+            return key;
+        }
+
+        var authorization = request.Headers.Authorization.ToString();
+        return authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) && authorization.Length > 7 ? authorization[7..] : null;
+    }
+
+    private static string Mask(string key) => key.Length <= 8 ? "***" : string.Concat(key.AsSpan(0, 3), "***", key.AsSpan(key.Length - 4));
+
+    private static async Task<byte[]> ReadBodyAsync(HttpRequest request, CancellationToken ct)
+    {
+        using var buffer = new MemoryStream();
+        await request.Body.CopyToAsync(buffer, ct).ConfigureAwait(false);
+        return buffer.ToArray();
+    }
+
+    private static async Task EchoAsync(HttpContext context, byte[] body)
+    {
+        var headers = new JsonObject();
+        foreach (var (name, value) in context.Request.Headers)
+        {
+            headers[name.ToLowerInvariant()] = value.ToString();
+        }
+
+        await JsonAsync(context, 200, new JsonObject
+        {
+            ["method"] = context.Request.Method,
+            ["path"] = context.Request.Path.Value,
+            ["query"] = context.Request.QueryString.Value,
+            ["headers"] = headers,
+            ["body_length"] = body.Length,
+            ["body_sha256"] = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(body)),
+        }).ConfigureAwait(false);
+    }
+
+    private static Task JsonAsync(HttpContext context, int status, JsonNode body)
+    {
+        context.Response.StatusCode = status;
+        context.Response.ContentType = "application/json";
+        return context.Response.WriteAsync(body.ToJsonString(), context.RequestAborted);
+    }
+
+    /// <summary>The provider's error shape: Anthropic's <c>{"type":"error","error":{...},"request_id":...}</c> or OpenAI's <c>{"error":{...}}</c>.</summary>
+    private static Task ErrorAsync(HttpContext context, bool openAi, int status, string type, string message, string? requestId, string? code)
+    {
+        JsonObject body = openAi
+            ? new JsonObject { ["error"] = new JsonObject { ["message"] = message, ["type"] = type, ["param"] = null, ["code"] = code } }
+            : new JsonObject { ["type"] = "error", ["error"] = new JsonObject { ["type"] = type, ["message"] = message }, ["request_id"] = requestId };
+        return JsonAsync(context, status, body);
+    }
+
+    private static JsonObject AnthropicMessage(string model, string text) => new()
+    {
+        ["id"] = "msg_01Sim" + Guid.NewGuid().ToString("N")[..16],
+        ["type"] = "message",
+        ["role"] = "assistant",
+        ["model"] = model,
+        ["content"] = new JsonArray(new JsonObject { ["type"] = "text", ["text"] = text }),
+        ["stop_reason"] = "end_turn",
+        ["stop_sequence"] = null,
+        ["usage"] = new JsonObject { ["input_tokens"] = 12, ["output_tokens"] = 6 },
+    };
+
+    private static JsonObject OpenAiCompletion(string model, string text) => new()
+    {
+        ["id"] = "chatcmpl-Sim" + Guid.NewGuid().ToString("N")[..16],
+        ["object"] = "chat.completion",
+        ["created"] = 1_764_000_000,
+        ["model"] = model,
+        ["choices"] = new JsonArray(new JsonObject
+        {
+            ["index"] = 0,
+            ["message"] = new JsonObject { ["role"] = "assistant", ["content"] = text },
+            ["finish_reason"] = "stop",
+        }),
+        ["usage"] = new JsonObject { ["prompt_tokens"] = 12, ["completion_tokens"] = 6, ["total_tokens"] = 18 },
+    };
+
+    private async Task AnthropicStreamAsync(HttpContext context, string requestId, string model, bool breakMidway)
+    {
+        var events = new List<(string Name, JsonObject Data)>
+        {
+            ("message_start", new JsonObject { ["type"] = "message_start", ["message"] = AnthropicStartMessage(model) }),
+            ("content_block_start", new JsonObject { ["type"] = "content_block_start", ["index"] = 0, ["content_block"] = new JsonObject { ["type"] = "text", ["text"] = string.Empty } }),
+            ("ping", new JsonObject { ["type"] = "ping" }),
+        };
+        for (var i = 0; i < Behaviour.DeltaEvents; i++)
+        {
+            events.Add(("content_block_delta", new JsonObject { ["type"] = "content_block_delta", ["index"] = 0, ["delta"] = new JsonObject { ["type"] = "text_delta", ["text"] = $"word{i} " } }));
+        }
+
+        events.Add(("content_block_stop", new JsonObject { ["type"] = "content_block_stop", ["index"] = 0 }));
+        events.Add(("message_delta", new JsonObject { ["type"] = "message_delta", ["delta"] = new JsonObject { ["stop_reason"] = "end_turn", ["stop_sequence"] = null }, ["usage"] = new JsonObject { ["output_tokens"] = Behaviour.DeltaEvents } }));
+        events.Add(("message_stop", new JsonObject { ["type"] = "message_stop" }));
+        await StreamAsync(context, requestId, events.Select(e => $"event: {e.Name}\ndata: {e.Data.ToJsonString()}\n\n").ToList(), breakMidway).ConfigureAwait(false);
+    }
+
+    private static JsonObject AnthropicStartMessage(string model)
+    {
+        var message = AnthropicMessage(model, string.Empty);
+        message["content"] = new JsonArray();
+        message["stop_reason"] = null;
+        message["usage"] = new JsonObject { ["input_tokens"] = 12, ["output_tokens"] = 1 };
+        return message;
+    }
+
+    private async Task OpenAiStreamAsync(HttpContext context, string requestId, string model, bool breakMidway)
+    {
+        var id = "chatcmpl-Sim" + Guid.NewGuid().ToString("N")[..16];
+        JsonObject Chunk(JsonObject delta, string? finish) => new()
+        {
+            ["id"] = id,
+            ["object"] = "chat.completion.chunk",
+            ["created"] = 1_764_000_000,
+            ["model"] = model,
+            ["choices"] = new JsonArray(new JsonObject { ["index"] = 0, ["delta"] = delta, ["finish_reason"] = finish }),
+        };
+        var chunks = new List<string> { $"data: {Chunk(new JsonObject { ["role"] = "assistant", ["content"] = string.Empty }, null).ToJsonString()}\n\n" };
+        for (var i = 0; i < Behaviour.DeltaEvents; i++)
+        {
+            chunks.Add($"data: {Chunk(new JsonObject { ["content"] = $"word{i} " }, null).ToJsonString()}\n\n");
+        }
+
+        chunks.Add($"data: {Chunk([], "stop").ToJsonString()}\n\n");
+        chunks.Add("data: [DONE]\n\n");
+        await StreamAsync(context, requestId, chunks, breakMidway).ConfigureAwait(false);
+    }
+
+    private async Task StreamAsync(HttpContext context, string requestId, List<string> events, bool breakMidway)
+    {
+        var response = context.Response;
+        response.StatusCode = 200;
+        response.ContentType = "text/event-stream; charset=utf-8";
+        response.Headers.CacheControl = "no-cache";
+        context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
+        await response.StartAsync(context.RequestAborted).ConfigureAwait(false);
+        for (var i = 0; i < events.Count; i++)
+        {
+            if (i > 0 && Behaviour.ChunkDelay > TimeSpan.Zero)
+            {
+                await Task.Delay(Behaviour.ChunkDelay, context.RequestAborted).ConfigureAwait(false);
+            }
+
+            if (breakMidway && i == events.Count / 2)
+            {
+                context.Abort();
+                return;
+            }
+
+            await response.Body.WriteAsync(Encoding.UTF8.GetBytes(events[i]), context.RequestAborted).ConfigureAwait(false);
+            await response.Body.FlushAsync(context.RequestAborted).ConfigureAwait(false);
+            EventsSent.Enqueue((requestId, i, DateTimeOffset.UtcNow));
+        }
+    }
+}
