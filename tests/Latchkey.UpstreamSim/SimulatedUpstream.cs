@@ -148,6 +148,9 @@ internal sealed class SimulatedUpstream(SimBehaviour? behaviour = null) : IAsync
             case "missing_scope":
                 await ErrorAsync(context, false, 403, "permission_error", "OAuth token does not meet scope requirement user:sessions:claude_code", requestId, null).ConfigureAwait(false);
                 return;
+            case "bad_request":
+                await ErrorAsync(context, openAi, 400, "invalid_request_error", "messages: Field required", openAi ? null : requestId, null).ConfigureAwait(false);
+                return;
             case "permission":
                 await ErrorAsync(context, false, 403, "permission_error", "Your API key does not have permission to use the specified resource.", requestId, null).ConfigureAwait(false);
                 return;

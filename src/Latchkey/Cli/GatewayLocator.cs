@@ -11,6 +11,9 @@ namespace Latchkey.Cli;
 /// </summary>
 internal static class GatewayLocator
 {
+    /// <summary>Set for a gateway started in the background: the file its standard output and error go to.</summary>
+    public const string LogVariable = "LATCHKEY_GATEWAY_LOG";
+
     /// <summary>Takes the home's gateway lock, or null when another gateway holds it.</summary>
     public static FileStream? TryLockHome(StoreHome home)
     {
@@ -94,7 +97,8 @@ internal static class GatewayLocator
         start.ArgumentList.Add("serve");
         start.ArgumentList.Add("--home");
         start.ArgumentList.Add(home.Path);
-        start.Environment["LATCHKEY_GATEWAY_LOG"] = log;
+        start.Environment[LogVariable] = log;
+        NativeMethods.CloseDescriptorsOnExec();
         using var process = Process.Start(start) ?? throw new CliException(ExitCodes.Failure, "Could not start 'latchkey serve'.", "Start it yourself: latchkey serve");
         process.StandardInput.Close();
 

@@ -8,6 +8,9 @@ internal static partial class NativeMethods
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     public static partial int Kill(int pid, int signal);
 
+    [LibraryImport("libc", EntryPoint = "fcntl", SetLastError = true)]
+    private static partial int Fcntl(int descriptor, int command, int argument);
+
     [LibraryImport("libc", EntryPoint = "dup2", SetLastError = true)]
     public static partial int Dup2(int oldDescriptor, int newDescriptor);
 
@@ -22,6 +25,29 @@ internal static partial class NativeMethods
         if (Dup2(fd, 1) < 0 || Dup2(fd, 2) < 0)
         {
             throw new IOException($"Could not send output to {path} (errno {Marshal.GetLastPInvokeError()}).");
+        }
+    }
+
+    /// <summary>
+    /// Marks every open descriptor above 2 close-on-exec, so a long-lived child started next (the background
+    /// gateway) inherits none of them: an inherited pipe end would keep whoever reads this process's output
+    /// waiting for as long as the child lives. Linux only (it reads /proc/self/fd); elsewhere it does nothing.
+    /// </summary>
+    public static void CloseDescriptorsOnExec()
+    {
+        const int SetDescriptorFlags = 2; // F_SETFD
+        const int CloseOnExec = 1;        // FD_CLOEXEC
+        if (!OperatingSystem.IsLinux() || !Directory.Exists("/proc/self/fd"))
+        {
+            return;
+        }
+
+        foreach (var entry in Directory.GetFileSystemEntries("/proc/self/fd"))
+        {
+            if (int.TryParse(Path.GetFileName(entry), out var fd) && fd > 2)
+            {
+                _ = Fcntl(fd, SetDescriptorFlags, CloseOnExec); // a descriptor closed meanwhile is fine
+            }
         }
     }
 }

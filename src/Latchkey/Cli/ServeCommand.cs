@@ -43,10 +43,6 @@ internal static class ServeCommand
             };
 
             home.EnsureReady();
-            if (Environment.GetEnvironmentVariable("LATCHKEY_GATEWAY_LOG") is { Length: > 0 } logPath)
-            {
-                NativeMethods.RedirectOutputTo(logPath); // started in the background by 'latchkey run'
-            }
             using var instanceLock = GatewayLocator.TryLockHome(home)
                 ?? throw new CliException(ExitCodes.Failure, $"A gateway is already running on the home folder {home.Path} ({GatewayLocator.Describe(home)}).",
                     "Use it, or stop it first. 'latchkey run' finds it by itself.");

@@ -11,9 +11,10 @@ namespace Latchkey.Gateway;
 /// route for the requested model, rewrites the model name, and tries the route's targets in order.
 /// </summary>
 /// <remarks>
-/// <para>Moves to the next target on a connection failure, a timeout, a 5xx, 429 or 529; on a 401 or 403 only
-/// after it is recorded in the credential's status and the log; never on another 4xx, which is about the request
-/// and goes back to the agent as it is. No silent fall-through: every answer names the credential that served it
+/// <para>Moves to the next target on a connection failure, a timeout, a 5xx, 429 or 529; on a failure of the
+/// credential (401, 403, a credential restricted to its provider's own client) only after it is recorded in the
+/// credential's status and the log; never on another 4xx, which is about the request and goes back to the agent
+/// as it is. No silent fall-through: every answer names the credential that served it
 /// (<c>latchkey-credential</c>) and every attempt (<c>latchkey-attempts</c>).</para>
 /// <para>A 429 or 529 with <c>retry-after</c> puts the target in a cool-down that every request respects; when all
 /// targets are cooling down and the shortest wait is short (<see cref="GatewayOptions.ShortRetryAfter"/>), the
@@ -166,5 +167,11 @@ internal sealed class ModelRouterRoute(AgentRequest agents, UpstreamExchange exc
         return targets;
     }
 
-    private static bool ShouldFallBack(ExchangeOutcome outcome) => outcome.Response is null || outcome.Status is 401 or 403 or 429 or >= 500;
+    /// <summary>
+    /// Load and reachability failures move on; so do failures of the credential itself (401, 403, a credential
+    /// its provider restricts), which <see cref="UpstreamExchange"/> has recorded in status and the log by now.
+    /// Any other 4xx is about the request and goes back to the agent.
+    /// </summary>
+    private static bool ShouldFallBack(ExchangeOutcome outcome) =>
+        outcome.Response is null || outcome.Status is 429 or >= 500 || outcome.Diagnosis is { IsCredentialFailure: true };
 }
