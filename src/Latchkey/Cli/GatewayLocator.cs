@@ -74,7 +74,7 @@ internal static class GatewayLocator
     /// A healthy gateway's URL: the running one, or a new <c>latchkey serve</c> started in its own session
     /// (so Ctrl-C in the terminal does not stop it), waited for up to <paramref name="wait"/>.
     /// </summary>
-    public static async Task<string> EnsureRunningAsync(StoreHome home, TimeSpan wait, CancellationToken ct)
+    public static async Task<string> EnsureRunningAsync(StoreHome home, TimeSpan wait, CancellationToken ct, string? store = null)
     {
         if (await FindHealthyAsync(home, ct) is { } running)
         {
@@ -95,6 +95,10 @@ internal static class GatewayLocator
         start.ArgumentList.Add("--home");
         start.ArgumentList.Add(home.Path);
         start.Environment["LATCHKEY_GATEWAY_LOG"] = log;
+        if (!string.IsNullOrWhiteSpace(store))
+        {
+            start.Environment[StoreSelector.StoreVariable] = store; // the --store choice, passed on outside the argument list
+        }
         using var process = Process.Start(start) ?? throw new CliException(ExitCodes.Failure, "Could not start 'latchkey serve'.", "Start it yourself: latchkey serve");
         process.StandardInput.Close();
 
