@@ -99,7 +99,7 @@ internal sealed partial class PostgresCredentialStore
     }
 
     private StoreException Unavailable(Exception ex, string outcome) => new("store_unavailable",
-        $"PostgreSQL at {Location} cannot be reached right now ({Describe(ex)}). {outcome}. Latchkey reconnects by itself once PostgreSQL answers again; try again shortly.",
+        $"PostgreSQL at {Location} cannot be reached right now ({Describe(ex)}). {outcome}. Check that PostgreSQL is running and reachable, then try again; a running gateway reconnects by itself once PostgreSQL answers.",
         retryable: true, innerException: ex);
 
     private static string Describe(Exception ex) => ex switch
