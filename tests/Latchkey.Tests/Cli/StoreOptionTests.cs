@@ -105,4 +105,36 @@ public sealed class StoreOptionTests(PostgresServer server) : IDisposable
         Assert.True(added.ExitCode == 0, added.ToString());
         Assert.Equal(Canary + "\n", token.Stdout);
     }
+
+    [Fact]
+    public async Task Serve_StoreOnPostgres_HealthReportsPostgresql()
+    {
+        var url = await server.CreateDatabaseAsync();
+        var info = Processes.StartInfo(Processes.LatchkeyExe, _home.Path, ["serve", "--listen", "127.0.0.1:0", "--no-socket", "--store", url]);
+        info.Environment[StoreSelector.KeyFileVariable] = KeyFile("shared.key");
+        using var process = Process.Start(info)!;
+        try
+        {
+            process.StandardInput.Close();
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            string? line;
+            do
+            {
+                line = await process.StandardOutput.ReadLineAsync(timeout.Token);
+            }
+            while (line is not null && !line.StartsWith("Latchkey gateway on ", StringComparison.Ordinal));
+
+            Assert.NotNull(line);
+            var gateway = line["Latchkey gateway on ".Length..].Split(' ')[0];
+            using var http = new HttpClient();
+            var health = await http.GetStringAsync(new Uri(gateway + "/healthz"), timeout.Token);
+
+            Assert.Contains("\"postgresql\"", health, StringComparison.Ordinal);
+        }
+        finally
+        {
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync();
+        }
+    }
 }
