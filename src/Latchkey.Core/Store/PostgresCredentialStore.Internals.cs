@@ -159,6 +159,25 @@ internal sealed partial class PostgresCredentialStore
         return 0;
     });
 
+    /// <summary>Refuses a schema this build would have to migrate, or cannot read, without changing it.</summary>
+    private void CheckSchemaCurrent() => Run(connection =>
+    {
+        var version = ReadSchemaVersion(connection, null);
+        if (version > SchemaVersion)
+        {
+            throw new StoreException("newer_schema",
+                $"The store at {Location} was written by a newer Latchkey (schema {version}; this one knows {SchemaVersion}). Upgrade Latchkey on this replica.");
+        }
+
+        if (version < SchemaVersion)
+        {
+            throw new StoreException("schema_behind",
+                $"The store at {Location} has schema {version}; this Latchkey uses {SchemaVersion}. Nothing was changed. Any command or 'latchkey serve' migrates it on start.");
+        }
+
+        return 0;
+    });
+
     /// <summary>The highest applied migration, 0 for an empty database.</summary>
     private static int ReadSchemaVersion(NpgsqlConnection connection, NpgsqlTransaction? transaction)
     {
@@ -178,16 +197,14 @@ internal sealed partial class PostgresCredentialStore
     /// Records the master key's id on first use and refuses a replica with another key: with two keys, each
     /// replica would seal rows the others cannot open.
     /// </summary>
-    private void CheckKey() => Run(connection =>
+    private void CheckKey(bool record) => Run(connection =>
     {
         using var command = new NpgsqlCommand(
-            """
-            INSERT INTO store_meta (name, value) VALUES ('key_id', @key_id) ON CONFLICT (name) DO NOTHING;
-            SELECT value FROM store_meta WHERE name = 'key_id'
-            """, connection);
+            (record ? "INSERT INTO store_meta (name, value) VALUES ('key_id', @key_id) ON CONFLICT (name) DO NOTHING; " : string.Empty) +
+            "SELECT value FROM store_meta WHERE name = 'key_id'", connection);
         command.Parameters.AddWithValue("key_id", _protector.KeyId);
         var stored = command.ExecuteScalar() as string;
-        if (!string.Equals(stored, _protector.KeyId, StringComparison.Ordinal))
+        if (stored is not null && !string.Equals(stored, _protector.KeyId, StringComparison.Ordinal))
         {
             throw new StoreException("key_mismatch",
                 $"This replica's master key (id {_protector.KeyId}) is not the one the store at {Location} is sealed with (id {stored}). Nothing was changed. Give every replica the same key file (LATCHKEY_KEY_FILE), copied from one that works; see docs/store.md.");

@@ -70,10 +70,11 @@ internal sealed partial class PostgresCredentialStore : ILatchkeyStore, IDisposa
     /// <summary>
     /// Opens the store at <paramref name="location"/>: brings the schema up to date (safely when other replicas
     /// start at the same time) and checks that the database's secrets are sealed with the same master key.
-    /// Takes ownership of <paramref name="protector"/>.
+    /// Takes ownership of <paramref name="protector"/>. With <paramref name="readOnly"/> (for <c>doctor</c>), nothing is
+    /// written: a schema that is not current, or a key that does not match, is refused instead.
     /// </summary>
     /// <exception cref="StoreException">The store cannot be used; the message says why and what to do.</exception>
-    public static PostgresCredentialStore Open(PostgresLocation location, SecretProtector protector, TimeProvider time)
+    public static PostgresCredentialStore Open(PostgresLocation location, SecretProtector protector, TimeProvider time, bool readOnly = false)
     {
         ArgumentNullException.ThrowIfNull(location);
         ArgumentNullException.ThrowIfNull(protector);
@@ -81,8 +82,16 @@ internal sealed partial class PostgresCredentialStore : ILatchkeyStore, IDisposa
         var store = new PostgresCredentialStore(location, protector, time);
         try
         {
-            store.Migrate();
-            store.CheckKey();
+            if (readOnly)
+            {
+                store.CheckSchemaCurrent();
+            }
+            else
+            {
+                store.Migrate();
+            }
+
+            store.CheckKey(record: !readOnly);
             return store;
         }
         catch

@@ -137,4 +137,40 @@ public sealed class StoreOptionTests(PostgresServer server) : IDisposable
             await process.WaitForExitAsync();
         }
     }
+
+    [Fact]
+    public async Task Doctor_PostgresStore_ChecksWithoutMigratingAndFindsAnotherKey()
+    {
+        var url = await server.CreateDatabaseAsync();
+        var shared = new Dictionary<string, string> { [StoreSelector.StoreVariable] = url, [StoreSelector.KeyFileVariable] = KeyFile("shared.key") };
+
+        var beforeMigration = await Run(_home.Path, shared, null, "doctor", "--json");
+        var added = await Run(_home.Path, shared, Canary + "\n", "add", "api", "--upstream", "https://api.example.com");
+        var healthy = await Run(_home.Path, shared, null, "doctor", "--json");
+        var wrongKey = await Run(_home.Path, new() { [StoreSelector.StoreVariable] = url, [StoreSelector.KeyFileVariable] = KeyFile("other.key") }, null, "doctor", "--json");
+
+        Assert.NotEqual(0, beforeMigration.ExitCode);
+        Assert.Contains("schema 0", beforeMigration.Stdout, StringComparison.Ordinal);
+        Assert.True(added.ExitCode == 0, added.ToString());
+        Assert.True(healthy.ExitCode == 0, healthy.ToString());
+        Assert.Contains("PostgreSQL at", healthy.Stdout, StringComparison.Ordinal);
+        Assert.NotEqual(0, wrongKey.ExitCode);
+        Assert.Contains("LATCHKEY_KEY_FILE", wrongKey.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("CANARY", healthy.All + wrongKey.All, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Store_SeveralProcessesStartOnAFreshDatabase_MigrateOnceAndAllSucceed()
+    {
+        var url = await server.CreateDatabaseAsync();
+        var shared = new Dictionary<string, string> { [StoreSelector.StoreVariable] = url, [StoreSelector.KeyFileVariable] = KeyFile("shared.key") };
+
+        var results = await Task.WhenAll(Enumerable.Range(0, 6).Select(_ => Run(_home.Path, shared, null, "list")));
+
+        Assert.All(results, r => Assert.True(r.ExitCode == 0, r.ToString()));
+        await using var connection = new Npgsql.NpgsqlConnection(server.ConnectionStringFor(url));
+        await connection.OpenAsync();
+        await using var count = new Npgsql.NpgsqlCommand("SELECT count(*) FROM schema_version", connection);
+        Assert.Equal((long)PostgresCredentialStore.SchemaVersion, (long)(await count.ExecuteScalarAsync())!);
+    }
 }
