@@ -5,24 +5,23 @@ namespace Latchkey.Tests.Store;
 
 /// <summary>
 /// PostgreSQL going away and coming back while the store is in use: retryable errors meanwhile, then the pool
-/// reconnects by itself and nothing committed is lost. Uses a server of its own, since it stops it.
+/// reconnects by itself and nothing committed is lost. Uses a server of its own (a class fixture, outside the
+/// shared collection), since it stops it.
 /// </summary>
-public sealed class PostgresCredentialStoreRestartTests : IAsyncLifetime
+public sealed class PostgresCredentialStoreRestartTests(PostgresServer server) : IClassFixture<PostgresServer>, IAsyncLifetime
 {
     private const string PasswordCanary = "pw-CANARY-51c7e0";
     private static readonly byte[] Key = RandomNumberGenerator.GetBytes(32);
-    private readonly PostgresServer _server = new();
+    private readonly PostgresServer _server = server;
     private string _url = string.Empty;
 
     public async Task InitializeAsync()
     {
-        await _server.InitializeAsync();
-
         // Trust authentication ignores the password; it is there to prove no message ever shows it.
         _url = (await _server.CreateDatabaseAsync()).Replace("://latchkey@", $"://latchkey:{PasswordCanary}@", StringComparison.Ordinal);
     }
 
-    public Task DisposeAsync() => _server.DisposeAsync();
+    public Task DisposeAsync() => Task.CompletedTask;
 
     private PostgresCredentialStore Open() => PostgresCredentialStore.Open(PostgresLocation.Parse(_url), new SecretProtector(Key), TimeProvider.System);
 
