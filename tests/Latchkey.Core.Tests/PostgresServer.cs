@@ -33,7 +33,7 @@ public sealed class PostgresServer : IAsyncLifetime
 
     public string DataPath => Path.Combine(Root, "data");
 
-    public int Port { get; }
+    public int Port { get; private set; }
 
     /// <summary>A connection string to the maintenance database, as the superuser.</summary>
     public string AdminConnectionString => new NpgsqlConnectionStringBuilder
@@ -49,7 +49,18 @@ public sealed class PostgresServer : IAsyncLifetime
         }
 
         await RunAsync(Path.Combine(_bin, "initdb"), ["-D", DataPath, "-U", Superuser, "-A", "trust", "-E", "UTF8", "--no-sync", "--no-instructions"], asServer: true);
-        await StartAsync();
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await StartAsync();
+                return;
+            }
+            catch (InvalidOperationException ex) when (attempt < 5 && ex.Message.Contains("could not bind", StringComparison.OrdinalIgnoreCase))
+            {
+                Port = FreePort(); // another process took the free port between our look and the server's bind
+            }
+        }
     }
 
     /// <summary>Starts (or restarts after <see cref="StopAsync"/>) the server on the same port and data.</summary>

@@ -3,7 +3,8 @@ namespace Latchkey.Store;
 /// <summary>
 /// The PostgreSQL schema: forward-only migrations, entry <c>i</c> taking the schema from version <c>i</c> to
 /// <c>i + 1</c>, recorded one row per version in <c>schema_version</c>. Never edit a migration that has shipped:
-/// add the next one (an <c>audit_event</c> table, for example, is a later migration of its own).
+/// add the next one (an <c>audit_event</c> table, for example, is a later migration of its own: it should refer to
+/// <c>credential.id</c> without a foreign key, so that events outlive the credential they describe).
 /// </summary>
 /// <remarks>
 /// The columns are SQLite's (see <see cref="SqliteSchema"/>), with times in unix milliseconds, so both backends
