@@ -10,7 +10,8 @@ namespace Latchkey.Tests;
 /// A real PostgreSQL for tests: Debian's binaries (<c>/usr/lib/postgresql/*/bin</c>), <c>initdb</c> into a
 /// temporary folder, <c>pg_ctl</c> on a free loopback port (its socket in the same folder), stopped and deleted on
 /// dispose. As root, PostgreSQL refuses to run, so the server runs as the <c>postgres</c> user (else
-/// <c>nobody</c>) through <c>runuser</c>. Trust authentication on loopback only; the superuser is <c>latchkey</c>.
+/// <c>nobody</c>) through <c>runuser</c>. Loopback only; the superuser <c>latchkey</c> is trusted, other roles need
+/// their password (SCRAM).
 /// </summary>
 public sealed class PostgresServer : IAsyncLifetime
 {
@@ -49,6 +50,10 @@ public sealed class PostgresServer : IAsyncLifetime
         }
 
         await RunAsync(Path.Combine(_bin, "initdb"), ["-D", DataPath, "-U", Superuser, "-A", "trust", "-E", "UTF8", "--no-sync", "--no-instructions"], asServer: true);
+
+        // The superuser needs no password; any other role must give its own (so tests can check password handling).
+        await File.WriteAllTextAsync(Path.Combine(DataPath, "pg_hba.conf"),
+            $"local all all trust\nhost all {Superuser} 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 scram-sha-256\n");
         for (var attempt = 1; ; attempt++)
         {
             try

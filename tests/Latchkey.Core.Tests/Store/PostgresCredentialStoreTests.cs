@@ -291,6 +291,39 @@ public sealed class PostgresCredentialStoreTests(PostgresServer server)
         Assert.Equal(0L, await ScalarAsync<long>(url, $"SELECT count(*) FROM client_key WHERE secret_fp = '{value}'"));
     }
 
+    [Fact]
+    public async Task Open_RoleWithPasswordAndOnlyDml_WorksOnceMigratedAndWrongPasswordNeverShown()
+    {
+        var url = await server.CreateDatabaseAsync();
+        var role = "app_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4));
+        const string password = "pw-CANARY-right-8c1d";
+        var database = url[(url.LastIndexOf('/') + 1)..];
+        var appUrl = $"postgresql://{role}:{password}@127.0.0.1:{server.Port}/{database}";
+        await ExecuteAsync(url, $"CREATE ROLE {role} LOGIN PASSWORD '{password}'");
+
+        var beforeMigration = Assert.Throws<StoreException>(() => Open(appUrl));
+        await using (Open(url))
+        {
+        }
+
+        await ExecuteAsync(url, $"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}");
+        await using (var app = Open(appUrl))
+        {
+            await app.CreateAsync(CredentialStoreContractTests.ApiKey("a", "secret-a"), default);
+            Assert.True((await app.UpdateAsync("a", new CredentialPatch { ApiKey = "secret-b" }, WriteCondition.Version(1), default)).Succeeded);
+            Assert.True(await app.TryAcquireLeaseAsync("a", "me", null, 0, TimeSpan.FromSeconds(30), default));
+            Assert.NotNull(await app.CreateKeyAsync("agent", ["a"], null, default));
+        }
+
+        var wrong = Assert.Throws<StoreException>(() => Open(appUrl.Replace(password, "pw-CANARY-wrong-3b7a", StringComparison.Ordinal)));
+
+        Assert.Equal("permission_denied", beforeMigration.Code);
+        Assert.Equal("auth_failed", wrong.Code);
+        Assert.False(wrong.Retryable);
+        Assert.Contains(role, wrong.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("CANARY", beforeMigration.ToString() + wrong.ToString(), StringComparison.Ordinal);
+    }
+
     /// <summary>The system clock moved by a fixed amount: a replica whose clock is wrong.</summary>
     private sealed class ShiftedTimeProvider(TimeSpan shift) : TimeProvider
     {
