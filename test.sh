@@ -7,12 +7,20 @@ cd "$(dirname "$0")"
 log() { printf '==> %s\n' "$*" >&2; }
 
 # System packages the tests use. Installed only when missing (CI machines are fresh; a developer's may not be).
-# Each entry: a command that proves the package is there, and the Debian package that provides it.
-# (none yet: the store tests need only .NET; the OAuth, PostgreSQL, sshd and browser tests add theirs here)
-apt_needs=()
+# Each entry: a command (or a glob for a file, for tools Debian keeps off PATH) that proves the package is there,
+# and the Debian package that provides it.
+#   PostgreSQL: the store tests initdb a private server into a temp folder; Debian puts initdb and pg_ctl in
+#   /usr/lib/postgresql/VERSION/bin, not on PATH.
+apt_needs=("/usr/lib/postgresql/*/bin/initdb:postgresql")
 missing=()
+have() {
+  case "$1" in
+    /*) compgen -G "$1" >/dev/null ;;
+    *) command -v "$1" >/dev/null 2>&1 ;;
+  esac
+}
 for entry in "${apt_needs[@]}"; do
-  command -v "${entry%%:*}" >/dev/null 2>&1 || missing+=("${entry##*:}")
+  have "${entry%%:*}" || missing+=("${entry##*:}")
 done
 if ((${#missing[@]})); then
   if [ "$(id -u)" -eq 0 ]; then

@@ -15,7 +15,7 @@ namespace Latchkey.Store;
 /// Conditions are checked inside the write transaction, which holds SQLite's single write lock: a check and the
 /// write it guards cannot be separated by another writer in any process.
 /// </remarks>
-internal sealed partial class SqliteCredentialStore : ICredentialStore, IClientKeyStore, IDisposable
+internal sealed partial class SqliteCredentialStore : ILatchkeyStore, IDisposable
 {
     /// <summary>The schema this build writes. An older database is migrated forward; a newer one is refused.</summary>
     public const int SchemaVersion = 3;
@@ -49,6 +49,10 @@ internal sealed partial class SqliteCredentialStore : ICredentialStore, IClientK
     }
 
     public StoreHome Home { get; }
+
+    public string Backend => "sqlite";
+
+    public string Location => Home.DatabasePath;
 
     public int HistoryDepth => 10;
 

@@ -16,6 +16,13 @@ internal sealed class CliApp(CliConsole console, TimeProvider time)
         Recursive = true,
     };
 
+    /// <summary><c>--store sqlite|postgresql://...</c>: the store backend, for every command.</summary>
+    public static readonly Option<string?> StoreOption = new("--store")
+    {
+        Description = $"The store: sqlite (default: latchkey.db in the home folder) or postgresql://USER@HOST:PORT/DATABASE for a shared one (default: ${StoreSelector.StoreVariable}). Never put a password here: use PGPASSWORD or ~/.pgpass.",
+        Recursive = true,
+    };
+
     public CliConsole Console { get; } = console;
 
     public TimeProvider Time { get; } = time;
@@ -76,9 +83,9 @@ internal sealed class CliApp(CliConsole console, TimeProvider time)
         }
     }
 
-    /// <summary>Opens the store in the home folder given by <c>--home</c> or the environment.</summary>
-    public SqliteCredentialStore OpenStore(ParseResult parse) =>
-        SqliteCredentialStore.Open(StoreHome.Resolve(parse.GetValue(HomeOption)), Time);
+    /// <summary>Opens the store chosen by <c>--store</c> or <c>LATCHKEY_STORE</c> (SQLite in the home folder by default).</summary>
+    public ILatchkeyStore OpenStore(ParseResult parse) =>
+        StoreSelector.Open(parse.GetValue(StoreOption), StoreHome.Resolve(parse.GetValue(HomeOption)), Time);
 
     private int Report(CliException ex)
     {
@@ -97,6 +104,7 @@ internal sealed class CliApp(CliConsole console, TimeProvider time)
             "Latchkey keeps AI coding agents' credentials in one crash-safe, encrypted store, and is the one thing that spends them.")
         {
             HomeOption,
+            StoreOption,
         };
         CredentialCommands.AddTo(root, this);
         LoginCommands.AddTo(root, this);

@@ -16,7 +16,10 @@ internal static class DoctorCommand
         var command = new Command("doctor", "Check the store (folder permissions, key, database integrity, every record) and say how to fix each problem. Exits 1 when something needs fixing.") { json };
         command.SetAction(async (parse, ct) =>
         {
-            var findings = await RunChecksAsync(StoreHome.Resolve(parse.GetValue(CliApp.HomeOption)), app.Time, ct);
+            var home = StoreHome.Resolve(parse.GetValue(CliApp.HomeOption));
+            var findings = StoreSelector.Choose(parse.GetValue(CliApp.StoreOption)).Postgres is { } postgres
+                ? await RunPostgresChecksAsync(postgres, home, app.Time, Environment.GetEnvironmentVariable, ct)
+                : await RunChecksAsync(home, app.Time, ct);
             if (parse.GetValue(json))
             {
                 CredentialCommands.WriteJson(app, findings);
@@ -38,6 +41,69 @@ internal static class DoctorCommand
             return findings.Any(f => f.Status == "fail") ? ExitCodes.Failure : ExitCodes.Success;
         });
         root.Add(command);
+    }
+
+    /// <summary>The checks for a PostgreSQL store: the shared key, the connection and schema, every record. Writes nothing.</summary>
+    public static async Task<IReadOnlyList<DoctorFinding>> RunPostgresChecksAsync(PostgresLocation location, StoreHome home, TimeProvider time, Func<string, string?> getEnvironment, CancellationToken ct)
+    {
+        var findings = new List<DoctorFinding>();
+        var keyFile = getEnvironment(StoreSelector.KeyFileVariable);
+        if (string.IsNullOrEmpty(keyFile) && !File.Exists(home.KeyFilePath))
+        {
+            findings.Add(new("key storage", "fail", $"No master key: {StoreSelector.KeyFileVariable} is not set and {home.KeyFilePath} does not exist.",
+                $"Set {StoreSelector.KeyFileVariable} to the key file every replica shares (docs/store.md)."));
+            return findings;
+        }
+
+        byte[] key;
+        try
+        {
+            key = StoreSelector.LoadSharedKey(home, getEnvironment);
+        }
+        catch (StoreException ex)
+        {
+            findings.Add(new("key storage", "fail", ex.Message, null));
+            return findings;
+        }
+
+        findings.Add(new("key storage", "ok",
+            $"The master key comes from {(string.IsNullOrEmpty(keyFile) ? home.KeyFilePath : keyFile)}; every replica needs the same file, and the database never sees it.", null));
+        PostgresCredentialStore store;
+        try
+        {
+            var protector = new SecretProtector(key);
+            store = PostgresCredentialStore.Open(location, protector, time, readOnly: true);
+        }
+        catch (StoreException ex)
+        {
+            findings.Add(new("database", "fail", ex.Message, null));
+            return findings;
+        }
+        finally
+        {
+            System.Security.Cryptography.CryptographicOperations.ZeroMemory(key);
+        }
+
+        await using (store)
+        {
+            findings.Add(new("database", "ok", $"PostgreSQL at {store.Location} answers, with schema {PostgresCredentialStore.SchemaVersion} and this key ({store.KeyId}).", null));
+            findings.Add(store.SelfTest()
+                ? new("key self-test", "ok", $"Sealing and opening a probe with key {store.KeyId} works.", null)
+                : new("key self-test", "fail", "The master key cannot seal and open a probe.", "Copy the key file from a replica that works."));
+            var records = await store.ListAsync(ct);
+            var quarantined = records.Where(r => r.State == CredentialState.Quarantined).ToList();
+            foreach (var record in quarantined)
+            {
+                findings.Add(new($"record '{record.Name}'", "fail", record.Reason?.Message ?? "It cannot be read.", record.Reason?.Fix));
+            }
+
+            if (quarantined.Count == 0)
+            {
+                findings.Add(new("records", "ok", $"All {records.Count} record(s) decrypt and decode.", null));
+            }
+        }
+
+        return findings;
     }
 
     public static async Task<IReadOnlyList<DoctorFinding>> RunChecksAsync(StoreHome home, TimeProvider time, CancellationToken ct)

@@ -77,7 +77,7 @@ internal static class GatewayLocator
     /// A healthy gateway's URL: the running one, or a new <c>latchkey serve</c> started in its own session
     /// (so Ctrl-C in the terminal does not stop it), waited for up to <paramref name="wait"/>.
     /// </summary>
-    public static async Task<string> EnsureRunningAsync(StoreHome home, TimeSpan wait, CancellationToken ct)
+    public static async Task<string> EnsureRunningAsync(StoreHome home, TimeSpan wait, CancellationToken ct, string? store = null)
     {
         if (await FindHealthyAsync(home, ct) is { } running)
         {
@@ -98,6 +98,11 @@ internal static class GatewayLocator
         start.ArgumentList.Add("--home");
         start.ArgumentList.Add(home.Path);
         start.Environment[LogVariable] = log;
+        if (!string.IsNullOrWhiteSpace(store))
+        {
+            start.Environment[StoreSelector.StoreVariable] = store; // the --store choice, passed on outside the argument list
+        }
+
         NativeMethods.CloseDescriptorsOnExec();
         using var process = Process.Start(start) ?? throw new CliException(ExitCodes.Failure, "Could not start 'latchkey serve'.", "Start it yourself: latchkey serve");
         process.StandardInput.Close();

@@ -37,6 +37,7 @@ internal static class ServeCommand
             var options = new GatewayOptions
             {
                 Listen = endpoint,
+                Store = parse.GetValue(CliApp.StoreOption),
                 AllowRemote = parse.GetValue(allowRemote),
                 SocketPath = parse.GetValue(noSocket) ? null : parse.GetValue(socket) ?? Path.Combine(home.Path, "gateway.sock"),
                 UpstreamTimeout = parse.GetValue(timeout) is { } t ? Durations.Parse(t, "--upstream-timeout") : new GatewayOptions().UpstreamTimeout,

@@ -10,6 +10,9 @@ internal sealed record GatewayOptions
 
     public IPEndPoint Listen { get; init; } = new(IPAddress.Loopback, DefaultPort);
 
+    /// <summary>The <c>--store</c> value, or null to use <c>LATCHKEY_STORE</c>, else SQLite in the home folder.</summary>
+    public string? Store { get; init; }
+
     /// <summary>The Unix socket path, or null for none.</summary>
     public string? SocketPath { get; init; }
 

@@ -22,11 +22,11 @@ namespace Latchkey.Gateway;
 internal sealed class GatewayServer : IAsyncDisposable
 {
     private readonly WebApplication _app;
-    private readonly SqliteCredentialStore _store;
+    private readonly ILatchkeyStore _store;
     private readonly OAuthHttp _oauthHttp;
     private readonly HttpMessageInvoker _invoker;
 
-    private GatewayServer(WebApplication app, SqliteCredentialStore store, OAuthHttp oauthHttp, HttpMessageInvoker invoker)
+    private GatewayServer(WebApplication app, ILatchkeyStore store, OAuthHttp oauthHttp, HttpMessageInvoker invoker)
     {
         _app = app;
         _store = store;
@@ -40,7 +40,8 @@ internal sealed class GatewayServer : IAsyncDisposable
 
     public IServiceProvider Services => _app.Services;
 
-    /// <summary>Builds a gateway over the store in <paramref name="home"/>; <see cref="StartAsync"/> starts it.</summary>
+    /// <summary>Builds a gateway over the store <see cref="GatewayOptions.Store"/> chooses (by default SQLite in
+    /// <paramref name="home"/>); <see cref="StartAsync"/> starts it.</summary>
     public static GatewayServer Create(StoreHome home, GatewayOptions options, TimeProvider time, LogLevel logLevel = LogLevel.Information)
     {
         ArgumentNullException.ThrowIfNull(home);
@@ -50,7 +51,7 @@ internal sealed class GatewayServer : IAsyncDisposable
             throw new InvalidOperationException($"{options.Listen} is not a loopback address; listening there needs --allow-remote.");
         }
 
-        var store = SqliteCredentialStore.Open(home, time);
+        var store = StoreSelector.Open(options.Store, home, time);
         var oauthHttp = OAuthHttp.CreateDefault();
         var invoker = new HttpMessageInvoker(Forwarder.CreateHandler(), disposeHandler: true);
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ApplicationName = "latchkey" });
@@ -101,7 +102,7 @@ internal sealed class GatewayServer : IAsyncDisposable
         var app = builder.Build();
         var credentialRoute = app.Services.GetRequiredService<CredentialRoute>();
         var routerRoute = app.Services.GetRequiredService<ModelRouterRoute>();
-        app.MapGet("/healthz", (HttpContext context) => WriteHealthAsync(context, home));
+        app.MapGet("/healthz", (HttpContext context) => WriteHealthAsync(context, home, store.Backend));
         app.Map("/c/{credential}/{**rest}", credentialRoute.HandleAsync);
         app.Map("/c/{credential}", credentialRoute.HandleAsync);
         app.Map("/r/{router}/{**rest}", routerRoute.HandleAsync);
@@ -132,10 +133,10 @@ internal sealed class GatewayServer : IAsyncDisposable
         await _store.DisposeAsync().ConfigureAwait(false);
     }
 
-    private static Task WriteHealthAsync(HttpContext context, StoreHome home)
+    private static Task WriteHealthAsync(HttpContext context, StoreHome home, string backend)
     {
         context.Response.ContentType = "application/json";
-        var body = JsonSerializer.SerializeToUtf8Bytes(new HealthView("ok", typeof(GatewayServer).Assembly.GetName().Version?.ToString(3) ?? "0", "sqlite", Environment.ProcessId, home.Path), GatewayJsonContext.Default.HealthView);
+        var body = JsonSerializer.SerializeToUtf8Bytes(new HealthView("ok", typeof(GatewayServer).Assembly.GetName().Version?.ToString(3) ?? "0", backend, Environment.ProcessId, home.Path), GatewayJsonContext.Default.HealthView);
         return context.Response.Body.WriteAsync(body, context.RequestAborted).AsTask();
     }
 }

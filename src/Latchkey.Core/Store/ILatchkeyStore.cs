@@ -1,0 +1,14 @@
+namespace Latchkey.Store;
+
+/// <summary>
+/// A whole store as a command or the gateway opens it: credentials and client keys in one place, on one backend
+/// (<see cref="StoreSelector"/> picks which).
+/// </summary>
+internal interface ILatchkeyStore : ICredentialStore, IClientKeyStore
+{
+    /// <summary>The backend's name as <c>--store</c> spells it: <c>sqlite</c> or <c>postgresql</c>.</summary>
+    string Backend { get; }
+
+    /// <summary>Where the store is, for messages: a file path, or a connection URL with no password in it.</summary>
+    string Location { get; }
+}

@@ -1,0 +1,353 @@
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Text.Json;
+using Npgsql;
+
+namespace Latchkey.Store;
+
+/// <summary>Connections, failures, migrations and decoding.</summary>
+internal sealed partial class PostgresCredentialStore
+{
+    /// <summary>How long a starting replica waits for another one's migration before giving up.</summary>
+    private static readonly TimeSpan MigrationWait = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// Runs one operation on a pooled connection. A lost connection empties the pool (its other connections are
+    /// as dead) and becomes a retryable <see cref="StoreException"/>; an idempotent operation is tried once more
+    /// on a fresh connection first.
+    /// </summary>
+    private async Task<T> RunAsync<T>(Func<NpgsqlConnection, CancellationToken, Task<T>> operation, bool idempotent, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+                return await operation(connection, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (IsConnectionLoss(ex) && !cancellationToken.IsCancellationRequested)
+            {
+                _dataSource.Clear();
+                if (idempotent && attempt == 0)
+                {
+                    continue;
+                }
+
+                throw Translate(ex, idempotent);
+            }
+            catch (NpgsqlException ex) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw Translate(ex, idempotent);
+            }
+        }
+    }
+
+    private T Run<T>(Func<NpgsqlConnection, T> operation)
+    {
+        try
+        {
+            using var connection = _dataSource.OpenConnection();
+            return operation(connection);
+        }
+        catch (Exception ex) when (IsConnectionLoss(ex))
+        {
+            _dataSource.Clear();
+            throw Translate(ex, idempotent: true);
+        }
+        catch (NpgsqlException ex)
+        {
+            throw Translate(ex, idempotent: true);
+        }
+    }
+
+    /// <summary>Whether the failure is the connection going away (or never coming), as opposed to a refused statement.</summary>
+    internal static bool IsConnectionLoss(Exception ex) => ex switch
+    {
+        PostgresException pg => pg.SqlState.StartsWith("08", StringComparison.Ordinal) || pg.SqlState is "57P01" or "57P02" or "57P03" or "53300",
+        NpgsqlException npgsql => npgsql.IsTransient || npgsql.InnerException is IOException or SocketException or TimeoutException,
+        IOException or SocketException => true,
+        _ => false,
+    };
+
+    private StoreException Translate(Exception ex, bool idempotent)
+    {
+        var outcome = idempotent
+            ? "Nothing was changed"
+            : "The write was not confirmed: it either committed whole or not at all, so read the record again before repeating it";
+        if (ex is PostgresException pg)
+        {
+            return pg.SqlState switch
+            {
+                "28P01" or "28000" => new StoreException("auth_failed",
+                    $"PostgreSQL at {Location} refused the login ({pg.MessageText}). Check the user and its password (PGPASSWORD, ~/.pgpass or passfile; never on the command line).", innerException: ex),
+                "3D000" => new StoreException("database_missing",
+                    $"The database of {Location} does not exist. Create it (for example: createdb -O USER DATABASE) and start again.", innerException: ex),
+                "42501" => new StoreException("permission_denied",
+                    $"PostgreSQL at {Location} refused a statement: {pg.MessageText}. The role needs to own the Latchkey tables (or have SELECT, INSERT, UPDATE and DELETE on them once migrated).", innerException: ex),
+                "40001" or "40P01" or "55P03" or "57014" => new StoreException("store_busy",
+                    $"PostgreSQL at {Location} was too busy to finish ({pg.MessageText}). {outcome}; try again.", retryable: true, innerException: ex),
+                _ when IsConnectionLoss(pg) => Unavailable(ex, outcome),
+                _ => new StoreException("store_error",
+                    $"PostgreSQL at {Location} failed (SQLSTATE {pg.SqlState}: {pg.MessageText}). {outcome}.", retryable: pg.IsTransient, innerException: ex),
+            };
+        }
+
+        return IsConnectionLoss(ex)
+            ? Unavailable(ex, outcome)
+            : new StoreException("store_error", $"PostgreSQL at {Location} failed ({ex.Message}). {outcome}.", innerException: ex);
+    }
+
+    private StoreException Unavailable(Exception ex, string outcome) => new("store_unavailable",
+        $"PostgreSQL at {Location} cannot be reached right now ({Describe(ex)}). {outcome}. Check that PostgreSQL is running and reachable, then try again; a running gateway reconnects by itself once PostgreSQL answers.",
+        retryable: true, innerException: ex);
+
+    private static string Describe(Exception ex) => ex switch
+    {
+        PostgresException pg => pg.MessageText,
+        { InnerException: SocketException socket } => socket.SocketErrorCode.ToString(),
+        { InnerException: IOException io } => io.Message,
+        _ => ex.Message,
+    };
+
+    /// <summary>
+    /// Brings the schema up to date in one transaction under an advisory lock, so replicas that start at once
+    /// migrate exactly once; a database already current is left alone without taking the lock.
+    /// </summary>
+    private void Migrate() => Run(connection =>
+    {
+        if (ReadSchemaVersion(connection, null) == SchemaVersion)
+        {
+            return 0;
+        }
+
+        using var transaction = connection.BeginTransaction();
+        using (var setup = new NpgsqlCommand(
+            $"SET LOCAL statement_timeout = {(int)MigrationWait.TotalMilliseconds}; SET LOCAL lock_timeout = {(int)MigrationWait.TotalMilliseconds}; SELECT pg_advisory_xact_lock(@lock)",
+            connection, transaction))
+        {
+            setup.Parameters.AddWithValue("lock", PostgresSchema.MigrationLock);
+            setup.ExecuteNonQuery();
+        }
+
+        using (var create = new NpgsqlCommand(PostgresSchema.CreateVersionTable, connection, transaction))
+        {
+            create.ExecuteNonQuery();
+        }
+
+        var version = ReadSchemaVersion(connection, transaction);
+        if (version > SchemaVersion)
+        {
+            throw new StoreException("newer_schema",
+                $"The store at {Location} was written by a newer Latchkey (schema {version}; this one knows {SchemaVersion}). Nothing was changed. Upgrade Latchkey on this replica.");
+        }
+
+        for (var next = version + 1; next <= SchemaVersion; next++)
+        {
+            using (var migrate = new NpgsqlCommand(PostgresSchema.Migrations[next - 1], connection, transaction))
+            {
+                migrate.ExecuteNonQuery();
+            }
+
+            using var record = new NpgsqlCommand("INSERT INTO schema_version (version, applied_by) VALUES (@version, @by)", connection, transaction);
+            record.Parameters.AddWithValue("version", next);
+            record.Parameters.AddWithValue("by", _writer);
+            record.ExecuteNonQuery();
+        }
+
+        transaction.Commit();
+        return 0;
+    });
+
+    /// <summary>Refuses a schema this build would have to migrate, or cannot read, without changing it.</summary>
+    private void CheckSchemaCurrent() => Run(connection =>
+    {
+        var version = ReadSchemaVersion(connection, null);
+        if (version > SchemaVersion)
+        {
+            throw new StoreException("newer_schema",
+                $"The store at {Location} was written by a newer Latchkey (schema {version}; this one knows {SchemaVersion}). Upgrade Latchkey on this replica.");
+        }
+
+        if (version < SchemaVersion)
+        {
+            throw new StoreException("schema_behind",
+                $"The store at {Location} has schema {version}; this Latchkey uses {SchemaVersion}. Nothing was changed. Any command or 'latchkey serve' migrates it on start.");
+        }
+
+        return 0;
+    });
+
+    /// <summary>The highest applied migration, 0 for an empty database.</summary>
+    private static int ReadSchemaVersion(NpgsqlConnection connection, NpgsqlTransaction? transaction)
+    {
+        using (var exists = new NpgsqlCommand("SELECT to_regclass('schema_version') IS NOT NULL", connection, transaction))
+        {
+            if (exists.ExecuteScalar() is not true)
+            {
+                return 0;
+            }
+        }
+
+        using var command = new NpgsqlCommand("SELECT coalesce(max(version), 0) FROM schema_version", connection, transaction);
+        return Convert.ToInt32(command.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>
+    /// Records the master key's id on first use and refuses a replica with another key: with two keys, each
+    /// replica would seal rows the others cannot open.
+    /// </summary>
+    private void CheckKey(bool record) => Run(connection =>
+    {
+        using var command = new NpgsqlCommand(
+            (record ? "INSERT INTO store_meta (name, value) VALUES ('key_id', @key_id) ON CONFLICT (name) DO NOTHING; " : string.Empty) +
+            "SELECT value FROM store_meta WHERE name = 'key_id'", connection);
+        command.Parameters.AddWithValue("key_id", _protector.KeyId);
+        var stored = command.ExecuteScalar() as string;
+        if (stored is not null && !string.Equals(stored, _protector.KeyId, StringComparison.Ordinal))
+        {
+            throw new StoreException("key_mismatch",
+                $"This replica's master key (id {_protector.KeyId}) is not the one the store at {Location} is sealed with (id {stored}). Nothing was changed. Give every replica the same key file (LATCHKEY_KEY_FILE), copied from one that works; see docs/store.md.");
+        }
+
+        return 0;
+    });
+
+    /// <summary>
+    /// Turns a stored row into a record. Never throws for bad content: a row that does not decode becomes a
+    /// quarantined record whose reason says what failed, and its bytes stay as they are.
+    /// </summary>
+    private CredentialRecord Decode(StoredRow row)
+    {
+        var kind = SqliteCredentialStore.ParseKind(row.Kind);
+        var state = SqliteCredentialStore.ParseState(row.State);
+        CredentialMetadata? metadata = null;
+        StateReason? reason = null;
+        string? failure = null;
+        var code = "row_corrupt";
+        try
+        {
+            metadata = JsonSerializer.Deserialize(row.MetadataJson, StoreJsonContext.Default.CredentialMetadata);
+            if (row.ReasonJson is not null)
+            {
+                reason = JsonSerializer.Deserialize(row.ReasonJson, StoreJsonContext.Default.StateReason);
+            }
+        }
+        catch (JsonException)
+        {
+            failure = "its metadata is not valid JSON";
+        }
+
+        if (kind is null || state is null || metadata is null)
+        {
+            failure ??= kind is null ? $"its kind '{row.Kind}' is unknown" : state is null ? $"its state '{row.State}' is unknown" : "its metadata is empty";
+        }
+
+        var secrets = CredentialSecrets.Empty;
+        if (failure is null)
+        {
+            if (_protector.TryOpen(row.SealedSecrets, row.Id, row.KeyId, out var plaintext, out var openFailure))
+            {
+                try
+                {
+                    secrets = JsonSerializer.Deserialize(plaintext, StoreJsonContext.Default.CredentialSecrets) ?? CredentialSecrets.Empty;
+                }
+                catch (JsonException)
+                {
+                    failure = "its decrypted secret is not valid JSON";
+                }
+                finally
+                {
+                    CryptographicOperations.ZeroMemory(plaintext);
+                }
+            }
+            else
+            {
+                code = "decrypt_failed";
+                failure = openFailure;
+            }
+        }
+
+        var record = new CredentialRecord
+        {
+            Id = row.Id,
+            Name = row.Name,
+            Kind = kind ?? CredentialKind.ApiKey,
+            Version = row.Version,
+            State = state ?? CredentialState.Quarantined,
+            Reason = reason,
+            Metadata = metadata ?? new CredentialMetadata(),
+            Secrets = secrets,
+            RefreshTokenFingerprint = row.RefreshTokenFingerprint,
+            AccessTokenFingerprint = row.AccessTokenFingerprint,
+            Coordination = row.Coordination,
+            LastUpstreamFailure = row.UpstreamFailure,
+            CreatedAt = DateTimeOffset.FromUnixTimeMilliseconds(row.CreatedAt),
+            UpdatedAt = DateTimeOffset.FromUnixTimeMilliseconds(row.UpdatedAt),
+        };
+
+        if (failure is null)
+        {
+            return record;
+        }
+
+        return record with
+        {
+            State = CredentialState.Quarantined,
+            Secrets = CredentialSecrets.Empty,
+            Reason = new StateReason(code,
+                $"The stored record '{row.Name}' (version {row.Version}) cannot be read: {failure}. Its bytes are kept unchanged.",
+                $"latchkey history {row.Name}, then latchkey restore {row.Name} --version N; or latchkey remove {row.Name} and add it again",
+                DateTimeOffset.FromUnixTimeMilliseconds(row.UpdatedAt)),
+        };
+    }
+
+    /// <summary>
+    /// A row exactly as stored, before any decoding; coordination times already moved from the database's clock
+    /// onto this process's (the row's last column is the database's clock when it was read).
+    /// </summary>
+    private sealed record StoredRow(
+        string Id, string Name, string Kind, long Version, string State, string? ReasonJson, string MetadataJson,
+        string KeyId, byte[] SealedSecrets, string? RefreshTokenFingerprint, long CreatedAt, long UpdatedAt,
+        string? AccessTokenFingerprint, RefreshCoordination Coordination, UpstreamFailure? UpstreamFailure)
+    {
+        public static StoredRow From(NpgsqlDataReader r, TimeProvider time)
+        {
+            var shift = time.GetUtcNow().ToUnixTimeMilliseconds() - r.GetInt64(25);
+            DateTimeOffset? Local(int ordinal) => r.IsDBNull(ordinal) ? null : DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(ordinal) + shift);
+            return new(
+                r.GetString(0), r.GetString(1), r.GetString(2), r.GetInt64(3), r.GetString(4),
+                r.IsDBNull(5) ? null : r.GetString(5), r.GetString(6), r.GetString(7),
+                r.IsDBNull(8) ? [] : (byte[])r.GetValue(8), r.IsDBNull(9) ? null : r.GetString(9), r.GetInt64(10), r.GetInt64(11),
+                r.IsDBNull(12) ? null : r.GetString(12),
+                new RefreshCoordination
+                {
+                    LeaseOwner = r.IsDBNull(13) ? null : r.GetString(13),
+                    LeaseUntil = Local(14),
+                    LeaseEpoch = r.GetInt64(15),
+                    AttemptId = r.IsDBNull(16) ? null : r.GetString(16),
+                    AttemptRefreshTokenFingerprint = r.IsDBNull(17) ? null : r.GetString(17),
+                    AttemptOwner = r.IsDBNull(18) ? null : r.GetString(18),
+                    AttemptSentAt = Local(19),
+                    AttemptRecoveryOf = r.IsDBNull(20) ? null : r.GetString(20),
+                    BackoffUntil = Local(21),
+                    Failures = r.GetInt32(22),
+                    LastError = r.IsDBNull(23) ? null : DecodeJson(r.GetString(23), StoreJsonContext.Default.StateReason),
+                },
+                r.IsDBNull(24) ? null : DecodeJson(r.GetString(24), StoreJsonContext.Default.UpstreamFailure));
+        }
+
+        private static TValue? DecodeJson<TValue>(string json, System.Text.Json.Serialization.Metadata.JsonTypeInfo<TValue> type)
+            where TValue : class
+        {
+            try
+            {
+                return JsonSerializer.Deserialize(json, type);
+            }
+            catch (JsonException)
+            {
+                return null;
+            }
+        }
+    }
+}
