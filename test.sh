@@ -8,8 +8,8 @@ log() { printf '==> %s\n' "$*" >&2; }
 
 # System packages the tests use. Installed only when missing (CI machines are fresh; a developer's may not be).
 # Each entry: a command that proves the package is there, and the Debian package that provides it.
-# (none yet: the store tests need only .NET; the OAuth, PostgreSQL, sshd and browser tests add theirs here)
-apt_needs=()
+# The OAuth tests run a real authorization server (npm oidc-provider) under Node.js.
+apt_needs=(node:nodejs npm:npm)
 missing=()
 for entry in "${apt_needs[@]}"; do
   command -v "${entry%%:*}" >/dev/null 2>&1 || missing+=("${entry##*:}")
@@ -26,6 +26,15 @@ if ((${#missing[@]})); then
 fi
 
 command -v dotnet >/dev/null 2>&1 || { log ".NET 10 SDK not found: install it from https://dot.net and run again"; exit 1; }
+
+# The test peers (tests/peers: oidc-provider, express) from the committed lockfile, exactly.
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 20 ]; then
+  log "Node.js $(node --version) is too old for the test peers (oidc-provider 9 needs 20 or newer; 22 LTS recommended)"
+  exit 1
+fi
+log "installing the test peers (npm ci)"
+npm ci --prefix tests/peers --no-audit --no-fund --loglevel=error >/dev/null
 
 log "restoring NuGet packages"
 dotnet restore Latchkey.slnx --verbosity quiet
