@@ -24,7 +24,8 @@
 //   LIE             a lie told from the start (see faults.lie)
 //
 // Test endpoints (not under the mount point):
-//   GET  /__test/counters          {refresh, refreshError, revoked, tokenRequests, byGrant:{grantId:n}, …}
+//   GET  /__test/counters          {refresh, refreshError, revoked, tokenRequests, byGrant:{grantId:n},
+//                                  wellKnown:{"STATUS PATH":n}, …}
 //   POST /__test/counters/reset
 //   POST /__test/faults            merge {delayMs, failNext, dropNextRefresh, dropNextRefreshBeforeCommit,
 //                                  holdNextRefresh, release, atTtl, lie}
@@ -40,7 +41,7 @@ const env = process.env;
 const mount = env.ISSUER_PATH ?? '';
 const counters = {
   refresh: 0, refreshError: 0, revoked: 0, tokenRequests: 0, refreshRequests: 0, held: 0, dropped: 0,
-  byGrant: {}, byGrantType: {}, errors: {},
+  byGrant: {}, byGrantType: {}, errors: {}, wellKnown: {},
 };
 const faults = {
   delayMs: 0, failNext: 0, dropNextRefresh: false, dropNextRefreshBeforeCommit: false, holdNextRefresh: false,
@@ -50,6 +51,14 @@ let releaseHeld = () => {};
 
 const app = express();
 app.disable('x-powered-by');
+// Which metadata URLs were asked for, with their status ("404 /.well-known/…"): the discovery order, observed.
+app.use((req, res, next) => {
+  if (req.path.includes('/.well-known/') && req.get('user-agent') !== 'latchkey-peer-self') {
+    const path = req.path; // before a mount point strips it
+    res.on('finish', () => { const k = `${res.statusCode} ${path}`; counters.wellKnown[k] = (counters.wellKnown[k] ?? 0) + 1; });
+  }
+  next();
+});
 const server = http.createServer(app);
 await new Promise((r) => server.listen(Number(env.PORT ?? 0), '127.0.0.1', r));
 const base = `http://127.0.0.1:${server.address().port}`;
@@ -257,14 +266,14 @@ app.get(prmPath, (req, res) => {
 
 if (env.RFC8414_ALIAS === '1' && mount) {
   app.get(`/.well-known/oauth-authorization-server${mount}`, async (req, res) => {
-    const r = await fetch(`${issuer}/.well-known/oauth-authorization-server`);
+    const r = await fetch(`${issuer}/.well-known/oauth-authorization-server`, { headers: { 'user-agent': 'latchkey-peer-self' } });
     res.status(r.status).type('application/json').send(await r.text());
   });
 }
 
 app.get('/__test/counters', (req, res) => res.json(counters));
 app.post('/__test/counters/reset', (req, res) => {
-  Object.assign(counters, { refresh: 0, refreshError: 0, revoked: 0, tokenRequests: 0, refreshRequests: 0, held: 0, dropped: 0, byGrant: {}, byGrantType: {}, errors: {} });
+  Object.assign(counters, { refresh: 0, refreshError: 0, revoked: 0, tokenRequests: 0, refreshRequests: 0, held: 0, dropped: 0, byGrant: {}, byGrantType: {}, errors: {}, wellKnown: {} });
   res.json(counters);
 });
 app.post('/__test/faults', express.json(), (req, res) => {
