@@ -296,4 +296,50 @@ public sealed class SignInRealServerTests(ITestOutputHelper output)
         Assert.Contains("invalid_grant", status.GetProperty("reason").GetProperty("message").GetString(), StringComparison.Ordinal);
         Assert.Equal(after.Secrets.RefreshToken, (await lk.ReadAsync("mcp"))!.Secrets.RefreshToken); // kept, never blanked
     }
+
+    [Fact]
+    public async Task F10_ConcurrentSignIns_8ProcessesAtOnce_EveryGrantBoundToItsOwnRegistration()
+    {
+        const int signIns = 8;
+        await using var lk = await LatchkeyAgainstPeer.StartAsync(output);
+
+        var results = await Task.WhenAll(Enumerable.Range(0, signIns).Select(i => Task.Run(() => lk.RunAsync("login", $"s{i}", "--resource", lk.Peer.Resource))));
+
+        Assert.All(results, r => Assert.True(r.ExitCode == 0, $"{r}\n{lk.ReadBrowserLog()}"));
+        var clients = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < signIns; i++)
+        {
+            var record = (await lk.ReadAsync($"s{i}"))!;
+            var clientId = record.Metadata.Client!.ClientId;
+            Assert.True(clients.Add(clientId), $"two grants share the client {clientId}");
+            var token = await lk.TokenAsync($"s{i}");
+            Assert.Equal(clientId, LatchkeyAgainstPeer.JwtPayload(token.Token!).GetProperty("client_id").GetString());
+            var refresh = await lk.Peer.IntrospectAsync(record.Secrets.RefreshToken!);
+            Assert.True(refresh.GetProperty("active").GetBoolean());
+            Assert.Equal(clientId, refresh.GetProperty("client_id").GetString()); // the RT belongs to the stored client
+        }
+    }
+
+    [Fact]
+    public async Task F21_AbandonedSignIn_KilledWhileWaitingForTheBrowser_OldGrantIntactAndUsable()
+    {
+        await using var lk = await LatchkeyAgainstPeer.StartAsync(output);
+        await lk.LoginAsync("mcp", "--resource", lk.Peer.Resource);
+        var before = await lk.SnapshotAsync("mcp");
+
+        var info = lk.StartInfo("login", "mcp");
+        info.Environment["LATCHKEY_BROWSER"] = "true"; // a browser that opens nothing: nobody ever comes back
+        using var process = Process.Start(info)!;
+        process.StandardInput.Close();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        while (await process.StandardError.ReadLineAsync(timeout.Token) is { } line && !line.Contains("/auth?", StringComparison.Ordinal))
+        {
+        }
+
+        process.Kill(entireProcessTree: true);
+        await process.WaitForExitAsync(timeout.Token);
+
+        Assert.Equal(before, await lk.SnapshotAsync("mcp"));
+        Assert.Equal(0, (await lk.TokenAsync("mcp")).ExitCode);
+    }
 }

@@ -216,4 +216,25 @@ public sealed class RefreshRealServerTests(ITestOutputHelper output)
         Assert.Equal(2, counters.TokenRequests);
         Assert.Equal(1, counters.Refresh);
     }
+
+    [Fact]
+    public async Task F08_ServerDoesNotRotate_RefreshTokenKeptAndRefreshesKeepWorking()
+    {
+        await using var lk = await LatchkeyAgainstPeer.StartAsync(output, new Dictionary<string, string> { ["ROTATE"] = "0" });
+        await lk.LoginExpiredAsync("mcp", "--resource", lk.Peer.Resource);
+        var before = (await lk.ReadAsync("mcp"))!;
+        await lk.Peer.SetFaultsAsync(new { atTtl = 2 });
+
+        var first = await lk.TokenAsync("mcp");
+        await Task.Delay(TimeSpan.FromSeconds(2.2));
+        var second = await lk.TokenAsync("mcp");
+
+        Assert.True(first.ExitCode == 0 && second.ExitCode == 0, $"{first}\n{second}");
+        Assert.NotEqual(first.Token, second.Token);
+        var after = (await lk.ReadAsync("mcp"))!;
+        Assert.Equal(before.RefreshTokenFingerprint, after.RefreshTokenFingerprint);
+        Assert.Equal(before.Secrets.RefreshToken, after.Secrets.RefreshToken);
+        var counters = await lk.Peer.CountersAsync();
+        Assert.Equal((2, 0), (counters.Refresh, counters.RefreshError));
+    }
 }
