@@ -90,12 +90,12 @@ fi
 
 echo "## Refresh storm: $(nproc) cores, oidc-provider $(node -p 'require("./tests/peers/node_modules/oidc-provider/package.json").version'), rotation with reuse detection, median of $rounds rounds"
 echo
-echo "| processes | token-endpoint calls (refresh) | invalid_grant | failed processes | wall ms (median) | wall ms (min-max) | vs lone refresh |"
-echo "|---:|---:|---:|---:|---:|---:|---:|"
+echo "| processes | token-endpoint calls (refresh) | invalid_grant | failed processes | wall ms (median) | wall ms (min-max) | vs lone refresh | same N, fresh token, ms |"
+echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
 lone=
 fresh=()
 for n in $processes; do
-  walls=() calls_total=0 errors_total=0 failed_total=0
+  walls=() baseline=() calls_total=0 errors_total=0 failed_total=0
   for r in $(seq 1 "$rounds"); do
     home="$work/n$n-r$r/home"
     start_peer
@@ -120,13 +120,20 @@ for n in $processes; do
     if [ "$n" = 1 ]; then # the same process on a fresh token: start-up and a store read, no refresh
       start=$(now_ms); lk token bench >/dev/null; fresh+=($(( $(now_ms) - start )))
     fi
+    # The same N processes again, now on a fresh token: what N process start-ups cost on this machine alone.
+    pids=()
+    start=$(now_ms)
+    for _ in $(seq 1 "$n"); do lk token bench >/dev/null 2>>"$work/storm-errors" & pids+=($!); done
+    for p in "${pids[@]}"; do wait "$p" || true; done
+    baseline+=($(( $(now_ms) - start )))
     stop_peer
   done
   sorted=($(printf '%s\n' "${walls[@]}" | sort -n))
   median=${sorted[$(( ${#sorted[@]} / 2 ))]}
   [ -z "$lone" ] && lone=$median
   ratio=$(node -p "($median / $lone).toFixed(1)")
-  echo "| $n | $(node -p "($calls_total / $rounds).toFixed(1)") per round | $errors_total | $failed_total | $median | ${sorted[0]}-${sorted[-1]} | ${ratio}x |"
+  base_sorted=($(printf '%s\n' "${baseline[@]}" | sort -n))
+  echo "| $n | $(node -p "($calls_total / $rounds).toFixed(1)") per round | $errors_total | $failed_total | $median | ${sorted[0]}-${sorted[-1]} | ${ratio}x | ${base_sorted[$(( ${#base_sorted[@]} / 2 ))]} |"
 done
 if [ ${#fresh[@]} -gt 0 ]; then
   sorted=($(printf '%s\n' "${fresh[@]}" | sort -n))
