@@ -60,7 +60,12 @@ internal sealed partial class CookieBrowser : IDisposable
                 var fields = new List<KeyValuePair<string, string>>();
                 foreach (Match input in InputRegex().Matches(form.Groups["inner"].Value))
                 {
-                    var attrs = AttributeRegex().Matches(input.Value).ToDictionary(m => m.Groups[1].Value, m => WebUtility.HtmlDecode(m.Groups[2].Value), StringComparer.OrdinalIgnoreCase);
+                    var attrs = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+                    foreach (Match a in AttributeRegex().Matches(input.Value))
+                    {
+                        attrs.TryAdd(a.Groups[1].Value, WebUtility.HtmlDecode(a.Groups[2].Value));
+                    }
+
                     if (attrs.TryGetValue("name", out var name))
                     {
                         fields.Add(new(name, attrs.GetValueOrDefault("value") ?? string.Empty));

@@ -52,7 +52,16 @@ internal sealed class LatchkeyAgainstPeer : IAsyncDisposable
 
         process.StandardInput.Close();
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
-        await process.WaitForExitAsync(timeout.Token);
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true); // never leave a hung latchkey behind
+            throw;
+        }
+
         var result = new Processes.Result(process.ExitCode, await stdout, await stderr);
         _output.WriteLine($"$ latchkey {string.Join(' ', args)} -> exit {result.ExitCode}{(args[0] == "token" ? string.Empty : $"\n{result.Stdout.TrimEnd()}")}\n{result.Stderr.TrimEnd()}");
         return result;
