@@ -342,4 +342,25 @@ public sealed class SignInRealServerTests(ITestOutputHelper output)
         Assert.Equal(before, await lk.SnapshotAsync("mcp"));
         Assert.Equal(0, (await lk.TokenAsync("mcp")).ExitCode);
     }
+
+    [Fact]
+    public async Task Login_AgainWithAnotherScope_StepUpAsksForTheUnionSwapsTheGrantThenRevokesTheOldRefreshToken()
+    {
+        await using var lk = await LatchkeyAgainstPeer.StartAsync(output);
+        await lk.LoginAsync("mcp", "--resource", lk.Peer.Resource);
+        var before = (await lk.ReadAsync("mcp"))!;
+
+        await lk.LoginAsync("mcp", "--scope", "mcp:admin");
+
+        var after = (await lk.ReadAsync("mcp"))!;
+        Assert.Equal(before.Metadata.Client!.ClientId, after.Metadata.Client!.ClientId); // the stored registration is reused
+        Assert.Equal(["mcp:admin", "mcp:tools", "offline_access"], after.Metadata.ScopesRequested.Order(StringComparer.Ordinal));
+        Assert.Equal(["mcp:admin", "mcp:tools"], after.Metadata.ScopesGranted.Order(StringComparer.Ordinal));
+        var scopes = LatchkeyAgainstPeer.JwtPayload((await lk.TokenAsync("mcp")).Token!).GetProperty("scope").GetString()!.Split(' ');
+        Assert.Contains("mcp:admin", scopes);
+        Assert.Contains("mcp:tools", scopes);
+        Assert.False((await lk.Peer.IntrospectAsync(before.Secrets.RefreshToken!)).GetProperty("active").GetBoolean()); // retired after the swap
+        Assert.True((await lk.Peer.IntrospectAsync(after.Secrets.RefreshToken!)).GetProperty("active").GetBoolean());
+        Assert.Equal("ok", (await lk.StatusAsync("mcp")).GetProperty("state").GetString());
+    }
 }
