@@ -363,4 +363,47 @@ public sealed class SignInRealServerTests(ITestOutputHelper output)
         Assert.True((await lk.Peer.IntrospectAsync(after.Secrets.RefreshToken!)).GetProperty("active").GetBoolean());
         Assert.Equal("ok", (await lk.StatusAsync("mcp")).GetProperty("state").GetString());
     }
+
+    [Fact]
+    public async Task F19_TwoAccountsOnOneServer_RefreshAndLogoutOfOneLeaveTheOtherUntouched()
+    {
+        await using var lk = await LatchkeyAgainstPeer.StartAsync(output);
+        await lk.Peer.SetFaultsAsync(new { user = "alice", atTtl = 2 });
+        await lk.LoginAsync("alice", "--resource", lk.Peer.Resource);
+        await lk.Peer.SetFaultsAsync(new { user = "bob", atTtl = 300 });
+        await lk.LoginAsync("bob", "--resource", lk.Peer.Resource);
+        var bob = await lk.SnapshotAsync("bob");
+        var bobRefresh = (await lk.ReadAsync("bob"))!.Secrets.RefreshToken!;
+
+        await Task.Delay(TimeSpan.FromSeconds(2.2)); // alice's token is due: her refresh must not touch bob
+        var aliceToken = await lk.TokenAsync("alice");
+        var bobToken = await lk.TokenAsync("bob");
+        Assert.Equal("alice", LatchkeyAgainstPeer.JwtPayload(aliceToken.Token!).GetProperty("sub").GetString());
+        Assert.Equal("bob", LatchkeyAgainstPeer.JwtPayload(bobToken.Token!).GetProperty("sub").GetString());
+        Assert.Equal(1, (await lk.Peer.CountersAsync()).Refresh);
+        Assert.Equal(bob, await lk.SnapshotAsync("bob"));
+
+        Assert.Equal(0, (await lk.RunAsync("logout", "alice")).ExitCode);
+
+        Assert.Equal(bob, await lk.SnapshotAsync("bob"));
+        var introspected = await lk.Peer.IntrospectAsync(bobRefresh);
+        Assert.True(introspected.GetProperty("active").GetBoolean(), introspected.ToString());
+        Assert.Equal("bob", introspected.GetProperty("sub").GetString());
+        Assert.Equal(0, (await lk.TokenAsync("bob")).ExitCode);
+    }
+
+    [Fact]
+    public async Task Login_OpaqueAccessTokens_NoClientChangeAndTheServerKnowsTheToken()
+    {
+        await using var lk = await LatchkeyAgainstPeer.StartAsync(output, new Dictionary<string, string> { ["AT_FORMAT"] = "opaque" });
+
+        await lk.LoginAsync("mcp", "--resource", lk.Peer.Resource);
+        var token = await lk.TokenAsync("mcp");
+
+        Assert.Equal(0, token.ExitCode);
+        Assert.DoesNotContain('.', token.Token!);
+        var introspected = await lk.Peer.IntrospectAsync(token.Token!);
+        Assert.True(introspected.GetProperty("active").GetBoolean(), introspected.ToString());
+        Assert.Equal("AccessToken", introspected.GetProperty("kind").GetString());
+    }
 }

@@ -20,7 +20,7 @@
 //   CIMD            "0": no Client ID Metadata Documents
 //   CIMD_DOCS       JSON [[url, document], …] served to the provider's fetch from memory (no network);
 //                   https://client.example/latchkey is always there
-//   TEST_USER       the account signed in when there is no login_hint (default "test-user")
+//   TEST_USER       the account signed in when there is no login_hint (default "test-user"; faults.user changes it)
 //   LIE             a lie told from the start (see faults.lie)
 //
 // Test endpoints (not under the mount point):
@@ -28,7 +28,7 @@
 //                                  wellKnown:{"STATUS PATH":n}, …}
 //   POST /__test/counters/reset
 //   POST /__test/faults            merge {delayMs, failNext, dropNextRefresh, dropNextRefreshBeforeCommit,
-//                                  holdNextRefresh, release, atTtl, lie}
+//                                  holdNextRefresh, release, atTtl, lie, user}
 //   POST /__test/introspect        {token} → what the server knows of it (active, kind, grant alive)
 //   GET  /mcp                      a protected-resource stub: 401 with an RFC 9728 challenge
 //   GET  /.well-known/oauth-protected-resource/mcp   its metadata
@@ -45,7 +45,7 @@ const counters = {
 };
 const faults = {
   delayMs: 0, failNext: 0, dropNextRefresh: false, dropNextRefreshBeforeCommit: false, holdNextRefresh: false,
-  release: false, atTtl: Number(env.AT_TTL ?? 300), lie: env.LIE ?? '',
+  release: false, atTtl: Number(env.AT_TTL ?? 300), lie: env.LIE ?? '', user: env.TEST_USER ?? 'test-user',
 };
 let releaseHeld = () => {};
 
@@ -235,7 +235,7 @@ async function autoInteraction(req, res, next) {
   try {
     const { prompt, params, session, grantId } = await provider.interactionDetails(req, res);
     if (prompt.name === 'login') {
-      const accountId = typeof params.login_hint === 'string' ? params.login_hint : (env.TEST_USER ?? 'test-user');
+      const accountId = typeof params.login_hint === 'string' ? params.login_hint : faults.user;
       return await provider.interactionFinished(req, res, { login: { accountId } }, { mergeWithLastSubmission: false });
     }
     const grant = grantId ? await provider.Grant.find(grantId)
