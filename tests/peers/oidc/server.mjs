@@ -1,7 +1,7 @@
 // A real OAuth 2.1 / OpenID authorization server for Latchkey's end-to-end tests: npm oidc-provider (v9),
 // configured through environment variables, listening on 127.0.0.1 on a free port. It prints one JSON line
-// ({"ready":true,"issuer":…,"base":…,"resource":…}) when it is ready. See docs in ../../../../shared/context
-// (test-peers.md §2) and the knobs below.
+// ({"ready":true,"issuer":…,"base":…,"resource":…}) when it is ready. The C# fixture that drives it is
+// tests/Latchkey.Tests/Peers/OidcProviderPeer.cs; the design follows the project's test-peers notes (§2).
 //
 // Environment knobs:
 //   PORT            listen port (default 0: a free one)
@@ -29,6 +29,8 @@
 //   POST /__test/counters/reset
 //   POST /__test/faults            merge {delayMs, failNext, dropNextRefresh, dropNextRefreshBeforeCommit,
 //                                  holdNextRefresh, release, atTtl, lie, user}
+//                                  lie: issuer | no_s256 | http_endpoint | invalid_json | oversized (metadata),
+//                                  prm_resource (resource metadata), state_wrong | iss_wrong | iss_missing (redirect)
 //   POST /__test/introspect        {token} → what the server knows of it (active, kind, grant alive)
 //   GET  /mcp                      a protected-resource stub: 401 with an RFC 9728 challenge
 //   GET  /.well-known/oauth-protected-resource/mcp   its metadata
@@ -103,7 +105,7 @@ const provider = new Provider(issuer, {
     AuthorizationCode: 60, RefreshToken: 86400, Grant: 86400, Session: 3600, Interaction: 600, DeviceCode: 600,
   },
   interactions: { url: (ctx, i) => `${mount}/interaction/${i.uid}` },
-  // Loopback HTTP: the cookies must not be marked Secure (they are not, without TLS), and no key rotation noise.
+  // Cookies are not marked Secure over plain HTTP, so the tests' cookie jar works on loopback.
   cookies: { keys: ['latchkey-test-peer-cookie-key'] },
   features: {
     devInteractions: { enabled: false },
