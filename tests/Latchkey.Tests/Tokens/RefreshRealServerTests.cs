@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Latchkey.Tests.Peers;
+using Microsoft.Data.Sqlite;
 using Xunit.Abstractions;
 
 namespace Latchkey.Tests.Tokens;
@@ -236,5 +237,53 @@ public sealed class RefreshRealServerTests(ITestOutputHelper output)
         Assert.Equal(before.Secrets.RefreshToken, after.Secrets.RefreshToken);
         var counters = await lk.Peer.CountersAsync();
         Assert.Equal((2, 0), (counters.Refresh, counters.RefreshError));
+    }
+
+    [Fact]
+    public async Task F05_RefresherOnAnotherHostWentSilentAfterTheServerAnswered_OthersTakeOverOnlyWhenItsLeaseExpires()
+    {
+        await using var lk = await LatchkeyAgainstPeer.StartAsync(output);
+        await lk.LoginExpiredAsync("mcp", "--resource", lk.Peer.Resource);
+        await lk.Peer.ResetCountersAsync();
+        await lk.Peer.SetFaultsAsync(new { holdNextRefresh = true });
+        using (var refresher = Process.Start(lk.StartInfo("token", "mcp"))!)
+        {
+            refresher.StandardInput.Close();
+            while ((await lk.Peer.CountersAsync()).Held == 0)
+            {
+                await Task.Delay(50);
+            }
+
+            refresher.Kill();
+            await refresher.WaitForExitAsync();
+        }
+
+        await lk.Peer.SetFaultsAsync(new { release = true });
+
+        // Make the stranded lease and marker look like another machine's (so its death cannot be proven): the
+        // lease runs 3 more seconds, and the attempt will then be older than the lease duration (90 s).
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        using (var connection = new SqliteConnection($"Data Source={Path.Combine(lk.Home, "latchkey.db")};Pooling=False"))
+        {
+            connection.Open();
+            using var update = connection.CreateCommand();
+            update.CommandText = "UPDATE credential SET lease_owner = $o, attempt_owner = $o, lease_until = $until, attempt_sent_at = $sent WHERE name = 'mcp'";
+            update.Parameters.AddWithValue("$o", "another-host/another-boot/4242/1/feedface");
+            update.Parameters.AddWithValue("$until", now + 3_000);
+            update.Parameters.AddWithValue("$sent", now - 89_000);
+            Assert.Equal(1, update.ExecuteNonQuery());
+        }
+
+        var clock = Stopwatch.StartNew();
+        var others = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(() => lk.TokenAsync("mcp"))));
+        output.WriteLine($"the others finished after {clock.Elapsed.TotalSeconds:0.0} s");
+
+        var counters = await lk.Peer.CountersAsync();
+        Assert.True(clock.Elapsed >= TimeSpan.FromSeconds(2.5), "a live lease was taken over"); // they waited for it
+        Assert.Equal(2, counters.RefreshRequests); // the silent one's, then exactly one deliberate retry
+        Assert.All(others, r => Assert.True(r.ExitCode == 3, r.ToString()));
+        var reason = (await lk.StatusAsync("mcp")).GetProperty("reason");
+        Assert.Equal("lost_response_rotation", reason.GetProperty("code").GetString());
+        Assert.Null((await lk.ReadAsync("mcp"))!.Coordination.LeaseOwner);
     }
 }
