@@ -406,4 +406,32 @@ public sealed class SignInRealServerTests(ITestOutputHelper output)
         Assert.True(introspected.GetProperty("active").GetBoolean(), introspected.ToString());
         Assert.Equal("AccessToken", introspected.GetProperty("kind").GetString());
     }
+
+    [Fact]
+    public async Task F27_RealTokens_NeverInAnyOutputOrInTheStoreFilesInClear()
+    {
+        await using var lk = await LatchkeyAgainstPeer.StartAsync(output, new Dictionary<string, string> { ["AT_TTL"] = "2" });
+        var outputs = new List<Processes.Result> { await lk.RunAsync("login", "mcp", "--resource", lk.Peer.Resource) };
+        await Task.Delay(TimeSpan.FromSeconds(2.2));
+        var token = await lk.TokenAsync("mcp"); // a refresh: new tokens written
+        var record = (await lk.ReadAsync("mcp"))!;
+        outputs.Add(await lk.RunAsync("status"));
+        outputs.Add(await lk.RunAsync("status", "mcp", "--json"));
+        outputs.Add(await lk.RunAsync("list", "--json"));
+        outputs.Add(await lk.RunAsync("history", "mcp"));
+        outputs.Add(await lk.RunAsync("doctor"));
+
+        string[] secrets = [record.Secrets.AccessToken!, record.Secrets.RefreshToken!];
+        Assert.Equal(record.Secrets.AccessToken, token.Token);
+        foreach (var secret in secrets)
+        {
+            Assert.All(outputs, o => Assert.DoesNotContain(secret, o.All, StringComparison.Ordinal));
+            Assert.DoesNotContain(secret, token.Stderr, StringComparison.Ordinal);
+            Assert.DoesNotContain(secret, lk.ReadBrowserLog(), StringComparison.Ordinal);
+            foreach (var file in Directory.GetFiles(lk.Home))
+            {
+                Assert.Equal(-1, (await File.ReadAllBytesAsync(file)).AsSpan().IndexOf(System.Text.Encoding.UTF8.GetBytes(secret)));
+            }
+        }
+    }
 }
