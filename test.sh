@@ -11,7 +11,8 @@ log() { printf '==> %s\n' "$*" >&2; }
 # and the Debian package that provides it.
 #   PostgreSQL: the store tests initdb a private server into a temp folder; Debian puts initdb and pg_ctl in
 #   /usr/lib/postgresql/VERSION/bin, not on PATH.
-apt_needs=("/usr/lib/postgresql/*/bin/initdb:postgresql")
+#   The OAuth tests run a real authorization server (npm oidc-provider) under Node.js.
+apt_needs=("/usr/lib/postgresql/*/bin/initdb:postgresql" node:nodejs npm:npm)
 missing=()
 have() {
   case "$1" in
@@ -34,6 +35,15 @@ if ((${#missing[@]})); then
 fi
 
 command -v dotnet >/dev/null 2>&1 || { log ".NET 10 SDK not found: install it from https://dot.net and run again"; exit 1; }
+
+# The test peers (tests/peers: oidc-provider, express) from the committed lockfile, exactly.
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 20 ]; then
+  log "Node.js $(node --version) is too old for the test peers (oidc-provider 9 needs 20 or newer; 22 LTS recommended)"
+  exit 1
+fi
+log "installing the test peers (npm ci)"
+npm ci --prefix tests/peers --no-audit --no-fund --loglevel=error >/dev/null
 
 log "restoring NuGet packages"
 dotnet restore Latchkey.slnx --verbosity quiet

@@ -11,6 +11,12 @@ internal static class Processes
 
     public static string StoreDriverExe { get; } = Metadata("StoreDriverExe");
 
+    /// <summary>The headless cookie-jar browser latchkey runs through <c>LATCHKEY_BROWSER</c> in sign-in tests.</summary>
+    public static string TestBrowserExe { get; } = Metadata("TestBrowserExe");
+
+    /// <summary>The repository's root folder (for the test peers under <c>tests/peers</c>).</summary>
+    public static string RepoRoot { get; } = Metadata("RepoRoot");
+
     private static string Metadata(string key)
     {
         var path = typeof(Processes).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == key).Value!;

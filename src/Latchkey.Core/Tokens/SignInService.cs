@@ -67,9 +67,11 @@ internal sealed class SignInService(ICredentialStore store, OAuthHttp http, Disc
             {
                 prm = await discovery.DiscoverResourceAsync(resource, challenge.ResourceMetadata, ct).ConfigureAwait(false);
             }
-            catch (OAuthException) when (requestedIssuer is not null)
+            catch (OAuthException ex) when (requestedIssuer is not null && ex.Code == "discovery_failed")
             {
-                prm = null; // the issuer was given: resource metadata is optional then
+                // The issuer is known (given, or the stored grant's): resource metadata is optional then. Only its
+                // absence is forgiven; a document that lies about its resource or is malformed is still refused.
+                prm = null;
             }
         }
 

@@ -1,0 +1,88 @@
+using Latchkey.Tests.Peers;
+using Xunit.Abstractions;
+
+namespace Latchkey.Tests.OAuth;
+
+/// <summary>
+/// A real authorization server that lies (its answers rewritten by a post-middleware in the peer) or that
+/// refuses: every lie is refused with its own reason, and nothing stored changes: the working grant stays
+/// byte-for-byte the same and usable (F21), and a new name is never created.
+/// The unit tests in Latchkey.Core.Tests (DiscoveryTests, GrantFlowsTests) cover the same checks in isolation;
+/// these run them end to end through <c>latchkey login</c> against oidc-provider.
+/// </summary>
+public sealed class SignInLiesRealServerTests(ITestOutputHelper output)
+{
+    [Theory]
+    [InlineData("issuer", "issuer_mismatch", "RFC 8414")]
+    [InlineData("no_s256", "pkce_s256_unsupported", "does not advertise PKCE S256")]
+    [InlineData("http_endpoint", "metadata_invalid", "plain http to another machine")]
+    [InlineData("invalid_json", "invalid_json", "did not answer with valid JSON")]
+    [InlineData("oversized", "too_large", "at most 65536")]
+    [InlineData("prm_resource", "resource_mismatch", "RFC 9728")]
+    [InlineData("state_wrong", "callback_invalid", "state does not match")]
+    [InlineData("iss_wrong", "callback_invalid", "RFC 9207 mix-up")]
+    [InlineData("iss_missing", "callback_invalid", "carries no iss parameter")]
+    public async Task Login_ServerLies_RefusedWithItsOwnReasonAndNothingStoredChanges(string lie, string code, string because)
+    {
+        await using var lk = await LatchkeyAgainstPeer.StartAsync(output);
+        await lk.LoginAsync("mcp", "--resource", lk.Peer.Resource);
+        var before = await lk.SnapshotAsync("mcp");
+        await lk.Peer.SetFaultsAsync(new { lie });
+
+        var again = await lk.RunAsync("login", "mcp");
+        var fresh = await lk.RunAsync("login", "fresh", "--resource", lk.Peer.Resource);
+
+        foreach (var refused in new[] { again, fresh })
+        {
+            Assert.True(refused.ExitCode == 1, refused.ToString());
+            Assert.Contains($"('{code}')", refused.Stderr, StringComparison.Ordinal);
+            Assert.Contains(because, refused.Stderr, StringComparison.Ordinal);
+            Assert.Contains("Nothing was changed", refused.Stderr, StringComparison.Ordinal);
+        }
+
+        Assert.Equal(before, await lk.SnapshotAsync("mcp"));
+        Assert.Null(await lk.ReadAsync("fresh"));
+        await lk.Peer.SetFaultsAsync(new { lie = string.Empty });
+        Assert.Equal(0, (await lk.TokenAsync("mcp")).ExitCode); // the old grant still works
+    }
+
+    [Theory]
+    [InlineData("--issuer", "http://as.example.com", 1, "('issuer_invalid')")]
+    [InlineData("--resource", "http://api.example.com/mcp", 2, "--resource:")]
+    public async Task Login_PlainHttpToAnotherHost_RefusedBeforeAnyRequest(string option, string url, int exitCode, string reason)
+    {
+        await using var lk = await LatchkeyAgainstPeer.StartAsync(output);
+
+        var refused = await lk.RunAsync("login", "far", option, url);
+
+        Assert.Equal(exitCode, refused.ExitCode);
+        Assert.Contains(reason, refused.Stderr, StringComparison.Ordinal);
+        Assert.Contains("plain http to another machine", refused.Stderr, StringComparison.Ordinal);
+        Assert.Null(await lk.ReadAsync("far"));
+    }
+
+    [Fact]
+    public async Task Login_RegistrationNeedsAnInitialAccessToken_ClearRegistrationError()
+    {
+        await using var lk = await LatchkeyAgainstPeer.StartAsync(output, new Dictionary<string, string> { ["DCR_IAT"] = "iat-secret" });
+
+        var refused = await lk.RunAsync("login", "mcp", "--resource", lk.Peer.Resource);
+
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Contains("('registration_failed')", refused.Stderr, StringComparison.Ordinal);
+        Assert.Contains("--client-id", refused.Stderr, StringComparison.Ordinal);
+        Assert.Null(await lk.ReadAsync("mcp"));
+    }
+
+    [Fact]
+    public async Task Login_ResourceTheServerDoesNotServe_RefusedNamingInvalidTarget()
+    {
+        await using var lk = await LatchkeyAgainstPeer.StartAsync(output, new Dictionary<string, string> { ["RESOURCE_UNKNOWN"] = "1" });
+
+        var refused = await lk.RunAsync("login", "mcp", "--resource", lk.Peer.Resource);
+
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Contains("invalid_target", refused.Stderr, StringComparison.Ordinal);
+        Assert.Null(await lk.ReadAsync("mcp"));
+    }
+}
