@@ -22,6 +22,13 @@ internal sealed class CliApp(CliConsole console, TimeProvider time)
 
     public async Task<int> RunAsync(IReadOnlyList<string> args)
     {
+        if (TokenFastPath.TryMatch(args, out var tokenName, out var tokenHome))
+        {
+            // `latchkey token NAME` runs once per agent request (apiKeyHelper): skip building the command tree.
+            using var signals = new CancelOnSignal();
+            return await GuardAsync(() => CredentialCommands.PrintTokenAsync(this, tokenHome, tokenName, signals.Token));
+        }
+
         var root = BuildRoot();
         var parse = root.Parse(args);
         if (parse.UnmatchedTokens.Count > 0)
@@ -51,14 +58,26 @@ internal sealed class CliApp(CliConsole console, TimeProvider time)
             return ExitCodes.Usage;
         }
 
+        return await GuardAsync(() => parse.InvokeAsync(new InvocationConfiguration
+        {
+            EnableDefaultExceptionHandler = false,
+            Output = Console.Out,
+            Error = Console.Error,
+        }));
+    }
+
+    /// <summary>Opens the store in the home folder given by <c>--home</c> or the environment.</summary>
+    public SqliteCredentialStore OpenStore(ParseResult parse) => OpenStore(parse.GetValue(HomeOption));
+
+    /// <summary>Opens the store in <paramref name="home"/> (the <c>--home</c> value), else the environment's.</summary>
+    public SqliteCredentialStore OpenStore(string? home) => SqliteCredentialStore.Open(StoreHome.Resolve(home), Time);
+
+    /// <summary>Runs a command, turning the failures a command can have into their message and exit code.</summary>
+    private async Task<int> GuardAsync(Func<Task<int>> command)
+    {
         try
         {
-            return await parse.InvokeAsync(new InvocationConfiguration
-            {
-                EnableDefaultExceptionHandler = false,
-                Output = Console.Out,
-                Error = Console.Error,
-            });
+            return await command();
         }
         catch (CliException ex)
         {
@@ -75,10 +94,6 @@ internal sealed class CliApp(CliConsole console, TimeProvider time)
             return ExitCodes.Failure;
         }
     }
-
-    /// <summary>Opens the store in the home folder given by <c>--home</c> or the environment.</summary>
-    public SqliteCredentialStore OpenStore(ParseResult parse) =>
-        SqliteCredentialStore.Open(StoreHome.Resolve(parse.GetValue(HomeOption)), Time);
 
     private int Report(CliException ex)
     {
