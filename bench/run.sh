@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Runs every Latchkey benchmark and prints Markdown for docs/benchmarks.md: the machine, then each section.
-# Not a test: it never fails on a number. Usage: bench/run.sh [--seconds S] [--rounds N] [--processes 1,8,32]
+# Not a test: it never fails on a number.
+# Usage: bench/run.sh [--seconds S] [--rounds N] [--processes 1,8,32] [--program LABEL=PATH ...]
+# (each --program adds another executable to the start-up comparison, e.g. an older build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-seconds=5 rounds=40 processes=1,8,32
+seconds=5 rounds=40 processes=1,8,32 extra=()
 while (($#)); do
   case "$1" in
     --seconds) seconds=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     --processes) processes=$2; shift 2 ;;
-    *) echo "usage: bench/run.sh [--seconds S] [--rounds N] [--processes 1,8,32]" >&2; exit 2 ;;
+    --program) extra+=(--program "$2"); shift 2 ;;
+    *) echo "usage: bench/run.sh [--seconds S] [--rounds N] [--processes 1,8,32] [--program LABEL=PATH ...]" >&2; exit 2 ;;
   esac
 done
 
@@ -19,6 +22,11 @@ for project in bench/Latchkey.Bench bench/Latchkey.Bench.Hello src/Latchkey; do
   dotnet build "$project" -c Release --nologo --verbosity quiet -clp:ErrorsOnly >&2
 done
 ./latchkey --version >/dev/null  # brings ./latchkey's ReadyToRun build up to date (.build/latchkey)
+log "packing latchkey as a .NET tool and installing it into a temporary tool path"
+tools=$(mktemp -d)
+trap 'rm -rf "$tools"' EXIT
+dotnet pack src/Latchkey -c Release -o "$tools/packages" --nologo --verbosity quiet -clp:ErrorsOnly >&2
+dotnet tool install latchkey --tool-path "$tools/bin" --add-source "$tools/packages" >/dev/null
 
 bench=bench/Latchkey.Bench/bin/Release/net10.0/Latchkey.Bench
 echo "## Machine"
@@ -39,7 +47,7 @@ log "start-up: $rounds rounds"
   --hello bench/Latchkey.Bench.Hello/bin/Release/net10.0/hello \
   --program '`.build/latchkey/latchkey token` (ReadyToRun, what `./latchkey` runs)=.build/latchkey/latchkey' \
   --program '`./latchkey token` (the script: staleness check, then exec)=./latchkey' \
-  --program '`latchkey token`, plain Release build (JIT, like the .NET tool)=src/Latchkey/bin/Release/net10.0/latchkey' \
-  "${@}"
+  --program '`latchkey token`, installed with `dotnet tool install` (JIT)='"$tools/bin/latchkey" \
+  "${extra[@]}"
 echo
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
