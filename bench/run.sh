@@ -33,6 +33,7 @@ echo "## Machine"
 echo
 echo "- $(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -1)), $(free -g | awk '/^Mem:/ {print $2}') GiB memory"
 echo "- $(uname -sr); .NET SDK $(dotnet --version); commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src bench || echo ' (with local changes)')"
+echo "- store files in ${TMPDIR:-/tmp}, on $(df -PT "${TMPDIR:-/tmp}" | awk 'NR == 2 {print $2 " (" $1 ")"}')"
 echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "## Store"
