@@ -76,6 +76,11 @@ internal sealed partial class SqliteCredentialStore : ILatchkeyStore, IDisposabl
             }
         }
 
+        if (!File.Exists(home.KeyFilePath))
+        {
+            RefuseNewKeyBesideSealedData(home);
+        }
+
         var key = home.LoadOrCreateMasterKey();
         SecretProtector protector;
         try
@@ -514,6 +519,55 @@ internal sealed partial class SqliteCredentialStore : ILatchkeyStore, IDisposabl
         }
     }
 
+    /// <summary>
+    /// A missing key file is made afresh only for a store that holds nothing sealed under a key: a new key would
+    /// open none of the old secrets, and everything written with it would be lost when the old key came back.
+    /// </summary>
+    private static void RefuseNewKeyBesideSealedData(StoreHome home)
+    {
+        long sealedRows;
+        try
+        {
+            using var connection = new SqliteConnection(new SqliteConnectionStringBuilder
+            {
+                DataSource = home.DatabasePath,
+                Mode = SqliteOpenMode.ReadWrite,
+                Pooling = false,
+                DefaultTimeout = (int)BusyTimeout.TotalSeconds,
+            }.ToString());
+            connection.Open();
+            using var command = connection.CreateCommand();
+            command.CommandText = "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('credential', 'credential_history', 'client_key')";
+            var tables = new List<string>();
+            using (var reader = command.ExecuteReader())
+            {
+                while (reader.Read())
+                {
+                    tables.Add(reader.GetString(0));
+                }
+            }
+
+            if (tables.Count == 0)
+            {
+                return;
+            }
+
+            command.CommandText = "SELECT " + string.Join(" + ", tables.Select(t => $"(SELECT count(*) FROM {t})"));
+            sealedRows = (long)command.ExecuteScalar()!;
+        }
+        catch (SqliteException ex)
+        {
+            throw Translate(home, ex);
+        }
+
+        // Another process may have made the key and written since the first look: a row implies its key exists.
+        if (sealedRows > 0 && !File.Exists(home.KeyFilePath))
+        {
+            throw new StoreException("key_missing",
+                $"The master key file {home.KeyFilePath} is missing, but {home.DatabasePath} holds secrets sealed with it, which no new key can open. Nothing was changed and no new key was made. Restore master.key from the backup of the home folder (the one saved with latchkey.db), then run 'latchkey doctor'; to start over without those secrets, move latchkey.db aside.");
+        }
+    }
+
     private static void PrecreateDatabase(string path)
     {
         if (File.Exists(path))
@@ -556,20 +610,22 @@ internal sealed partial class SqliteCredentialStore : ILatchkeyStore, IDisposabl
         }
     }
 
-    private StoreException Translate(SqliteException ex) => ex.SqliteErrorCode switch
+    private StoreException Translate(SqliteException ex) => Translate(Home, ex);
+
+    private static StoreException Translate(StoreHome home, SqliteException ex) => ex.SqliteErrorCode switch
     {
         5 or 6 => new StoreException("store_busy",
-            $"The store at {Home.DatabasePath} stayed locked by other processes for {BusyTimeout.TotalSeconds:0} s. Nothing was changed; try again.", retryable: true, innerException: ex),
+            $"The store at {home.DatabasePath} stayed locked by other processes for {BusyTimeout.TotalSeconds:0} s. Nothing was changed; try again.", retryable: true, innerException: ex),
         11 or 26 => new StoreException("database_corrupt",
-            $"The database {Home.DatabasePath} is damaged (SQLite: {ex.Message}). Nothing was deleted. Run 'latchkey doctor' for details, then restore the home folder from a backup, or move latchkey.db aside to start an empty store.", innerException: ex),
+            $"The database {home.DatabasePath} is damaged (SQLite: {ex.Message}). Nothing was deleted. Run 'latchkey doctor' for details, then restore the home folder from a backup, or move latchkey.db aside to start an empty store.", innerException: ex),
         13 => new StoreException("disk_full",
-            $"The disk holding {Home.DatabasePath} is full. Nothing was changed; free some space and try again.", retryable: true, innerException: ex),
+            $"The disk holding {home.DatabasePath} is full. Nothing was changed; free some space and try again.", retryable: true, innerException: ex),
         8 => new StoreException("read_only",
-            $"The database {Home.DatabasePath} is read-only. Check its owner and mode (chmod 600) with 'latchkey doctor'.", innerException: ex),
+            $"The database {home.DatabasePath} is read-only. Check its owner and mode (chmod 600) with 'latchkey doctor'.", innerException: ex),
         14 => new StoreException("cannot_open",
-            $"The database {Home.DatabasePath} cannot be opened. Check the home folder with 'latchkey doctor'.", innerException: ex),
+            $"The database {home.DatabasePath} cannot be opened. Check the home folder with 'latchkey doctor'.", innerException: ex),
         _ => new StoreException("store_error",
-            $"The store at {Home.DatabasePath} failed (SQLite error {ex.SqliteErrorCode}: {ex.Message}). Nothing was changed; 'latchkey doctor' checks the store.", retryable: ex.SqliteErrorCode == 10, innerException: ex),
+            $"The store at {home.DatabasePath} failed (SQLite error {ex.SqliteErrorCode}: {ex.Message}). Nothing was changed; 'latchkey doctor' checks the store.", retryable: ex.SqliteErrorCode == 10, innerException: ex),
     };
 
     private void Migrate() => Run(connection =>

@@ -29,6 +29,13 @@ internal sealed class CliApp(CliConsole console, TimeProvider time)
 
     public async Task<int> RunAsync(IReadOnlyList<string> args)
     {
+        if (TokenFastPath.TryMatch(args, out var tokenName, out var tokenHome))
+        {
+            // `latchkey token NAME` runs once per agent request (apiKeyHelper): skip building the command tree.
+            using var signals = new CancelOnSignal();
+            return await GuardAsync(() => CredentialCommands.PrintTokenAsync(this, tokenHome, tokenName, signals.Token));
+        }
+
         var root = BuildRoot();
         var parse = root.Parse(args);
         if (parse.UnmatchedTokens.Count > 0)
@@ -58,14 +65,23 @@ internal sealed class CliApp(CliConsole console, TimeProvider time)
             return ExitCodes.Usage;
         }
 
+        return await GuardAsync(() => parse.InvokeAsync(new InvocationConfiguration
+        {
+            EnableDefaultExceptionHandler = false,
+            Output = Console.Out,
+            Error = Console.Error,
+        }));
+    }
+
+    /// <summary>Opens the store for <paramref name="home"/> (the <c>--home</c> value) chosen by <c>LATCHKEY_STORE</c> (SQLite by default).</summary>
+    public ILatchkeyStore OpenStore(string? home) => StoreSelector.Open(null, StoreHome.Resolve(home), Time);
+
+    /// <summary>Runs a command, turning the failures a command can have into their message and exit code.</summary>
+    private async Task<int> GuardAsync(Func<Task<int>> command)
+    {
         try
         {
-            return await parse.InvokeAsync(new InvocationConfiguration
-            {
-                EnableDefaultExceptionHandler = false,
-                Output = Console.Out,
-                Error = Console.Error,
-            });
+            return await command();
         }
         catch (CliException ex)
         {

@@ -237,26 +237,31 @@ internal static class CredentialCommands
         {
             name,
         };
-        command.SetAction(async (parse, ct) =>
-        {
-            var credentialName = parse.GetValue(name)!;
-            await using var store = app.OpenStore(parse);
-            using var oauth = new OAuthServices(store, app.Time);
-            var result = await oauth.Engine.GetAccessTokenAsync(credentialName, null, ct);
-            var secret = result.Status switch
-            {
-                Tokens.TokenStatus.Ok => result.AccessToken!,
-                Tokens.TokenStatus.NotFound => throw CliException.NotFound(credentialName),
-                Tokens.TokenStatus.Quarantined => throw new CliException(ExitCodes.NotUsable, $"'{credentialName}' is quarantined: {result.Reason?.Message}", result.Reason?.Fix),
-                Tokens.TokenStatus.NeedsAuth => throw new CliException(ExitCodes.NotUsable, $"'{credentialName}' needs sign-in: {result.Reason?.Message ?? "it is not usable."}", result.Reason?.Fix),
-                _ => throw new CliException(ExitCodes.Failure, $"No token for '{credentialName}' right now: {result.Reason?.Message}", result.Reason?.Fix),
-            };
-
-            await app.Console.Out.WriteAsync(secret + "\n");
-            await app.Console.Out.FlushAsync(ct);
-            return ExitCodes.Success;
-        });
+        command.SetAction((parse, ct) => PrintTokenAsync(app, parse.GetValue(CliApp.HomeOption), parse.GetValue(name)!, ct));
         return command;
+    }
+
+    /// <summary>
+    /// <c>latchkey token NAME</c>: prints the current secret and a newline. Reached from the command tree, and
+    /// directly by <see cref="TokenFastPath"/>, so both behave the same.
+    /// </summary>
+    public static async Task<int> PrintTokenAsync(CliApp app, string? home, string credentialName, CancellationToken ct)
+    {
+        await using var store = app.OpenStore(home);
+        using var oauth = new OAuthServices(store, app.Time);
+        var result = await oauth.Engine.GetAccessTokenAsync(credentialName, null, ct);
+        var secret = result.Status switch
+        {
+            Tokens.TokenStatus.Ok => result.AccessToken!,
+            Tokens.TokenStatus.NotFound => throw CliException.NotFound(credentialName),
+            Tokens.TokenStatus.Quarantined => throw new CliException(ExitCodes.NotUsable, $"'{credentialName}' is quarantined: {result.Reason?.Message}", result.Reason?.Fix),
+            Tokens.TokenStatus.NeedsAuth => throw new CliException(ExitCodes.NotUsable, $"'{credentialName}' needs sign-in: {result.Reason?.Message ?? "it is not usable."}", result.Reason?.Fix),
+            _ => throw new CliException(ExitCodes.Failure, $"No token for '{credentialName}' right now: {result.Reason?.Message}", result.Reason?.Fix),
+        };
+
+        await app.Console.Out.WriteAsync(secret + "\n");
+        await app.Console.Out.FlushAsync(ct);
+        return ExitCodes.Success;
     }
 
     private static Command History(CliApp app)

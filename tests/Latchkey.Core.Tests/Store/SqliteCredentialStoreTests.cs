@@ -151,6 +151,48 @@ public sealed class SqliteCredentialStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task Open_KeyFileMissingBesideRecords_RefusedWithoutMakingANewKeyAndTheOldKeyRecovers()
+    {
+        await using (var store = Open())
+        {
+            await store.CreateAsync(CredentialStoreContractTests.ApiKey("a", "secret-a"), default);
+        }
+
+        var keyFile = _home.Home.KeyFilePath;
+        var originalKey = await File.ReadAllBytesAsync(keyFile);
+        File.Delete(keyFile);
+        var database = await File.ReadAllBytesAsync(_home.Home.DatabasePath);
+
+        var ex = Assert.Throws<StoreException>(Open);
+
+        Assert.Equal("key_missing", ex.Code);
+        Assert.Contains("Restore master.key", ex.Message, StringComparison.Ordinal);
+        Assert.False(File.Exists(keyFile));
+        Assert.Equal(database, await File.ReadAllBytesAsync(_home.Home.DatabasePath));
+
+        await File.WriteAllBytesAsync(keyFile, originalKey);
+        File.SetUnixFileMode(keyFile, StoreHome.FileMode);
+        await using var recovered = Open();
+        Assert.Equal("secret-a", (await recovered.GetAsync("a", default))!.Secrets.ApiKey);
+    }
+
+    [Fact]
+    public async Task Open_KeyFileMissingBesideAnEmptyStore_MakesANewKey()
+    {
+        await using (var store = Open())
+        {
+            await store.CreateAsync(CredentialStoreContractTests.ApiKey("a"), default);
+            Assert.True(await store.RemoveAsync("a", default));
+        }
+
+        File.Delete(_home.Home.KeyFilePath);
+
+        await using var reopened = Open();
+        Assert.True(File.Exists(_home.Home.KeyFilePath));
+        Assert.Empty(await reopened.ListAsync(default));
+    }
+
+    [Fact]
     public async Task Open_NewerSchema_RefusedAndUntouched()
     {
         await using (Open())
