@@ -46,8 +46,9 @@ echo
 log "start-up: $rounds rounds"
 "$bench" startup --rounds "$rounds" \
   --hello bench/Latchkey.Bench.Hello/bin/Release/net10.0/hello \
-  --program '`.build/latchkey/latchkey token` (ReadyToRun, what `./latchkey` runs)=.build/latchkey/latchkey' \
-  --program '`./latchkey token` (the script: staleness check, then exec)=./latchkey' \
+  --program '`.build/latchkey/latchkey-token token` (Native AOT, what `./latchkey token` runs)=.build/latchkey/latchkey-token' \
+  --program '`./latchkey token` (the script: staleness check, then exec of the native program)=./latchkey' \
+  --program '`.build/latchkey/latchkey token` (the full tool, ReadyToRun)=.build/latchkey/latchkey' \
   --program '`latchkey token`, installed with `dotnet tool install` (JIT)='"$tools/bin/latchkey" \
   "${extra[@]}"
 echo

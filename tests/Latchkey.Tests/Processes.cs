@@ -9,6 +9,9 @@ internal static class Processes
 {
     public static string LatchkeyExe { get; } = Metadata("LatchkeyExe");
 
+    /// <summary>The native-token program (<c>src/Latchkey.Token</c>), here as its plain JIT build.</summary>
+    public static string LatchkeyTokenExe { get; } = Metadata("LatchkeyTokenExe");
+
     public static string StoreDriverExe { get; } = Metadata("StoreDriverExe");
 
     /// <summary>The headless cookie-jar browser latchkey runs through <c>LATCHKEY_BROWSER</c> in sign-in tests.</summary>
@@ -45,9 +48,13 @@ internal static class Processes
     }
 
     /// <summary>Runs <c>latchkey ARGS</c> with <paramref name="stdin"/> piped in, and waits for it.</summary>
-    public static async Task<Result> Latchkey(string home, string? stdin, params string[] args)
+    public static Task<Result> Latchkey(string home, string? stdin, params string[] args) =>
+        Run(StartInfo(LatchkeyExe, home, args), stdin);
+
+    /// <summary>Runs the program <paramref name="info"/> describes with <paramref name="stdin"/> piped in, and waits for it.</summary>
+    public static async Task<Result> Run(ProcessStartInfo info, string? stdin)
     {
-        using var process = Process.Start(StartInfo(LatchkeyExe, home, args))!;
+        using var process = Process.Start(info)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         if (stdin is not null)

@@ -1,4 +1,3 @@
-using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using Latchkey.Store;
 
@@ -75,7 +74,7 @@ internal sealed class ClientRegistrar(OAuthHttp http)
         var grantTypes = new JsonArray("authorization_code", "refresh_token");
         if (deviceFlow)
         {
-            grantTypes.Add("urn:ietf:params:oauth:grant-type:device_code");
+            grantTypes.Add((JsonNode)"urn:ietf:params:oauth:grant-type:device_code");
         }
 
         var body = new JsonObject
@@ -87,7 +86,7 @@ internal sealed class ClientRegistrar(OAuthHttp http)
             ["response_types"] = new JsonArray("code"),
             ["token_endpoint_auth_method"] = "none",
         };
-        using var request = new HttpRequestMessage(HttpMethod.Post, server.RegistrationEndpoint) { Content = JsonContent.Create(body) };
+        using var request = new HttpRequestMessage(HttpMethod.Post, server.RegistrationEndpoint) { Content = new StringContent(body.ToJsonString(), System.Text.Encoding.UTF8, "application/json") };
         OAuthHttp.OAuthResponse response;
         try
         {

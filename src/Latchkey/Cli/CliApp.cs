@@ -33,7 +33,7 @@ internal sealed class CliApp(CliConsole console, TimeProvider time)
         {
             // `latchkey token NAME` runs once per agent request (apiKeyHelper): skip building the command tree.
             using var signals = new CancelOnSignal();
-            return await GuardAsync(() => CredentialCommands.PrintTokenAsync(this, tokenHome, tokenName, signals.Token));
+            return await GuardAsync(() => CredentialCommands.PrintTokenAsync(this, null, tokenHome, tokenName, signals.Token));
         }
 
         var root = BuildRoot();
@@ -74,7 +74,13 @@ internal sealed class CliApp(CliConsole console, TimeProvider time)
     }
 
     /// <summary>Opens the store for <paramref name="home"/> (the <c>--home</c> value) chosen by <c>LATCHKEY_STORE</c> (SQLite by default).</summary>
-    public ILatchkeyStore OpenStore(string? home) => StoreSelector.Open(null, StoreHome.Resolve(home), Time);
+    public ILatchkeyStore OpenStore(string? home) => OpenStore(null, home);
+
+    /// <summary>
+    /// Opens the store named by <paramref name="store"/> (the <c>--store</c> value; <see langword="null"/> falls back to
+    /// <c>LATCHKEY_STORE</c>, then SQLite in the home folder <paramref name="home"/>).
+    /// </summary>
+    public ILatchkeyStore OpenStore(string? store, string? home) => StoreSelector.Open(store, StoreHome.Resolve(home), Time);
 
     /// <summary>Runs a command, turning the failures a command can have into their message and exit code.</summary>
     private async Task<int> GuardAsync(Func<Task<int>> command)

@@ -237,7 +237,7 @@ internal static class CredentialCommands
         {
             name,
         };
-        command.SetAction((parse, ct) => PrintTokenAsync(app, parse.GetValue(CliApp.HomeOption), parse.GetValue(name)!, ct));
+        command.SetAction((parse, ct) => PrintTokenAsync(app, parse.GetValue(CliApp.StoreOption), parse.GetValue(CliApp.HomeOption), parse.GetValue(name)!, ct));
         return command;
     }
 
@@ -245,9 +245,9 @@ internal static class CredentialCommands
     /// <c>latchkey token NAME</c>: prints the current secret and a newline. Reached from the command tree, and
     /// directly by <see cref="TokenFastPath"/>, so both behave the same.
     /// </summary>
-    public static async Task<int> PrintTokenAsync(CliApp app, string? home, string credentialName, CancellationToken ct)
+    public static async Task<int> PrintTokenAsync(CliApp app, string? storeUrl, string? home, string credentialName, CancellationToken ct)
     {
-        await using var store = app.OpenStore(home);
+        await using var store = app.OpenStore(storeUrl, home);
         using var oauth = new OAuthServices(store, app.Time);
         var result = await oauth.Engine.GetAccessTokenAsync(credentialName, null, ct);
         var secret = result.Status switch

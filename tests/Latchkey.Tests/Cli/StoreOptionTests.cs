@@ -93,7 +93,7 @@ public sealed class StoreOptionTests(PostgresServer server) : IDisposable
         Assert.DoesNotContain("CANARY", added.All + list.All + wrongKey.All, StringComparison.Ordinal);
     }
 
-    [Fact(Skip = "Fails after merging the token fast path with --store selection (the fast path opens the store without seeing --store); to be fixed next")]
+    [Fact]
     public async Task Store_PostgresUrlOnCommandLine_UsedWithoutPassword()
     {
         var url = await server.CreateDatabaseAsync();
