@@ -45,9 +45,19 @@ internal static class Processes
     }
 
     /// <summary>Runs <c>latchkey ARGS</c> with <paramref name="stdin"/> piped in, and waits for it.</summary>
-    public static async Task<Result> Latchkey(string home, string? stdin, params string[] args)
+    public static Task<Result> Latchkey(string home, string? stdin, params string[] args) =>
+        Latchkey(home, stdin, new Dictionary<string, string>(), args);
+
+    /// <summary>Runs <c>latchkey ARGS</c> with extra environment variables.</summary>
+    public static async Task<Result> Latchkey(string home, string? stdin, IReadOnlyDictionary<string, string> environment, params string[] args)
     {
-        using var process = Process.Start(StartInfo(LatchkeyExe, home, args))!;
+        var info = StartInfo(LatchkeyExe, home, args);
+        foreach (var (name, value) in environment)
+        {
+            info.Environment[name] = value;
+        }
+
+        using var process = Process.Start(info)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         if (stdin is not null)

@@ -18,7 +18,7 @@ namespace Latchkey.Store;
 internal sealed partial class SqliteCredentialStore : ILatchkeyStore, IDisposable
 {
     /// <summary>The schema this build writes. An older database is migrated forward; a newer one is refused.</summary>
-    public const int SchemaVersion = 3;
+    public static int SchemaVersion => SqliteSchema.Migrations.Count;
 
     /// <summary>How long a writer waits for the write lock before giving up (50 processes at once fit easily).</summary>
     public static readonly TimeSpan BusyTimeout = TimeSpan.FromSeconds(30);
