@@ -136,4 +136,31 @@ public sealed class AuditLogPostgresTests(PostgresServer server) : IAsyncLifetim
         Assert.Contains("agent-a", rows, StringComparison.Ordinal);
         AuditTraffic.AssertNoSecrets(rows, secrets, "the audit_event table");
     }
+
+    [Fact]
+    public async Task Start_SeveralProcessesOnADatabaseBeforeTheAuditLog_MigrateOnceAndAllSucceed()
+    {
+        var environment = await EnvironmentAsync();
+        var url = environment[StoreSelector.StoreVariable];
+        using var home = new TempHome();
+        var first = await Processes.Latchkey(home.Path, null, environment, "list");
+        Assert.True(first.ExitCode == 0, first.ToString());
+        await ExecuteAsync(url, "DROP TABLE audit_event; DELETE FROM schema_version WHERE version > 1"); // what schema 1 was
+
+        var results = await Task.WhenAll(Enumerable.Range(0, 6).Select(_ => Processes.Latchkey(home.Path, null, environment, "audit", "--json")));
+
+        Assert.All(results, r => Assert.True(r.ExitCode == 0 && r.Stdout.Trim() == "[]", r.ToString()));
+        await using var connection = new NpgsqlConnection(server.ConnectionStringFor(url));
+        await connection.OpenAsync();
+        await using var versions = new NpgsqlCommand("SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_version", connection);
+        Assert.Equal(string.Join(',', Enumerable.Range(1, PostgresCredentialStore.SchemaVersion)), (string)(await versions.ExecuteScalarAsync())!);
+    }
+
+    private async Task ExecuteAsync(string url, string sql)
+    {
+        await using var connection = new NpgsqlConnection(server.ConnectionStringFor(url));
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync();
+    }
 }
