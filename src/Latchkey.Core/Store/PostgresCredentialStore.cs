@@ -216,16 +216,7 @@ internal sealed partial class PostgresCredentialStore : ILatchkeyStore, IDisposa
                     command.Parameters.Add(Text("owner", patch.CompletesRefreshOf));
                 }
 
-                command.Parameters.Add(Text("state", content.State));
-                command.Parameters.Add(Text("reason", content.ReasonJson));
-                command.Parameters.Add(Text("metadata", content.MetadataJson));
-                command.Parameters.Add(Text("key_id", content.KeyId));
-                command.Parameters.Add(Bytes("secret_ct", content.SealedSecrets));
-                command.Parameters.Add(Text("rt_fp", content.RefreshTokenFingerprint));
-                command.Parameters.Add(Text("at_fp", content.AccessTokenFingerprint));
-                command.Parameters.Add(Bigint("now", _time.GetUtcNow().ToUnixTimeMilliseconds()));
-                command.Parameters.Add(Text("by", _writer));
-                command.Parameters.Add(Text("id", row.Id));
+                AddContent(command, content, row.Id);
                 command.Parameters.Add(Bigint("version", row.Version));
                 await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
             }
@@ -336,16 +327,7 @@ internal sealed partial class PostgresCredentialStore : ILatchkeyStore, IDisposa
                 WHERE id = @id AND version = @current
                 """, connection, transaction))
             {
-                command.Parameters.Add(Text("state", saved.State));
-                command.Parameters.Add(Text("reason", saved.ReasonJson));
-                command.Parameters.Add(Text("metadata", saved.MetadataJson));
-                command.Parameters.Add(Text("key_id", saved.KeyId));
-                command.Parameters.Add(Bytes("secret_ct", saved.SealedSecrets));
-                command.Parameters.Add(Text("rt_fp", saved.RefreshTokenFingerprint));
-                command.Parameters.Add(Text("at_fp", FingerprintOrNull(restored.Secrets.AccessToken)));
-                command.Parameters.Add(Bigint("now", _time.GetUtcNow().ToUnixTimeMilliseconds()));
-                command.Parameters.Add(Text("by", _writer));
-                command.Parameters.Add(Text("id", row.Id));
+                AddContent(command, RowCodec.Content(saved, FingerprintOrNull(restored.Secrets.AccessToken)), row.Id);
                 command.Parameters.Add(Bigint("current", row.Version));
                 await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
             }
@@ -493,6 +475,21 @@ internal sealed partial class PostgresCredentialStore : ILatchkeyStore, IDisposa
         command.Parameters.Add(Text("id", id));
         command.Parameters.Add(Bigint("keep", HistoryDepth));
         await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+    }
+
+    /// <summary>The parameters of a content write: the content columns, who and when, and the row's id.</summary>
+    private void AddContent(NpgsqlCommand command, PatchedContent content, string id)
+    {
+        command.Parameters.Add(Text("state", content.State));
+        command.Parameters.Add(Text("reason", content.ReasonJson));
+        command.Parameters.Add(Text("metadata", content.MetadataJson));
+        command.Parameters.Add(Text("key_id", content.KeyId));
+        command.Parameters.Add(Bytes("secret_ct", content.SealedSecrets));
+        command.Parameters.Add(Text("rt_fp", content.RefreshTokenFingerprint));
+        command.Parameters.Add(Text("at_fp", content.AccessTokenFingerprint));
+        command.Parameters.Add(Bigint("now", _time.GetUtcNow().ToUnixTimeMilliseconds()));
+        command.Parameters.Add(Text("by", _writer));
+        command.Parameters.Add(Text("id", id));
     }
 
     private byte[] SealSecrets(CredentialSecrets secrets, string id) => _codec.SealSecrets(secrets, id);

@@ -151,6 +151,10 @@ internal sealed class RowCodec(SecretProtector protector)
         };
     }
 
+    /// <summary>A saved row's content as it is written back (a restore), with the access-token fingerprint recomputed.</summary>
+    public static PatchedContent Content(StoredRow saved, string? accessTokenFingerprint) =>
+        new(saved.State, saved.ReasonJson, saved.MetadataJson, saved.KeyId, saved.SealedSecrets, saved.RefreshTokenFingerprint, accessTokenFingerprint);
+
     /// <summary>Whether a history entry's sealed bytes still open with the current key (the plaintext is wiped).</summary>
     public bool CanOpen(byte[] sealedSecrets, string id, string keyId)
     {

@@ -223,16 +223,7 @@ internal sealed partial class SqliteCredentialStore : ILatchkeyStore, IDisposabl
                         """;
                     command.Parameters.AddWithValue("$owner", patch.CompletesRefreshOf);
                 }
-                command.Parameters.AddWithValue("$state", content.State);
-                command.Parameters.AddWithValue("$reason", (object?)content.ReasonJson ?? DBNull.Value);
-                command.Parameters.AddWithValue("$metadata", content.MetadataJson);
-                command.Parameters.AddWithValue("$key_id", content.KeyId);
-                command.Parameters.AddWithValue("$secret_ct", content.SealedSecrets);
-                command.Parameters.AddWithValue("$rt_fp", (object?)content.RefreshTokenFingerprint ?? DBNull.Value);
-                command.Parameters.AddWithValue("$at_fp", (object?)content.AccessTokenFingerprint ?? DBNull.Value);
-                command.Parameters.AddWithValue("$now", _time.GetUtcNow().ToUnixTimeMilliseconds());
-                command.Parameters.AddWithValue("$by", _writer);
-                command.Parameters.AddWithValue("$id", row.Id);
+                AddContent(command, content, row.Id);
                 command.Parameters.AddWithValue("$version", row.Version);
                 command.ExecuteNonQuery();
             }
@@ -361,16 +352,7 @@ internal sealed partial class SqliteCredentialStore : ILatchkeyStore, IDisposabl
                       failures = 0, backoff_until = NULL, last_error_json = NULL
                     WHERE id = $id AND version = $current
                     """;
-                command.Parameters.AddWithValue("$state", saved.State);
-                command.Parameters.AddWithValue("$reason", (object?)saved.ReasonJson ?? DBNull.Value);
-                command.Parameters.AddWithValue("$metadata", saved.MetadataJson);
-                command.Parameters.AddWithValue("$key_id", saved.KeyId);
-                command.Parameters.AddWithValue("$secret_ct", saved.SealedSecrets);
-                command.Parameters.AddWithValue("$rt_fp", (object?)saved.RefreshTokenFingerprint ?? DBNull.Value);
-                command.Parameters.AddWithValue("$at_fp", (object?)FingerprintOrNull(restored.Secrets.AccessToken) ?? DBNull.Value);
-                command.Parameters.AddWithValue("$now", _time.GetUtcNow().ToUnixTimeMilliseconds());
-                command.Parameters.AddWithValue("$by", _writer);
-                command.Parameters.AddWithValue("$id", row.Id);
+                AddContent(command, RowCodec.Content(saved, FingerprintOrNull(restored.Secrets.AccessToken)), row.Id);
                 command.Parameters.AddWithValue("$current", row.Version);
                 command.ExecuteNonQuery();
             }
@@ -706,6 +688,21 @@ internal sealed partial class SqliteCredentialStore : ILatchkeyStore, IDisposabl
         command.Parameters.AddWithValue("$id", id);
         command.Parameters.AddWithValue("$keep", HistoryDepth);
         command.ExecuteNonQuery();
+    }
+
+    /// <summary>The parameters of a content write: the content columns, who and when, and the row's id.</summary>
+    private void AddContent(SqliteCommand command, PatchedContent content, string id)
+    {
+        command.Parameters.AddWithValue("$state", content.State);
+        command.Parameters.AddWithValue("$reason", (object?)content.ReasonJson ?? DBNull.Value);
+        command.Parameters.AddWithValue("$metadata", content.MetadataJson);
+        command.Parameters.AddWithValue("$key_id", content.KeyId);
+        command.Parameters.AddWithValue("$secret_ct", content.SealedSecrets);
+        command.Parameters.AddWithValue("$rt_fp", (object?)content.RefreshTokenFingerprint ?? DBNull.Value);
+        command.Parameters.AddWithValue("$at_fp", (object?)content.AccessTokenFingerprint ?? DBNull.Value);
+        command.Parameters.AddWithValue("$now", _time.GetUtcNow().ToUnixTimeMilliseconds());
+        command.Parameters.AddWithValue("$by", _writer);
+        command.Parameters.AddWithValue("$id", id);
     }
 
     private byte[] SealSecrets(CredentialSecrets secrets, string id) => _codec.SealSecrets(secrets, id);
