@@ -80,6 +80,33 @@ public sealed class AuditLogTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Serve_RouterFallsBack_EntryNamesTheRouterAndTheCredentialThatServed()
+    {
+        await using var backup = new SimulatedUpstream();
+        await backup.StartAsync();
+        _upstream.Behaviour.Scenario = "overloaded";
+        await using var gateway = await GatewayProcess.StartAsync();
+        await gateway.AddApiKeyAsync("primary", _upstream.Url, "sk-ant-primary-" + Guid.NewGuid().ToString("N"), "--header", "x-api-key", "--format", "{secret}");
+        await gateway.AddApiKeyAsync("backup", backup.Url, "sk-ant-backup-" + Guid.NewGuid().ToString("N"), "--header", "x-api-key", "--format", "{secret}");
+        await File.WriteAllTextAsync(Path.Combine(gateway.HomePath, "routes.json"),
+            """{ "routers": { "main": { "routes": [ { "model": "claude-*", "targets": [ { "credential": "primary" }, { "credential": "backup" } ] } ] } } }""");
+        var key = await gateway.CreateKeyAsync("router-key", "main");
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/r/main/v1/messages?x=1")
+        {
+            Content = new StringContent("""{"model":"claude-sonnet-4-5","max_tokens":8,"messages":[]}""", Encoding.UTF8, "application/json"),
+        };
+        request.Headers.Add("x-api-key", key);
+
+        using var response = await gateway.Http.SendAsync(request);
+
+        Assert.Equal("primary=529, backup=200", response.Headers.GetValues("latchkey-attempts").Single());
+        var entry = Assert.Single(await AuditTraffic.WaitForEntriesAsync(gateway, 1));
+        Assert.Equal(
+            """{"client_key":"router-key","credential":"backup","route":"/r/main","path":"/r/main/v1/messages","status":200,"upstream_status":200,"reason":null}""",
+            $$"""{"client_key":{{entry.GetProperty("client_key").GetRawText()}},"credential":{{entry.GetProperty("credential").GetRawText()}},"route":{{entry.GetProperty("route").GetRawText()}},"path":{{entry.GetProperty("path").GetRawText()}},"status":{{entry.GetProperty("status").GetRawText()}},"upstream_status":{{entry.GetProperty("upstream_status").GetRawText()}},"reason":{{entry.GetProperty("reason").GetRawText()}}}""");
+    }
+
+    [Fact]
     public async Task Audit_BadArguments_UsageErrorsThatSayWhatToType()
     {
         using var home = new TempHome();
