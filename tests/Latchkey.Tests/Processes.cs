@@ -49,7 +49,19 @@ internal static class Processes
 
     /// <summary>Runs <c>latchkey ARGS</c> with <paramref name="stdin"/> piped in, and waits for it.</summary>
     public static Task<Result> Latchkey(string home, string? stdin, params string[] args) =>
-        Run(StartInfo(LatchkeyExe, home, args), stdin);
+        Latchkey(home, stdin, new Dictionary<string, string>(), args);
+
+    /// <summary>Runs <c>latchkey ARGS</c> with extra environment variables.</summary>
+    public static Task<Result> Latchkey(string home, string? stdin, IReadOnlyDictionary<string, string> environment, params string[] args)
+    {
+        var info = StartInfo(LatchkeyExe, home, args);
+        foreach (var (name, value) in environment)
+        {
+            info.Environment[name] = value;
+        }
+
+        return Run(info, stdin);
+    }
 
     /// <summary>Runs the program <paramref name="info"/> describes with <paramref name="stdin"/> piped in, and waits for it.</summary>
     public static async Task<Result> Run(ProcessStartInfo info, string? stdin)

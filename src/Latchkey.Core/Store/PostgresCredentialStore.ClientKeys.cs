@@ -8,8 +8,6 @@ namespace Latchkey.Store;
 /// <summary>Client keys in the same database as the credentials they give access to; only HMACs of them are stored.</summary>
 internal sealed partial class PostgresCredentialStore
 {
-    private const string KeyColumns = "name, key_id, credentials_json, created_at, expires_at, revoked_at, last_used_at";
-
     public Task<(ClientKey Key, string Value)?> CreateKeyAsync(string name, IReadOnlyList<string> credentials, DateTimeOffset? expiresAt, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(name);
@@ -29,7 +27,7 @@ internal sealed partial class PostgresCredentialStore
             command.Parameters.Add(Text("name", name));
             command.Parameters.Add(Text("id", keyId));
             command.Parameters.Add(Text("fp", fingerprint));
-            command.Parameters.Add(Text("credentials", JsonSerializer.Serialize(credentials.ToArray(), StoreJsonContext.Default.StringArray)));
+            command.Parameters.Add(Text("credentials", RowCodec.EncodeNames(credentials)));
             command.Parameters.Add(Bigint("created", now.ToUnixTimeMilliseconds()));
             command.Parameters.Add(Bigint("expires", expiresAt?.ToUnixTimeMilliseconds()));
             return await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false) == 1 ? (key, value) : null;
@@ -39,12 +37,12 @@ internal sealed partial class PostgresCredentialStore
     public Task<IReadOnlyList<ClientKey>> ListKeysAsync(CancellationToken cancellationToken) =>
         RunAsync<IReadOnlyList<ClientKey>>(async (connection, ct) =>
         {
-            await using var command = new NpgsqlCommand($"SELECT {KeyColumns} FROM client_key ORDER BY name COLLATE \"C\"", connection);
+            await using var command = new NpgsqlCommand($"SELECT {RowCodec.KeyColumns} FROM client_key ORDER BY name COLLATE \"C\"", connection);
             await using var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
             var keys = new List<ClientKey>();
             while (await reader.ReadAsync(ct).ConfigureAwait(false))
             {
-                keys.Add(ReadKey(reader));
+                keys.Add(RowCodec.ReadKey(reader));
             }
 
             return keys;
@@ -75,7 +73,7 @@ internal sealed partial class PostgresCredentialStore
         var presentedFingerprint = Encoding.ASCII.GetBytes(_protector.Fingerprint(presented));
         return RunAsync(async (connection, ct) =>
         {
-            await using var command = new NpgsqlCommand($"SELECT {KeyColumns}, secret_fp FROM client_key WHERE key_id = @id", connection);
+            await using var command = new NpgsqlCommand($"SELECT {RowCodec.KeyColumns}, secret_fp FROM client_key WHERE key_id = @id", connection);
             command.Parameters.Add(Text("id", keyId));
             await using var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
             if (!await reader.ReadAsync(ct).ConfigureAwait(false))
@@ -83,44 +81,7 @@ internal sealed partial class PostgresCredentialStore
                 return ClientKeyCheck.Unknown;
             }
 
-            var key = ReadKey(reader);
-
-            // Constant time: how much of the key matched must not show in how long the answer took.
-            if (!CryptographicOperations.FixedTimeEquals(presentedFingerprint, Encoding.ASCII.GetBytes(reader.GetString(7))))
-            {
-                return ClientKeyCheck.Unknown;
-            }
-
-            var status = key.StateAt(_time.GetUtcNow()) switch
-            {
-                "revoked" => ClientKeyStatus.Revoked,
-                "expired" => ClientKeyStatus.Expired,
-                _ => ClientKeyStatus.Valid,
-            };
-            return new ClientKeyCheck(status, key);
+            return RowCodec.CheckKey(reader, presentedFingerprint, _time.GetUtcNow());
         }, idempotent: true, cancellationToken);
-    }
-
-    private static ClientKey ReadKey(NpgsqlDataReader r) => new()
-    {
-        Name = r.GetString(0),
-        KeyId = r.GetString(1),
-        Credentials = DecodeNames(r.GetString(2)),
-        CreatedAt = DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(3)),
-        ExpiresAt = r.IsDBNull(4) ? null : DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(4)),
-        RevokedAt = r.IsDBNull(5) ? null : DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(5)),
-        LastUsedAt = r.IsDBNull(6) ? null : DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(6)),
-    };
-
-    private static string[] DecodeNames(string json)
-    {
-        try
-        {
-            return JsonSerializer.Deserialize(json, StoreJsonContext.Default.StringArray) ?? [];
-        }
-        catch (JsonException)
-        {
-            return []; // a damaged list allows nothing, and 'keys list' shows the key with no credentials
-        }
     }
 }

@@ -30,18 +30,16 @@ internal sealed partial class PostgresCredentialStore : ILatchkeyStore, IDisposa
     /// <summary>The schema this build writes. An older database is migrated forward; a newer one is refused.</summary>
     public static int SchemaVersion => PostgresSchema.Migrations.Count;
 
-    private const string RowColumns =
-        "id, name, kind, version, state, reason_json, metadata_json, key_id, secret_ct, rt_fp, created_at, updated_at, " +
-        "at_fp, lease_owner, lease_until, lease_epoch, attempt_id, attempt_rt_fp, attempt_owner, attempt_sent_at, attempt_recovery_of, backoff_until, failures, last_error_json, upstream_failure_json";
-
     private readonly NpgsqlDataSource _dataSource;
     private readonly SecretProtector _protector;
+    private readonly RowCodec _codec;
     private readonly TimeProvider _time;
     private readonly string _writer;
 
     private PostgresCredentialStore(PostgresLocation location, SecretProtector protector, TimeProvider time)
     {
         _protector = protector;
+        _codec = new RowCodec(protector);
         _time = time;
         _writer = $"{Environment.MachineName}/{Environment.ProcessId}";
         Location = location.ToString();
@@ -112,12 +110,12 @@ internal sealed partial class PostgresCredentialStore : ILatchkeyStore, IDisposa
     public Task<IReadOnlyList<CredentialRecord>> ListAsync(CancellationToken cancellationToken) =>
         RunAsync<IReadOnlyList<CredentialRecord>>(async (connection, ct) =>
         {
-            await using var command = new NpgsqlCommand($"SELECT {RowColumns}, {PostgresSchema.NowMs} FROM credential ORDER BY name COLLATE \"C\"", connection);
+            await using var command = new NpgsqlCommand($"SELECT {StoredRow.Columns}, {PostgresSchema.NowMs} FROM credential ORDER BY name COLLATE \"C\"", connection);
             await using var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
             var records = new List<CredentialRecord>();
             while (await reader.ReadAsync(ct).ConfigureAwait(false))
             {
-                records.Add(Decode(StoredRow.From(reader, _time)));
+                records.Add(Decode(ReadStoredRow(reader)));
             }
 
             return records;
@@ -145,7 +143,7 @@ internal sealed partial class PostgresCredentialStore : ILatchkeyStore, IDisposa
             {
                 command.Parameters.Add(Text("id", id));
                 command.Parameters.Add(Text("name", credential.Name));
-                command.Parameters.Add(Text("kind", SqliteCredentialStore.KindText(credential.Kind)));
+                command.Parameters.Add(Text("kind", RowCodec.KindText(credential.Kind)));
                 command.Parameters.Add(Text("metadata", JsonSerializer.Serialize(credential.Metadata, StoreJsonContext.Default.CredentialMetadata)));
                 command.Parameters.Add(Text("key_id", _protector.KeyId));
                 command.Parameters.Add(Bytes("secret_ct", sealedSecrets));
@@ -191,19 +189,7 @@ internal sealed partial class PostgresCredentialStore : ILatchkeyStore, IDisposa
                 return new WriteResult(WriteOutcome.Quarantined, current);
             }
 
-            var metadata = patch.ApplyTo(current.Metadata);
-            var state = patch.State ?? current.State;
-            var reason = state == CredentialState.Ok ? null : patch.Reason ?? current.Reason;
-            var secretBlob = row.SealedSecrets;
-            var refreshFingerprint = row.RefreshTokenFingerprint;
-            var accessFingerprint = row.AccessTokenFingerprint;
-            if (patch.TouchesSecrets)
-            {
-                var secrets = patch.ApplyTo(current.Secrets);
-                secretBlob = SealSecrets(secrets, row.Id);
-                refreshFingerprint = FingerprintOrNull(secrets.RefreshToken);
-                accessFingerprint = FingerprintOrNull(secrets.AccessToken);
-            }
+            var content = _codec.Apply(row, current, patch);
 
             await ArchiveAsync(connection, transaction, row, ct).ConfigureAwait(false);
             var sql =
@@ -230,16 +216,7 @@ internal sealed partial class PostgresCredentialStore : ILatchkeyStore, IDisposa
                     command.Parameters.Add(Text("owner", patch.CompletesRefreshOf));
                 }
 
-                command.Parameters.Add(Text("state", SqliteCredentialStore.StateText(state)));
-                command.Parameters.Add(Text("reason", reason is null ? null : JsonSerializer.Serialize(reason, StoreJsonContext.Default.StateReason)));
-                command.Parameters.Add(Text("metadata", JsonSerializer.Serialize(metadata, StoreJsonContext.Default.CredentialMetadata)));
-                command.Parameters.Add(Text("key_id", patch.TouchesSecrets ? _protector.KeyId : row.KeyId));
-                command.Parameters.Add(Bytes("secret_ct", secretBlob));
-                command.Parameters.Add(Text("rt_fp", refreshFingerprint));
-                command.Parameters.Add(Text("at_fp", accessFingerprint));
-                command.Parameters.Add(Bigint("now", _time.GetUtcNow().ToUnixTimeMilliseconds()));
-                command.Parameters.Add(Text("by", _writer));
-                command.Parameters.Add(Text("id", row.Id));
+                AddContent(command, content, row.Id);
                 command.Parameters.Add(Bigint("version", row.Version));
                 await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
             }
@@ -280,11 +257,10 @@ internal sealed partial class PostgresCredentialStore : ILatchkeyStore, IDisposa
             var versions = new List<CredentialVersion>();
             while (await reader.ReadAsync(ct).ConfigureAwait(false))
             {
-                var readable = _protector.TryOpen((byte[])reader["secret_ct"], reader.GetString(0), reader.GetString(3), out var plaintext, out _);
-                CryptographicOperations.ZeroMemory(plaintext);
+                var readable = _codec.CanOpen((byte[])reader["secret_ct"], reader.GetString(0), reader.GetString(3));
                 versions.Add(new CredentialVersion(
                     reader.GetInt64(1),
-                    SqliteCredentialStore.ParseState(reader.GetString(2)) ?? CredentialState.Quarantined,
+                    RowCodec.ParseState(reader.GetString(2)) ?? CredentialState.Quarantined,
                     DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(6)),
                     readable,
                     reader.IsDBNull(5) ? null : reader.GetString(5)));
@@ -327,7 +303,7 @@ internal sealed partial class PostgresCredentialStore : ILatchkeyStore, IDisposa
                 select.Parameters.Add(Bigint("created", row.CreatedAt));
                 select.Parameters.Add(Bigint("version", version));
                 await using var reader = await select.ExecuteReaderAsync(ct).ConfigureAwait(false);
-                saved = await reader.ReadAsync(ct).ConfigureAwait(false) ? StoredRow.From(reader, _time) : null;
+                saved = await reader.ReadAsync(ct).ConfigureAwait(false) ? ReadStoredRow(reader) : null;
             }
 
             if (saved is null)
@@ -351,16 +327,7 @@ internal sealed partial class PostgresCredentialStore : ILatchkeyStore, IDisposa
                 WHERE id = @id AND version = @current
                 """, connection, transaction))
             {
-                command.Parameters.Add(Text("state", saved.State));
-                command.Parameters.Add(Text("reason", saved.ReasonJson));
-                command.Parameters.Add(Text("metadata", saved.MetadataJson));
-                command.Parameters.Add(Text("key_id", saved.KeyId));
-                command.Parameters.Add(Bytes("secret_ct", saved.SealedSecrets));
-                command.Parameters.Add(Text("rt_fp", saved.RefreshTokenFingerprint));
-                command.Parameters.Add(Text("at_fp", FingerprintOrNull(restored.Secrets.AccessToken)));
-                command.Parameters.Add(Bigint("now", _time.GetUtcNow().ToUnixTimeMilliseconds()));
-                command.Parameters.Add(Text("by", _writer));
-                command.Parameters.Add(Text("id", row.Id));
+                AddContent(command, RowCodec.Content(saved, FingerprintOrNull(restored.Secrets.AccessToken)), row.Id);
                 command.Parameters.Add(Bigint("current", row.Version));
                 await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
             }
@@ -469,10 +436,10 @@ internal sealed partial class PostgresCredentialStore : ILatchkeyStore, IDisposa
     private async Task<StoredRow?> ReadRowAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string name, bool forUpdate, CancellationToken ct)
     {
         await using var command = new NpgsqlCommand(
-            $"SELECT {RowColumns}, {PostgresSchema.NowMs} FROM credential WHERE name = @name{(forUpdate ? " FOR UPDATE" : string.Empty)}", connection, transaction);
+            $"SELECT {StoredRow.Columns}, {PostgresSchema.NowMs} FROM credential WHERE name = @name{(forUpdate ? " FOR UPDATE" : string.Empty)}", connection, transaction);
         command.Parameters.Add(Text("name", name));
         await using var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
-        return await reader.ReadAsync(ct).ConfigureAwait(false) ? StoredRow.From(reader, _time) : null;
+        return await reader.ReadAsync(ct).ConfigureAwait(false) ? ReadStoredRow(reader) : null;
     }
 
     private async Task ArchiveAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, StoredRow row, CancellationToken ct)
@@ -510,18 +477,22 @@ internal sealed partial class PostgresCredentialStore : ILatchkeyStore, IDisposa
         await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
     }
 
-    private byte[] SealSecrets(CredentialSecrets secrets, string id)
+    /// <summary>The parameters of a content write: the content columns, who and when, and the row's id.</summary>
+    private void AddContent(NpgsqlCommand command, PatchedContent content, string id)
     {
-        var plaintext = JsonSerializer.SerializeToUtf8Bytes(secrets, StoreJsonContext.Default.CredentialSecrets);
-        try
-        {
-            return _protector.Seal(plaintext, id);
-        }
-        finally
-        {
-            CryptographicOperations.ZeroMemory(plaintext);
-        }
+        command.Parameters.Add(Text("state", content.State));
+        command.Parameters.Add(Text("reason", content.ReasonJson));
+        command.Parameters.Add(Text("metadata", content.MetadataJson));
+        command.Parameters.Add(Text("key_id", content.KeyId));
+        command.Parameters.Add(Bytes("secret_ct", content.SealedSecrets));
+        command.Parameters.Add(Text("rt_fp", content.RefreshTokenFingerprint));
+        command.Parameters.Add(Text("at_fp", content.AccessTokenFingerprint));
+        command.Parameters.Add(Bigint("now", _time.GetUtcNow().ToUnixTimeMilliseconds()));
+        command.Parameters.Add(Text("by", _writer));
+        command.Parameters.Add(Text("id", id));
     }
 
-    private string? FingerprintOrNull(string? token) => string.IsNullOrEmpty(token) ? null : _protector.Fingerprint(token);
+    private byte[] SealSecrets(CredentialSecrets secrets, string id) => _codec.SealSecrets(secrets, id);
+
+    private string? FingerprintOrNull(string? token) => _codec.FingerprintOrNull(token);
 }

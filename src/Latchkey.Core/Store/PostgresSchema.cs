@@ -3,8 +3,8 @@ namespace Latchkey.Store;
 /// <summary>
 /// The PostgreSQL schema: forward-only migrations, entry <c>i</c> taking the schema from version <c>i</c> to
 /// <c>i + 1</c>, recorded one row per version in <c>schema_version</c>. Never edit a migration that has shipped:
-/// add the next one (an <c>audit_event</c> table, for example, is a later migration of its own: it should refer to
-/// <c>credential.id</c> without a foreign key, so that events outlive the credential they describe).
+/// add the next one (the <c>audit_event</c> table is migration 2: it names credentials without a foreign key, so that
+/// entries outlive the credential they describe).
 /// </summary>
 /// <remarks>
 /// The columns are SQLite's (see <see cref="SqliteSchema"/>), with times in unix milliseconds, so both backends
@@ -89,6 +89,25 @@ internal static class PostgresSchema
           name  text PRIMARY KEY,
           value text NOT NULL
         )
+        """,
+        """
+        CREATE TABLE audit_event (                 -- one request a gateway replica answered; no secrets, no bodies
+          id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+          event_id        text NOT NULL UNIQUE,    -- random, chosen by the replica: a retried batch is written once
+          at              bigint NOT NULL,         -- unix ms on the replica's clock, when the request arrived
+          client_key      text,                    -- the client key's name, never the key
+          credential      text,                    -- no foreign key: entries outlive the credential they name
+          route           text NOT NULL,
+          method          text NOT NULL,
+          path            text NOT NULL,           -- without the query string
+          status          integer NOT NULL,
+          upstream_status integer,
+          latency_ms      bigint NOT NULL,
+          reason          text,
+          replica         text NOT NULL
+        );
+        CREATE INDEX audit_event_at ON audit_event (at);
+        CREATE INDEX audit_event_credential_at ON audit_event (credential, at)
         """,
     ];
 }

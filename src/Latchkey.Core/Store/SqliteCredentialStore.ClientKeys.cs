@@ -8,8 +8,6 @@ namespace Latchkey.Store;
 /// <summary>Client keys in the same database as the credentials they give access to.</summary>
 internal sealed partial class SqliteCredentialStore
 {
-    private const string KeyColumns = "name, key_id, credentials_json, created_at, expires_at, revoked_at, last_used_at";
-
     public Task<(ClientKey Key, string Value)?> CreateKeyAsync(string name, IReadOnlyList<string> credentials, DateTimeOffset? expiresAt, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(name);
@@ -30,7 +28,7 @@ internal sealed partial class SqliteCredentialStore
             command.Parameters.AddWithValue("$name", name);
             command.Parameters.AddWithValue("$id", keyId);
             command.Parameters.AddWithValue("$fp", _protector.Fingerprint(value));
-            command.Parameters.AddWithValue("$credentials", JsonSerializer.Serialize(credentials.ToArray(), StoreJsonContext.Default.StringArray));
+            command.Parameters.AddWithValue("$credentials", RowCodec.EncodeNames(credentials));
             command.Parameters.AddWithValue("$created", now.ToUnixTimeMilliseconds());
             command.Parameters.AddWithValue("$expires", expiresAt is { } e ? e.ToUnixTimeMilliseconds() : DBNull.Value);
             return command.ExecuteNonQuery() == 1 ? (key, value) : null;
@@ -43,12 +41,12 @@ internal sealed partial class SqliteCredentialStore
         return Task.FromResult(Run<IReadOnlyList<ClientKey>>(connection =>
         {
             using var command = connection.CreateCommand();
-            command.CommandText = $"SELECT {KeyColumns} FROM client_key ORDER BY name";
+            command.CommandText = $"SELECT {RowCodec.KeyColumns} FROM client_key ORDER BY name";
             using var reader = command.ExecuteReader();
             var keys = new List<ClientKey>();
             while (reader.Read())
             {
-                keys.Add(ReadKey(reader));
+                keys.Add(RowCodec.ReadKey(reader));
             }
 
             return keys;
@@ -75,7 +73,7 @@ internal sealed partial class SqliteCredentialStore
         return Task.FromResult(Run(connection =>
         {
             using var command = connection.CreateCommand();
-            command.CommandText = $"SELECT {KeyColumns}, secret_fp FROM client_key WHERE key_id = $id";
+            command.CommandText = $"SELECT {RowCodec.KeyColumns}, secret_fp FROM client_key WHERE key_id = $id";
             command.Parameters.AddWithValue("$id", keyId);
             using var reader = command.ExecuteReader();
             if (!reader.Read())
@@ -83,44 +81,7 @@ internal sealed partial class SqliteCredentialStore
                 return ClientKeyCheck.Unknown;
             }
 
-            var key = ReadKey(reader);
-
-            // Constant time: how much of the key matched must not show in how long the answer took.
-            if (!CryptographicOperations.FixedTimeEquals(presentedFingerprint, Encoding.ASCII.GetBytes(reader.GetString(7))))
-            {
-                return ClientKeyCheck.Unknown;
-            }
-
-            var status = key.StateAt(_time.GetUtcNow()) switch
-            {
-                "revoked" => ClientKeyStatus.Revoked,
-                "expired" => ClientKeyStatus.Expired,
-                _ => ClientKeyStatus.Valid,
-            };
-            return new ClientKeyCheck(status, key);
+            return RowCodec.CheckKey(reader, presentedFingerprint, _time.GetUtcNow());
         }));
-    }
-
-    private static ClientKey ReadKey(SqliteDataReader r) => new()
-    {
-        Name = r.GetString(0),
-        KeyId = r.GetString(1),
-        Credentials = DecodeNames(r.GetString(2)),
-        CreatedAt = DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(3)),
-        ExpiresAt = r.IsDBNull(4) ? null : DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(4)),
-        RevokedAt = r.IsDBNull(5) ? null : DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(5)),
-        LastUsedAt = r.IsDBNull(6) ? null : DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(6)),
-    };
-
-    private static string[] DecodeNames(string json)
-    {
-        try
-        {
-            return JsonSerializer.Deserialize(json, StoreJsonContext.Default.StringArray) ?? [];
-        }
-        catch (JsonException)
-        {
-            return []; // a damaged list allows nothing, and 'keys list' shows the key with no credentials
-        }
     }
 }

@@ -18,17 +18,14 @@ namespace Latchkey.Store;
 internal sealed partial class SqliteCredentialStore : ILatchkeyStore, IDisposable
 {
     /// <summary>The schema this build writes. An older database is migrated forward; a newer one is refused.</summary>
-    public const int SchemaVersion = 3;
+    public static int SchemaVersion => SqliteSchema.Migrations.Count;
 
     /// <summary>How long a writer waits for the write lock before giving up (50 processes at once fit easily).</summary>
     public static readonly TimeSpan BusyTimeout = TimeSpan.FromSeconds(30);
 
-    private const string RowColumns =
-        "id, name, kind, version, state, reason_json, metadata_json, key_id, secret_ct, rt_fp, created_at, updated_at, " +
-        "at_fp, lease_owner, lease_until, lease_epoch, attempt_id, attempt_rt_fp, attempt_owner, attempt_sent_at, attempt_recovery_of, backoff_until, failures, last_error_json, upstream_failure_json";
-
     private readonly string _connectionString;
     private readonly SecretProtector _protector;
+    private readonly RowCodec _codec;
     private readonly TimeProvider _time;
     private readonly string _writer;
 
@@ -36,6 +33,7 @@ internal sealed partial class SqliteCredentialStore : ILatchkeyStore, IDisposabl
     {
         Home = home;
         _protector = protector;
+        _codec = new RowCodec(protector);
         _time = time;
         _writer = $"{Environment.MachineName}/{Environment.ProcessId}";
         _connectionString = new SqliteConnectionStringBuilder
@@ -118,12 +116,12 @@ internal sealed partial class SqliteCredentialStore : ILatchkeyStore, IDisposabl
         return Task.FromResult(Run<IReadOnlyList<CredentialRecord>>(connection =>
         {
             using var command = connection.CreateCommand();
-            command.CommandText = $"SELECT {RowColumns} FROM credential ORDER BY name";
+            command.CommandText = $"SELECT {StoredRow.Columns} FROM credential ORDER BY name";
             using var reader = command.ExecuteReader();
             var records = new List<CredentialRecord>();
             while (reader.Read())
             {
-                records.Add(Decode(StoredRow.From(reader)));
+                records.Add(Decode(StoredRow.From(reader, 0)));
             }
 
             return records;
@@ -154,7 +152,7 @@ internal sealed partial class SqliteCredentialStore : ILatchkeyStore, IDisposabl
                 """;
             command.Parameters.AddWithValue("$id", id);
             command.Parameters.AddWithValue("$name", credential.Name);
-            command.Parameters.AddWithValue("$kind", KindText(credential.Kind));
+            command.Parameters.AddWithValue("$kind", RowCodec.KindText(credential.Kind));
             command.Parameters.AddWithValue("$metadata", JsonSerializer.Serialize(credential.Metadata, StoreJsonContext.Default.CredentialMetadata));
             command.Parameters.AddWithValue("$key_id", _protector.KeyId);
             command.Parameters.AddWithValue("$secret_ct", sealedSecrets);
@@ -200,19 +198,7 @@ internal sealed partial class SqliteCredentialStore : ILatchkeyStore, IDisposabl
                 return new WriteResult(WriteOutcome.Quarantined, current);
             }
 
-            var metadata = patch.ApplyTo(current.Metadata);
-            var state = patch.State ?? current.State;
-            var reason = state == CredentialState.Ok ? null : patch.Reason ?? current.Reason;
-            byte[] secretBlob = row.SealedSecrets;
-            var refreshFingerprint = row.RefreshTokenFingerprint;
-            var accessFingerprint = row.AccessTokenFingerprint;
-            if (patch.TouchesSecrets)
-            {
-                var secrets = patch.ApplyTo(current.Secrets);
-                secretBlob = SealSecrets(secrets, row.Id);
-                refreshFingerprint = FingerprintOrNull(secrets.RefreshToken);
-                accessFingerprint = FingerprintOrNull(secrets.AccessToken);
-            }
+            var content = _codec.Apply(row, current, patch);
 
             Archive(connection, transaction, row);
             using (var command = connection.CreateCommand())
@@ -237,16 +223,7 @@ internal sealed partial class SqliteCredentialStore : ILatchkeyStore, IDisposabl
                         """;
                     command.Parameters.AddWithValue("$owner", patch.CompletesRefreshOf);
                 }
-                command.Parameters.AddWithValue("$state", StateText(state));
-                command.Parameters.AddWithValue("$reason", reason is null ? DBNull.Value : JsonSerializer.Serialize(reason, StoreJsonContext.Default.StateReason));
-                command.Parameters.AddWithValue("$metadata", JsonSerializer.Serialize(metadata, StoreJsonContext.Default.CredentialMetadata));
-                command.Parameters.AddWithValue("$key_id", patch.TouchesSecrets ? _protector.KeyId : row.KeyId);
-                command.Parameters.AddWithValue("$secret_ct", secretBlob);
-                command.Parameters.AddWithValue("$rt_fp", (object?)refreshFingerprint ?? DBNull.Value);
-                command.Parameters.AddWithValue("$at_fp", (object?)accessFingerprint ?? DBNull.Value);
-                command.Parameters.AddWithValue("$now", _time.GetUtcNow().ToUnixTimeMilliseconds());
-                command.Parameters.AddWithValue("$by", _writer);
-                command.Parameters.AddWithValue("$id", row.Id);
+                AddContent(command, content, row.Id);
                 command.Parameters.AddWithValue("$version", row.Version);
                 command.ExecuteNonQuery();
             }
@@ -301,11 +278,10 @@ internal sealed partial class SqliteCredentialStore : ILatchkeyStore, IDisposabl
             var versions = new List<CredentialVersion>();
             while (reader.Read())
             {
-                var readable = _protector.TryOpen((byte[])reader["secret_ct"], reader.GetString(0), reader.GetString(3), out var plaintext, out _);
-                CryptographicOperations.ZeroMemory(plaintext);
+                var readable = _codec.CanOpen((byte[])reader["secret_ct"], reader.GetString(0), reader.GetString(3));
                 versions.Add(new CredentialVersion(
                     reader.GetInt64(1),
-                    ParseState(reader.GetString(2)) ?? CredentialState.Quarantined,
+                    RowCodec.ParseState(reader.GetString(2)) ?? CredentialState.Quarantined,
                     DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(6)),
                     readable,
                     reader.IsDBNull(5) ? null : reader.GetString(5)));
@@ -350,7 +326,7 @@ internal sealed partial class SqliteCredentialStore : ILatchkeyStore, IDisposabl
                 select.Parameters.AddWithValue("$created", row.CreatedAt);
                 select.Parameters.AddWithValue("$version", version);
                 using var reader = select.ExecuteReader();
-                saved = reader.Read() ? StoredRow.From(reader) : null;
+                saved = reader.Read() ? StoredRow.From(reader, 0) : null;
             }
 
             if (saved is null)
@@ -376,16 +352,7 @@ internal sealed partial class SqliteCredentialStore : ILatchkeyStore, IDisposabl
                       failures = 0, backoff_until = NULL, last_error_json = NULL
                     WHERE id = $id AND version = $current
                     """;
-                command.Parameters.AddWithValue("$state", saved.State);
-                command.Parameters.AddWithValue("$reason", (object?)saved.ReasonJson ?? DBNull.Value);
-                command.Parameters.AddWithValue("$metadata", saved.MetadataJson);
-                command.Parameters.AddWithValue("$key_id", saved.KeyId);
-                command.Parameters.AddWithValue("$secret_ct", saved.SealedSecrets);
-                command.Parameters.AddWithValue("$rt_fp", (object?)saved.RefreshTokenFingerprint ?? DBNull.Value);
-                command.Parameters.AddWithValue("$at_fp", (object?)FingerprintOrNull(restored.Secrets.AccessToken) ?? DBNull.Value);
-                command.Parameters.AddWithValue("$now", _time.GetUtcNow().ToUnixTimeMilliseconds());
-                command.Parameters.AddWithValue("$by", _writer);
-                command.Parameters.AddWithValue("$id", row.Id);
+                AddContent(command, RowCodec.Content(saved, FingerprintOrNull(restored.Secrets.AccessToken)), row.Id);
                 command.Parameters.AddWithValue("$current", row.Version);
                 command.ExecuteNonQuery();
             }
@@ -681,10 +648,10 @@ internal sealed partial class SqliteCredentialStore : ILatchkeyStore, IDisposabl
     {
         using var command = connection.CreateCommand();
         command.Transaction = transaction;
-        command.CommandText = $"SELECT {RowColumns} FROM credential WHERE name = $name";
+        command.CommandText = $"SELECT {StoredRow.Columns} FROM credential WHERE name = $name";
         command.Parameters.AddWithValue("$name", name);
         using var reader = command.ExecuteReader();
-        return reader.Read() ? StoredRow.From(reader) : null;
+        return reader.Read() ? StoredRow.From(reader, 0) : null;
     }
 
     private void Archive(SqliteConnection connection, SqliteTransaction transaction, StoredRow row)
@@ -723,189 +690,24 @@ internal sealed partial class SqliteCredentialStore : ILatchkeyStore, IDisposabl
         command.ExecuteNonQuery();
     }
 
-    private byte[] SealSecrets(CredentialSecrets secrets, string id)
+    /// <summary>The parameters of a content write: the content columns, who and when, and the row's id.</summary>
+    private void AddContent(SqliteCommand command, PatchedContent content, string id)
     {
-        var plaintext = JsonSerializer.SerializeToUtf8Bytes(secrets, StoreJsonContext.Default.CredentialSecrets);
-        try
-        {
-            return _protector.Seal(plaintext, id);
-        }
-        finally
-        {
-            CryptographicOperations.ZeroMemory(plaintext);
-        }
+        command.Parameters.AddWithValue("$state", content.State);
+        command.Parameters.AddWithValue("$reason", (object?)content.ReasonJson ?? DBNull.Value);
+        command.Parameters.AddWithValue("$metadata", content.MetadataJson);
+        command.Parameters.AddWithValue("$key_id", content.KeyId);
+        command.Parameters.AddWithValue("$secret_ct", content.SealedSecrets);
+        command.Parameters.AddWithValue("$rt_fp", (object?)content.RefreshTokenFingerprint ?? DBNull.Value);
+        command.Parameters.AddWithValue("$at_fp", (object?)content.AccessTokenFingerprint ?? DBNull.Value);
+        command.Parameters.AddWithValue("$now", _time.GetUtcNow().ToUnixTimeMilliseconds());
+        command.Parameters.AddWithValue("$by", _writer);
+        command.Parameters.AddWithValue("$id", id);
     }
 
-    private string? FingerprintOrNull(string? token) => string.IsNullOrEmpty(token) ? null : _protector.Fingerprint(token);
+    private byte[] SealSecrets(CredentialSecrets secrets, string id) => _codec.SealSecrets(secrets, id);
 
-    /// <summary>
-    /// Turns a stored row into a record. Never throws for bad content: a row that does not decode becomes a
-    /// quarantined record whose reason says what failed, and its bytes stay as they are.
-    /// </summary>
-    private CredentialRecord Decode(StoredRow row)
-    {
-        var kind = ParseKind(row.Kind);
-        var state = ParseState(row.State);
-        CredentialMetadata? metadata = null;
-        StateReason? reason = null;
-        string? failure = null;
-        string code = "row_corrupt";
-        try
-        {
-            metadata = JsonSerializer.Deserialize(row.MetadataJson, StoreJsonContext.Default.CredentialMetadata);
-            if (row.ReasonJson is not null)
-            {
-                reason = JsonSerializer.Deserialize(row.ReasonJson, StoreJsonContext.Default.StateReason);
-            }
-        }
-        catch (JsonException)
-        {
-            failure = "its metadata is not valid JSON";
-        }
+    private string? FingerprintOrNull(string? token) => _codec.FingerprintOrNull(token);
 
-        if (kind is null || state is null || metadata is null)
-        {
-            failure ??= kind is null ? $"its kind '{row.Kind}' is unknown" : state is null ? $"its state '{row.State}' is unknown" : "its metadata is empty";
-        }
-
-        var secrets = CredentialSecrets.Empty;
-        if (failure is null)
-        {
-            if (_protector.TryOpen(row.SealedSecrets, row.Id, row.KeyId, out var plaintext, out var openFailure))
-            {
-                try
-                {
-                    secrets = JsonSerializer.Deserialize(plaintext, StoreJsonContext.Default.CredentialSecrets) ?? CredentialSecrets.Empty;
-                }
-                catch (JsonException)
-                {
-                    failure = "its decrypted secret is not valid JSON";
-                }
-                finally
-                {
-                    CryptographicOperations.ZeroMemory(plaintext);
-                }
-            }
-            else
-            {
-                code = "decrypt_failed";
-                failure = openFailure;
-            }
-        }
-
-        var record = new CredentialRecord
-        {
-            Id = row.Id,
-            Name = row.Name,
-            Kind = kind ?? CredentialKind.ApiKey,
-            Version = row.Version,
-            State = state ?? CredentialState.Quarantined,
-            Reason = reason,
-            Metadata = metadata ?? new CredentialMetadata(),
-            Secrets = secrets,
-            RefreshTokenFingerprint = row.RefreshTokenFingerprint,
-            AccessTokenFingerprint = row.AccessTokenFingerprint,
-            Coordination = row.Coordination,
-            LastUpstreamFailure = row.UpstreamFailure,
-            CreatedAt = DateTimeOffset.FromUnixTimeMilliseconds(row.CreatedAt),
-            UpdatedAt = DateTimeOffset.FromUnixTimeMilliseconds(row.UpdatedAt),
-        };
-
-        if (failure is null)
-        {
-            return record;
-        }
-
-        return record with
-        {
-            State = CredentialState.Quarantined,
-            Secrets = CredentialSecrets.Empty,
-            Reason = new StateReason(code,
-                $"The stored record '{row.Name}' (version {row.Version}) cannot be read: {failure}. Its bytes are kept unchanged.",
-                $"latchkey history {row.Name}, then latchkey restore {row.Name} --version N; or latchkey remove {row.Name} and add it again",
-                DateTimeOffset.FromUnixTimeMilliseconds(row.UpdatedAt)),
-        };
-    }
-
-    internal static string KindText(CredentialKind kind) => kind switch
-    {
-        CredentialKind.ApiKey => "api-key",
-        CredentialKind.OAuth => "oauth",
-        _ => throw new ArgumentOutOfRangeException(nameof(kind)),
-    };
-
-    internal static CredentialKind? ParseKind(string text) => text switch
-    {
-        "api-key" => CredentialKind.ApiKey,
-        "oauth" => CredentialKind.OAuth,
-        _ => null,
-    };
-
-    internal static string StateText(CredentialState state) => state switch
-    {
-        CredentialState.Ok => "ok",
-        CredentialState.NeedsAuth => "needs-auth",
-        CredentialState.Quarantined => "quarantined",
-        _ => throw new ArgumentOutOfRangeException(nameof(state)),
-    };
-
-    internal static CredentialState? ParseState(string text) => text switch
-    {
-        "ok" => CredentialState.Ok,
-        "needs-auth" => CredentialState.NeedsAuth,
-        "quarantined" => CredentialState.Quarantined,
-        _ => null,
-    };
-
-    /// <summary>A row exactly as stored, before any decoding.</summary>
-    private sealed record StoredRow(
-        string Id, string Name, string Kind, long Version, string State, string? ReasonJson, string MetadataJson,
-        string KeyId, byte[] SealedSecrets, string? RefreshTokenFingerprint, long CreatedAt, long UpdatedAt,
-        string? AccessTokenFingerprint, RefreshCoordination Coordination, UpstreamFailure? UpstreamFailure)
-    {
-        public static StoredRow From(SqliteDataReader r) => new(
-            r.GetString(0), r.GetString(1), r.GetString(2), r.GetInt64(3), r.GetString(4),
-            r.IsDBNull(5) ? null : r.GetString(5), r.GetString(6), r.GetString(7),
-            r.IsDBNull(8) ? [] : (byte[])r.GetValue(8), r.IsDBNull(9) ? null : r.GetString(9), r.GetInt64(10), r.GetInt64(11),
-            r.IsDBNull(12) ? null : r.GetString(12),
-            new RefreshCoordination
-            {
-                LeaseOwner = r.IsDBNull(13) ? null : r.GetString(13),
-                LeaseUntil = r.IsDBNull(14) ? null : DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(14)),
-                LeaseEpoch = r.GetInt64(15),
-                AttemptId = r.IsDBNull(16) ? null : r.GetString(16),
-                AttemptRefreshTokenFingerprint = r.IsDBNull(17) ? null : r.GetString(17),
-                AttemptOwner = r.IsDBNull(18) ? null : r.GetString(18),
-                AttemptSentAt = r.IsDBNull(19) ? null : DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(19)),
-                AttemptRecoveryOf = r.IsDBNull(20) ? null : r.GetString(20),
-                BackoffUntil = r.IsDBNull(21) ? null : DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(21)),
-                Failures = (int)r.GetInt64(22),
-                LastError = r.IsDBNull(23) ? null : DecodeReason(r.GetString(23)),
-            },
-            r.IsDBNull(24) ? null : DecodeUpstreamFailure(r.GetString(24)));
-    }
-
-    private static UpstreamFailure? DecodeUpstreamFailure(string json)
-    {
-        try
-        {
-            return JsonSerializer.Deserialize(json, StoreJsonContext.Default.UpstreamFailure);
-        }
-        catch (JsonException)
-        {
-            return null;
-        }
-    }
-
-    private static StateReason? DecodeReason(string json)
-    {
-        try
-        {
-            return JsonSerializer.Deserialize(json, StoreJsonContext.Default.StateReason);
-        }
-        catch (JsonException)
-        {
-            return null;
-        }
-    }
+    private CredentialRecord Decode(StoredRow row) => _codec.Decode(row);
 }

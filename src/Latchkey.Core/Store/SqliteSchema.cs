@@ -66,5 +66,24 @@ internal static class SqliteSchema
           last_used_at     INTEGER
         ) STRICT
         """,
+        """
+        CREATE TABLE audit_event (                     -- one request the gateway answered; no secrets, no bodies
+          id              INTEGER PRIMARY KEY AUTOINCREMENT,
+          event_id        TEXT NOT NULL UNIQUE,        -- random, chosen by the gateway: a retried batch is written once
+          at              INTEGER NOT NULL,            -- unix ms, when the request arrived
+          client_key      TEXT,                        -- the client key's name, never the key
+          credential      TEXT,                        -- no foreign key: entries outlive the credential they name
+          route           TEXT NOT NULL,
+          method          TEXT NOT NULL,
+          path            TEXT NOT NULL,               -- without the query string
+          status          INTEGER NOT NULL,
+          upstream_status INTEGER,
+          latency_ms      INTEGER NOT NULL,
+          reason          TEXT,
+          replica         TEXT NOT NULL
+        ) STRICT;
+        CREATE INDEX audit_event_at ON audit_event (at);
+        CREATE INDEX audit_event_credential_at ON audit_event (credential, at)
+        """,
     ];
 }

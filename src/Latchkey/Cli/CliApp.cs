@@ -134,6 +134,7 @@ internal sealed class CliApp(CliConsole console, TimeProvider time)
         ServeCommand.AddTo(root, this);
         KeyCommands.AddTo(root, this);
         RunCommand.AddTo(root, this);
+        AuditCommand.AddTo(root, this);
         return root;
     }
 }

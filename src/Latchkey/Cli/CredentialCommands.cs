@@ -275,14 +275,14 @@ internal static class CredentialCommands
             await using var store = app.OpenStore(parse);
             var current = await store.GetAsync(credentialName, ct) ?? throw CliException.NotFound(credentialName);
             var versions = (await store.GetHistoryAsync(credentialName, ct))
-                .Select(v => new VersionView(v.Version, SqliteCredentialStore.StateText(v.State), v.WrittenAt, v.Readable)).ToList();
+                .Select(v => new VersionView(v.Version, RowCodec.StateText(v.State), v.WrittenAt, v.Readable)).ToList();
             if (parse.GetValue(json))
             {
                 WriteJson(app, versions);
                 return ExitCodes.Success;
             }
 
-            app.Console.Out.WriteLine($"'{credentialName}' is at version {current.Version} ({SqliteCredentialStore.StateText(current.State)}).");
+            app.Console.Out.WriteLine($"'{credentialName}' is at version {current.Version} ({RowCodec.StateText(current.State)}).");
             if (versions.Count == 0)
             {
                 app.Console.Out.WriteLine("No earlier versions are saved yet.");

@@ -33,7 +33,7 @@ internal sealed record CredentialView(
         var m = record.Metadata;
         return new CredentialView(
             record.Name,
-            SqliteCredentialStore.KindText(record.Kind),
+            RowCodec.KindText(record.Kind),
             state,
             reason is null ? null : new ReasonView(reason.Code, reason.Message, reason.Fix, reason.At),
             m.Upstream,
@@ -58,7 +58,7 @@ internal sealed record CredentialView(
     {
         if (record.State != CredentialState.Ok)
         {
-            return (SqliteCredentialStore.StateText(record.State), record.Reason);
+            return (RowCodec.StateText(record.State), record.Reason);
         }
 
         var m = record.Metadata;

@@ -13,6 +13,9 @@ internal static class ServeCommand
     /// <summary>Overrides the default listen address (used by tests and by people who want another port).</summary>
     public const string ListenVariable = "LATCHKEY_LISTEN";
 
+    /// <summary>How long audit entries are kept, when <c>--audit-retention</c> is not given.</summary>
+    public const string AuditRetentionVariable = "LATCHKEY_AUDIT_RETENTION";
+
     public static void AddTo(RootCommand root, CliApp app)
     {
         var listen = new Option<string?>("--listen") { Description = $"HOST:PORT to listen on (default: ${ListenVariable}, else 127.0.0.1:{GatewayOptions.DefaultPort}; port 0 picks a free one)." };
@@ -20,9 +23,10 @@ internal static class ServeCommand
         var noSocket = new Option<bool>("--no-socket") { Description = "Do not listen on a Unix socket." };
         var allowRemote = new Option<bool>("--allow-remote") { Description = "Allow a non-loopback --listen address (client keys are always required)." };
         var timeout = new Option<string?>("--upstream-timeout") { Description = "How long to wait for an upstream's response headers, e.g. 10m (default) or 30s." };
+        var retention = new Option<string?>("--audit-retention") { Description = $"How long audit entries are kept, e.g. 30d (default, or ${AuditRetentionVariable}) or 12h; older ones are pruned periodically." };
         var command = new Command("serve", "Run the gateway: agents hold a client key, the gateway adds the real credential.")
         {
-            listen, socket, noSocket, allowRemote, timeout,
+            listen, socket, noSocket, allowRemote, timeout, retention,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -41,6 +45,9 @@ internal static class ServeCommand
                 AllowRemote = parse.GetValue(allowRemote),
                 SocketPath = parse.GetValue(noSocket) ? null : parse.GetValue(socket) ?? Path.Combine(home.Path, "gateway.sock"),
                 UpstreamTimeout = parse.GetValue(timeout) is { } t ? Durations.Parse(t, "--upstream-timeout") : new GatewayOptions().UpstreamTimeout,
+                AuditRetention = parse.GetValue(retention) is { } r ? Durations.Parse(r, "--audit-retention")
+                    : Environment.GetEnvironmentVariable(AuditRetentionVariable) is { Length: > 0 } e ? Durations.Parse(e, AuditRetentionVariable)
+                    : new GatewayOptions().AuditRetention,
             };
 
             home.EnsureReady();

@@ -38,6 +38,7 @@ internal sealed class AgentRequest(ClientKeyAuth auth, CredentialResolver creden
         }
 
         var check = await auth.CheckAsync(presented, context.RequestAborted).ConfigureAwait(false);
+        Audit.AuditFacts.Of(context)?.ClientKey = check.Key?.Name;
         switch (check.Status)
         {
             case ClientKeyStatus.Valid when check.Key!.Allows(name):

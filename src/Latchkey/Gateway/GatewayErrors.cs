@@ -15,6 +15,12 @@ internal static class GatewayErrors
 
     public static Task WriteAsync(HttpContext context, int status, string reason, string message, string? fix, string? credential = null)
     {
+        if (Audit.AuditFacts.Of(context) is { } audit)
+        {
+            audit.Reason = reason;
+            audit.Credential = credential ?? audit.Credential;
+        }
+
         var response = context.Response;
         response.StatusCode = status;
         response.ContentType = "application/json";

@@ -31,6 +31,9 @@ internal sealed record GatewayOptions
     /// <summary>How long a looked-up credential or client key is reused before the store is read again.</summary>
     public TimeSpan CacheTime { get; init; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>How long audit entries are kept (<c>--audit-retention</c>, <c>LATCHKEY_AUDIT_RETENTION</c>).</summary>
+    public TimeSpan AuditRetention { get; init; } = TimeSpan.FromDays(30);
+
     /// <summary>The longest <c>retry-after</c> the router waits out when every target is cooling down.</summary>
     public TimeSpan ShortRetryAfter { get; init; } = TimeSpan.FromSeconds(5);
 }

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json;
+using Latchkey.Audit;
 using Latchkey.OAuth;
 using Latchkey.Store;
 using Latchkey.Tokens;
@@ -25,10 +26,12 @@ internal sealed class GatewayServer : IAsyncDisposable
     private readonly ILatchkeyStore _store;
     private readonly OAuthHttp _oauthHttp;
     private readonly HttpMessageInvoker _invoker;
+    private readonly AuditWriter _audit;
 
-    private GatewayServer(WebApplication app, ILatchkeyStore store, OAuthHttp oauthHttp, HttpMessageInvoker invoker)
+    private GatewayServer(WebApplication app, ILatchkeyStore store, OAuthHttp oauthHttp, HttpMessageInvoker invoker, AuditWriter audit)
     {
         _app = app;
+        _audit = audit;
         _store = store;
         _oauthHttp = oauthHttp;
         _invoker = invoker;
@@ -100,6 +103,9 @@ internal sealed class GatewayServer : IAsyncDisposable
         services.AddSingleton<ModelRouterRoute>();
 
         var app = builder.Build();
+        var audit = new AuditWriter(store, options.AuditRetention, time, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Latchkey.Audit"));
+        app.Use(new AuditRecorder(audit, time).InvokeAsync);
+        app.Use(ActivatorUtilities.CreateInstance<StoreFailureAnswer>(app.Services).InvokeAsync);
         var credentialRoute = app.Services.GetRequiredService<CredentialRoute>();
         var routerRoute = app.Services.GetRequiredService<ModelRouterRoute>();
         app.MapGet("/healthz", (HttpContext context) => WriteHealthAsync(context, home, store.Backend));
@@ -109,7 +115,7 @@ internal sealed class GatewayServer : IAsyncDisposable
         app.MapFallback((HttpContext context) => GatewayErrors.WriteAsync(context, 404, "route_not_found",
             $"The gateway serves /c/CREDENTIAL/... and /r/ROUTER/...; '{context.Request.Path}' is neither.",
             "Point the agent's base URL at /c/NAME (for example with 'latchkey run --credential NAME -- AGENT')."));
-        return new GatewayServer(app, store, oauthHttp, invoker);
+        return new GatewayServer(app, store, oauthHttp, invoker, audit);
     }
 
     public async Task StartAsync(CancellationToken ct)
@@ -128,6 +134,7 @@ internal sealed class GatewayServer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _app.DisposeAsync().ConfigureAwait(false);
+        await _audit.DisposeAsync().ConfigureAwait(false); // no more requests: write what is queued, then close the store
         _invoker.Dispose();
         _oauthHttp.Dispose();
         await _store.DisposeAsync().ConfigureAwait(false);

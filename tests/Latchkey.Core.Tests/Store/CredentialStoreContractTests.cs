@@ -6,7 +6,7 @@ namespace Latchkey.Tests.Store;
 /// The store contract (<see cref="ICredentialStore"/>) as tests every backend runs: derive a class that says how
 /// to open a fresh store and how to open a second instance on the same storage.
 /// </summary>
-public abstract class CredentialStoreContractTests : IAsyncLifetime
+public abstract partial class CredentialStoreContractTests : IAsyncLifetime
 {
     private ICredentialStore? _store;
 

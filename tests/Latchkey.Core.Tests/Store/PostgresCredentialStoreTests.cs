@@ -313,6 +313,8 @@ public sealed class PostgresCredentialStoreTests(PostgresServer server)
             Assert.True((await app.UpdateAsync("a", new CredentialPatch { ApiKey = "secret-b" }, WriteCondition.Version(1), default)).Succeeded);
             Assert.True(await app.TryAcquireLeaseAsync("a", "me", null, 0, TimeSpan.FromSeconds(30), default));
             Assert.NotNull(await app.CreateKeyAsync("agent", ["a"], null, default));
+            await app.AppendAsync([new Latchkey.Audit.AuditEntry(DateTimeOffset.UnixEpoch, "agent", "a", "/c/a", "GET", "/c/a/x", 200, 200, 3, null, "h/1")], default);
+            Assert.Equal(1, await app.PruneAsync(DateTimeOffset.UnixEpoch.AddSeconds(1), default)); // the audit log needs no more than DML either
         }
 
         var wrong = Assert.Throws<StoreException>(() => Open(appUrl.Replace(password, "pw-CANARY-wrong-3b7a", StringComparison.Ordinal)));

@@ -217,7 +217,7 @@ public sealed class SqliteCredentialStoreTests : IDisposable
 
         // Turn the database back into what schema 1 wrote.
         string[] v2Columns = ["at_fp", "lease_owner", "lease_until", "lease_epoch", "attempt_id", "attempt_rt_fp", "attempt_owner", "attempt_sent_at", "attempt_recovery_of", "backoff_until", "failures", "last_error_json", "upstream_failure_json"];
-        Execute("DROP TABLE client_key; " + string.Join(";", v2Columns.Select(c => $"ALTER TABLE credential DROP COLUMN {c}")) + "; PRAGMA user_version = 1");
+        Execute("DROP TABLE audit_event; DROP TABLE client_key; " + string.Join(";", v2Columns.Select(c => $"ALTER TABLE credential DROP COLUMN {c}")) + "; PRAGMA user_version = 1");
 
         await using var migrated = Open();
         var record = (await migrated.GetAsync("mcp", default))!;
@@ -228,6 +228,8 @@ public sealed class SqliteCredentialStoreTests : IDisposable
         Assert.Equal(2, record.Version);
         Assert.Single(await migrated.GetHistoryAsync("mcp", default));
         Assert.True(await migrated.TryAcquireLeaseAsync("mcp", "me", null, 0, TimeSpan.FromSeconds(5), default));
+        await migrated.AppendAsync([new Latchkey.Audit.AuditEntry(DateTimeOffset.UnixEpoch, "k", "mcp", "/c/mcp", "GET", "/c/mcp/x", 200, 200, 1, null, "h/1")], default);
+        Assert.Single(await migrated.QueryAsync(new Latchkey.Audit.AuditQuery(), default)); // migration 4 added the audit log
     }
 
     [Fact]

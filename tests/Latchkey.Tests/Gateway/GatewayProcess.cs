@@ -14,6 +14,7 @@ internal sealed partial class GatewayProcess : IAsyncDisposable
     private readonly StringBuilder _log;
     private readonly TempHome _home;
     private readonly bool _ownsHome;
+    private IReadOnlyDictionary<string, string> _environment = new Dictionary<string, string>();
 
     private GatewayProcess(Process process, TempHome home, bool ownsHome, string url, StringBuilder log)
     {
@@ -51,11 +52,20 @@ internal sealed partial class GatewayProcess : IAsyncDisposable
         }
     }
 
-    public static async Task<GatewayProcess> StartAsync(TempHome? home = null, params string[] extraArgs)
+    public static Task<GatewayProcess> StartAsync(TempHome? home = null, params string[] extraArgs) =>
+        StartAsync(home, new Dictionary<string, string>(), extraArgs);
+
+    /// <summary>Starts a gateway with extra environment variables (e.g. <c>LATCHKEY_STORE</c>), which <see cref="Cli"/> then uses too.</summary>
+    public static async Task<GatewayProcess> StartAsync(TempHome? home, IReadOnlyDictionary<string, string> environment, params string[] extraArgs)
     {
         var ownsHome = home is null;
         home ??= new TempHome();
         var info = Processes.StartInfo(Processes.LatchkeyExe, home.Path, ["serve", "--listen", "127.0.0.1:0", .. extraArgs]);
+        foreach (var (name, value) in environment)
+        {
+            info.Environment[name] = value;
+        }
+
         var process = Process.Start(info)!;
         process.StandardInput.Close();
         var ready = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -101,11 +111,25 @@ internal sealed partial class GatewayProcess : IAsyncDisposable
             throw;
         }
 
-        return new GatewayProcess(process, home, ownsHome, url, log);
+        return new GatewayProcess(process, home, ownsHome, url, log) { _environment = environment };
     }
 
     /// <summary>Runs <c>latchkey ARGS</c> on this gateway's home folder.</summary>
-    public Task<Processes.Result> Cli(string? stdin, params string[] args) => Processes.Latchkey(HomePath, stdin, args);
+    public Task<Processes.Result> Cli(string? stdin, params string[] args) => Processes.Latchkey(HomePath, stdin, _environment, args);
+
+    /// <summary>Stops the gateway with SIGTERM (a clean shutdown) and waits for it to exit.</summary>
+    public async Task StopAsync()
+    {
+        NativeSignal.Terminate(_process.Id);
+        await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+    }
+
+    /// <summary>Kills the gateway with SIGKILL: no shutdown code runs.</summary>
+    public async Task KillAsync()
+    {
+        _process.Kill();
+        await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(10));
+    }
 
     /// <summary>Adds an API-key credential through the CLI (the secret on standard input).</summary>
     public async Task AddApiKeyAsync(string name, string upstream, string secret, params string[] options)
@@ -143,4 +167,18 @@ internal sealed partial class GatewayProcess : IAsyncDisposable
 
     [GeneratedRegex(@"^Latchkey gateway on (http://[^\s]+)")]
     private static partial Regex ReadyLine();
+}
+
+/// <summary>SIGTERM for a child process (Process.Kill sends SIGKILL), through the kill(1) command.</summary>
+internal static class NativeSignal
+{
+    public static void Terminate(int pid)
+    {
+        using var kill = Process.Start(new ProcessStartInfo("kill") { ArgumentList = { "-TERM", pid.ToString(System.Globalization.CultureInfo.InvariantCulture) }, UseShellExecute = false })!;
+        kill.WaitForExit();
+        if (kill.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"kill -TERM {pid} failed");
+        }
+    }
 }

@@ -28,6 +28,9 @@ internal sealed class LatchkeyAgainstPeer : IAsyncDisposable
 
     public string BrowserLog => Path.Combine(_home.Root, "browser.log");
 
+    /// <summary>Extra environment for every <c>latchkey</c> run (e.g. <c>LATCHKEY_STORE</c>).</summary>
+    public Dictionary<string, string> Environment { get; } = [];
+
     public static async Task<LatchkeyAgainstPeer> StartAsync(ITestOutputHelper output, IReadOnlyDictionary<string, string>? environment = null) =>
         new(await OidcProviderPeer.StartAsync(output, environment), output);
 
@@ -36,6 +39,11 @@ internal sealed class LatchkeyAgainstPeer : IAsyncDisposable
         var info = Processes.StartInfo(Processes.LatchkeyExe, _home.Path, args);
         info.Environment["LATCHKEY_BROWSER"] = $"{Processes.TestBrowserExe} {{url}}";
         info.Environment["LATCHKEY_TEST_BROWSER_LOG"] = BrowserLog;
+        foreach (var (name, value) in Environment)
+        {
+            info.Environment[name] = value;
+        }
+
         return info;
     }
 

@@ -28,7 +28,9 @@
 //                                  wellKnown:{"STATUS PATH":n}, …}
 //   POST /__test/counters/reset
 //   POST /__test/faults            merge {delayMs, failNext, dropNextRefresh, dropNextRefreshBeforeCommit,
-//                                  holdNextRefresh, release, atTtl, lie, user}
+//                                  holdNextRefresh, holdNextRefreshBeforeCommit, release, atTtl, lie, user}
+//                                  holdNextRefreshBeforeCommit: the next refresh waits for release before the grant
+//                                  is touched; if its client went away meanwhile, it is abandoned (nothing rotated)
 //                                  lie: issuer | no_s256 | http_endpoint | invalid_json | oversized (metadata),
 //                                  prm_resource (resource metadata), state_wrong | iss_wrong | iss_missing (redirect)
 //   POST /__test/introspect        {token} → what the server knows of it (active, kind, grant alive)
@@ -47,7 +49,7 @@ const counters = {
 };
 const faults = {
   delayMs: 0, failNext: 0, dropNextRefresh: false, dropNextRefreshBeforeCommit: false, holdNextRefresh: false,
-  release: false, atTtl: Number(env.AT_TTL ?? 300), lie: env.LIE ?? '', user: env.TEST_USER ?? 'test-user',
+  holdNextRefreshBeforeCommit: false, release: false, atTtl: Number(env.AT_TTL ?? 300), lie: env.LIE ?? '', user: env.TEST_USER ?? 'test-user',
 };
 let releaseHeld = () => {};
 
@@ -178,6 +180,16 @@ provider.use(async (ctx, next) => {
     ctx.req.socket.destroy(); // the request never reached the grant: nothing rotated
     ctx.respond = false;
     return;
+  }
+  if (isRefresh && faults.holdNextRefreshBeforeCommit) {
+    faults.holdNextRefreshBeforeCommit = false;
+    counters.held++;
+    await new Promise((r) => { releaseHeld = r; }); // nothing rotated yet; the test kills the client, then releases
+    if (ctx.req.socket.destroyed) {
+      counters.dropped++; // the client is gone: abandon the request before the grant is touched
+      ctx.respond = false;
+      return;
+    }
   }
   await next();
   if (ctx.status === 200 && ctx.oidc?.params?.grant_type === 'refresh_token') {

@@ -1,0 +1,31 @@
+using System.Security.Cryptography;
+
+namespace Latchkey.Audit;
+
+/// <summary>
+/// One request the gateway answered on a credential or router route. Never holds secrets or bodies: the client
+/// key by its name only, the path without its query string.
+/// </summary>
+/// <param name="At">When the request arrived (the gateway's clock).</param>
+/// <param name="ClientKey">The name of the client key that was presented and recognised, or null.</param>
+/// <param name="Credential">The credential that served (for a router, the last one tried), or null.</param>
+/// <param name="Route">The route: <c>/c/NAME</c> or <c>/r/NAME</c>.</param>
+/// <param name="Method">The HTTP method.</param>
+/// <param name="Path">The request path, without the query string, at most <see cref="MaxPathLength"/> characters.</param>
+/// <param name="Status">The status the agent got.</param>
+/// <param name="UpstreamStatus">The status the upstream answered with, or null when no upstream answered.</param>
+/// <param name="LatencyMs">From arrival until the answer was written.</param>
+/// <param name="Reason">The diagnostic reason code (the <c>latchkey-diagnostic</c> header's), or null.</param>
+/// <param name="Replica">Which gateway process answered (<c>host/pid</c>).</param>
+internal sealed record AuditEntry(
+    DateTimeOffset At, string? ClientKey, string? Credential, string Route, string Method, string Path,
+    int Status, int? UpstreamStatus, long LatencyMs, string? Reason, string Replica)
+{
+    public const int MaxPathLength = 512;
+
+    /// <summary>A random id the store keeps unique, so a batch written again after a lost answer is kept once.</summary>
+    public string EventId { get; init; } = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+
+    /// <summary>The store's id, increasing in the order entries were written (0 before they are).</summary>
+    public long Id { get; init; }
+}

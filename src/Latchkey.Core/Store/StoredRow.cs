@@ -1,0 +1,65 @@
+using System.Data.Common;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
+
+namespace Latchkey.Store;
+
+/// <summary>
+/// A credential row exactly as either backend stores it, before any decoding. Both backends share one row format
+/// (the same columns, times in unix milliseconds), so one reader serves them both.
+/// </summary>
+internal sealed record StoredRow(
+    string Id, string Name, string Kind, long Version, string State, string? ReasonJson, string MetadataJson,
+    string KeyId, byte[] SealedSecrets, string? RefreshTokenFingerprint, long CreatedAt, long UpdatedAt,
+    string? AccessTokenFingerprint, RefreshCoordination Coordination, UpstreamFailure? UpstreamFailure)
+{
+    /// <summary>The columns <see cref="From"/> reads, in its order.</summary>
+    public const string Columns =
+        "id, name, kind, version, state, reason_json, metadata_json, key_id, secret_ct, rt_fp, created_at, updated_at, " +
+        "at_fp, lease_owner, lease_until, lease_epoch, attempt_id, attempt_rt_fp, attempt_owner, attempt_sent_at, attempt_recovery_of, backoff_until, failures, last_error_json, upstream_failure_json";
+
+    /// <summary>
+    /// Reads the current row of <paramref name="r"/> (selected with <see cref="Columns"/>). Coordination times
+    /// (lease, attempt, backoff) are moved by <paramref name="clockShiftMs"/>: from the clock that wrote them onto
+    /// this process's (0 when this process's clock wrote them). Damaged JSON in coordination columns reads as null.
+    /// </summary>
+    public static StoredRow From(DbDataReader r, long clockShiftMs)
+    {
+        DateTimeOffset? Local(int ordinal) => r.IsDBNull(ordinal) ? null : DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(ordinal) + clockShiftMs);
+        string? Nullable(int ordinal) => r.IsDBNull(ordinal) ? null : r.GetString(ordinal);
+        return new(
+            r.GetString(0), r.GetString(1), r.GetString(2), r.GetInt64(3), r.GetString(4),
+            Nullable(5), r.GetString(6), r.GetString(7),
+            r.IsDBNull(8) ? [] : (byte[])r.GetValue(8), Nullable(9), r.GetInt64(10), r.GetInt64(11),
+            Nullable(12),
+            new RefreshCoordination
+            {
+                LeaseOwner = Nullable(13),
+                LeaseUntil = Local(14),
+                LeaseEpoch = r.GetInt64(15),
+                AttemptId = Nullable(16),
+                AttemptRefreshTokenFingerprint = Nullable(17),
+                AttemptOwner = Nullable(18),
+                AttemptSentAt = Local(19),
+                AttemptRecoveryOf = Nullable(20),
+                BackoffUntil = Local(21),
+                Failures = Convert.ToInt32(r.GetValue(22), CultureInfo.InvariantCulture),
+                LastError = r.IsDBNull(23) ? null : DecodeJson(r.GetString(23), StoreJsonContext.Default.StateReason),
+            },
+            r.IsDBNull(24) ? null : DecodeJson(r.GetString(24), StoreJsonContext.Default.UpstreamFailure));
+    }
+
+    private static TValue? DecodeJson<TValue>(string json, JsonTypeInfo<TValue> type)
+        where TValue : class
+    {
+        try
+        {
+            return JsonSerializer.Deserialize(json, type);
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+}

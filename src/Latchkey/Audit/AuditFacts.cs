@@ -1,0 +1,32 @@
+using Microsoft.AspNetCore.Http;
+
+namespace Latchkey.Audit;
+
+/// <summary>
+/// What the gateway learns about one audited request while it handles it (a request feature, so only the
+/// request's own thread touches it). Names and codes only: never a key, a token or a body.
+/// </summary>
+internal sealed class AuditFacts
+{
+    /// <summary>The name of the presented client key, once it is recognised.</summary>
+    public string? ClientKey { get; set; }
+
+    /// <summary>The credential that served, or that was asked for.</summary>
+    public string? Credential { get; set; }
+
+    public int? UpstreamStatus { get; set; }
+
+    /// <summary>The diagnostic reason code the answer carried.</summary>
+    public string? Reason { get; set; }
+
+    /// <summary>Takes what the upstream exchange found: the credential that served, its status, the diagnosis.</summary>
+    public void Note(Gateway.ExchangeOutcome outcome)
+    {
+        Credential = outcome.Credential;
+        UpstreamStatus = outcome.Response is { } response ? (int)response.StatusCode : null;
+        Reason = outcome.Diagnosis?.Code ?? (outcome.Error == Gateway.ForwarderError.Canceled ? "client_closed" : null);
+    }
+
+    /// <summary>The facts of an audited request, or null for a request that is not audited.</summary>
+    public static AuditFacts? Of(HttpContext context) => context.Features.Get<AuditFacts>();
+}
