@@ -7,6 +7,8 @@ using Latchkey.Store;
 //       store write and read latency (p50, p99) and throughput with N real OS processes on one store
 //   Latchkey.Bench startup --hello PATH --program LABEL=PATH [--program LABEL=PATH ...] [--rounds 40]
 //       whole-process wall time of `PROGRAM token NAME` against a hello-world .NET program, in alternating rounds
+//   Latchkey.Bench sse --target LABEL=URL|KEY [--target ...] [--rounds 200]
+//       time to the first Server-Sent Event of a streamed /v1/messages answer, per target (bench/gateway.sh)
 //   Latchkey.Bench store-worker MODE HOME NAME PEERS SECONDS OUT      (internal: one worker process)
 var mode = args.Length > 0 ? args[0] : "help";
 return mode switch
@@ -16,6 +18,7 @@ return mode switch
         double.Parse(Option(args, "--seconds", "5"), CultureInfo.InvariantCulture)),
     "store-worker" => await StoreBench.WorkerAsync(args[1], args[2], args[3], int.Parse(args[4], CultureInfo.InvariantCulture), double.Parse(args[5], CultureInfo.InvariantCulture), args[6]),
     "startup" => await StartupBench.RunAsync(Option(args, "--hello", ""), Options(args, "--program"), int.Parse(Option(args, "--rounds", "40"), CultureInfo.InvariantCulture)),
+    "sse" => await SseBench.RunAsync(Options(args, "--target"), int.Parse(Option(args, "--rounds", "200"), CultureInfo.InvariantCulture)),
     _ => Help(),
 };
 

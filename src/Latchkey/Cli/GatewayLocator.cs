@@ -11,7 +11,7 @@ namespace Latchkey.Cli;
 /// </summary>
 internal static class GatewayLocator
 {
-    /// <summary>Set for a gateway started in the background: the file its standard output and error go to.</summary>
+    /// <summary>Set for a gateway started in the background: the file its standard output and error were opened on.</summary>
     public const string LogVariable = "LATCHKEY_GATEWAY_LOG";
 
     /// <summary>Takes the home's gateway lock, or null when another gateway holds it.</summary>
@@ -86,26 +86,19 @@ internal static class GatewayLocator
 
         var exe = Environment.ProcessPath ?? throw new CliException(ExitCodes.Failure, "Cannot tell where the latchkey executable is, so cannot start a gateway.", "Start one yourself: latchkey serve");
         var log = Path.Combine(home.Path, "gateway.log");
-        var setsid = File.Exists("/usr/bin/setsid") ? "/usr/bin/setsid" : null;
-        var start = new ProcessStartInfo(setsid ?? exe) { UseShellExecute = false, RedirectStandardInput = true, RedirectStandardOutput = false, RedirectStandardError = false };
-        if (setsid is not null)
+        home.EnsureReady();
+        using (new FileStream(log, StoreHome.PrivateFileOptions(FileMode.Append, FileAccess.Write, FileShare.ReadWrite)))
         {
-            start.ArgumentList.Add(exe);
+            // created 0600 here; the gateway appends to it
         }
 
-        // Standard output and error go to gateway.log, through a shell-free redirect: /bin/sh is not involved.
-        start.ArgumentList.Add("serve");
-        start.ArgumentList.Add("--home");
-        start.ArgumentList.Add(home.Path);
-        start.Environment[LogVariable] = log;
+        var environment = new Dictionary<string, string?>(StringComparer.Ordinal) { [LogVariable] = log };
         if (!string.IsNullOrWhiteSpace(store))
         {
-            start.Environment[StoreSelector.StoreVariable] = store; // the --store choice, passed on outside the argument list
+            environment[StoreSelector.StoreVariable] = store; // the --store choice, passed on outside the argument list
         }
 
-        NativeMethods.CloseDescriptorsOnExec();
-        using var process = Process.Start(start) ?? throw new CliException(ExitCodes.Failure, "Could not start 'latchkey serve'.", "Start it yourself: latchkey serve");
-        process.StandardInput.Close();
+        Func<bool> exited = Start(exe, ["serve", "--home", home.Path], log, environment);
 
         var deadline = DateTime.UtcNow + wait; // wall-clock wait for another process; not domain time
         while (DateTime.UtcNow < deadline)
@@ -115,7 +108,7 @@ internal static class GatewayLocator
                 return url;
             }
 
-            if (process.HasExited && await FindHealthyAsync(home, ct) is null)
+            if (exited() && await FindHealthyAsync(home, ct) is null)
             {
                 break;
             }
@@ -126,6 +119,49 @@ internal static class GatewayLocator
         var tail = File.Exists(log) ? string.Join(Environment.NewLine + "    ", File.ReadLines(log).TakeLast(5)) : "(no log)";
         throw new CliException(ExitCodes.Failure, $"The gateway did not become healthy within {wait.TotalSeconds:0} s. Its log ({log}) ends with:{Environment.NewLine}    {tail}",
             "Run 'latchkey serve' in a terminal to see what stops it.");
+    }
+
+    /// <summary>
+    /// Starts the gateway detached: its own session, standard input from /dev/null, output to <paramref name="log"/>,
+    /// and none of this process's descriptors (so a reader of this process's output never waits for the gateway).
+    /// Returns a check for whether it has exited.
+    /// </summary>
+    private static Func<bool> Start(string exe, string[] arguments, string log, Dictionary<string, string?> environment)
+    {
+        if (DetachedProcess.IsSupported)
+        {
+            try
+            {
+                var pid = DetachedProcess.Start(exe, arguments, log, environment);
+                return () => DetachedProcess.HasExited(pid);
+            }
+            catch (IOException ex)
+            {
+                throw new CliException(ExitCodes.Failure, $"Could not start 'latchkey serve': {ex.Message}", "Start it yourself: latchkey serve");
+            }
+        }
+
+        // Elsewhere: setsid when there is one; output goes to a pipe nobody reads once this process exits.
+        var setsid = File.Exists("/usr/bin/setsid") ? "/usr/bin/setsid" : null;
+        var start = new ProcessStartInfo(setsid ?? exe) { UseShellExecute = false, RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
+        if (setsid is not null)
+        {
+            start.ArgumentList.Add(exe);
+        }
+
+        foreach (var a in arguments)
+        {
+            start.ArgumentList.Add(a);
+        }
+
+        foreach (var (name, value) in environment)
+        {
+            start.Environment[name] = value;
+        }
+
+        var process = Process.Start(start) ?? throw new CliException(ExitCodes.Failure, "Could not start 'latchkey serve'.", "Start it yourself: latchkey serve");
+        process.StandardInput.Close();
+        return () => process.HasExited;
     }
 
     private static async Task<bool> IsHealthyAsync(string url, StoreHome home, CancellationToken ct)

@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 
 namespace Latchkey.Cli;
 
-/// <summary>The two POSIX calls .NET does not expose: sending a chosen signal, and pointing a descriptor at a file.</summary>
+/// <summary>POSIX calls .NET does not expose: sending a chosen signal, and marking descriptors close-on-exec.</summary>
 internal static partial class NativeMethods
 {
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
@@ -10,23 +10,6 @@ internal static partial class NativeMethods
 
     [LibraryImport("libc", EntryPoint = "fcntl", SetLastError = true)]
     private static partial int Fcntl(int descriptor, int command, int argument);
-
-    [LibraryImport("libc", EntryPoint = "dup2", SetLastError = true)]
-    public static partial int Dup2(int oldDescriptor, int newDescriptor);
-
-    /// <summary>
-    /// Sends standard output and error (descriptors 1 and 2) to <paramref name="path"/>, appended, created 0600:
-    /// for a gateway started in the background, whose parent is gone.
-    /// </summary>
-    public static void RedirectOutputTo(string path)
-    {
-        using var file = new FileStream(path, Store.StoreHome.PrivateFileOptions(FileMode.Append, FileAccess.Write, FileShare.ReadWrite));
-        var fd = (int)file.SafeFileHandle.DangerousGetHandle();
-        if (Dup2(fd, 1) < 0 || Dup2(fd, 2) < 0)
-        {
-            throw new IOException($"Could not send output to {path} (errno {Marshal.GetLastPInvokeError()}).");
-        }
-    }
 
     /// <summary>
     /// Marks every open descriptor above 2 close-on-exec, so a long-lived child started next (the background

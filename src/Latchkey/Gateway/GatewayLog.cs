@@ -25,4 +25,7 @@ internal static partial class GatewayLog
 
     [LoggerMessage(7, LogLevel.Warning, "Credential {Credential} is not usable: {Code}")]
     public static partial void NotUsable(ILogger logger, string credential, string code);
+
+    [LoggerMessage(8, LogLevel.Information, "Refreshed {Credential} after a 401 from its upstream; the request was not resent (body over {Limit} bytes or of unknown length)")]
+    public static partial void RefreshedNotResent(ILogger logger, string credential, int limit);
 }

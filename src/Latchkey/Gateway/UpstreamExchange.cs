@@ -30,11 +30,24 @@ internal sealed class ExchangeOutcome : IDisposable
 
 /// <summary>
 /// One request to one credential's upstream: injects the real credential, sends, and on a 401 for an OAuth
-/// credential refreshes once (coalesced through the token engine) and sends again when the body was kept.
-/// Failures are classified and recorded in the credential's status; nothing is written to the agent here.
+/// credential refreshes once (coalesced through the token engine) and sends again when the body was kept
+/// (at most <see cref="GatewayOptions.RetryBodyLimit"/>). Failures are classified and recorded in the
+/// credential's status; nothing is written to the agent here.
 /// </summary>
-internal sealed class UpstreamExchange(Forwarder forwarder, CredentialResolver credentials, ICredentialStore store, TimeProvider time, ILogger<UpstreamExchange> log)
+internal sealed class UpstreamExchange(Forwarder forwarder, CredentialResolver credentials, ICredentialStore store, GatewayOptions options, TimeProvider time, ILogger<UpstreamExchange> log)
 {
+    /// <summary>What happened after a 401 on an OAuth credential, to explain it in the diagnostic.</summary>
+    private enum AfterRejection
+    {
+        None,
+        Retried,
+        RefreshFailed,
+        RefreshedNotResent,
+    }
+
+    /// <summary>The skipped request headers of each credential's metadata, built once per metadata version.</summary>
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<CredentialMetadata, IReadOnlySet<string>> SkippedCache = [];
+
     /// <summary>Headers that carry the agent's client key or talk to Latchkey itself: never sent upstream.</summary>
     private static readonly HashSet<string> AlwaysSkipped = new(StringComparer.OrdinalIgnoreCase)
     {
@@ -63,20 +76,31 @@ internal sealed class UpstreamExchange(Forwarder forwarder, CredentialResolver c
         var skip = Skipped(record);
         var (response, error, exception) = await forwarder.SendAsync(context, target, body, skip, r => Inject(r, record, secret)).ConfigureAwait(false);
 
-        if (response is { StatusCode: System.Net.HttpStatusCode.Unauthorized } && record.Kind == CredentialKind.OAuth && !body.IsStreamed)
+        var after = AfterRejection.None;
+        StateReason? refreshFailure = null;
+        if (response is { StatusCode: System.Net.HttpStatusCode.Unauthorized } && record.Kind == CredentialKind.OAuth)
         {
+            // Refresh even when the body cannot be sent again: the agent's own retry then carries a fresh token.
             var (fresh, result) = await credentials.RefreshAfterRejectionAsync(record.Name, secret, context.RequestAborted).ConfigureAwait(false);
-            if (fresh is not null && !string.Equals(fresh.Secret, secret, StringComparison.Ordinal))
+            if (fresh is null)
+            {
+                after = AfterRejection.RefreshFailed;
+                refreshFailure = result.Reason;
+                GatewayLog.NotUsable(log, record.Name, result.Reason?.Code ?? result.Status.ToString());
+            }
+            else if (body.IsStreamed)
+            {
+                after = AfterRejection.RefreshedNotResent;
+                GatewayLog.RefreshedNotResent(log, record.Name, options.RetryBodyLimit);
+            }
+            else if (!string.Equals(fresh.Secret, secret, StringComparison.Ordinal))
             {
                 response.Dispose();
                 GatewayLog.RetriedAfterRefresh(log, record.Name);
+                after = AfterRejection.Retried;
                 record = fresh.Record;
                 secret = fresh.Secret;
                 (response, error, exception) = await forwarder.SendAsync(context, target, body, Skipped(record), r => Inject(r, record, secret)).ConfigureAwait(false);
-            }
-            else if (result.Status != TokenStatus.Ok)
-            {
-                GatewayLog.NotUsable(log, record.Name, result.Reason?.Code ?? result.Status.ToString());
             }
         }
 
@@ -112,6 +136,11 @@ internal sealed class UpstreamExchange(Forwarder forwarder, CredentialResolver c
         var (buffer, length, _) = await Forwarder.ReadPrefixAsync(response, UpstreamClassifier.MaxBodyBytes, context.RequestAborted).ConfigureAwait(false);
         var requestId = Header(response, "request-id") ?? Header(response, "x-request-id");
         var found = UpstreamClassifier.Classify(status, buffer.AsSpan(0, length), requestId, Header(response, "retry-after"), record, secret);
+        if (found is { Code: "authentication_failed" } && status == 401 && record.Kind == CredentialKind.OAuth)
+        {
+            found = Explain(found, record.Name, after, refreshFailure);
+        }
+
         if (found is not null)
         {
             GatewayLog.UpstreamFailure(log, record.Name, found.Code, status, found.RequestId, found.Message);
@@ -158,16 +187,36 @@ internal sealed class UpstreamExchange(Forwarder forwarder, CredentialResolver c
     private static ExchangeOutcome Failed(string credential, ForwarderError error, UpstreamDiagnosis diagnosis) =>
         new() { Credential = credential, Error = error, Diagnosis = diagnosis };
 
-    private static HashSet<string> Skipped(CredentialRecord record)
+    /// <summary>Says what Latchkey did after the 401: refreshed and resent, could not refresh, or refreshed but could not resend.</summary>
+    private UpstreamDiagnosis Explain(UpstreamDiagnosis found, string name, AfterRejection after, StateReason? refreshFailure)
     {
-        var skip = new HashSet<string>(AlwaysSkipped, StringComparer.OrdinalIgnoreCase) { record.Metadata.Injection.Header };
-        foreach (var name in record.Metadata.ExtraHeaders.Keys)
+        var said = found.Message.IndexOf(" The upstream said:", StringComparison.Ordinal) is var at and >= 0 ? found.Message[at..] : string.Empty;
+        return after switch
+        {
+            AfterRejection.RefreshFailed => found with
+            {
+                Message = $"The upstream refused the access token of '{name}', and refreshing it failed: {refreshFailure?.Message ?? "the token engine gave no token"}{said}",
+                Fix = refreshFailure?.Fix ?? $"Sign in again: latchkey login {name}",
+            },
+            AfterRejection.RefreshedNotResent => found with
+            {
+                Message = $"The upstream refused the access token of '{name}'. Latchkey refreshed it but did not send this request again: its body is over the {options.RetryBodyLimit / (1024 * 1024)} MiB retry limit, or has no declared length.{said}",
+                Fix = "Send the request again: it will carry the new token. If it is refused again, sign in again: latchkey login " + name,
+            },
+            _ => found,
+        };
+    }
+
+    private static IReadOnlySet<string> Skipped(CredentialRecord record) => SkippedCache.GetValue(record.Metadata, static metadata =>
+    {
+        var skip = new HashSet<string>(AlwaysSkipped, StringComparer.OrdinalIgnoreCase) { metadata.Injection.Header };
+        foreach (var name in metadata.ExtraHeaders.Keys)
         {
             skip.Add(name);
         }
 
-        return skip;
-    }
+        return System.Collections.Frozen.FrozenSet.ToFrozenSet(skip, StringComparer.OrdinalIgnoreCase);
+    });
 
     private static void Inject(HttpRequestMessage request, CredentialRecord record, string secret)
     {

@@ -26,6 +26,9 @@ internal sealed class LatchkeyAgainstPeer : IAsyncDisposable
 
     public string Home => _home.Path;
 
+    /// <summary>The home and the folder around it (to start a gateway over the same home).</summary>
+    public TempHome TempHome => _home;
+
     public string BrowserLog => Path.Combine(_home.Root, "browser.log");
 
     /// <summary>Extra environment for every <c>latchkey</c> run (e.g. <c>LATCHKEY_STORE</c>).</summary>

@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# Gateway benchmark: the simulated upstream (tests/Latchkey.UpstreamSim) reached directly, through a real
+# `latchkey serve`, and through Debian's nginx with proxy_pass, in one run with alternating rounds. wrk (Debian)
+# is the load generator; Latchkey.Bench measures the time to the first Server-Sent Event. Prints Markdown for
+# docs/benchmarks.md. Not a test: it never fails on a number.
+# Usage: bench/gateway.sh [--seconds S] [--rounds N] [--sse-rounds N]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=5 rounds=3 sse_rounds=300
+while (($#)); do
+  case "$1" in
+    --seconds) seconds=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
+    --sse-rounds) sse_rounds=$2; shift 2 ;;
+    *) echo "usage: bench/gateway.sh [--seconds S] [--rounds N] [--sse-rounds N]" >&2; exit 2 ;;
+  esac
+done
+
+log() { printf '==> %s\n' "$*" >&2; }
+missing=()
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+if ((${#missing[@]})); then
+  log "installing ${missing[*]} (apt-get)"
+  sudo=; [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >&2
+fi
+nginx=$(command -v nginx || echo /usr/sbin/nginx)
+
+log "building (Release): the simulated upstream, latchkey, the benchmark client"
+for project in tests/Latchkey.UpstreamSim src/Latchkey bench/Latchkey.Bench; do
+  dotnet build "$project" -c Release --nologo --verbosity quiet -clp:ErrorsOnly >&2
+done
+sim_exe=tests/Latchkey.UpstreamSim/bin/Release/net10.0/Latchkey.UpstreamSim
+lk=src/Latchkey/bin/Release/net10.0/latchkey
+bench=bench/Latchkey.Bench/bin/Release/net10.0/Latchkey.Bench
+
+work=$(mktemp -d)
+chmod 700 "$work"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Waits until FILE has a line matching REGEX and prints the first capture group (20 s at most).
+wait_for() {
+  local file=$1 regex=$2 i
+  for i in $(seq 200); do
+    if [ -s "$file" ] && grep -qE "$regex" "$file"; then
+      sed -nE "s#.*$regex.*#\\1#p" "$file" | head -1
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "timed out waiting for $regex in $file:" >&2; cat "$file" >&2; return 1
+}
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null \
+  || echo $((20000 + RANDOM % 20000)); }
+
+log "starting the simulated upstream"
+"$sim_exe" --port 0 >"$work/sim.out" 2>&1 &
+pids+=($!)
+upstream=$(wait_for "$work/sim.out" '"url":"(http://[^"]+)"')
+
+log "starting latchkey serve on a fresh home"
+export LATCHKEY_HOME="$work/home"
+secret="sk-ant-bench-$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')"
+printf '%s\n' "$secret" | "$lk" add bench --upstream "$upstream" --header x-api-key --format '{secret}' --extra-header 'anthropic-version: 2023-06-01' >/dev/null
+key=$("$lk" keys create bench-key --credential bench 2>/dev/null | tail -1)
+"$lk" serve --listen 127.0.0.1:0 --no-socket >"$work/serve.out" 2>&1 &
+lk_pid=$!
+pids+=("$lk_pid")
+gateway=$(wait_for "$work/serve.out" 'Latchkey gateway on (http://[0-9.:]+)')
+
+log "starting nginx (proxy_pass, keepalive upstream, buffering off)"
+nginx_port=$(free_port)
+mkdir -p "$work/nginx-tmp"
+cat >"$work/nginx.conf" <<EOF
+worker_processes auto;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log warn;
+daemon off;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx-tmp/body;
+  proxy_temp_path $work/nginx-tmp/proxy;
+  upstream sim { server ${upstream#http://}; keepalive 128; }
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location / {
+      proxy_pass http://sim;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header x-api-key "$secret";
+      proxy_set_header anthropic-version "2023-06-01";
+      proxy_buffering off;
+      proxy_request_buffering off;
+      proxy_read_timeout 600s;
+    }
+  }
+}
+EOF
+"$nginx" -p "$work" -c "$work/nginx.conf" 2>"$work/nginx.out" &
+pids+=($!)
+for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$nginx_port/" && break; sleep 0.1; done
+
+cat >"$work/post.lua" <<'EOF'
+wrk.method = "POST"
+wrk.body = '{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}'
+wrk.headers["content-type"] = "application/json"
+wrk.headers["anthropic-version"] = "2023-06-01"
+wrk.headers["x-api-key"] = os.getenv("BENCH_KEY")
+EOF
+
+declare -A url keyof
+url[direct]="$upstream/v1/messages";               keyof[direct]=$secret
+url[latchkey]="$gateway/c/bench/v1/messages";      keyof[latchkey]=$key
+url[nginx]="http://127.0.0.1:$nginx_port/v1/messages"; keyof[nginx]=whatever
+targets=(direct latchkey nginx)
+
+for t in "${targets[@]}"; do  # every path answers 200 before anything is measured
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "${url[$t]}" -H "x-api-key: ${keyof[$t]}" -H 'content-type: application/json' \
+    -d '{"model":"m","max_tokens":1,"messages":[{"role":"user","content":"hi"}]}')
+  [ "$code" = 200 ] || { echo "$t answered $code" >&2; exit 1; }
+done
+
+rss() { awk -v f="$2" '$1 == f":" {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+sleep 2
+idle_rss=$(rss "$lk_pid" VmRSS)
+
+# One wrk run: prints "req/s p50_ms p99_ms errors".
+run_wrk() {
+  local t=$1 c=$2 threads=$(($2 < 2 ? 1 : 2))
+  BENCH_KEY=${keyof[$t]} wrk -t"$threads" -c"$c" -d"${seconds}s" --latency -s "$work/post.lua" "${url[$t]}" 2>&1 | awk '
+    function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+    /Requests\/sec/ { rps = $2 }
+    $1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) }
+    /Non-2xx|Socket errors/ { err = err $0 " " }
+    END { printf "%.0f %.3f %.3f %s\n", rps, p50, p99, (err == "" ? "-" : err) }'
+}
+
+log "load: ${rounds} rounds x (1, 32 connections) x (direct, latchkey, nginx), ${seconds} s each, order rotated every round"
+results="$work/results"
+: >"$results"
+for ((r = 0; r < rounds; r++)); do
+  for c in 1 32; do
+    for ((i = 0; i < ${#targets[@]}; i++)); do
+      t=${targets[$(((i + r) % ${#targets[@]}))]}
+      line=$(run_wrk "$t" "$c")
+      log "round $((r + 1)) $t c=$c: $line"
+      echo "$t $c $line" >>"$results"
+    done
+  done
+done
+load_rss=$(rss "$lk_pid" VmHWM)
+after_rss=$(rss "$lk_pid" VmRSS)
+
+log "time to first SSE event: $sse_rounds requests per target, alternating, one kept-alive connection each"
+"$bench" sse --rounds "$sse_rounds" \
+  --target "direct=${url[direct]}|${keyof[direct]}" \
+  --target "latchkey=${url[latchkey]}|${keyof[latchkey]}" \
+  --target "nginx=${url[nginx]}|${keyof[nginx]}" >"$work/sse"
+
+# Median of column COL for target T at C connections.
+median() { awk -v t="$1" -v c="$2" -v col="$3" '$1 == t && $2 == c {print $col}' "$results" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+sse() { awk -v t="$1" -v col="$2" '$1 == t {print $col}' "$work/sse"; }
+calc() { awk "BEGIN {printf \"$1\", $2}"; }
+
+echo "## Gateway: direct vs Latchkey vs nginx"
+echo
+echo "- $(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -1)); load generator, proxies and upstream share them"
+echo "- $(uname -sr); .NET SDK $(dotnet --version); $("$nginx" -v 2>&1 | sed 's#nginx version: ##'); $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}'); commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src bench || echo ' (with local changes)')"
+echo "- load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "- each cell: the median of $rounds wrk runs of ${seconds} s (POST /v1/messages, non-streamed JSON answer); the order of the three targets rotates every round"
+echo
+echo "| target | connections | requests/s | p50 ms | p99 ms |"
+echo "|---|---:|---:|---:|---:|"
+for c in 1 32; do
+  for t in "${targets[@]}"; do
+    echo "| $t | $c | $(median "$t" "$c" 3) | $(median "$t" "$c" 4) | $(median "$t" "$c" 5) |"
+  done
+done
+echo
+for c in 1 32; do
+  l=$(median latchkey "$c" 3) n=$(median nginx "$c" 3) d=$(median direct "$c" 3)
+  echo "- $c connection(s): Latchkey throughput $(calc '%.2f' "$l / $n")x nginx's ($(calc '%.2f' "$l / $d")x direct; nginx $(calc '%.2f' "$n / $d")x direct)"
+done
+dl=$(median direct 1 4) ll=$(median latchkey 1 4) nl=$(median nginx 1 4)
+echo "- added median latency at 1 connection: Latchkey $(calc '%.3f' "$ll - $dl") ms, nginx $(calc '%.3f' "$nl - $dl") ms"
+echo "- time to first SSE event (median / p99 of $sse_rounds): direct $(sse direct 2) / $(sse direct 3) ms, Latchkey $(sse latchkey 2) / $(sse latchkey 3) ms, nginx $(sse nginx 2) / $(sse nginx 3) ms;" \
+  "added by Latchkey $(calc '%.3f' "$(sse latchkey 2) - $(sse direct 2)") ms, by nginx $(calc '%.3f' "$(sse nginx 2) - $(sse direct 2)") ms"
+echo "- Latchkey gateway resident memory: idle after start ${idle_rss} MiB; peak under load ${load_rss} MiB; after the load ${after_rss} MiB"
+if grep -v ' - *$' "$results" | grep -q .; then
+  echo "- errors reported by wrk: $(grep -v ' - *$' "$results" | tr '\n' ';')"
+fi
