@@ -155,9 +155,25 @@ internal sealed class SshSession(string ssh, SshArguments arguments, string id, 
 
     private async Task<string> ReadHomeAsync(Process handOver, Task<string> errors)
     {
-        var line = await handOver.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        string? line;
+        try
+        {
+            line = await handOver.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        }
+        catch (TimeoutException)
+        {
+            line = null;
+        }
+
         if (line is null || !line.StartsWith("home /", StringComparison.Ordinal))
         {
+            if (_master is { } master && master.WaitForExit(500))
+            {
+                throw new CliException(ExitCodes.Failure,
+                    $"The connection to {arguments.Destination} ended before the session started (ssh exit {master.ExitCode}; any message from the remote side is above).",
+                    "Check that the remote account has a POSIX sh and a writable home folder (docs/ssh.md).");
+            }
+
             await EndAsync();
             var said = handOver.HasExited ? (await errors).Trim() : string.Empty;
             throw new CliException(ExitCodes.Failure,

@@ -85,6 +85,13 @@ internal sealed class LatchkeySsh : IAsyncDisposable
         await _process.StandardInput.FlushAsync();
     }
 
+    /// <summary>Sends <paramref name="signal"/> to latchkey itself (not its children).</summary>
+    public void Signal(int signal)
+    {
+        using var kill = Process.Start("kill", [$"-{signal}", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
+    }
+
     /// <summary>Closes standard input and waits for the exit.</summary>
     public async Task<Processes.Result> WaitAsync()
     {

@@ -181,6 +181,21 @@ public sealed class SshCommandTests : IAsyncLifetime
         Assert.Equal(_secret, _upstream.Requests.Single().Credential);
     }
 
+    [SkippableSshFact]
+    public async Task Ssh_Sigterm_EndsTheSessionAndRevokesTheKey()
+    {
+        await using var server = await SshServer.StartAsync();
+        await using var session = LatchkeySsh.Start(_gateway.HomePath, ["-F", server.ClientConfig, SshServer.HostAlias, "--", "echo \"key=$LATCHKEY_KEY\"; echo READY; sleep 60"]);
+        var key = Value(await session.WaitForLineAsync("READY"), "key");
+
+        session.Signal(15);
+        var result = await session.WaitAsync();
+
+        Assert.NotEqual(0, result.ExitCode);
+        await AssertRefusedAsync(key);
+        Assert.DoesNotContain("ssh-", (await _gateway.Cli(null, "keys", "list", "--json")).Stdout, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Ssh_NoSshBinary_SaysToInstallTheOpenSshClient()
     {
