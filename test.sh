@@ -12,7 +12,8 @@ log() { printf '==> %s\n' "$*" >&2; }
 #   PostgreSQL: the store tests initdb a private server into a temp folder; Debian puts initdb and pg_ctl in
 #   /usr/lib/postgresql/VERSION/bin, not on PATH.
 #   The OAuth tests run a real authorization server (npm oidc-provider) under Node.js.
-apt_needs=("/usr/lib/postgresql/*/bin/initdb:postgresql" node:nodejs npm:npm)
+#   The ssh tests run a real OpenSSH server (a throwaway user and host key) and the system ssh client.
+apt_needs=("/usr/lib/postgresql/*/bin/initdb:postgresql" node:nodejs npm:npm /usr/sbin/sshd:openssh-server ssh:openssh-client curl:curl)
 missing=()
 have() {
   case "$1" in

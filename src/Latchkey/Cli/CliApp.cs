@@ -135,6 +135,7 @@ internal sealed class CliApp(CliConsole console, TimeProvider time)
         KeyCommands.AddTo(root, this);
         RunCommand.AddTo(root, this);
         AuditCommand.AddTo(root, this);
+        SshCommand.AddTo(root, this);
         return root;
     }
 }

@@ -1,6 +1,4 @@
 using System.CommandLine;
-using System.Diagnostics;
-using System.Runtime.InteropServices;
 using Latchkey.Store;
 
 namespace Latchkey.Cli;
@@ -10,7 +8,7 @@ namespace Latchkey.Cli;
 /// gateway. <c>run</c> makes sure a gateway is running, mints a client key for this run (revoked when CMD
 /// exits), and runs CMD with the variables its SDK reads. <c>env</c> prints the same as <c>export</c> lines.
 /// </summary>
-internal static class RunCommand
+internal static partial class RunCommand
 {
     private const int Sigint = 2;
     private const int Sighup = 1;
@@ -41,6 +39,11 @@ internal static class RunCommand
         };
         command.SetAction(async (parse, ct) =>
         {
+            if (ForwardedGateway.FromEnvironment() is { } forwarded)
+            {
+                return await RunForwardedAsync(forwarded, parse.GetValue(commandArgs)!, parse.GetValue(credential), parse.GetValue(router), parse.GetValue(api));
+            }
+
             var home = StoreHome.Resolve(parse.GetValue(CliApp.HomeOption));
             var plan = await PlanAsync(app, parse, home, parse.GetValue(credential), parse.GetValue(router), parse.GetValue(api), ct);
             var url = await GatewayLocator.EnsureRunningAsync(home, TimeSpan.FromSeconds(20), ct, parse.GetValue(CliApp.StoreOption));
@@ -50,43 +53,7 @@ internal static class RunCommand
                 ?? throw new CliException(ExitCodes.Failure, "Could not mint a client key for this run.", "Try again.");
             try
             {
-                var argv = parse.GetValue(commandArgs)!;
-                var start = new ProcessStartInfo(argv[0]) { UseShellExecute = false };
-                foreach (var a in argv.Skip(1))
-                {
-                    start.ArgumentList.Add(a);
-                }
-
-                foreach (var (name, value) in Variables(plan, url, created.Value))
-                {
-                    start.Environment[name] = value;
-                }
-
-                // A real key in the environment would be preferred by the agent's SDK and bypass the gateway.
-                start.Environment.Remove(plan.Api == "anthropic" ? "ANTHROPIC_API_KEY" : "OPENAI_ORG_ID");
-
-                Process child;
-                try
-                {
-                    child = Process.Start(start) ?? throw new CliException(ExitCodes.Failure, $"Could not start '{argv[0]}'.");
-                }
-                catch (System.ComponentModel.Win32Exception ex)
-                {
-                    throw new CliException(127, $"Could not run '{argv[0]}': {ex.Message}.", "Check the command name and PATH.");
-                }
-
-                using (child)
-                {
-                    // Ctrl-C in a terminal reaches the agent directly (same process group): do not die first, and
-                    // do not send it twice. SIGTERM, SIGHUP and SIGQUIT sent to latchkey are passed on.
-                    using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => c.Cancel = true);
-                    using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; NativeMethods.Kill(child.Id, Sigterm); });
-                    using var onHup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => { c.Cancel = true; NativeMethods.Kill(child.Id, Sighup); });
-                    using var onQuit = PosixSignalRegistration.Create(PosixSignal.SIGQUIT, c => { c.Cancel = true; NativeMethods.Kill(child.Id, Sigquit); });
-                    await child.WaitForExitAsync(CancellationToken.None);
-                    _ = Sigint;
-                    return child.ExitCode;
-                }
+                return await RunAgentAsync(parse.GetValue(commandArgs)!, Variables(plan, url, created.Value), plan.Api);
             }
             finally
             {
@@ -130,7 +97,7 @@ internal static class RunCommand
     /// <summary>What the agent will be pointed at: a credential or router route, and the API it speaks.</summary>
     internal sealed record Plan(string Target, string RoutePrefix, string Api, bool UpstreamHasV1);
 
-    private static async Task<Plan> PlanAsync(CliApp app, ParseResult parse, StoreHome home, string? credential, string? router, string? api, CancellationToken ct)
+    internal static async Task<Plan> PlanAsync(CliApp app, ParseResult parse, StoreHome home, string? credential, string? router, string? api, CancellationToken ct)
     {
         if (api is not null and not ("anthropic" or "openai"))
         {
