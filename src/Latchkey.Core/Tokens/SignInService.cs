@@ -28,6 +28,9 @@ internal sealed record SignInOptions
     public string? Upstream { get; init; }
 
     public IReadOnlyList<string> Quirks { get; init; } = [];
+
+    /// <summary>For <c>latchkey mcp add</c>: the MCP transport to record with the grant (in the same write).</summary>
+    public string? McpTransport { get; init; }
 }
 
 /// <summary>
@@ -136,6 +139,7 @@ internal sealed class SignInService(ICredentialStore store, OAuthHttp http, Disc
             RefreshToken = tokenSet.RefreshToken,
             IdToken = tokenSet.IdToken,
             ClientSecret = secret,
+            McpTransport = options.McpTransport,
         };
 
         CredentialRecord written;
