@@ -22,7 +22,8 @@ internal sealed record CredentialView(
     InjectionView Injection,
     IReadOnlyList<string> Quirks,
     ReasonView? LastError,
-    UpstreamFailureView? LastUpstreamFailure)
+    UpstreamFailureView? LastUpstreamFailure,
+    McpView? Mcp = null)
 {
     /// <summary>How close to expiry a credential is shown as <c>expiring</c> when it has no refresh schedule.</summary>
     public static readonly TimeSpan ExpiringWindow = TimeSpan.FromMinutes(5);
@@ -46,7 +47,8 @@ internal sealed record CredentialView(
             new InjectionView(m.Injection.Header, m.Injection.Format),
             m.Quirks,
             record.Coordination.LastError is { } e ? new ReasonView(e.Code, e.Message, e.Fix, e.At) : null,
-            record.LastUpstreamFailure is { } u ? new UpstreamFailureView(u.Code, u.Message, u.Fix, u.Status, u.RequestId, u.At) : null);
+            record.LastUpstreamFailure is { } u ? new UpstreamFailureView(u.Code, u.Message, u.Fix, u.Status, u.RequestId, u.At) : null,
+            m.McpTransport is { } transport ? McpView.From(record, transport) : null);
     }
 
     /// <summary>
@@ -78,6 +80,21 @@ internal sealed record CredentialView(
 
         var refreshPoint = m.RefreshAfter ?? expires - ExpiringWindow;
         return now >= refreshPoint ? ("expiring", null) : ("ok", null);
+    }
+}
+
+/// <summary>For an MCP server (<c>latchkey mcp add</c>): where it is, how it is reached, and what it still needs.</summary>
+/// <param name="Url">The server's URL as added (the proxy's upstream).</param>
+/// <param name="Transport"><c>streamable-http</c> or <c>sse</c>.</param>
+/// <param name="Proxy">The gateway path that serves it, <c>/mcp/NAME</c>.</param>
+/// <param name="ScopesMissing">Scopes asked for (after a step-up) that the grant does not have; empty normally.</param>
+internal sealed record McpView(string Url, string Transport, string Proxy, IReadOnlyList<string> ScopesMissing)
+{
+    public static McpView From(CredentialRecord record, string transport)
+    {
+        var m = record.Metadata;
+        var missing = m.ScopesRequested.Where(s => s != "offline_access" && !m.ScopesGranted.Contains(s, StringComparer.Ordinal)).ToList();
+        return new McpView(m.Upstream ?? string.Empty, transport, $"/mcp/{record.Name}", missing);
     }
 }
 

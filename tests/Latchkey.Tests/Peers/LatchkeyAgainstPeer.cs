@@ -26,6 +26,9 @@ internal sealed class LatchkeyAgainstPeer : IAsyncDisposable
 
     public string Home => _home.Path;
 
+    /// <summary>The home's temp folder, for a gateway (<c>GatewayProcess.StartAsync</c>) over the same store.</summary>
+    public TempHome HomeFolder => _home;
+
     public string BrowserLog => Path.Combine(_home.Root, "browser.log");
 
     public static async Task<LatchkeyAgainstPeer> StartAsync(ITestOutputHelper output, IReadOnlyDictionary<string, string>? environment = null) =>
@@ -63,7 +66,7 @@ internal sealed class LatchkeyAgainstPeer : IAsyncDisposable
         }
 
         var result = new Processes.Result(process.ExitCode, await stdout, await stderr);
-        _output.WriteLine($"$ latchkey {string.Join(' ', args)} -> exit {result.ExitCode}{(args[0] == "token" ? string.Empty : $"\n{result.Stdout.TrimEnd()}")}\n{result.Stderr.TrimEnd()}");
+        _output.WriteLine($"$ latchkey {string.Join(' ', args)} -> exit {result.ExitCode}{(args[0] == "token" || args is ["mcp", "config", ..] || args is ["keys", "create", ..] ? string.Empty : $"\n{result.Stdout.TrimEnd()}")}\n{result.Stderr.TrimEnd()}");
         return result;
     }
 

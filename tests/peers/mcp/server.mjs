@@ -12,7 +12,8 @@
 // step when the caller sent a progressToken, streamed as SSE), admin_op (needs mcp:admin too).
 //
 // Environment: PORT (default 0), JSON_RESPONSE "1" (Streamable HTTP answers application/json, not SSE).
-// Test endpoints: GET /__test/counters, POST /__test/counters/reset, POST /__test/config {issuer}.
+// Test endpoints: GET /__test/counters, POST /__test/counters/reset, POST /__test/config {issuer},
+// POST /__test/faults {reject401: n} (the next n token checks fail with 401 invalid_token, whatever the token).
 import http from 'node:http';
 import { randomUUID } from 'node:crypto';
 import express from 'express';
@@ -34,6 +35,7 @@ const resources = { mcp: `${base}/mcp`, sse: `${base}/sse` };
 const toolScopes = { admin_op: ['mcp:tools', 'mcp:admin'] };
 
 let issuer = null;
+const faults = { reject401: 0 };
 let jwks = null;
 const counters = { requests: [], unauthorized: 0, forbidden: 0, toolCalls: {}, sessionsDeleted: 0, tokens: [] };
 
@@ -54,6 +56,7 @@ app.use((req, res, next) => {
 function verifierFor(resource) {
   return {
     async verifyAccessToken(token) {
+      if (faults.reject401 > 0) { faults.reject401--; throw new InvalidTokenError('invalid token: rejected by the test (reject401)'); }
       if (!jwks) throw new InvalidTokenError('the server has no authorization server yet');
       try {
         const { payload: p } = await jwtVerify(token, jwks, { issuer, audience: resource, typ: 'at+jwt' });
@@ -154,6 +157,7 @@ app.post('/__test/counters/reset', (req, res) => {
   Object.assign(counters, { requests: [], unauthorized: 0, forbidden: 0, toolCalls: {}, sessionsDeleted: 0, tokens: [] });
   res.json({ ok: true });
 });
+app.post('/__test/faults', express.json(), (req, res) => { Object.assign(faults, req.body ?? {}); res.json(faults); });
 app.post('/__test/config', express.json(), async (req, res, next) => {
   try {
     issuer = req.body.issuer;
