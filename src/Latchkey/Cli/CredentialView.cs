@@ -87,14 +87,19 @@ internal sealed record CredentialView(
 /// <param name="Url">The server's URL as added (the proxy's upstream).</param>
 /// <param name="Transport"><c>streamable-http</c> or <c>sse</c>.</param>
 /// <param name="Proxy">The gateway path that serves it, <c>/mcp/NAME</c>.</param>
-/// <param name="ScopesMissing">Scopes asked for (after a step-up) that the grant does not have; empty normally.</param>
-internal sealed record McpView(string Url, string Transport, string Proxy, IReadOnlyList<string> ScopesMissing)
+/// <param name="ScopesMissing">Scopes a step-up asked for (now in <c>scopes.requested</c>) that the grant does not have; empty normally.</param>
+/// <param name="State"><c>ok</c>, or <c>needs-scope</c> while <paramref name="ScopesMissing"/> is not empty (tools that need no more still work).</param>
+/// <param name="Reason">Why <c>needs-scope</c> (code <c>insufficient_scope</c>, the scopes named, the login command), else null.</param>
+internal sealed record McpView(string Url, string Transport, string Proxy, IReadOnlyList<string> ScopesMissing, string State, ReasonView? Reason)
 {
     public static McpView From(CredentialRecord record, string transport)
     {
         var m = record.Metadata;
         var missing = m.ScopesRequested.Where(s => s != "offline_access" && !m.ScopesGranted.Contains(s, StringComparer.Ordinal)).ToList();
-        return new McpView(m.Upstream ?? string.Empty, transport, $"/mcp/{record.Name}", missing);
+        var reason = missing.Count == 0 ? null : new ReasonView("insufficient_scope",
+            $"The MCP server asked for the scope(s) {string.Join(' ', missing)}, which the grant does not have; calls that need them are refused.",
+            $"latchkey login {record.Name}", record.UpdatedAt);
+        return new McpView(m.Upstream ?? string.Empty, transport, $"/mcp/{record.Name}", missing, missing.Count == 0 ? "ok" : "needs-scope", reason);
     }
 }
 

@@ -123,7 +123,7 @@ internal static class McpCommands
             foreach (var r in servers)
             {
                 var (state, _) = CredentialView.Derive(r, now);
-                var shown = r.LastUpstreamFailure is { Code: McpStepUp.Code } ? "needs-scope" : state;
+                var shown = state is "ok" or "expiring" && McpView.From(r, r.Metadata.McpTransport!).ScopesMissing.Count > 0 ? "needs-scope" : state;
                 table.AddRow(Markup.Escape(r.Name), shown is "ok" or "expiring" ? $"[green]{shown}[/]" : $"[red]{shown}[/]", r.Metadata.McpTransport!, Markup.Escape(r.Metadata.Upstream ?? "-"), Markup.Escape(string.Join(' ', r.Metadata.ScopesGranted)));
             }
 

@@ -114,13 +114,14 @@ public sealed class McpRealServerTests(ITestOutputHelper output)
         var key = await gateway.CreateKeyAsync("agent", "tracker");
         var before = (await world.Latchkey.ReadAsync("tracker"))!.AccessTokenFingerprint;
         await world.AuthorizationServer.ResetCountersAsync();
+        await world.Mcp.ResetCountersAsync();
         await world.Mcp.SetFaultsAsync(new { reject401 = 1 }); // the first token check of the session fails
 
         var run = await world.ClientAsync(Whoami, "http", $"{gateway.Url}/mcp/tracker", $"Bearer {key}");
 
         Assert.True(run.GetProperty("ok").GetBoolean(), run.ToString());
         Assert.True(run.GetProperty("calls")[0].GetProperty("ok").GetBoolean(), run.ToString());
-        Assert.Equal(1, (await world.AuthorizationServer.CountersAsync()).Refresh);
+        Assert.True(1 == (await world.AuthorizationServer.CountersAsync()).Refresh, gateway.Log + "\n" + (await world.Mcp.CountersAsync()));
         Assert.NotEqual(before, (await world.Latchkey.ReadAsync("tracker"))!.AccessTokenFingerprint);
         Assert.Equal(1, (await world.Mcp.CountersAsync()).GetProperty("unauthorized").GetInt32());
     }
@@ -161,7 +162,8 @@ public sealed class McpRealServerTests(ITestOutputHelper output)
         Assert.False(error.GetProperty("ok").GetBoolean(), refused.ToString());
         Assert.Contains("mcp:admin", error.GetProperty("error").GetString(), StringComparison.Ordinal);
         Assert.Contains("latchkey login tracker", error.GetProperty("error").GetString(), StringComparison.Ordinal);
-        Assert.Equal("insufficient_scope", status.GetProperty("last_upstream_failure").GetProperty("code").GetString());
+        Assert.Equal(("needs-scope", "insufficient_scope"), (status.GetProperty("mcp").GetProperty("state").GetString(), status.GetProperty("mcp").GetProperty("reason").GetProperty("code").GetString()));
+        Assert.Contains("mcp:admin", status.GetProperty("mcp").GetProperty("reason").GetProperty("message").GetString(), StringComparison.Ordinal);
         Assert.Equal(["mcp:admin"], status.GetProperty("mcp").GetProperty("scopes_missing").EnumerateArray().Select(s => s.GetString()!).ToArray());
         var requested = status.GetProperty("scopes").GetProperty("requested").EnumerateArray().Select(s => s.GetString()).ToList();
         Assert.Contains("mcp:tools", requested);
@@ -175,7 +177,9 @@ public sealed class McpRealServerTests(ITestOutputHelper output)
         Assert.Contains("mcp:admin", granted);
         Assert.Contains("mcp:tools", granted);
         Assert.Equal("admin ok", allowed.GetProperty("calls")[0].GetProperty("text").GetString());
-        Assert.Empty((await world.Latchkey.StatusAsync("tracker")).GetProperty("mcp").GetProperty("scopes_missing").EnumerateArray());
+        var after = (await world.Latchkey.StatusAsync("tracker")).GetProperty("mcp");
+        Assert.Empty(after.GetProperty("scopes_missing").EnumerateArray());
+        Assert.Equal("ok", after.GetProperty("state").GetString());
     }
 
     [Fact]

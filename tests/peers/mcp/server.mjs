@@ -93,10 +93,10 @@ function build() {
     async ({ steps, delayMs }, extra) => {
       const token = extra._meta?.progressToken;
       for (let i = 1; i <= steps; i++) {
-        await new Promise((r) => setTimeout(r, delayMs ?? 200));
         if (token !== undefined) {
           await extra.sendNotification({ method: 'notifications/progress', params: { progressToken: token, progress: i, total: steps, message: `step ${i}` } });
         }
+        await new Promise((r) => setTimeout(r, delayMs ?? 200)); // after each step, so the last one is not racing the result
       }
       return { content: [{ type: 'text', text: `counted to ${steps}` }] };
     });
