@@ -15,7 +15,8 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 
 const env = process.env;
 const [mode, target, ...rest] = process.argv.slice(2);
-const calls = JSON.parse(env.MCP_CALLS ?? '[{"name":"whoami"}]');
+// MCP_CALLS=all calls every listed tool with no arguments (the conformance adapter).
+let calls = env.MCP_CALLS === 'all' ? null : JSON.parse(env.MCP_CALLS ?? '[{"name":"whoami"}]');
 const headers = env.MCP_AUTH ? { Authorization: env.MCP_AUTH } : {};
 let transport;
 if (mode === 'http') {
@@ -39,6 +40,7 @@ try {
   out.server = client.getServerVersion()?.name ?? null;
   out.session = transport.sessionId ?? null;
   out.tools = (await client.listTools()).tools.map((t) => t.name);
+  calls ??= out.tools.map((name) => ({ name }));
   for (const c of calls) {
     const progress = [];
     const t0 = Date.now();
