@@ -49,6 +49,10 @@ internal sealed record CredentialMetadata
     /// <summary>When the current token was requested.</summary>
     public DateTimeOffset? ObtainedAt { get; init; }
 
+    /// <summary>Set for an MCP server added with <c>latchkey mcp add</c>: its transport, <c>streamable-http</c> or
+    /// <c>sse</c> (the legacy HTTP+SSE one). <see cref="Upstream"/> is then the server's URL exactly as added.</summary>
+    public string? McpTransport { get; init; }
+
     private static readonly IReadOnlyDictionary<string, string> EmptyHeaders =
         new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
 }

@@ -42,6 +42,9 @@ internal sealed record CredentialPatch
 
     public DateTimeOffset? ObtainedAt { get; init; }
 
+    /// <summary>Marks the record as an MCP server with this transport (see <see cref="CredentialMetadata.McpTransport"/>).</summary>
+    public string? McpTransport { get; init; }
+
     public string? ApiKey { get; init; }
 
     public string? AccessToken { get; init; }
@@ -87,6 +90,7 @@ internal sealed record CredentialPatch
         ExpiresAt = ExpiresAt ?? m.ExpiresAt,
         RefreshAfter = RefreshAfter ?? m.RefreshAfter,
         ObtainedAt = ObtainedAt ?? m.ObtainedAt,
+        McpTransport = McpTransport ?? m.McpTransport,
     };
 
     /// <summary>Applies the patch to stored secrets.</summary>

@@ -28,6 +28,9 @@ internal sealed record SignInOptions
     public string? Upstream { get; init; }
 
     public IReadOnlyList<string> Quirks { get; init; } = [];
+
+    /// <summary>For <c>latchkey mcp add</c>: the MCP transport to record with the grant (in the same write).</summary>
+    public string? McpTransport { get; init; }
 }
 
 /// <summary>
@@ -61,7 +64,7 @@ internal sealed class SignInService(ICredentialStore store, OAuthHttp http, Disc
         IReadOnlyList<string> challengeScopes = [];
         if (resource is not null)
         {
-            var challenge = await ProbeAsync(resource, ct).ConfigureAwait(false);
+            var challenge = await ProbeAsync(resource, (options.McpTransport ?? old?.McpTransport) == "streamable-http", ct).ConfigureAwait(false);
             challengeScopes = challenge.Scopes;
             try
             {
@@ -136,6 +139,7 @@ internal sealed class SignInService(ICredentialStore store, OAuthHttp http, Disc
             RefreshToken = tokenSet.RefreshToken,
             IdToken = tokenSet.IdToken,
             ClientSecret = secret,
+            McpTransport = options.McpTransport,
         };
 
         CredentialRecord written;
@@ -168,12 +172,20 @@ internal sealed class SignInService(ICredentialStore store, OAuthHttp http, Disc
         return written;
     }
 
-    /// <summary>Asks the resource without a token, to read its challenge (RFC 9728 §5.1).</summary>
-    private async Task<WwwAuthenticateResult> ProbeAsync(Uri resource, CancellationToken ct)
+    /// <summary>Asks the resource without a token, to read its challenge (RFC 9728 §5.1). A Streamable HTTP MCP
+    /// server is asked the way its clients ask it, with an <c>initialize</c> POST: some answer GET with 405 and no
+    /// challenge.</summary>
+    private async Task<WwwAuthenticateResult> ProbeAsync(Uri resource, bool mcpPost, CancellationToken ct)
     {
         try
         {
-            using var request = new HttpRequestMessage(HttpMethod.Get, resource);
+            using var request = new HttpRequestMessage(mcpPost ? HttpMethod.Post : HttpMethod.Get, resource);
+            if (mcpPost)
+            {
+                request.Content = new StringContent(McpProbe, System.Text.Encoding.UTF8, "application/json");
+                request.Headers.TryAddWithoutValidation("Accept", "application/json, text/event-stream");
+            }
+
             var response = await http.SendAsync(request, ct).ConfigureAwait(false);
             return response.Status == HttpStatusCode.Unauthorized && response.Headers.NonValidated.TryGetValues("WWW-Authenticate", out var values)
                 ? WwwAuthenticateParser.Parse(values)
@@ -184,6 +196,8 @@ internal sealed class SignInService(ICredentialStore store, OAuthHttp http, Disc
             throw new OAuthException("discovery_failed", $"{resource} could not be reached ({ex.HttpRequestError}).", ex);
         }
     }
+
+    private const string McpProbe = "{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"initialize\",\"params\":{\"protocolVersion\":\"2025-11-25\",\"capabilities\":{},\"clientInfo\":{\"name\":\"latchkey\",\"version\":\"1\"}}}";
 
     /// <summary>Explicit scopes, else the challenge's, else the resource's scopes_supported (checklist §4.2); a new
     /// sign-in to the same resource asks for the union with what was asked before (step-up, §4.3).</summary>

@@ -136,6 +136,7 @@ internal sealed class CliApp(CliConsole console, TimeProvider time)
         RunCommand.AddTo(root, this);
         AuditCommand.AddTo(root, this);
         SshCommand.AddTo(root, this);
+        McpCommands.AddTo(root, this);
         return root;
     }
 }

@@ -219,7 +219,7 @@ internal static class CredentialCommands
                     }
 
                     var scopes = v.Scopes.Requested.Count == 0 && v.Scopes.Granted.Count == 0 ? "-" : $"{string.Join(' ', v.Scopes.Granted)} / {string.Join(' ', v.Scopes.Requested)}";
-                    table.AddRow(Markup.Escape(v.Name), StateMarkup(v.State), why, v.ExpiresAt?.ToString("u") ?? "never", Markup.Escape(scopes));
+                    table.AddRow(Markup.Escape(v.Mcp is null ? v.Name : $"{v.Name} (mcp)"), StateMarkup(v.State), why, v.ExpiresAt?.ToString("u") ?? "never", Markup.Escape(scopes));
                 }
 
                 Render(app, table);

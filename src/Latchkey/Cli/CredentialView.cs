@@ -22,7 +22,8 @@ internal sealed record CredentialView(
     InjectionView Injection,
     IReadOnlyList<string> Quirks,
     ReasonView? LastError,
-    UpstreamFailureView? LastUpstreamFailure)
+    UpstreamFailureView? LastUpstreamFailure,
+    McpView? Mcp = null)
 {
     /// <summary>How close to expiry a credential is shown as <c>expiring</c> when it has no refresh schedule.</summary>
     public static readonly TimeSpan ExpiringWindow = TimeSpan.FromMinutes(5);
@@ -46,7 +47,8 @@ internal sealed record CredentialView(
             new InjectionView(m.Injection.Header, m.Injection.Format),
             m.Quirks,
             record.Coordination.LastError is { } e ? new ReasonView(e.Code, e.Message, e.Fix, e.At) : null,
-            record.LastUpstreamFailure is { } u ? new UpstreamFailureView(u.Code, u.Message, u.Fix, u.Status, u.RequestId, u.At) : null);
+            record.LastUpstreamFailure is { } u ? new UpstreamFailureView(u.Code, u.Message, u.Fix, u.Status, u.RequestId, u.At) : null,
+            m.McpTransport is { } transport ? McpView.From(record, transport) : null);
     }
 
     /// <summary>
@@ -78,6 +80,26 @@ internal sealed record CredentialView(
 
         var refreshPoint = m.RefreshAfter ?? expires - ExpiringWindow;
         return now >= refreshPoint ? ("expiring", null) : ("ok", null);
+    }
+}
+
+/// <summary>For an MCP server (<c>latchkey mcp add</c>): where it is, how it is reached, and what it still needs.</summary>
+/// <param name="Url">The server's URL as added (the proxy's upstream).</param>
+/// <param name="Transport"><c>streamable-http</c> or <c>sse</c>.</param>
+/// <param name="Proxy">The gateway path that serves it, <c>/mcp/NAME</c>.</param>
+/// <param name="ScopesMissing">Scopes a step-up asked for (now in <c>scopes.requested</c>) that the grant does not have; empty normally.</param>
+/// <param name="State"><c>ok</c>, or <c>needs-scope</c> while <paramref name="ScopesMissing"/> is not empty (tools that need no more still work).</param>
+/// <param name="Reason">Why <c>needs-scope</c> (code <c>insufficient_scope</c>, the scopes named, the login command), else null.</param>
+internal sealed record McpView(string Url, string Transport, string Proxy, IReadOnlyList<string> ScopesMissing, string State, ReasonView? Reason)
+{
+    public static McpView From(CredentialRecord record, string transport)
+    {
+        var m = record.Metadata;
+        var missing = m.ScopesRequested.Where(s => s != "offline_access" && !m.ScopesGranted.Contains(s, StringComparer.Ordinal)).ToList();
+        var reason = missing.Count == 0 ? null : new ReasonView("insufficient_scope",
+            $"The MCP server asked for the scope(s) {string.Join(' ', missing)}, which the grant does not have; calls that need them are refused.",
+            $"latchkey login {record.Name}", record.UpdatedAt);
+        return new McpView(m.Upstream ?? string.Empty, transport, $"/mcp/{record.Name}", missing, missing.Count == 0 ? "ok" : "needs-scope", reason);
     }
 }
 

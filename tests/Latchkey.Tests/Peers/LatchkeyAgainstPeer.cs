@@ -74,7 +74,7 @@ internal sealed class LatchkeyAgainstPeer : IAsyncDisposable
         }
 
         var result = new Processes.Result(process.ExitCode, await stdout, await stderr);
-        _output.WriteLine($"$ latchkey {string.Join(' ', args)} -> exit {result.ExitCode}{(args[0] == "token" ? string.Empty : $"\n{result.Stdout.TrimEnd()}")}\n{result.Stderr.TrimEnd()}");
+        _output.WriteLine($"$ latchkey {string.Join(' ', args)} -> exit {result.ExitCode}{(args[0] == "token" || args is ["mcp", "config", ..] || args is ["keys", "create", ..] ? string.Empty : $"\n{result.Stdout.TrimEnd()}")}\n{result.Stderr.TrimEnd()}");
         return result;
     }
 

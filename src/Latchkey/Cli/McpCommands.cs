@@ -1,0 +1,226 @@
+using System.CommandLine;
+using Latchkey.Mcp;
+using Latchkey.OAuth;
+using Latchkey.Store;
+using Latchkey.Tokens;
+using Spectre.Console;
+
+namespace Latchkey.Cli;
+
+/// <summary>
+/// <c>latchkey mcp add|list|remove|stdio|config</c>: remote MCP servers behind OAuth, each signed into once and kept
+/// as its own record (the grant bound to the authorization server's issuer and the server's resource URI).
+/// </summary>
+internal static class McpCommands
+{
+    public static void AddTo(RootCommand root, CliApp app)
+    {
+        var mcp = new Command("mcp", "Remote MCP servers behind OAuth: sign in once, reach them through the gateway (/mcp/NAME) or a stdio bridge.");
+        mcp.Add(Add(app));
+        mcp.Add(List(app));
+        mcp.Add(Remove(app));
+        mcp.Add(Stdio(app));
+        mcp.Add(Config(app));
+        root.Add(mcp);
+    }
+
+    private static Command Add(CliApp app)
+    {
+        var name = new Argument<string>("NAME") { Description = "A name for the server, e.g. 'linear'; the proxy serves it at /mcp/NAME." };
+        var url = new Argument<string>("URL") { Description = "The MCP server's URL (its Streamable HTTP endpoint, or the legacy SSE URL)." };
+        var scope = new Option<string[]>("--scope") { Description = "Scopes to ask for (repeatable, or space-separated); default: what the server's 401 challenge asks for.", AllowMultipleArgumentsPerToken = true };
+        var clientId = new Option<string?>("--client-id") { Description = "A client id registered with the authorization server by hand." };
+        var secretStdin = new Option<bool>("--client-secret-stdin") { Description = "Read that client's secret from standard input." };
+        var cimd = new Option<string?>("--client-metadata-url") { Description = "An https Client ID Metadata Document URL to use as the client id." };
+        var device = new Option<bool>("--device") { Description = "Sign in with a code on another device (RFC 8628)." };
+        var noBrowser = new Option<bool>("--no-browser") { Description = "Print the sign-in URL on standard error instead of opening a browser." };
+        var transport = new Option<string?>("--transport") { Description = "streamable-http (default) or sse (the legacy HTTP+SSE transport; the default when the URL's path ends in /sse)." };
+        var command = new Command("add", "Probe an MCP server, discover its authorization server from the 401 challenge (RFC 9728), register, sign in and keep the grant.")
+        {
+            name, url, scope, clientId, secretStdin, cimd, device, noBrowser, transport,
+        };
+        command.SetAction(async (parse, ct) =>
+        {
+            var serverName = parse.GetValue(name)!;
+            if (CredentialNames.Validate(serverName) is { } nameProblem)
+            {
+                throw new CliException(ExitCodes.Usage, nameProblem);
+            }
+
+            if (!Http.UrlPolicy.TryParse(parse.GetValue(url), out var serverUrl, out var problem))
+            {
+                throw new CliException(ExitCodes.Usage, $"URL: {problem}", "Give the MCP server's https URL, e.g. https://mcp.example.com/mcp.");
+            }
+
+            var chosen = parse.GetValue(transport) ?? (serverUrl.AbsolutePath.EndsWith("/sse", StringComparison.Ordinal) ? McpTransports.Sse : McpTransports.StreamableHttp);
+            if (chosen is not (McpTransports.StreamableHttp or McpTransports.Sse))
+            {
+                throw new CliException(ExitCodes.Usage, $"--transport '{chosen}' is not one Latchkey speaks.", "Use --transport streamable-http or --transport sse.");
+            }
+
+            await using var store = app.OpenStore(parse);
+            if (await store.GetAsync(serverName, ct) is not null)
+            {
+                throw new CliException(ExitCodes.Failure, $"'{serverName}' already exists; nothing was changed.", $"Sign in to it again with 'latchkey login {serverName}', or remove it first: latchkey mcp remove {serverName}");
+            }
+
+            var secret = parse.GetValue(secretStdin) ? SecretInput.Read(app.Console, "Client secret (input hidden): ") : null;
+            var options = new SignInOptions
+            {
+                Name = serverName,
+                Resource = serverUrl,
+                Upstream = serverUrl.OriginalString,
+                Client = parse.GetValue(clientId) is not null || parse.GetValue(cimd) is not null
+                    ? new ClientChoice(parse.GetValue(clientId), secret, null, parse.GetValue(cimd))
+                    : ClientChoice.Dynamic,
+                Scopes = parse.GetValue(scope)?.SelectMany(s => s.Split(' ', StringSplitOptions.RemoveEmptyEntries)).ToList(),
+                Device = parse.GetValue(device),
+                McpTransport = chosen,
+            };
+
+            using var oauth = new OAuthServices(store, app.Time);
+            CredentialRecord record;
+            try
+            {
+                record = await oauth.SignIn.SignInAsync(options, new BrowserLauncher(app.Console.Error, parse.GetValue(noBrowser)), app.Console.Error, ct);
+            }
+            catch (OAuthException ex)
+            {
+                throw new CliException(ex.Code == "usage" ? ExitCodes.Usage : ExitCodes.Failure, ex.Message, $"Nothing was stored. ('{ex.Code}')");
+            }
+
+            var m = record.Metadata;
+            app.Console.Out.WriteLine($"Added MCP server '{record.Name}' ({m.McpTransport}) at {m.Upstream}, signed in at {m.Issuer}.");
+            app.Console.Out.WriteLine($"  resource: {m.Resource}; scopes granted: {(m.ScopesGranted.Count == 0 ? "(none named)" : string.Join(' ', m.ScopesGranted))}.");
+            app.Console.Out.WriteLine($"  Next: latchkey mcp config {record.Name} --client claude-code   (or cursor, vscode, claude-desktop)");
+            return ExitCodes.Success;
+        });
+        return command;
+    }
+
+    private static Command List(CliApp app)
+    {
+        var json = new Option<bool>("--json") { Description = "Print JSON (the status --json objects of the MCP servers)." };
+        var command = new Command("list", "List the MCP servers added with 'latchkey mcp add'.") { json };
+        command.SetAction(async (parse, ct) =>
+        {
+            await using var store = app.OpenStore(parse);
+            var now = app.Time.GetUtcNow();
+            var servers = (await store.ListAsync(ct)).Where(r => r.Metadata.McpTransport is not null).OrderBy(r => r.Name, StringComparer.Ordinal).ToList();
+            if (parse.GetValue(json))
+            {
+                CredentialCommands.WriteJson(app, servers.Select(r => CredentialView.From(r, now)).ToList());
+                return ExitCodes.Success;
+            }
+
+            if (servers.Count == 0)
+            {
+                app.Console.Out.WriteLine("No MCP servers yet. Add one with: latchkey mcp add NAME URL");
+                return ExitCodes.Success;
+            }
+
+            var table = CredentialCommands.NewTable("NAME", "STATE", "TRANSPORT", "URL", "SCOPES");
+            foreach (var r in servers)
+            {
+                var (state, _) = CredentialView.Derive(r, now);
+                var shown = state is "ok" or "expiring" && McpView.From(r, r.Metadata.McpTransport!).ScopesMissing.Count > 0 ? "needs-scope" : state;
+                table.AddRow(Markup.Escape(r.Name), shown is "ok" or "expiring" ? $"[green]{shown}[/]" : $"[red]{shown}[/]", r.Metadata.McpTransport!, Markup.Escape(r.Metadata.Upstream ?? "-"), Markup.Escape(string.Join(' ', r.Metadata.ScopesGranted)));
+            }
+
+            CredentialCommands.Render(app, table);
+            return ExitCodes.Success;
+        });
+        return command;
+    }
+
+    private static Command Remove(CliApp app)
+    {
+        var name = new Argument<string>("NAME") { Description = "The MCP server to remove: its grant is revoked at the authorization server first." };
+        var command = new Command("remove", "Revoke an MCP server's grant (RFC 7009) and remove its record.") { name };
+        command.SetAction(async (parse, ct) =>
+        {
+            var serverName = parse.GetValue(name)!;
+            await RequireMcpAsync(app, parse, serverName, ct);
+            return await LoginCommands.RemoveAsync(app, parse, serverName, ct);
+        });
+        return command;
+    }
+
+    private static Command Stdio(CliApp app)
+    {
+        var name = new Argument<string>("NAME") { Description = "The MCP server to bridge to." };
+        var command = new Command("stdio", "A stdio MCP server that forwards to the remote one with the stored grant: a drop-in for 'npx mcp-remote URL'. Logs go to standard error.") { name };
+        command.SetAction(async (parse, ct) =>
+        {
+            var serverName = parse.GetValue(name)!;
+            await using var store = app.OpenStore(parse);
+            var record = await store.GetAsync(serverName, ct) ?? throw CliException.NotFound(serverName);
+            if (record.Metadata.McpTransport is null)
+            {
+                throw NotMcp(serverName);
+            }
+
+            using var oauth = new OAuthServices(store, app.Time);
+            await using var bridge = new McpStdioBridge(record, store, oauth.Engine, app.Console.Error);
+            return await bridge.RunAsync(Console.OpenStandardInput(), Console.OpenStandardOutput(), ct);
+        });
+        return command;
+    }
+
+    private static Command Config(CliApp app)
+    {
+        var name = new Argument<string>("NAME") { Description = "The MCP server." };
+        var client = new Option<string>("--client") { Description = "claude-code, claude-desktop, cursor or vscode.", Required = true };
+        var via = new Option<string?>("--via") { Description = "stdio (the bridge command; the default for claude-desktop) or http (the gateway's /mcp/NAME with a new client key; the default for the others)." };
+        var gateway = new Option<string?>("--gateway") { Description = $"The gateway's base URL (default: the running gateway's, else http://127.0.0.1:{Gateway.GatewayOptions.DefaultPort})." };
+        var command = new Command("config", "Print the configuration snippet an MCP client needs to reach the server through Latchkey.") { name, client, via, gateway };
+        command.SetAction(async (parse, ct) =>
+        {
+            var serverName = parse.GetValue(name)!;
+            var target = McpClientConfig.Parse(parse.GetValue(client)!) ?? throw new CliException(ExitCodes.Usage, $"--client '{parse.GetValue(client)}' is not one Latchkey knows.", "Use --client claude-code, claude-desktop, cursor or vscode.");
+            var transport = parse.GetValue(via) ?? (target == McpClient.ClaudeDesktop ? "stdio" : "http");
+            if (transport is not ("stdio" or "http"))
+            {
+                throw new CliException(ExitCodes.Usage, $"--via '{transport}' is neither stdio nor http.", "Use --via stdio or --via http.");
+            }
+
+            await RequireMcpAsync(app, parse, serverName, ct);
+            var exe = Environment.ProcessPath ?? "latchkey";
+            string snippet;
+            if (transport == "stdio")
+            {
+                snippet = McpClientConfig.Stdio(target, serverName, exe);
+            }
+            else
+            {
+                var home = StoreHome.Resolve(parse.GetValue(CliApp.HomeOption));
+                var baseUrl = (parse.GetValue(gateway) ?? GatewayLocator.ReadInfo(home)?.Url ?? $"http://127.0.0.1:{Gateway.GatewayOptions.DefaultPort}").TrimEnd('/');
+                await using var store = app.OpenStore(parse);
+                var keyName = $"mcp-{serverName}-{McpClientConfig.Id(target)}-{app.Time.GetUtcNow():yyyyMMddHHmmss}";
+                var created = await store.CreateKeyAsync(keyName, [serverName], null, ct)
+                    ?? throw new CliException(ExitCodes.Failure, $"A client key named '{keyName}' already exists.", "Run the command again in a second.");
+                snippet = McpClientConfig.Http(target, serverName, $"{baseUrl}/mcp/{serverName}", created.Value);
+                app.Console.Error.WriteLine($"Created client key '{keyName}' (allows only '{serverName}'); it is in the snippet below and shown only this once. Revoke with: latchkey keys revoke {keyName}");
+                app.Console.Error.WriteLine("The gateway must be running: latchkey serve (or any 'latchkey run' starts it).");
+            }
+
+            app.Console.Error.WriteLine(McpClientConfig.Where(target, transport));
+            app.Console.Out.WriteLine(snippet);
+            return ExitCodes.Success;
+        });
+        return command;
+    }
+
+    private static async Task RequireMcpAsync(CliApp app, ParseResult parse, string name, CancellationToken ct)
+    {
+        await using var store = app.OpenStore(parse);
+        var record = await store.GetAsync(name, ct) ?? throw new CliException(ExitCodes.NotFound, $"No MCP server is named '{name}'.", "'latchkey mcp list' shows them; add one with: latchkey mcp add NAME URL");
+        if (record.Metadata.McpTransport is null)
+        {
+            throw NotMcp(name);
+        }
+    }
+
+    private static CliException NotMcp(string name) =>
+        new(ExitCodes.Usage, $"'{name}' is a credential, not an MCP server added with 'latchkey mcp add'.", $"Use 'latchkey remove {name}' / 'latchkey status {name}' for it, or add the MCP server under another name.");
+}

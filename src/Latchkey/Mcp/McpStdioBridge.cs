@@ -1,0 +1,557 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Latchkey.Store;
+using Latchkey.Tokens;
+using Microsoft.Extensions.Logging;
+
+namespace Latchkey.Mcp;
+
+/// <summary>
+/// <c>latchkey mcp stdio NAME</c>: a stdio MCP server for clients that only spawn processes, forwarding every
+/// JSON-RPC message (one per line on standard input) to the remote server and writing what it answers (JSON, or
+/// each SSE <c>message</c> event as it arrives) as lines on standard output — a drop-in for <c>npx mcp-remote URL</c>.
+/// </summary>
+/// <remarks>
+/// <para><b>Why a forwarding loop, not the ModelContextProtocol SDK's client.</b> The bridge must pass every message
+/// through unchanged (ids, progress tokens, capabilities, protocol version negotiation are the two ends' business);
+/// the SDK's client would terminate the protocol and re-originate it. The loop is faithful by construction.</para>
+/// <para><b>Tokens.</b> From the store through the token engine, so any number of bridges (and the gateway) share
+/// one grant and one refresh; a 401 forces one refresh (conditional on the refused token still being the stored
+/// one) and one retry. A 403 <c>insufficient_scope</c> is recorded and answered with a JSON-RPC error
+/// (<see cref="McpStepUp"/>). No browser is ever opened.</para>
+/// <para><b>Concurrency.</b> Requests after <c>initialize</c> are forwarded concurrently (a long tool call does not
+/// hold up the others); output lines are written whole, one at a time.</para>
+/// <para><b>Security.</b> Logs go to standard error and never hold a token or a message body.</para>
+/// </remarks>
+internal sealed partial class McpStdioBridge : IAsyncDisposable
+{
+    private readonly CredentialRecord _record;
+    private readonly ICredentialStore _store;
+    private readonly TokenEngine _engine;
+    private readonly ILoggerFactory _logs;
+    private readonly ILogger _log;
+    private readonly HttpClient _http;
+    private readonly SemaphoreSlim _write = new(1, 1);
+    private readonly Uri _url;
+    private Stream _stdout = Stream.Null;
+    private string? _session;
+    private string? _protocolVersion;
+    private Uri? _legacyEndpoint;
+
+    public McpStdioBridge(CredentialRecord record, ICredentialStore store, TokenEngine engine, TextWriter stderr)
+    {
+        _record = record;
+        _store = store;
+        _engine = engine;
+        _url = new Uri(record.Metadata.Upstream!);
+        _logs = LoggerFactory.Create(b => b.AddProvider(new StderrLoggerProvider(stderr)).SetMinimumLevel(LogLevel.Information));
+        _log = _logs.CreateLogger("latchkey.mcp.stdio");
+        _http = new HttpClient(new SocketsHttpHandler
+        {
+            UseProxy = false,
+            AllowAutoRedirect = false,
+            UseCookies = false,
+            ConnectTimeout = TimeSpan.FromSeconds(10),
+            AutomaticDecompression = DecompressionMethods.None,
+        })
+        {
+            Timeout = Timeout.InfiniteTimeSpan,
+        };
+    }
+
+    private string Name => _record.Name;
+
+    /// <summary>Runs until standard input ends (or <paramref name="ct"/>); returns the exit code.</summary>
+    public async Task<int> RunAsync(Stream stdin, Stream stdout, CancellationToken ct)
+    {
+        _stdout = stdout;
+        var shown = _url.GetLeftPart(UriPartial.Path);
+        Log.Started(_log, Name, _record.Metadata.McpTransport!, shown);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        Task? background = null;
+        if (_record.Metadata.McpTransport == McpTransports.Sse)
+        {
+            var opened = new TaskCompletionSource<Uri?>(TaskCreationOptions.RunContinuationsAsynchronously);
+            background = PumpLegacyAsync(opened, stop.Token);
+            _legacyEndpoint = await opened.Task.ConfigureAwait(false);
+            if (_legacyEndpoint is null)
+            {
+                return 1;
+            }
+        }
+
+        var inflight = new List<Task>();
+        using var reader = new StreamReader(stdin, new UTF8Encoding(false));
+        while (await reader.ReadLineAsync(ct).ConfigureAwait(false) is { } line)
+        {
+            if (string.IsNullOrWhiteSpace(line))
+            {
+                continue;
+            }
+
+            inflight.RemoveAll(t => t.IsCompleted);
+            var task = ForwardAsync(line, stop.Token);
+            if (_session is null && _legacyEndpoint is null && IsInitialize(line))
+            {
+                await task.ConfigureAwait(false); // the session id comes back on the initialize answer
+                if (_session is not null && background is null)
+                {
+                    background = PumpGetStreamAsync(stop.Token);
+                }
+            }
+            else
+            {
+                inflight.Add(task);
+            }
+        }
+
+        await Task.WhenAll(inflight).ConfigureAwait(false);
+        await stop.CancelAsync().ConfigureAwait(false);
+        if (background is not null)
+        {
+            await background.ConfigureAwait(false);
+        }
+
+        await EndSessionAsync().ConfigureAwait(false);
+        Log.Stopped(_log, Name);
+        return 0;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _http.Dispose();
+        _write.Dispose();
+        _logs.Dispose();
+        await Task.CompletedTask.ConfigureAwait(false);
+    }
+
+    private static bool IsInitialize(string line)
+    {
+        try
+        {
+            return JsonNode.Parse(line) is JsonObject o && o["method"]?.GetValue<string>() == "initialize";
+        }
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Sends one message (with a token, one retry after a 401) and writes what comes back.</summary>
+    private async Task ForwardAsync(string line, CancellationToken ct)
+    {
+        var body = Encoding.UTF8.GetBytes(line);
+        try
+        {
+            string? refused = null;
+            for (var attempt = 0; ; attempt++)
+            {
+                var token = await _engine.GetAccessTokenAsync(Name, refused is null ? null : _engine.Fingerprint(refused), ct).ConfigureAwait(false);
+                if (token.Status != TokenStatus.Ok || token.AccessToken is null)
+                {
+                    var why = token.Reason?.Code ?? token.Status.ToString();
+                    Log.NoToken(_log, Name, why);
+                    await ReplyErrorAsync(body, $"Latchkey has no usable token for '{Name}': {token.Reason?.Message ?? token.Status.ToString()} Run: {token.Reason?.Fix ?? $"latchkey login {Name}"}", ct).ConfigureAwait(false);
+                    return;
+                }
+
+                using var request = new HttpRequestMessage(HttpMethod.Post, _legacyEndpoint ?? _url) { Content = new ByteArrayContent(body) };
+                request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+                AddHeaders(request, token.AccessToken);
+                using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
+                if (response.StatusCode == HttpStatusCode.Unauthorized && attempt == 0)
+                {
+                    Log.Refreshing(_log, Name);
+                    refused = token.AccessToken;
+                    continue;
+                }
+
+                if (response.StatusCode == HttpStatusCode.Unauthorized)
+                {
+                    var wrong = McpStepUp.WrongAudience(token.AccessToken, _record.Metadata.Resource);
+                    var (code, message) = wrong
+                        ? ("wrong_audience", $"The MCP server '{Name}' refused the token: it was issued for another audience than {_record.Metadata.Resource}.")
+                        : ("token_rejected", $"The MCP server '{Name}' refused the token even after a refresh.");
+                    await _store.RecordUpstreamFailureAsync(Name, new UpstreamFailure(code, message, $"latchkey login {Name}", 401, null, DateTimeOffset.UtcNow), CancellationToken.None).ConfigureAwait(false);
+                    Log.Refused(_log, Name, code);
+                    await ReplyErrorAsync(body, $"{message} Run: latchkey login {Name}", ct).ConfigureAwait(false);
+                    return;
+                }
+
+                if (McpStepUp.Needed(response) is { } scopes)
+                {
+                    var current = await _store.GetAsync(Name, CancellationToken.None).ConfigureAwait(false) ?? _record;
+                    var message = await McpStepUp.RecordAsync(_store, current, scopes, TimeProvider.System, ct).ConfigureAwait(false);
+                    var asked = string.Join(' ', scopes);
+                    Log.StepUp(_log, Name, asked);
+                    await ReplyErrorAsync(body, message, ct).ConfigureAwait(false);
+                    return;
+                }
+
+                if (response.Headers.TryGetValues(McpTransports.SessionHeader, out var ids) && ids.FirstOrDefault() is { Length: > 0 } id)
+                {
+                    _session ??= id;
+                }
+
+                await RelayAsync(response, body, ct).ConfigureAwait(false);
+                return;
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+        }
+        catch (HttpRequestException ex)
+        {
+            var error = ex.HttpRequestError.ToString();
+            Log.Unreachable(_log, Name, error);
+            await ReplyErrorAsync(body, $"Latchkey could not reach the MCP server '{Name}' ({ex.HttpRequestError}).", CancellationToken.None).ConfigureAwait(false);
+        }
+    }
+
+    private void AddHeaders(HttpRequestMessage request, string accessToken)
+    {
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", accessToken);
+        request.Headers.Accept.ParseAdd("application/json");
+        request.Headers.Accept.ParseAdd("text/event-stream");
+        if (_session is not null)
+        {
+            request.Headers.TryAddWithoutValidation(McpTransports.SessionHeader, _session);
+        }
+
+        if (_protocolVersion is not null)
+        {
+            request.Headers.TryAddWithoutValidation(McpTransports.ProtocolVersionHeader, _protocolVersion);
+        }
+    }
+
+    /// <summary>Writes a JSON answer, or each SSE event as it arrives; a 202 has nothing to write.</summary>
+    private async Task RelayAsync(HttpResponseMessage response, byte[] request, CancellationToken ct)
+    {
+        var status = (int)response.StatusCode;
+        if (status is 202 or 204)
+        {
+            return;
+        }
+
+        var media = response.Content.Headers.ContentType?.MediaType;
+        if (response.IsSuccessStatusCode && media == "text/event-stream")
+        {
+            await using var stream = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
+            await foreach (var (eventName, data) in ReadEventsAsync(stream, ct).ConfigureAwait(false))
+            {
+                if (eventName is null or "message" && data.Length > 0)
+                {
+                    await WriteMessageAsync(data, ct).ConfigureAwait(false);
+                }
+            }
+
+            return;
+        }
+
+        var text = await response.Content.ReadAsStringAsync(ct).ConfigureAwait(false);
+        if (response.IsSuccessStatusCode && media == "application/json" && text.Length > 0)
+        {
+            await WriteMessageAsync(text, ct).ConfigureAwait(false);
+            return;
+        }
+
+        Log.UpstreamStatus(_log, Name, status);
+        var detail = TryRpcMessage(text);
+        await ReplyErrorAsync(request, $"The MCP server '{Name}' answered HTTP {status}{(detail is null ? "." : $": {detail}")}", ct).ConfigureAwait(false);
+    }
+
+    private static string? TryRpcMessage(string text)
+    {
+        try
+        {
+            return JsonNode.Parse(text) is JsonObject o ? (o["error"] as JsonObject)?["message"]?.GetValue<string>() ?? o["error"]?.ToString() : null;
+        }
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Writes one message as one line (re-serialised compactly when it spans lines), noting the negotiated protocol version.</summary>
+    private async Task WriteMessageAsync(string json, CancellationToken ct)
+    {
+        var line = json;
+        try
+        {
+            var node = JsonNode.Parse(json);
+            if (node is JsonObject o && o["result"] is JsonObject result && result["protocolVersion"] is JsonValue v && v.TryGetValue<string>(out var version))
+            {
+                _protocolVersion ??= version;
+            }
+
+            if (json.Contains('\n', StringComparison.Ordinal))
+            {
+                line = node?.ToJsonString() ?? json;
+            }
+        }
+        catch (JsonException)
+        {
+            return; // not JSON: nothing an MCP client could use
+        }
+
+        var bytes = Encoding.UTF8.GetBytes(line + "\n");
+        await _write.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+        try
+        {
+            await _stdout.WriteAsync(bytes, CancellationToken.None).ConfigureAwait(false);
+            await _stdout.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+        finally
+        {
+            _write.Release();
+        }
+
+        _ = ct;
+    }
+
+    private async Task ReplyErrorAsync(byte[] request, string message, CancellationToken ct)
+    {
+        if (McpStepUp.ErrorResponse(request, message) is { } error)
+        {
+            await WriteMessageAsync(Encoding.UTF8.GetString(error), ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Server-initiated messages on Streamable HTTP: the GET stream, when the server offers one.</summary>
+    private async Task PumpGetStreamAsync(CancellationToken ct)
+    {
+        try
+        {
+            var token = await _engine.GetAccessTokenAsync(Name, null, ct).ConfigureAwait(false);
+            if (token.AccessToken is null)
+            {
+                return;
+            }
+
+            using var request = new HttpRequestMessage(HttpMethod.Get, _url);
+            AddHeaders(request, token.AccessToken);
+            request.Headers.Accept.Clear();
+            request.Headers.Accept.ParseAdd("text/event-stream");
+            using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
+            if (!response.IsSuccessStatusCode)
+            {
+                return; // 405: the server sends nothing unasked
+            }
+
+            await using var stream = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
+            await foreach (var (eventName, data) in ReadEventsAsync(stream, ct).ConfigureAwait(false))
+            {
+                if (eventName is null or "message" && data.Length > 0)
+                {
+                    await WriteMessageAsync(data, ct).ConfigureAwait(false);
+                }
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or HttpRequestException or IOException)
+        {
+        }
+    }
+
+    /// <summary>The legacy transport: GET opens the stream; its <c>endpoint</c> event names where to POST (same origin only).</summary>
+    private async Task PumpLegacyAsync(TaskCompletionSource<Uri?> opened, CancellationToken ct)
+    {
+        try
+        {
+            string? refused = null;
+            for (var attempt = 0; attempt < 2; attempt++)
+            {
+                var token = await _engine.GetAccessTokenAsync(Name, refused is null ? null : _engine.Fingerprint(refused), ct).ConfigureAwait(false);
+                if (token.AccessToken is null)
+                {
+                    var why = token.Reason?.Code ?? token.Status.ToString();
+                    Log.NoToken(_log, Name, why);
+                    break;
+                }
+
+                using var request = new HttpRequestMessage(HttpMethod.Get, _url);
+                request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token.AccessToken);
+                request.Headers.Accept.ParseAdd("text/event-stream");
+                using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
+                if (response.StatusCode == HttpStatusCode.Unauthorized)
+                {
+                    refused = token.AccessToken;
+                    continue;
+                }
+
+                if (!response.IsSuccessStatusCode)
+                {
+                    Log.UpstreamStatus(_log, Name, (int)response.StatusCode);
+                    break;
+                }
+
+                await using var stream = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
+                await foreach (var (eventName, data) in ReadEventsAsync(stream, ct).ConfigureAwait(false))
+                {
+                    if (eventName == "endpoint")
+                    {
+                        var endpoint = new Uri(_url, data.Trim());
+                        if (!string.Equals(endpoint.GetLeftPart(UriPartial.Authority), _url.GetLeftPart(UriPartial.Authority), StringComparison.OrdinalIgnoreCase))
+                        {
+                            var origin = endpoint.GetLeftPart(UriPartial.Authority);
+                            Log.ForeignEndpoint(_log, Name, origin);
+                            break;
+                        }
+
+                        opened.TrySetResult(endpoint);
+                    }
+                    else if (data.Length > 0)
+                    {
+                        await WriteMessageAsync(data, ct).ConfigureAwait(false);
+                    }
+                }
+
+                break;
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or HttpRequestException or IOException)
+        {
+        }
+        finally
+        {
+            opened.TrySetResult(null);
+        }
+    }
+
+    /// <summary>Ends the Streamable HTTP session (DELETE), best-effort.</summary>
+    private async Task EndSessionAsync()
+    {
+        if (_session is null)
+        {
+            return;
+        }
+
+        try
+        {
+            var token = await _engine.GetAccessTokenAsync(Name, null, CancellationToken.None).ConfigureAwait(false);
+            if (token.AccessToken is null)
+            {
+                return;
+            }
+
+            using var request = new HttpRequestMessage(HttpMethod.Delete, _url);
+            AddHeaders(request, token.AccessToken);
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            using var response = await _http.SendAsync(request, timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or HttpRequestException)
+        {
+        }
+    }
+
+    /// <summary>Server-Sent Events (WHATWG): yields (event name or null, joined data) per dispatched event.</summary>
+    internal static async IAsyncEnumerable<(string? Event, string Data)> ReadEventsAsync(Stream stream, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+    {
+        using var reader = new StreamReader(stream, new UTF8Encoding(false));
+        string? eventName = null;
+        var data = new StringBuilder();
+        var hasData = false;
+        while (await reader.ReadLineAsync(ct).ConfigureAwait(false) is { } line)
+        {
+            if (line.Length == 0)
+            {
+                if (hasData)
+                {
+                    yield return (eventName, data.ToString());
+                }
+
+                eventName = null;
+                data.Clear();
+                hasData = false;
+                continue;
+            }
+
+            if (line[0] == ':')
+            {
+                continue;
+            }
+
+            var colon = line.IndexOf(':', StringComparison.Ordinal);
+            var field = colon < 0 ? line : line[..colon];
+            var value = colon < 0 ? string.Empty : line[(colon + 1)..];
+            if (value.StartsWith(' '))
+            {
+                value = value[1..];
+            }
+
+            if (field == "event")
+            {
+                eventName = value;
+            }
+            else if (field == "data")
+            {
+                if (hasData)
+                {
+                    data.Append('\n');
+                }
+
+                data.Append(value);
+                hasData = true;
+            }
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 510, Level = LogLevel.Information, Message = "bridging stdio to MCP server '{Server}' ({Transport}) at {Url}")]
+        public static partial void Started(ILogger logger, string server, string transport, string url);
+
+        [LoggerMessage(EventId = 511, Level = LogLevel.Information, Message = "standard input ended; bridge to '{Server}' stopped")]
+        public static partial void Stopped(ILogger logger, string server);
+
+        [LoggerMessage(EventId = 512, Level = LogLevel.Information, Message = "'{Server}' answered 401: refreshing once and retrying")]
+        public static partial void Refreshing(ILogger logger, string server);
+
+        [LoggerMessage(EventId = 513, Level = LogLevel.Warning, Message = "'{Server}' refused the token after a refresh ({Code}); run 'latchkey login {Server}'")]
+        public static partial void Refused(ILogger logger, string server, string code);
+
+        [LoggerMessage(EventId = 514, Level = LogLevel.Warning, Message = "'{Server}' needs more scope ({Scopes}); recorded, run 'latchkey login {Server}'")]
+        public static partial void StepUp(ILogger logger, string server, string scopes);
+
+        [LoggerMessage(EventId = 515, Level = LogLevel.Warning, Message = "no usable token for '{Server}' ({Code})")]
+        public static partial void NoToken(ILogger logger, string server, string code);
+
+        [LoggerMessage(EventId = 516, Level = LogLevel.Warning, Message = "'{Server}' could not be reached ({Error})")]
+        public static partial void Unreachable(ILogger logger, string server, string error);
+
+        [LoggerMessage(EventId = 517, Level = LogLevel.Warning, Message = "'{Server}' answered HTTP {Status}")]
+        public static partial void UpstreamStatus(ILogger logger, string server, int status);
+
+        [LoggerMessage(EventId = 518, Level = LogLevel.Warning, Message = "'{Server}' named a message endpoint on another origin ({Origin}); not followed")]
+        public static partial void ForeignEndpoint(ILogger logger, string server, string origin);
+    }
+
+    /// <summary>Writes log lines to standard error (never standard output, which carries the protocol).</summary>
+    private sealed class StderrLoggerProvider(TextWriter stderr) : ILoggerProvider
+    {
+        public ILogger CreateLogger(string categoryName) => new StderrLogger(stderr);
+
+        public void Dispose()
+        {
+        }
+
+        private sealed class StderrLogger(TextWriter stderr) : ILogger
+        {
+            public IDisposable? BeginScope<TState>(TState state)
+                where TState : notnull => null;
+
+            public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Information;
+
+            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+            {
+                lock (stderr)
+                {
+                    stderr.WriteLine($"latchkey mcp: {formatter(state, exception)}");
+                    stderr.Flush();
+                }
+            }
+        }
+    }
+}
