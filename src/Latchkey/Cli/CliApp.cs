@@ -128,6 +128,7 @@ internal sealed class CliApp(CliConsole console, TimeProvider time)
         ServeCommand.AddTo(root, this);
         KeyCommands.AddTo(root, this);
         RunCommand.AddTo(root, this);
+        DashboardCommand.AddTo(root, this);
         return root;
     }
 }
