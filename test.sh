@@ -12,7 +12,8 @@ log() { printf '==> %s\n' "$*" >&2; }
 #   PostgreSQL: the store tests initdb a private server into a temp folder; Debian puts initdb and pg_ctl in
 #   /usr/lib/postgresql/VERSION/bin, not on PATH.
 #   The OAuth tests run a real authorization server (npm oidc-provider) under Node.js.
-apt_needs=("/usr/lib/postgresql/*/bin/initdb:postgresql" node:nodejs npm:npm)
+#   The dashboard tests drive Debian's Chromium through Playwright (never a downloaded browser).
+apt_needs=("/usr/lib/postgresql/*/bin/initdb:postgresql" node:nodejs npm:npm chromium:chromium)
 missing=()
 have() {
   case "$1" in
@@ -45,6 +46,7 @@ fi
 log "installing the test peers (npm ci)"
 npm ci --prefix tests/peers --no-audit --no-fund --loglevel=error >/dev/null
 
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 # Playwright uses /usr/bin/chromium; it must never fetch a browser
 log "restoring NuGet packages"
 dotnet restore Latchkey.slnx --verbosity quiet
 log "building (Release)"

@@ -27,7 +27,7 @@ internal static class DashboardPages
             <head>
             <meta charset="utf-8">
             <meta name="viewport" content="width=device-width, initial-scale=1">
-            <meta name="referrer" content="no-referrer">
+            <meta name="referrer" content="same-origin">
             <title>{title} · Latchkey</title>
             <link rel="stylesheet" href="/ui/style.css">
             <script src="/ui/app.js" defer></script>
