@@ -117,6 +117,25 @@ public sealed class DashboardBrowserTests(ChromiumFixture chromium, ITestOutputH
     }
 
     [Fact]
+    public async Task Restore_EarlierVersion_BecomesCurrentAsANewVersionAndTheOutcomeIsSaid()
+    {
+        await using var world = await DashboardWorld.StartAsync(chromium, output);
+        await world.Gateway.AddApiKeyAsync("anthropic", "http://127.0.0.1:9", ApiKeySecret);
+        await world.Gateway.AddApiKeyAsync("anthropic", "http://127.0.0.1:10", ApiKeySecret + "-rotated", "--replace");
+        world.Secrets.AddRange([ApiKeySecret, ApiKeySecret + "-rotated"]);
+        var page = await world.SignInAsync();
+
+        await page.GetByText("Version history (1 earlier version)").ClickAsync();
+        await page.GetByRole(AriaRole.Button, new() { Name = "Restore version 1 of anthropic" }).ClickAsync();
+
+        await Assertions.Expect(page.Locator("#outcome")).ToContainTextAsync("Restored version 1 of 'anthropic'; it is now version 3.");
+        var restored = (await world.ReadAsync("anthropic"))!;
+        Assert.Equal((3L, "http://127.0.0.1:9", ApiKeySecret), (restored.Version, restored.Metadata.Upstream, restored.Secrets.ApiKey));
+        await Assertions.Expect(page.Locator("#cred-anthropic")).ToContainTextAsync("http://127.0.0.1:9");
+        await world.AssertNoSecretAsync(page);
+    }
+
+    [Fact]
     public async Task Reconnect_BrokenOAuthCredential_ReasonShownLiveThenBrowserSignsInAndGrantIsReplaced()
     {
         await using var world = await DashboardWorld.StartAsync(chromium, output, withPeer: true);
@@ -196,6 +215,16 @@ public sealed class DashboardBrowserTests(ChromiumFixture chromium, ITestOutputH
         {
             Assert.DoesNotContain(secret, world.Gateway.Log, StringComparison.Ordinal);
         }
+
+        // Remove: the grant is revoked at the authorization server (RFC 7009), then the record is gone.
+        var current = (await world.ReadAsync("mcp"))!;
+        await page.SetViewportSizeAsync(1100, 900);
+        await page.GetByText("Remove…").Last.ClickAsync();
+        await page.GetByRole(AriaRole.Button, new() { Name = "Remove mcp for good" }).ClickAsync();
+        await Assertions.Expect(page.Locator("#outcome")).ToContainTextAsync("Removed 'mcp' and its saved versions; its grant was revoked.");
+        Assert.Null(await world.ReadAsync("mcp"));
+        Assert.False((await peer.IntrospectAsync(current.Secrets.RefreshToken!)).GetProperty("active").GetBoolean());
+        await Assertions.Expect(page.Locator("#cred-mcp")).ToHaveCountAsync(0);
     }
 
     /// <summary>Every visible form control has a label, and a phone-width window needs no sideways scrolling.</summary>
