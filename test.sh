@@ -13,7 +13,8 @@ log() { printf '==> %s\n' "$*" >&2; }
 #   /usr/lib/postgresql/VERSION/bin, not on PATH.
 #   The OAuth tests run a real authorization server (npm oidc-provider) under Node.js.
 #   The ssh tests run a real OpenSSH server (a throwaway user and host key) and the system ssh client.
-apt_needs=("/usr/lib/postgresql/*/bin/initdb:postgresql" node:nodejs npm:npm /usr/sbin/sshd:openssh-server ssh:openssh-client curl:curl)
+#   The dashboard tests drive Debian's Chromium through Playwright (never a downloaded browser).
+apt_needs=("/usr/lib/postgresql/*/bin/initdb:postgresql" node:nodejs npm:npm /usr/sbin/sshd:openssh-server ssh:openssh-client curl:curl chromium:chromium)
 missing=()
 have() {
   case "$1" in
@@ -46,6 +47,7 @@ fi
 log "installing the test peers (npm ci)"
 npm ci --prefix tests/peers --no-audit --no-fund --loglevel=error >/dev/null
 
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 # Playwright uses /usr/bin/chromium; it must never fetch a browser
 log "restoring NuGet packages"
 dotnet restore Latchkey.slnx --verbosity quiet
 log "building (Release)"

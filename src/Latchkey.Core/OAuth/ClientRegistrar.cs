@@ -25,6 +25,10 @@ internal sealed class ClientRegistrar(OAuthHttp http)
     /// <summary>The redirect URI registered: loopback without a port, which matches any port (RFC 8252 §7.3).</summary>
     public const string RegisteredRedirectUri = "http://127.0.0.1/callback";
 
+    /// <summary>The gateway dashboard's redirect URI (<c>/ui/callback</c> on the gateway's loopback port), registered
+    /// alongside <see cref="RegisteredRedirectUri"/> so the dashboard can reconnect a credential.</summary>
+    public const string DashboardRedirectUri = "http://127.0.0.1/ui/callback";
+
     public async Task<(ClientRegistration Registration, string? Secret)> RegisterAsync(AuthorizationServerMetadata server, ClientChoice choice, bool deviceFlow, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(server);
@@ -81,7 +85,7 @@ internal sealed class ClientRegistrar(OAuthHttp http)
         {
             ["client_name"] = "Latchkey",
             ["application_type"] = "native",
-            ["redirect_uris"] = new JsonArray(RegisteredRedirectUri),
+            ["redirect_uris"] = new JsonArray(RegisteredRedirectUri, DashboardRedirectUri),
             ["grant_types"] = grantTypes,
             ["response_types"] = new JsonArray("code"),
             ["token_endpoint_auth_method"] = "none",

@@ -23,10 +23,18 @@ internal sealed class GrantFlows(OAuthHttp http, TokenEndpointClient tokens, Tim
     /// <summary>How long a sign-in waits for the browser to come back.</summary>
     public static readonly TimeSpan SignInTimeout = TimeSpan.FromMinutes(10);
 
-    public async Task<TokenSet> AuthorizationCodeAsync(GrantRequest request, BrowserLauncher browser, CancellationToken ct)
+    public Task<TokenSet> AuthorizationCodeAsync(GrantRequest request, BrowserLauncher browser, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(browser);
+        return AuthorizationCodeAsync(request, new LoopbackRedirect(browser), ct);
+    }
+
+    /// <summary>The authorization-code grant through <paramref name="redirect"/>, which this call owns and disposes.</summary>
+    public async Task<TokenSet> AuthorizationCodeAsync(GrantRequest request, IAuthorizationRedirect redirect, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(request);
-        ArgumentNullException.ThrowIfNull(browser);
+        ArgumentNullException.ThrowIfNull(redirect);
+        using var listener = redirect;
         var server = request.Server;
         if (server.AuthorizationEndpoint is null)
         {
@@ -35,7 +43,6 @@ internal sealed class GrantFlows(OAuthHttp http, TokenEndpointClient tokens, Tim
 
         var pkce = Pkce.Create();
         var state = Pkce.NewState();
-        using var listener = new LoopbackListener();
         var query = new List<KeyValuePair<string, string>>
         {
             new("response_type", "code"),
@@ -66,7 +73,7 @@ internal sealed class GrantFlows(OAuthHttp http, TokenEndpointClient tokens, Tim
 
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
         timeout.CancelAfter(SignInTimeout);
-        browser.Open(authorize);
+        listener.Open(authorize);
         string? failure = null;
         IReadOnlyDictionary<string, string> callback;
         try

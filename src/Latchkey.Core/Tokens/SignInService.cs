@@ -31,6 +31,14 @@ internal sealed record SignInOptions
 
     /// <summary>For <c>latchkey mcp add</c>: the MCP transport to record with the grant (in the same write).</summary>
     public string? McpTransport { get; init; }
+    /// <summary>Where the authorization-code grant sends the browser and hears back, when not the CLI's loopback
+    /// listener (the dashboard's <c>/ui/callback</c>). A dynamically registered client is registered again then, so
+    /// that the redirect URI is certainly one the server knows.</summary>
+    public Func<IAuthorizationRedirect>? Redirect { get; init; }
+
+    /// <summary>Refuse to store a grant that lacks a requested scope (other than <c>offline_access</c>): the stored
+    /// grant is replaced only by a complete one.</summary>
+    public bool RequireRequestedScopes { get; init; }
 }
 
 /// <summary>
@@ -90,7 +98,8 @@ internal sealed class SignInService(ICredentialStore store, OAuthHttp http, Disc
 
         // Reuse the stored registration for the same issuer unless another client was asked for (checklist D.15).
         var reuse = options.Client == ClientChoice.Dynamic && old?.Client is { } stored && old.Issuer == server.Issuer
-            && !(options.Device && stored.Source == "dcr");
+            && !(options.Device && stored.Source == "dcr")
+            && !(options.Redirect is not null && stored.Source == "dcr");
         var (client, secret) = reuse
             ? (old!.Client!, existing!.Secrets.ClientSecret)
             : await registrar.RegisterAsync(server, options.Client, options.Device, ct).ConfigureAwait(false);
@@ -108,11 +117,22 @@ internal sealed class SignInService(ICredentialStore store, OAuthHttp http, Disc
         {
             "client_credentials" => await flows.ClientCredentialsAsync(request, ct).ConfigureAwait(false),
             "device_code" => await flows.DeviceAsync(request, progress, ct).ConfigureAwait(false),
-            _ => await flows.AuthorizationCodeAsync(request, browser, ct).ConfigureAwait(false),
+            _ => options.Redirect is { } redirect
+                ? await flows.AuthorizationCodeAsync(request, redirect(), ct).ConfigureAwait(false)
+                : await flows.AuthorizationCodeAsync(request, browser, ct).ConfigureAwait(false),
         };
         if (!string.Equals(tokenSet.TokenType, "Bearer", StringComparison.OrdinalIgnoreCase))
         {
             throw new OAuthException("unsupported_token_type", $"{server.Issuer} issued a '{tokenSet.TokenType}' token; Latchkey sends Bearer tokens only. Nothing was changed.");
+        }
+
+        if (options.RequireRequestedScopes && tokenSet.Scope is { } grantedScope)
+        {
+            var missing = scopes.Except(grantedScope.Split(' ', StringSplitOptions.RemoveEmptyEntries), StringComparer.Ordinal).Where(s => s != "offline_access").ToList();
+            if (missing.Count > 0)
+            {
+                throw new OAuthException("scopes_incomplete", $"{server.Issuer} granted '{grantedScope}' but not {string.Join(", ", missing.Select(m => $"'{m}'"))}; the previous grant was kept. Nothing was changed.");
+            }
         }
 
         var lifetime = tokenSet.ExpiresIn is > 0 and <= 366L * 24 * 3600 ? TimeSpan.FromSeconds(tokenSet.ExpiresIn.Value)

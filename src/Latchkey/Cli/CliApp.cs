@@ -137,6 +137,7 @@ internal sealed class CliApp(CliConsole console, TimeProvider time)
         AuditCommand.AddTo(root, this);
         SshCommand.AddTo(root, this);
         McpCommands.AddTo(root, this);
+        DashboardCommand.AddTo(root, this);
         return root;
     }
 }

@@ -113,6 +113,7 @@ internal sealed class GatewayServer : IAsyncDisposable
         app.Map("/c/{credential}", credentialRoute.HandleAsync);
         app.Map("/r/{router}/{**rest}", routerRoute.HandleAsync);
         Mcp.McpProxyRoute.Map(app);
+        Dashboard.DashboardEndpoints.Map(app, store, home);
         app.MapFallback((HttpContext context) => GatewayErrors.WriteAsync(context, 404, "route_not_found",
             $"The gateway serves /c/CREDENTIAL/... and /r/ROUTER/...; '{context.Request.Path}' is neither.",
             "Point the agent's base URL at /c/NAME (for example with 'latchkey run --credential NAME -- AGENT')."));

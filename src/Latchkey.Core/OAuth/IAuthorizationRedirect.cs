@@ -1,0 +1,39 @@
+namespace Latchkey.OAuth;
+
+/// <summary>
+/// Where the browser is sent for the authorization-code grant and where it comes back: the CLI's RFC 8252 loopback
+/// listener (<see cref="LoopbackRedirect"/>), or the gateway's own <c>/ui/callback</c> route for the dashboard.
+/// </summary>
+/// <remarks>
+/// <para><b>Concurrency.</b> One instance serves one sign-in: <see cref="Open"/> once, then
+/// <see cref="WaitForCallbackAsync"/> once.</para>
+/// <para><b>Security.</b> The callback's query is handed to the grant flow, which checks <c>state</c> and <c>iss</c>
+/// before anything in it is used; an implementation never logs the query (it holds the authorization code).</para>
+/// </remarks>
+internal interface IAuthorizationRedirect : IDisposable
+{
+    /// <summary>The exact redirect URI sent in the authorization request and the code exchange.</summary>
+    string RedirectUri { get; }
+
+    /// <summary>Sends the person to the authorization URL (opens a browser, or redirects the one already there).</summary>
+    void Open(Uri authorizationUrl);
+
+    /// <summary>Waits for the redirect back, answers it with the page <paramref name="respond"/> describes, and returns
+    /// its query parameters.</summary>
+    Task<IReadOnlyDictionary<string, string>> WaitForCallbackAsync(Func<IReadOnlyDictionary<string, string>, (bool Ok, string Message)> respond, CancellationToken ct);
+}
+
+/// <summary>The CLI's redirect: a loopback listener on an ephemeral port, and the browser the launcher opens.</summary>
+internal sealed class LoopbackRedirect(BrowserLauncher browser) : IAuthorizationRedirect
+{
+    private readonly LoopbackListener _listener = new();
+
+    public string RedirectUri => _listener.RedirectUri;
+
+    public void Open(Uri authorizationUrl) => browser.Open(authorizationUrl);
+
+    public Task<IReadOnlyDictionary<string, string>> WaitForCallbackAsync(Func<IReadOnlyDictionary<string, string>, (bool Ok, string Message)> respond, CancellationToken ct) =>
+        _listener.WaitForCallbackAsync(respond, ct);
+
+    public void Dispose() => _listener.Dispose();
+}

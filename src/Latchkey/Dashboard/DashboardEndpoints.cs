@@ -1,0 +1,531 @@
+using System.Net;
+using System.Security.Cryptography;
+using System.Text;
+using Latchkey.Cli;
+using Latchkey.OAuth;
+using Latchkey.Store;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Latchkey.Dashboard;
+
+/// <summary>
+/// The dashboard at <c>/ui</c>: server-rendered pages over the gateway's store, for people (scripts use the CLI).
+/// </summary>
+/// <remarks>
+/// <para><b>Who may use it.</b> Only loopback peers (and the owner's Unix socket), and only with a <c>Host</c> that
+/// names the loopback interface (no DNS rebinding). Everyone else gets 403: the team option, with explicit admin
+/// credentials for a gateway shared over the network, is future work (docs/dashboard.md).</para>
+/// <para><b>Signing in.</b> <c>latchkey dashboard</c> mints a one-time token (<see cref="SignInLinks"/>); the page
+/// posts it to <c>/ui/session</c>, which sets an <c>HttpOnly; SameSite=Strict; Path=/ui</c> session cookie.</para>
+/// <para><b>Forgery.</b> Every state-changing request needs the session and its synchronizer token (form field
+/// <c>_csrf</c>, compared in constant time), and a same-origin <c>Origin</c> when the browser sends one.</para>
+/// <para><b>Secrets.</b> Pages are built from metadata only; the one secret a page ever shows is a client key, once,
+/// right after it is created. Responses are <c>no-store</c>; nothing secret reaches a URL or a log line.</para>
+/// </remarks>
+internal sealed partial class DashboardEndpoints
+{
+    private const int MaxFormBytes = 16 * 1024;
+    private readonly ILatchkeyStore _store;
+    private readonly StoreHome _home;
+    private readonly TimeProvider _time;
+    private readonly DashboardSessions _sessions;
+    private readonly Reconnects _reconnects;
+    private readonly IAuditSource? _audit;
+    private readonly ILogger _logger;
+    private readonly CancellationToken _stopping;
+
+    private DashboardEndpoints(ILatchkeyStore store, StoreHome home, IServiceProvider services)
+    {
+        _store = store;
+        _home = home;
+        _time = services.GetRequiredService<TimeProvider>();
+        _logger = services.GetRequiredService<ILoggerFactory>().CreateLogger("Latchkey.Dashboard");
+        _sessions = new DashboardSessions(_time);
+        _reconnects = new Reconnects(store, _time, _logger);
+        _audit = services.GetService<IAuditSource>();
+        _stopping = services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
+    }
+
+    /// <summary>Maps every <c>/ui</c> route onto <paramref name="app"/>.</summary>
+    public static void Map(WebApplication app, ILatchkeyStore store, StoreHome home)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        var ui = new DashboardEndpoints(store, home, app.Services);
+        app.Use(async (context, next) =>
+        {
+            if (!context.Request.Path.StartsWithSegments("/ui", StringComparison.Ordinal))
+            {
+                await next(context);
+            }
+            else if (ui.Guard(context) is { } refusal)
+            {
+                await refusal.ExecuteAsync(context);
+            }
+            else
+            {
+                await next(context);
+            }
+        });
+        var group = app.MapGroup("/ui");
+        group.MapGet("/", Page(ui.CredentialsPageAsync));
+        group.MapGet("/style.css", () => Results.Text(DashboardAssets.Css, "text/css; charset=utf-8"));
+        group.MapGet("/app.js", () => Results.Text(DashboardAssets.Script, "text/javascript; charset=utf-8"));
+        group.MapPost("/session", Page(ui.SignInAsync));
+        group.MapPost("/signout", Page(ui.SignOutAsync));
+        group.MapGet("/mcp", Page(ui.McpPageAsync));
+        group.MapGet("/keys", Page(ui.KeysPageAsync));
+        group.MapPost("/keys", Page(ui.CreateKeyAsync));
+        group.MapPost("/keys/{name}/revoke", ui.RevokeKeyAsync);
+        group.MapGet("/audit", Page(ui.AuditPageAsync));
+        group.MapPost("/credentials/{name}/reconnect", ui.ReconnectAsync);
+        group.MapPost("/credentials/{name}/remove", ui.RemoveAsync);
+        group.MapPost("/credentials/{name}/restore", ui.RestoreAsync);
+        group.MapGet("/callback", Page(ui.CallbackAsync));
+        group.MapGet("/events", ui.EventsAsync);
+    }
+
+    private static Delegate Page(Func<HttpContext, Task<IResult>> handler) => handler;
+
+    /// <summary>Refuses non-loopback peers and foreign hosts, and sets the headers every answer carries.</summary>
+    private HtmlResult? Guard(HttpContext context)
+    {
+        var response = context.Response;
+        response.Headers.CacheControl = "no-store";
+        response.Headers.XContentTypeOptions = "nosniff";
+        response.Headers.XFrameOptions = "DENY";
+        response.Headers["Referrer-Policy"] = "same-origin"; // not no-referrer: that makes Chromium send "Origin: null" on our own forms
+        response.Headers.ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'";
+        var remote = context.Connection.RemoteIpAddress;
+        if (remote is not null && !IPAddress.IsLoopback(remote))
+        {
+            LogRefused(_logger, context.Request.Path, "non-loopback peer");
+            return Page(403, "Not available from here", null, DashboardPages.Message("The Latchkey dashboard answers only on this machine (127.0.0.1). A dashboard for a shared team gateway, with its own admin sign-in, is not built yet."));
+        }
+
+        var host = context.Request.Host.Host;
+        if (host is not ("127.0.0.1" or "localhost" or "[::1]" or "::1"))
+        {
+            LogRefused(_logger, context.Request.Path, "foreign Host header");
+            return Page(403, "Wrong address", null, DashboardPages.Message("Open the dashboard at http://127.0.0.1 (run latchkey dashboard); it does not answer under other host names."));
+        }
+
+        if (HttpMethods.IsPost(context.Request.Method) && context.Request.Headers.Origin is { Count: > 0 } origin
+            && !string.Equals(origin.ToString(), $"{context.Request.Scheme}://{context.Request.Host}", StringComparison.OrdinalIgnoreCase))
+        {
+            LogRefused(_logger, context.Request.Path, "cross-origin form");
+            return Page(403, "Refused", null, DashboardPages.Message("This form came from another site, so it was refused. Nothing was changed."));
+        }
+
+        return null;
+    }
+
+    private async Task<IResult> CredentialsPageAsync(HttpContext context)
+    {
+        if (Session(context) is not { } session)
+        {
+            return Page(401, "Sign in", null, DashboardPages.SignIn(null));
+        }
+
+        var ct = context.RequestAborted;
+        var records = await _store.ListAsync(ct);
+        var history = new Dictionary<string, IReadOnlyList<CredentialVersion>>(StringComparer.Ordinal);
+        foreach (var r in records)
+        {
+            history[r.Name] = await _store.GetHistoryAsync(r.Name, ct);
+        }
+
+        var body = DashboardPages.Credentials(records, history, session, _time.GetUtcNow());
+        return await LayoutAsync("Credentials", "/ui/", session, session.TakeFlash(), body, ct);
+    }
+
+    private async Task<IResult> McpPageAsync(HttpContext context)
+    {
+        if (Session(context) is not { } session)
+        {
+            return Page(401, "Sign in", null, DashboardPages.SignIn(null));
+        }
+
+        var records = await _store.ListAsync(context.RequestAborted);
+        return await LayoutAsync("MCP servers", "/ui/mcp", session, session.TakeFlash(), DashboardPages.Mcp(records, _time.GetUtcNow()), context.RequestAborted);
+    }
+
+    private async Task<IResult> KeysPageAsync(HttpContext context)
+    {
+        if (Session(context) is not { } session)
+        {
+            return Page(401, "Sign in", null, DashboardPages.SignIn(null));
+        }
+
+        var ct = context.RequestAborted;
+        var flash = session.TakeFlash();
+        var body = DashboardPages.Keys(await _store.ListKeysAsync(ct), await _store.ListAsync(ct), session, flash, _time.GetUtcNow());
+        return await LayoutAsync("Client keys", "/ui/keys", session, flash is { NewKey: not null } ? flash with { Message = flash.Message } : flash, body, ct);
+    }
+
+    private async Task<IResult> AuditPageAsync(HttpContext context)
+    {
+        if (Session(context) is not { } session)
+        {
+            return Page(401, "Sign in", null, DashboardPages.SignIn(null));
+        }
+
+        if (_audit is null)
+        {
+            return Page(404, "No audit log", session, DashboardPages.Message("This store keeps no audit log."));
+        }
+
+        var entries = await _audit.RecentAsync(200, context.RequestAborted);
+        return await LayoutAsync("Audit log", "/ui/audit", session, session.TakeFlash(), DashboardPages.Audit(entries), context.RequestAborted);
+    }
+
+    private async Task<IResult> SignInAsync(HttpContext context)
+    {
+        var form = await ReadFormAsync(context);
+        if (form is null || !SignInLinks.TryRedeem(_home, form.GetValueOrDefault("token"), _time))
+        {
+            LogSignInRefused(_logger);
+            return Page(403, "Sign in", null, DashboardPages.SignIn("This sign-in link was already used or has expired (links work once, for two minutes). Run latchkey dashboard again for a new one."));
+        }
+
+        var (session, cookie) = _sessions.Create();
+        context.Response.Cookies.Append(DashboardSessions.CookieName, cookie, new CookieOptions
+        {
+            HttpOnly = true,
+            SameSite = SameSiteMode.Strict,
+            Path = "/ui",
+            Secure = false, // plain HTTP on loopback; the cookie never leaves this machine
+            MaxAge = DashboardSessions.Lifetime,
+            IsEssential = true,
+        });
+        session.SetFlash(new Flash(true, "Signed in. This browser stays signed in for 8 hours, or until the gateway restarts."));
+        LogSignedIn(_logger);
+        return Results.Redirect(DashboardPages.Root);
+    }
+
+    private async Task<IResult> SignOutAsync(HttpContext context)
+    {
+        if (await AuthorizeFormAsync(context) is not ({ } session, _))
+        {
+            return Forbidden();
+        }
+
+        _sessions.Remove(session);
+        context.Response.Cookies.Delete(DashboardSessions.CookieName, new CookieOptions { Path = "/ui" });
+        return Page(200, "Signed out", null, DashboardPages.SignIn("You are signed out. Run latchkey dashboard to sign in again."));
+    }
+
+    private async Task<IResult> CreateKeyAsync(HttpContext context)
+    {
+        if (await AuthorizeFormAsync(context) is not ({ } session, { } form))
+        {
+            return Forbidden();
+        }
+
+        var ct = context.RequestAborted;
+        var name = form.GetValueOrDefault("name")?.Trim() ?? string.Empty;
+        var allowed = (form.GetValueOrDefault("credentials") ?? string.Empty).Split([',', ' '], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Distinct(StringComparer.Ordinal).ToList();
+        DateTimeOffset? expiresAt = null;
+        string? problem = CredentialNames.Validate(name) is { } p ? p.Replace("credential", "key", StringComparison.Ordinal) : null;
+        if (problem is null && allowed.Count == 0)
+        {
+            problem = "Say which credentials the key may use (a name, several separated by commas, or * for all).";
+        }
+
+        if (problem is null && form.GetValueOrDefault("expires") is { Length: > 0 } expires)
+        {
+            try
+            {
+                expiresAt = _time.GetUtcNow() + Durations.Parse(expires, "Expires after");
+            }
+            catch (CliException ex)
+            {
+                problem = $"{ex.Message} {ex.Fix}";
+            }
+        }
+
+        if (problem is not null)
+        {
+            session.SetFlash(new Flash(false, $"The key was not created: {problem}"));
+            return Results.Redirect("/ui/keys");
+        }
+
+        var created = await _store.CreateKeyAsync(name, allowed, expiresAt, ct);
+        if (created is not { } c)
+        {
+            session.SetFlash(new Flash(false, $"The key was not created: a client key named '{name}' already exists. Choose another name, or revoke that one first."));
+            return Results.Redirect("/ui/keys");
+        }
+
+        LogAction(_logger, "create key", name);
+        session.SetFlash(new Flash(true, $"Created client key '{name}' for {string.Join(", ", allowed)}{(expiresAt is { } x ? $", working until {x:u}" : string.Empty)}.", name, c.Value));
+        return Results.Redirect("/ui/keys");
+    }
+
+    private async Task<IResult> RevokeKeyAsync(HttpContext context, string name)
+    {
+        if (await AuthorizeFormAsync(context) is not ({ } session, _))
+        {
+            return Forbidden();
+        }
+
+        var revoked = await _store.RevokeKeyAsync(name, context.RequestAborted);
+        LogAction(_logger, "revoke key", name);
+        session.SetFlash(revoked
+            ? new Flash(true, $"Revoked client key '{name}'. The gateway refuses it from now on (within a second).")
+            : new Flash(false, $"No active client key is named '{name}'; it may have been revoked already."));
+        return Results.Redirect("/ui/keys");
+    }
+
+    private async Task<IResult> RemoveAsync(HttpContext context, string name)
+    {
+        if (await AuthorizeFormAsync(context) is not ({ } session, _))
+        {
+            return Forbidden();
+        }
+
+        var ct = context.RequestAborted;
+        if (await _store.GetAsync(name, ct) is not { } record)
+        {
+            session.SetFlash(new Flash(false, $"No credential is named '{name}'; it may have been removed already."));
+            return Results.Redirect(DashboardPages.Root);
+        }
+
+        string? revoked;
+        using (var oauth = new OAuthServices(_store, _time))
+        {
+            revoked = await oauth.RevokeAsync(record, ct);
+        }
+
+        var removed = await _store.RemoveAsync(name, ct);
+        LogAction(_logger, "remove", name);
+        session.SetFlash(removed
+            ? new Flash(true, $"Removed '{name}' and its saved versions{(revoked is null ? "." : $"; its grant was {revoked}.")}")
+            : new Flash(false, $"'{name}' was removed by someone else meanwhile."));
+        return Results.Redirect(DashboardPages.Root);
+    }
+
+    private async Task<IResult> RestoreAsync(HttpContext context, string name)
+    {
+        if (await AuthorizeFormAsync(context) is not ({ } session, { } form))
+        {
+            return Forbidden();
+        }
+
+        if (!long.TryParse(form.GetValueOrDefault("version"), System.Globalization.CultureInfo.InvariantCulture, out var version)
+            || !long.TryParse(form.GetValueOrDefault("current"), System.Globalization.CultureInfo.InvariantCulture, out var current))
+        {
+            session.SetFlash(new Flash(false, "The restore form was incomplete (no version given). Nothing was changed."));
+            return Results.Redirect(DashboardPages.Root);
+        }
+
+        var result = await _store.RestoreAsync(name, version, WriteCondition.Version(current), context.RequestAborted);
+        LogAction(_logger, "restore", name);
+        session.SetFlash(result.Outcome switch
+        {
+            WriteOutcome.Written => new Flash(true, $"Restored version {version} of '{name}'; it is now version {result.Record!.Version}. The version it replaced is kept in the history."),
+            WriteOutcome.ConditionFailed => new Flash(false, $"'{name}' changed since the page was shown (it is now version {result.Record?.Version}); nothing was restored. Look again and retry."),
+            WriteOutcome.Quarantined => new Flash(false, $"Version {version} of '{name}' cannot be decrypted with this install's key, so it cannot be restored."),
+            _ => new Flash(false, $"'{name}' has no version {version}. Nothing was changed."),
+        });
+        return Results.Redirect(DashboardPages.Root + "#cred-" + Uri.EscapeDataString(name));
+    }
+
+    private async Task<IResult> ReconnectAsync(HttpContext context, string name)
+    {
+        if (await AuthorizeFormAsync(context) is not ({ } session, _))
+        {
+            return Forbidden();
+        }
+
+        var port = context.Connection.LocalPort;
+        if (port == 0)
+        {
+            session.SetFlash(new Flash(false, "Reconnect works from the dashboard's web address (http://127.0.0.1:PORT/ui/), not over the Unix socket."));
+            return Results.Redirect(DashboardPages.Root);
+        }
+
+        try
+        {
+            var authorize = await _reconnects.StartAsync(name, session.Id, $"http://127.0.0.1:{port}/ui/callback", _stopping);
+            LogAction(_logger, "reconnect started", name);
+            return Results.Redirect(authorize.AbsoluteUri);
+        }
+        catch (OAuthException ex)
+        {
+            LogReconnectRefused(_logger, name, ex.Code);
+            session.SetFlash(new Flash(false, $"Reconnecting '{name}' could not start: {ex.Message}"));
+            return Results.Redirect(DashboardPages.Root);
+        }
+        catch (Exception ex) when (ex is HttpRequestException or StoreException)
+        {
+            session.SetFlash(new Flash(false, $"Reconnecting '{name}' could not start: {ex.Message} Nothing was changed."));
+            return Results.Redirect(DashboardPages.Root);
+        }
+    }
+
+    /// <summary>The authorization server's redirect back. It arrives without the session cookie (a cross-site
+    /// navigation never carries a SameSite=Strict cookie), so it is matched by its <c>state</c>, and the page it
+    /// answers with sends the browser on to the dashboard from this origin, where the cookie applies again.</summary>
+    private async Task<IResult> CallbackAsync(HttpContext context)
+    {
+        var query = LoopbackListener.ParseQuery(context.Request.QueryString.Value ?? string.Empty);
+        var outcome = await _reconnects.CompleteAsync(query, context.RequestAborted);
+        if (outcome is not { } done)
+        {
+            return Page(400, "Sign-in not recognised", null, DashboardPages.Message("This sign-in answer matches no reconnect in progress: it is stale, was used already, or the gateway restarted. Nothing was changed; press Reconnect again."));
+        }
+
+        _sessions.FindById(done.SessionId)?.SetFlash(done.Outcome);
+        var body = Html.Of($"""
+            <div class="flash {(done.Outcome.Ok ? "ok" : "error")}" role="status" id="outcome"><p>{done.Outcome.Message}</p></div>
+            <p><a id="continue" href="/ui/#cred-{done.Credential}">Back to the dashboard</a></p>
+            """);
+        return new HtmlResult(done.Outcome.Ok ? 200 : 400, DashboardPages.Layout(done.Outcome.Ok ? "Reconnected" : "Reconnect failed", string.Empty, null, null, false, null, body), refresh: "2;url=/ui/");
+    }
+
+    /// <summary>Server-sent events: the store's fingerprint, sent at once and whenever it changes (checked every second).</summary>
+    private async Task EventsAsync(HttpContext context)
+    {
+        if (Session(context) is null)
+        {
+            context.Response.StatusCode = 401;
+            return;
+        }
+
+        context.Response.ContentType = "text/event-stream";
+        context.Response.Headers["X-Accel-Buffering"] = "no";
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, _stopping);
+        var ct = linked.Token;
+        string? sent = null;
+        var quiet = 0;
+        try
+        {
+            while (!ct.IsCancellationRequested)
+            {
+                var now = await FingerprintAsync(ct);
+                if (now != sent)
+                {
+                    await context.Response.WriteAsync($"data: {now}\n\n", ct);
+                    await context.Response.Body.FlushAsync(ct);
+                    sent = now;
+                    quiet = 0;
+                }
+                else if (++quiet >= 15)
+                {
+                    await context.Response.WriteAsync(": still here\n\n", ct);
+                    await context.Response.Body.FlushAsync(ct);
+                    quiet = 0;
+                }
+
+                await Task.Delay(TimeSpan.FromSeconds(1), _time, ct);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // the browser went away or the gateway is stopping
+        }
+        catch (StoreException)
+        {
+            // the store is unreachable: the page's script says live updates paused
+        }
+    }
+
+    /// <summary>A short digest of everything the pages show: a change to any credential or key changes it.</summary>
+    private async Task<string> FingerprintAsync(CancellationToken ct)
+    {
+        var text = new StringBuilder();
+        var now = _time.GetUtcNow();
+        foreach (var r in await _store.ListAsync(ct))
+        {
+            text.Append(r.Name).Append('|').Append(r.Version).Append('|').Append(CredentialView.Derive(r, now).State).Append('|').Append(r.UpdatedAt.UtcTicks)
+                .Append('|').Append(r.LastUpstreamFailure?.At.UtcTicks).Append('|').Append(r.Coordination.LastError?.At.UtcTicks).Append('\n');
+        }
+
+        foreach (var k in await _store.ListKeysAsync(ct))
+        {
+            text.Append(k.Name).Append('|').Append(k.StateAt(now)).Append('\n');
+        }
+
+        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())))[..16];
+    }
+
+    private async Task<IResult> LayoutAsync(string title, string current, DashboardSession session, Flash? flash, HtmlContent body, CancellationToken ct) =>
+        new HtmlResult(200, DashboardPages.Layout(title, current, session, await FingerprintAsync(ct), _audit is not null, flash, body));
+
+    private HtmlResult Page(int status, string title, DashboardSession? session, HtmlContent body) =>
+        new HtmlResult(status, DashboardPages.Layout(title, string.Empty, session, null, _audit is not null, null, body));
+
+    private HtmlResult Forbidden()
+    {
+        LogRefused(_logger, "/ui form", "no session or anti-forgery token");
+        return Page(403, "Refused", null, DashboardPages.Message("This request carried no valid sign-in or anti-forgery token, so it was refused. Nothing was changed. Reload the dashboard and try again, or run latchkey dashboard to sign in."));
+    }
+
+    private DashboardSession? Session(HttpContext context) => _sessions.Find(context.Request.Cookies[DashboardSessions.CookieName]);
+
+    /// <summary>The session and form of a state-changing request, or nulls when the session or its
+    /// anti-forgery token is missing or wrong.</summary>
+    private async Task<(DashboardSession?, Dictionary<string, string>?)> AuthorizeFormAsync(HttpContext context)
+    {
+        if (Session(context) is not { } session || await ReadFormAsync(context) is not { } form || !session.CheckAntiforgery(form.GetValueOrDefault("_csrf")))
+        {
+            return (null, null);
+        }
+
+        return (session, form);
+    }
+
+    private static async Task<Dictionary<string, string>?> ReadFormAsync(HttpContext context)
+    {
+        if (!context.Request.HasFormContentType || context.Request.ContentLength is > MaxFormBytes)
+        {
+            return null;
+        }
+
+        try
+        {
+            var form = await context.Request.ReadFormAsync(new Microsoft.AspNetCore.Http.Features.FormOptions { ValueCountLimit = 32, ValueLengthLimit = MaxFormBytes, MultipartBodyLengthLimit = MaxFormBytes }, context.RequestAborted);
+            return form.ToDictionary(f => f.Key, f => f.Value.ToString(), StringComparer.Ordinal);
+        }
+        catch (Exception ex) when (ex is InvalidDataException or IOException)
+        {
+            return null;
+        }
+    }
+
+    [LoggerMessage(10, LogLevel.Information, "Dashboard: a browser signed in with a one-time link")]
+    private static partial void LogSignedIn(ILogger logger);
+
+    [LoggerMessage(11, LogLevel.Warning, "Dashboard: refused a sign-in link (used, expired or unknown)")]
+    private static partial void LogSignInRefused(ILogger logger);
+
+    [LoggerMessage(12, LogLevel.Warning, "Dashboard: refused {Path}: {Reason}")]
+    private static partial void LogRefused(ILogger logger, string path, string reason);
+
+    [LoggerMessage(13, LogLevel.Information, "Dashboard: {Action} {Name}")]
+    private static partial void LogAction(ILogger logger, string action, string name);
+
+    [LoggerMessage(14, LogLevel.Warning, "Dashboard: reconnect of {Name} could not start: {Code}")]
+    private static partial void LogReconnectRefused(ILogger logger, string name, string code);
+
+    /// <summary>An HTML page answer.</summary>
+    private sealed class HtmlResult(int status, HtmlContent html, string? refresh = null) : IResult
+    {
+        public Task ExecuteAsync(HttpContext httpContext)
+        {
+            httpContext.Response.StatusCode = status;
+            httpContext.Response.ContentType = "text/html; charset=utf-8";
+            if (refresh is not null)
+            {
+                httpContext.Response.Headers["Refresh"] = refresh;
+            }
+
+            return httpContext.Response.WriteAsync(html.Value, httpContext.RequestAborted);
+        }
+    }
+}
