@@ -201,7 +201,7 @@ internal static class DashboardPages
             <caption>Earlier versions of {r.Name}; restoring one makes it current again as a new version</caption>
             <thead><tr><th scope="col">Version</th><th scope="col">State</th><th scope="col">Written</th><th scope="col"><span class="sr">Restore</span></th></tr></thead>
             <tbody>{Html.Join(history, v => Html.Of($"""
-                <tr><td>{v.Version}</td><td>{StateWords(SqliteCredentialStore.StateText(v.State))}</td><td>{Html.Time(v.WrittenAt)}</td><td>{(v.Readable
+                <tr><td>{v.Version}</td><td>{StateWords(RowCodec.StateText(v.State))}</td><td>{Html.Time(v.WrittenAt)}</td><td>{(v.Readable
                     ? Html.Of($"<form method=\"post\" action=\"/ui/credentials/{Uri.EscapeDataString(r.Name)}/restore\" class=\"inline\">{Csrf(session)}<input type=\"hidden\" name=\"version\" value=\"{v.Version}\"><input type=\"hidden\" name=\"current\" value=\"{r.Version}\"><button type=\"submit\" aria-label=\"Restore version {v.Version} of {r.Name}\">Restore</button></form>")
                     : Html.Of($"<span class=\"muted\">unreadable</span>"))}</td></tr>
                 """))}</tbody>

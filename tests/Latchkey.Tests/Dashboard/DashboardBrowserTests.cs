@@ -196,7 +196,7 @@ public sealed class DashboardBrowserTests(ChromiumFixture chromium, ITestOutputH
         await Assertions.Expect(page.Locator("#cred-mcp .badge")).ToHaveTextAsync(new System.Text.RegularExpressions.Regex("^working"));
 
         var second = (await world.ReadAsync("mcp"))!;
-        Assert.Equal("ok", Latchkey.Store.SqliteCredentialStore.StateText(second.State));
+        Assert.Equal("ok", Latchkey.Store.RowCodec.StateText(second.State));
         Assert.NotEqual(first.RefreshTokenFingerprint, second.RefreshTokenFingerprint);
         Assert.Contains("mcp:tools", second.Metadata.ScopesGranted);
         Assert.True((await peer.CountersAsync()).TokenRequests > beforeRequests);
