@@ -160,7 +160,7 @@ public sealed class SshCommandTests : IAsyncLifetime
         Assert.DoesNotContain("ran-anyway", result.Stdout, StringComparison.Ordinal);
     }
 
-    [SkippableSshFact]
+    [SkippableSshRunFact]
     public async Task Ssh_RemoteLatchkeyRun_UsesTheForwardedGateway()
     {
         await using var server = await SshServer.StartAsync();

@@ -244,13 +244,22 @@ internal sealed class SshServer : IAsyncDisposable
 
     private static async Task Cleanup(string user, string remoteHome, string root)
     {
-        try
+        for (var attempt = 0; ; attempt++)
         {
-            await Run("userdel", user);
-        }
-        catch (InvalidOperationException)
-        {
-            // a process of the user's may still be ending; the home folder goes anyway
+            KillProcessesOf(user);
+            try
+            {
+                await Run("userdel", user);
+                break;
+            }
+            catch (InvalidOperationException) when (attempt < 20)
+            {
+                await Task.Delay(100); // a killed process of the user's is still ending
+            }
+            catch (InvalidOperationException)
+            {
+                break; // the home folder goes anyway
+            }
         }
 
         foreach (var folder in new[] { remoteHome, root })
@@ -263,6 +272,54 @@ internal sealed class SshServer : IAsyncDisposable
             {
             }
         }
+    }
+
+    /// <summary>
+    /// Ends what the tests left running as the throwaway user (a remote command without a terminal outlives its
+    /// connection, as with any ssh), by process id: nothing else runs as that user.
+    /// </summary>
+    private static void KillProcessesOf(string user)
+    {
+        if (!int.TryParse(RunOutput("id", "-u", user), out var uid))
+        {
+            return;
+        }
+
+        foreach (var folder in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(folder), out var pid))
+            {
+                continue;
+            }
+
+            try
+            {
+                var owner = File.ReadLines(Path.Combine(folder, "status")).FirstOrDefault(l => l.StartsWith("Uid:", StringComparison.Ordinal));
+                if (owner is not null && owner.Split('\t', StringSplitOptions.RemoveEmptyEntries)[1] == uid.ToString(System.Globalization.CultureInfo.InvariantCulture))
+                {
+                    using var process = Process.GetProcessById(pid);
+                    process.Kill();
+                }
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException)
+            {
+                // gone meanwhile
+            }
+        }
+    }
+
+    private static string RunOutput(string exe, params string[] args)
+    {
+        var info = new ProcessStartInfo(exe) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in args)
+        {
+            info.ArgumentList.Add(a);
+        }
+
+        using var process = Process.Start(info)!;
+        var output = process.StandardOutput.ReadToEnd();
+        process.WaitForExit();
+        return output.Trim();
     }
 
     private static async Task Run(string exe, params string[] args)
