@@ -164,7 +164,7 @@ internal sealed partial class DashboardEndpoints
         var ct = context.RequestAborted;
         var flash = session.TakeFlash();
         var body = DashboardPages.Keys(await _store.ListKeysAsync(ct), await _store.ListAsync(ct), session, flash, _time.GetUtcNow());
-        return await LayoutAsync("Client keys", "/ui/keys", session, flash is { NewKey: not null } ? flash with { Message = flash.Message } : flash, body, ct);
+        return await LayoutAsync("Client keys", "/ui/keys", session, flash, body, ct);
     }
 
     private async Task<IResult> AuditPageAsync(HttpContext context)
@@ -323,7 +323,17 @@ internal sealed partial class DashboardEndpoints
             return Results.Redirect(DashboardPages.Root);
         }
 
-        var result = await _store.RestoreAsync(name, version, WriteCondition.Version(current), context.RequestAborted);
+        var ct = context.RequestAborted;
+        if (await _store.GetAsync(name, ct) is { Kind: CredentialKind.OAuth, RefreshTokenFingerprint: { } fingerprint }
+            && (await _store.GetHistoryAsync(name, ct)).FirstOrDefault(v => v.Version == version) is { } target
+            && !string.Equals(target.RefreshTokenFingerprint, fingerprint, StringComparison.Ordinal))
+        {
+            // As 'latchkey restore' without --force: a spent refresh token replayed can make the server revoke the grant.
+            session.SetFlash(new Flash(false, $"Version {version} of '{name}' holds a refresh token that has since been rotated; restoring it could make the server revoke the whole grant, so nothing was changed. Press Reconnect to sign in again (or, if you are sure, run latchkey restore {name} --version {version} --force)."));
+            return Results.Redirect(DashboardPages.Root + "#cred-" + Uri.EscapeDataString(name));
+        }
+
+        var result = await _store.RestoreAsync(name, version, WriteCondition.Version(current), ct);
         LogAction(_logger, "restore", name);
         session.SetFlash(result.Outcome switch
         {

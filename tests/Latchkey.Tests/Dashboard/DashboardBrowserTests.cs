@@ -216,9 +216,15 @@ public sealed class DashboardBrowserTests(ChromiumFixture chromium, ITestOutputH
             Assert.DoesNotContain(secret, world.Gateway.Log, StringComparison.Ordinal);
         }
 
+        // Restoring the version from before the reconnect would replay a rotated refresh token: refused, in words.
+        await page.SetViewportSizeAsync(1100, 900);
+        await page.Locator("#cred-mcp summary", new() { HasTextString = "Version history" }).ClickAsync();
+        await page.GetByRole(AriaRole.Button, new() { Name = $"Restore version {first.Version} of mcp" }).ClickAsync();
+        await Assertions.Expect(page.Locator("#outcome")).ToContainTextAsync("has since been rotated");
+        Assert.Equal(second.Version, (await world.ReadAsync("mcp"))!.Version);
+
         // Remove: the grant is revoked at the authorization server (RFC 7009), then the record is gone.
         var current = (await world.ReadAsync("mcp"))!;
-        await page.SetViewportSizeAsync(1100, 900);
         await page.GetByText("Remove…").Last.ClickAsync();
         await page.GetByRole(AriaRole.Button, new() { Name = "Remove mcp for good" }).ClickAsync();
         await Assertions.Expect(page.Locator("#outcome")).ToContainTextAsync("Removed 'mcp' and its saved versions; its grant was revoked.");
