@@ -101,6 +101,7 @@ internal sealed class GatewayServer : IAsyncDisposable
         services.AddSingleton<UpstreamExchange>();
         services.AddSingleton<CredentialRoute>();
         services.AddSingleton<ModelRouterRoute>();
+        services.AddSingleton<Dashboard.IAuditSource>(new Dashboard.StoreAuditSource(store));
 
         var app = builder.Build();
         var audit = new AuditWriter(store, options.AuditRetention, time, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Latchkey.Audit"));

@@ -86,6 +86,21 @@ public sealed class DashboardBrowserTests(ChromiumFixture chromium, ITestOutputH
 
         Assert.Equal(HttpStatusCode.Unauthorized, after);
         Assert.DoesNotContain(key, world.Gateway.Log, StringComparison.Ordinal);
+
+        // The audit page shows the store's audit log: the key's requests by its name, the refusals, never the key.
+        await page.GetByRole(AriaRole.Link, new() { Name = "Audit log" }).ClickAsync();
+        var served = page.Locator("tbody tr", new() { HasText = "laptop-agent" });
+        var refused = page.Locator("tbody tr", new() { HasText = "401" });
+        for (var i = 0; i < 50 && (await served.CountAsync() == 0 || await refused.CountAsync() == 0); i++)
+        {
+            await Task.Delay(200); // the gateway writes audit entries in the background, in batches
+            await page.ReloadAsync();
+        }
+
+        await Assertions.Expect(served.First).ToContainTextAsync("/c/anthropic");
+        await Assertions.Expect(refused.First).ToContainTextAsync("/c/anthropic");
+        await world.ScreenshotAsync(page, "audit");
+        await world.AssertNoSecretAsync(page);
     }
 
     [Fact]
