@@ -40,7 +40,8 @@ work=$(mktemp -d)
 chmod 700 "$work"
 pids=()
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  # SIGKILL: the simulated upstream's host cancels SIGTERM (it stops serving but its Main keeps waiting).
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$work"
 }
