@@ -40,8 +40,9 @@ work=$(mktemp -d)
 chmod 700 "$work"
 pids=()
 cleanup() {
-  # SIGKILL: the simulated upstream's host cancels SIGTERM (it stops serving but its Main keeps waiting).
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done  # nginx's master stops its workers on SIGTERM
+  # The simulated upstream's host cancels SIGTERM (it stops serving but its Main keeps waiting): SIGKILL it.
+  [ -z "${sim_pid:-}" ] || kill -9 "$sim_pid" 2>/dev/null || true
   wait 2>/dev/null || true
   rm -rf "$work"
 }
@@ -64,7 +65,8 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 log "starting the simulated upstream"
 "$sim_exe" --port 0 >"$work/sim.out" 2>&1 &
-pids+=($!)
+sim_pid=$!
+pids+=("$sim_pid")
 upstream=$(wait_for "$work/sim.out" '"url":"(http://[^"]+)"')
 
 log "starting latchkey serve on a fresh home"
