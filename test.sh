@@ -12,7 +12,7 @@ log() { printf '==> %s\n' "$*" >&2; }
 #   PostgreSQL: the store tests initdb a private server into a temp folder; Debian puts initdb and pg_ctl in
 #   /usr/lib/postgresql/VERSION/bin, not on PATH.
 #   The OAuth tests run a real authorization server (npm oidc-provider) under Node.js.
-apt_needs=("/usr/lib/postgresql/*/bin/initdb:postgresql" node:nodejs npm:npm)
+apt_needs=("/usr/lib/postgresql/*/bin/initdb:postgresql" node:nodejs npm:npm curl:curl)
 missing=()
 have() {
   case "$1" in
