@@ -40,7 +40,9 @@ work=$(mktemp -d)
 chmod 700 "$work"
 pids=()
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done  # nginx's master stops its workers on SIGTERM
+  # The simulated upstream's host cancels SIGTERM (it stops serving but its Main keeps waiting): SIGKILL it.
+  [ -z "${sim_pid:-}" ] || kill -9 "$sim_pid" 2>/dev/null || true
   wait 2>/dev/null || true
   rm -rf "$work"
 }
@@ -63,7 +65,8 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 log "starting the simulated upstream"
 "$sim_exe" --port 0 >"$work/sim.out" 2>&1 &
-pids+=($!)
+sim_pid=$!
+pids+=("$sim_pid")
 upstream=$(wait_for "$work/sim.out" '"url":"(http://[^"]+)"')
 
 log "starting latchkey serve on a fresh home"
@@ -106,7 +109,8 @@ http {
 }
 EOF
 "$nginx" -p "$work" -c "$work/nginx.conf" 2>"$work/nginx.out" &
-pids+=($!)
+nginx_pid=$!
+pids+=("$nginx_pid")
 for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$nginx_port/" && break; sleep 0.1; done
 
 cat >"$work/post.lua" <<'EOF'
@@ -133,15 +137,21 @@ rss() { awk -v f="$2" '$1 == f":" {printf "%.1f", $2 / 1024}' "/proc/$1/status";
 sleep 2
 idle_rss=$(rss "$lk_pid" VmRSS)
 
-# One wrk run: prints "req/s p50_ms p99_ms errors".
+# CPU time (clock ticks, user + system) used so far by the given processes.
+cpu_ticks() { local total=0 p f; for p in "$@"; do read -r -a f <"/proc/$p/stat" && total=$((total + f[13] + f[14])); done; echo "$total"; }
+proxy_pids() { case $1 in latchkey) echo "$lk_pid" ;; nginx) echo "$nginx_pid" $(pgrep -P "$nginx_pid") ;; *) ;; esac; }
+hz=$(getconf CLK_TCK)
+
+# One wrk run: prints "req/s p50_ms p99_ms requests errors".
 run_wrk() {
   local t=$1 c=$2 threads=$(($2 < 2 ? 1 : 2))
   BENCH_KEY=${keyof[$t]} wrk -t"$threads" -c"$c" -d"${seconds}s" --latency -s "$work/post.lua" "${url[$t]}" 2>&1 | awk '
     function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
     /Requests\/sec/ { rps = $2 }
+    / requests in / { n = $1 }
     $1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) }
     /Non-2xx|Socket errors/ { err = err $0 " " }
-    END { printf "%.0f %.3f %.3f %s\n", rps, p50, p99, (err == "" ? "-" : err) }'
+    END { printf "%.0f %.3f %.3f %d %s\n", rps, p50, p99, n, (err == "" ? "-" : err) }'
 }
 
 log "load: ${rounds} rounds x (1, 32 connections) x (direct, latchkey, nginx), ${seconds} s each, order rotated every round"
@@ -151,9 +161,13 @@ for ((r = 0; r < rounds; r++)); do
   for c in 1 32; do
     for ((i = 0; i < ${#targets[@]}; i++)); do
       t=${targets[$(((i + r) % ${#targets[@]}))]}
-      line=$(run_wrk "$t" "$c")
-      log "round $((r + 1)) $t c=$c: $line"
-      echo "$t $c $line" >>"$results"
+      procs=$(proxy_pids "$t")
+      before=$(cpu_ticks $procs)
+      read -r rps p50 p99 n err < <(run_wrk "$t" "$c")
+      after=$(cpu_ticks $procs)
+      cpu=$(awk -v d=$((after - before)) -v hz="$hz" -v n="$n" 'BEGIN {printf "%.1f", (n > 0 ? d / hz * 1e6 / n : 0)}')
+      log "round $((r + 1)) $t c=$c: $rps req/s, p50 $p50 ms, p99 $p99 ms, proxy CPU $cpu us/request, errors: $err"
+      echo "$t $c $rps $p50 $p99 $cpu $err" >>"$results"
     done
   done
 done
@@ -178,11 +192,11 @@ echo "- $(uname -sr); .NET SDK $(dotnet --version); $("$nginx" -v 2>&1 | sed 's#
 echo "- load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "- each cell: the median of $rounds wrk runs of ${seconds} s (POST /v1/messages, non-streamed JSON answer); the order of the three targets rotates every round"
 echo
-echo "| target | connections | requests/s | p50 ms | p99 ms |"
-echo "|---|---:|---:|---:|---:|"
+echo "| target | connections | requests/s | p50 ms | p99 ms | proxy CPU us/request |"
+echo "|---|---:|---:|---:|---:|---:|"
 for c in 1 32; do
   for t in "${targets[@]}"; do
-    echo "| $t | $c | $(median "$t" "$c" 3) | $(median "$t" "$c" 4) | $(median "$t" "$c" 5) |"
+    echo "| $t | $c | $(median "$t" "$c" 3) | $(median "$t" "$c" 4) | $(median "$t" "$c" 5) | $([ "$t" = direct ] && echo - || median "$t" "$c" 6) |"
   done
 done
 echo
@@ -195,6 +209,9 @@ echo "- added median latency at 1 connection: Latchkey $(calc '%.3f' "$ll - $dl"
 echo "- time to first SSE event (median / p99 of $sse_rounds): direct $(sse direct 2) / $(sse direct 3) ms, Latchkey $(sse latchkey 2) / $(sse latchkey 3) ms, nginx $(sse nginx 2) / $(sse nginx 3) ms;" \
   "added by Latchkey $(calc '%.3f' "$(sse latchkey 2) - $(sse direct 2)") ms, by nginx $(calc '%.3f' "$(sse nginx 2) - $(sse direct 2)") ms"
 echo "- Latchkey gateway resident memory: idle after start ${idle_rss} MiB; peak under load ${load_rss} MiB; after the load ${after_rss} MiB"
-if grep -v ' - *$' "$results" | grep -q .; then
-  echo "- errors reported by wrk: $(grep -v ' - *$' "$results" | tr '\n' ';')"
+for c in 1 32; do
+  echo "- proxy CPU per request at $c connection(s): Latchkey $(median latchkey "$c" 6) us, nginx $(median nginx "$c" 6) us (user + system time of the proxy's processes / requests served; less sensitive to machine load than requests/s)"
+done
+if awk 'NF > 7 || $7 != "-"' "$results" | grep -q .; then
+  echo "- errors reported by wrk: $(awk 'NF > 7 || $7 != "-"' "$results" | tr '\n' ';')"
 fi

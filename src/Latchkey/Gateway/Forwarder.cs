@@ -50,7 +50,7 @@ internal sealed class Forwarder(HttpMessageInvoker invoker, TimeSpan responseTim
     public async Task<(HttpResponseMessage? Response, ForwarderError Error, Exception? Exception)> SendAsync(
         HttpContext context, Uri target, RequestBody body, IReadOnlySet<string> skipRequestHeaders, Action<HttpRequestMessage> inject)
     {
-        using var request = new HttpRequestMessage(new HttpMethod(context.Request.Method), target)
+        using var request = new HttpRequestMessage(HttpMethod.Parse(context.Request.Method), target) // the shared instance for known methods
         {
             Version = HttpVersion.Version20,
             VersionPolicy = HttpVersionPolicy.RequestVersionOrLower,
@@ -116,7 +116,13 @@ internal sealed class Forwarder(HttpMessageInvoker invoker, TimeSpan responseTim
         var buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
         try
         {
-            await agent.StartAsync(context.RequestAborted).ConfigureAwait(false);
+            if (response.Content.Headers.ContentLength is null)
+            {
+                // A stream (SSE, chunked): the agent gets the headers now, before the first event. A body of known
+                // length goes out with its headers in one write instead.
+                await agent.StartAsync(context.RequestAborted).ConfigureAwait(false);
+            }
+
             if (!prefix.IsEmpty)
             {
                 await agent.Body.WriteAsync(prefix, context.RequestAborted).ConfigureAwait(false);
@@ -198,10 +204,11 @@ internal sealed class Forwarder(HttpMessageInvoker invoker, TimeSpan responseTim
                 continue;
             }
 
-            string[] values = header.Value!;
-            if (!request.Headers.TryAddWithoutValidation(name, values) && request.Content is not null)
+            var value = header.Value;
+            var added = value.Count == 1 ? request.Headers.TryAddWithoutValidation(name, value.ToString()) : request.Headers.TryAddWithoutValidation(name, (string[])value!);
+            if (!added && request.Content is not null)
             {
-                request.Content.Headers.TryAddWithoutValidation(name, values);
+                _ = value.Count == 1 ? request.Content.Headers.TryAddWithoutValidation(name, value.ToString()) : request.Content.Headers.TryAddWithoutValidation(name, (string[])value!);
             }
         }
     }
