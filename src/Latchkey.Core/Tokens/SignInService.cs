@@ -115,8 +115,7 @@ internal sealed class SignInService(ICredentialStore store, OAuthHttp http, Disc
             throw new OAuthException("unsupported_token_type", $"{server.Issuer} issued a '{tokenSet.TokenType}' token; Latchkey sends Bearer tokens only. Nothing was changed.");
         }
 
-        var lifetime = tokenSet.ExpiresIn is > 0 and <= 366L * 24 * 3600 ? TimeSpan.FromSeconds(tokenSet.ExpiresIn.Value)
-            : TokenEngine.JwtExpiry(tokenSet.AccessToken) is { } exp && exp > sentAt ? exp - sentAt : TimeSpan.FromHours(1);
+        var lifetime = TokenEngine.LifetimeOf(tokenSet, sentAt, TimeSpan.FromHours(1));
         var metadata = new CredentialPatch
         {
             ReplacesGrant = true,
