@@ -135,8 +135,7 @@ internal sealed class SignInService(ICredentialStore store, OAuthHttp http, Disc
             }
         }
 
-        var lifetime = tokenSet.ExpiresIn is > 0 and <= 366L * 24 * 3600 ? TimeSpan.FromSeconds(tokenSet.ExpiresIn.Value)
-            : TokenEngine.JwtExpiry(tokenSet.AccessToken) is { } exp && exp > sentAt ? exp - sentAt : TimeSpan.FromHours(1);
+        var lifetime = TokenEngine.LifetimeOf(tokenSet, sentAt, TimeSpan.FromHours(1));
         var metadata = new CredentialPatch
         {
             ReplacesGrant = true,

@@ -288,7 +288,7 @@ internal sealed class TokenEngine(ICredentialStore store, TokenEndpointClient to
 
     private async Task<TokenResult?> CommitAsync(CredentialRecord row, TokenSet tokenSet, DateTimeOffset sentAt, CancellationToken ct)
     {
-        var lifetime = Lifetime(tokenSet);
+        var lifetime = LifetimeOf(tokenSet, sentAt, _options.DefaultLifetime);
         var expiresAt = sentAt + lifetime;
         var refreshAfter = sentAt + TimeSpan.FromTicks((long)(lifetime.Ticks * (0.75 + (Random.Shared.NextDouble() * 0.10))));
         var bearer = string.Equals(tokenSet.TokenType, "Bearer", StringComparison.OrdinalIgnoreCase);
@@ -405,20 +405,23 @@ internal sealed class TokenEngine(ICredentialStore store, TokenEndpointClient to
         return parameters;
     }
 
-    /// <summary>The token's lifetime: <c>expires_in</c> when sane, else the JWT's <c>exp</c>, else the default.</summary>
-    private TimeSpan Lifetime(TokenSet tokenSet)
+    /// <summary>
+    /// How long a token set lives, counted from <paramref name="sentAt"/> (when its request was sent):
+    /// <c>expires_in</c> when sane, but never past the JWT's own <c>exp</c>. A JWT's <c>exp</c> is in whole seconds
+    /// from an <c>iat</c> rounded down, so it can fall up to a second before <c>sentAt + expires_in</c>; with short
+    /// lifetimes, trusting <c>expires_in</c> alone hands out tokens the resource server already refuses.
+    /// Without <c>expires_in</c>: the JWT's <c>exp</c>, else <paramref name="fallback"/>.
+    /// </summary>
+    internal static TimeSpan LifetimeOf(TokenSet tokenSet, DateTimeOffset sentAt, TimeSpan fallback)
     {
+        var jwtLeft = JwtExpiry(tokenSet.AccessToken) is { } exp && exp > sentAt ? exp - sentAt : (TimeSpan?)null;
         if (tokenSet.ExpiresIn is > 0 and <= 366L * 24 * 3600)
         {
-            return TimeSpan.FromSeconds(tokenSet.ExpiresIn.Value);
+            var declared = TimeSpan.FromSeconds(tokenSet.ExpiresIn.Value);
+            return jwtLeft is { } left && left < declared ? left : declared;
         }
 
-        if (JwtExpiry(tokenSet.AccessToken) is { } exp && exp > time.GetUtcNow())
-        {
-            return exp - time.GetUtcNow();
-        }
-
-        return _options.DefaultLifetime;
+        return jwtLeft ?? fallback;
     }
 
     /// <summary>Reads <c>exp</c> from a JWT's payload, for scheduling only (the signature is the resource server's business).</summary>

@@ -19,8 +19,8 @@ namespace Latchkey.Mcp;
 /// through unchanged (ids, progress tokens, capabilities, protocol version negotiation are the two ends' business);
 /// the SDK's client would terminate the protocol and re-originate it. The loop is faithful by construction.</para>
 /// <para><b>Tokens.</b> From the store through the token engine, so any number of bridges (and the gateway) share
-/// one grant and one refresh; a 401 forces one refresh (conditional on the refused token still being the stored
-/// one) and one retry. A 403 <c>insufficient_scope</c> is recorded and answered with a JSON-RPC error
+/// one grant and one refresh; a 401 forces a refresh (conditional on the refused token still being the stored
+/// one) and a retry, at most twice per message. A 403 <c>insufficient_scope</c> is recorded and answered with a JSON-RPC error
 /// (<see cref="McpStepUp"/>). No browser is ever opened.</para>
 /// <para><b>Concurrency.</b> Requests after <c>initialize</c> are forwarded concurrently (a long tool call does not
 /// hold up the others); output lines are written whole, one at a time.</para>
@@ -162,7 +162,10 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
                 request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
                 AddHeaders(request, token.AccessToken);
                 using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
-                if (response.StatusCode == HttpStatusCode.Unauthorized && attempt == 0)
+                // Up to two forced refreshes: the engine refreshes only while the refused token is still the stored
+                // one, so a 401 for a token another process already replaced is retried with its replacement, and
+                // that replacement (handed out with little life left on a loaded machine) gets one refresh of its own.
+                if (response.StatusCode == HttpStatusCode.Unauthorized && attempt < 2)
                 {
                     Log.Refreshing(_log, Name);
                     refused = token.AccessToken;

@@ -60,13 +60,16 @@ public sealed class McpRealServerTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task Proxy_SdkClientThroughConfigSnippet_ListsCallsStreamsProgressAndPassesSessionHeaders()
+    public async Task Proxy_SdkClientThroughConfigSnippet_RefusedWithoutKeyThenListsCallsStreamsProgressAndPassesSessionHeaders()
     {
         await using var world = await McpWorld.StartAsync(output);
         await world.AddAsync("tracker", world.Mcp.Url);
         await using var gateway = await GatewayProcess.StartAsync(world.Latchkey.TempHome);
         var (url, authorization) = await ConfigHttpAsync(world, "tracker", gateway.Url);
         await world.Mcp.ResetCountersAsync();
+        var keyless = await world.ClientAsync(Whoami, "http", url);
+        Assert.False(keyless.GetProperty("ok").GetBoolean(), keyless.ToString());
+        Assert.Empty((await world.Mcp.CountersAsync()).GetProperty("requests").EnumerateArray()); // refused at the gateway
 
         var run = await world.ClientAsync(
             new object[] { new { name = "whoami" }, new { name = "count", args = new { steps = 4, delayMs = 300 }, progress = true } },
@@ -89,20 +92,6 @@ public sealed class McpRealServerTests(ITestOutputHelper output)
         Assert.Contains(seen, r => r.GetProperty("method").GetString() == "DELETE");
         Assert.Equal(1, (await world.Mcp.CountersAsync()).GetProperty("sessionsDeleted").GetInt32());
         Assert.DoesNotContain(authorization["Bearer ".Length..], gateway.Log, StringComparison.Ordinal);
-    }
-
-    [Fact]
-    public async Task Proxy_WithoutClientKey_RefusedAndNothingReachesTheServer()
-    {
-        await using var world = await McpWorld.StartAsync(output);
-        await world.AddAsync("tracker", world.Mcp.Url);
-        await using var gateway = await GatewayProcess.StartAsync(world.Latchkey.TempHome);
-        await world.Mcp.ResetCountersAsync();
-
-        var run = await world.ClientAsync(Whoami, "http", $"{gateway.Url}/mcp/tracker");
-
-        Assert.False(run.GetProperty("ok").GetBoolean(), run.ToString());
-        Assert.Empty((await world.Mcp.CountersAsync()).GetProperty("requests").EnumerateArray());
     }
 
     [Fact]
@@ -284,44 +273,44 @@ public sealed class McpRealServerTests(ITestOutputHelper output)
         Assert.Equal(4, (await world.Latchkey.RunAsync("mcp", "remove", "tracker")).ExitCode);
     }
 
-    [Theory]
-    [InlineData("claude-code", "mcpServers", "http")]
-    [InlineData("cursor", "mcpServers", null)]
-    [InlineData("vscode", "servers", "http")]
-    public async Task McpConfig_Http_SnippetShapeAndItsKeyAllowsOnlyThatServer(string client, string top, string? type)
+    [Fact]
+    public async Task McpConfig_EveryClient_SnippetShapesAndTheirKeysAllowOnlyThatServer()
     {
         await using var world = await McpWorld.StartAsync(output);
         await world.AddAsync("tracker", world.Mcp.Url);
 
-        var result = await world.Latchkey.RunAsync("mcp", "config", "tracker", "--client", client, "--gateway", "http://127.0.0.1:7999");
+        foreach (var (client, top, type) in new[] { ("claude-code", "mcpServers", "http"), ("cursor", "mcpServers", null), ("vscode", "servers", "http") })
+        {
+            var result = await world.Latchkey.RunAsync("mcp", "config", "tracker", "--client", client, "--gateway", "http://127.0.0.1:7999");
 
-        Assert.Equal(0, result.ExitCode);
-        using var json = JsonDocument.Parse(result.Stdout);
-        var server = json.RootElement.GetProperty(top).GetProperty("tracker");
-        Assert.Equal("http://127.0.0.1:7999/mcp/tracker", server.GetProperty("url").GetString());
-        Assert.Equal(type, server.TryGetProperty("type", out var t) ? t.GetString() : null);
-        Assert.StartsWith("Bearer lk_", server.GetProperty("headers").GetProperty("Authorization").GetString(), StringComparison.Ordinal);
+            Assert.Equal(0, result.ExitCode);
+            using var json = JsonDocument.Parse(result.Stdout);
+            var server = json.RootElement.GetProperty(top).GetProperty("tracker");
+            Assert.Equal("http://127.0.0.1:7999/mcp/tracker", server.GetProperty("url").GetString());
+            Assert.Equal(type, server.TryGetProperty("type", out var t) ? t.GetString() : null);
+            Assert.StartsWith("Bearer lk_", server.GetProperty("headers").GetProperty("Authorization").GetString(), StringComparison.Ordinal);
+        }
+
         var keys = await world.Latchkey.RunAsync("keys", "list", "--json");
         using var list = JsonDocument.Parse(keys.Stdout);
-        Assert.Equal(["tracker"], list.RootElement[0].GetProperty("credentials").EnumerateArray().Select(c => c.GetString()!).ToArray());
-    }
+        Assert.Equal(3, list.RootElement.GetArrayLength());
+        Assert.All(list.RootElement.EnumerateArray(), k => Assert.Equal(["tracker"], k.GetProperty("credentials").EnumerateArray().Select(c => c.GetString()!).ToArray()));
 
-    [Theory]
-    [InlineData("claude-desktop", "mcpServers")]
-    [InlineData("vscode", "servers")]
-    public async Task McpConfig_Stdio_SnippetRunsTheBridgeAndHoldsNoSecret(string client, string top)
-    {
-        await using var world = await McpWorld.StartAsync(output);
-        await world.AddAsync("tracker", world.Mcp.Url);
+        foreach (var (client, top) in new[] { ("claude-desktop", "mcpServers"), ("vscode", "servers") })
+        {
+            var result = await world.Latchkey.RunAsync("mcp", "config", "tracker", "--client", client, "--via", "stdio");
 
-        var result = await world.Latchkey.RunAsync("mcp", "config", "tracker", "--client", client, "--via", "stdio");
+            Assert.Equal(0, result.ExitCode);
+            using var json = JsonDocument.Parse(result.Stdout);
+            var server = json.RootElement.GetProperty(top).GetProperty("tracker");
+            Assert.EndsWith("latchkey", server.GetProperty("command").GetString(), StringComparison.Ordinal);
+            Assert.Equal(["mcp", "stdio", "tracker"], server.GetProperty("args").EnumerateArray().Select(a => a.GetString()!).ToArray());
+            Assert.DoesNotContain("lk_", result.Stdout, StringComparison.Ordinal);
+        }
 
-        Assert.Equal(0, result.ExitCode);
-        using var json = JsonDocument.Parse(result.Stdout);
-        var server = json.RootElement.GetProperty(top).GetProperty("tracker");
-        Assert.EndsWith("latchkey", server.GetProperty("command").GetString(), StringComparison.Ordinal);
-        Assert.Equal(["mcp", "stdio", "tracker"], server.GetProperty("args").EnumerateArray().Select(a => a.GetString()!).ToArray());
-        Assert.DoesNotContain("lk_", result.Stdout, StringComparison.Ordinal);
+        var unknown = await world.Latchkey.RunAsync("mcp", "config", "tracker", "--client", "emacs");
+        Assert.Equal(2, unknown.ExitCode);
+        Assert.Contains("claude-code, claude-desktop, cursor or vscode", unknown.Stderr, StringComparison.Ordinal);
     }
 
     /// <summary>Progress notifications arrived one by one while the tool ran, not all at once at the end.</summary>

@@ -53,6 +53,35 @@ try {
       out.calls.push({ name: c.name, ok: false, error: String(e.message ?? e), code: e.code ?? null, progress, ms: Date.now() - t0 });
     }
   }
+  if (env.MCP_SOAK_SECONDS) {
+    // bench/mcp-soak.sh: whoami every 100 ms for the given time; count what failed and why.
+    const until = Date.now() + Number(env.MCP_SOAK_SECONDS) * 1000;
+    out.soak = { calls: 0, failed: 0, errors: {} };
+    while (Date.now() < until) {
+      out.soak.calls++;
+      try {
+        const r = await client.callTool({ name: 'whoami', arguments: {} });
+        if (r.isError) throw new Error(r.content?.[0]?.text ?? 'tool error');
+      } catch (e) {
+        out.soak.failed++;
+        const k = String(e.message ?? e).slice(0, 120);
+        out.soak.errors[k] = (out.soak.errors[k] ?? 0) + 1;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  if (env.MCP_BENCH) {
+    // bench/mcp-latency.sh: N sequential tools/call echo round trips after a warm-up of 5.
+    const n = Number(env.MCP_BENCH);
+    const times = [];
+    for (let i = 0; i < n + 5; i++) {
+      const t0 = process.hrtime.bigint();
+      await client.callTool({ name: 'echo', arguments: { text: `ping ${i}` } });
+      if (i >= 5) times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+    times.sort((a, b) => a - b);
+    out.bench = { n, medianMs: times[Math.floor(n / 2)], p90Ms: times[Math.floor(n * 0.9)] };
+  }
   if (mode === 'http') await transport.terminateSession();
   out.ok = true;
 } catch (e) {
