@@ -104,6 +104,37 @@ public sealed class DashboardBrowserTests(ChromiumFixture chromium, ITestOutputH
     }
 
     [Fact]
+    public async Task Credentials_UpstreamRefusedTheKey_LastFailureShownWithItsRequestIdAndWhatToDo()
+    {
+        await using var upstream = new Latchkey.UpstreamSim.SimulatedUpstream();
+        await upstream.StartAsync();
+        await using var world = await DashboardWorld.StartAsync(chromium, output);
+        await world.Gateway.AddApiKeyAsync("anthropic", upstream.Url, ApiKeySecret, "--header", "x-api-key", "--format", "{secret}");
+        world.Secrets.Add(ApiKeySecret);
+        var key = await world.Gateway.CreateKeyAsync("agent", "anthropic");
+        world.Secrets.Add(key);
+        var page = await world.SignInAsync();
+
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/c/anthropic/v1/messages")
+        {
+            Content = new StringContent("""{"model":"claude-sonnet-4-5","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}""", System.Text.Encoding.UTF8, "application/json"),
+        };
+        request.Headers.Add("x-api-key", key);
+        request.Headers.Add("sim-scenario", "auth_error");
+        using var response = await world.Gateway.Http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+        var requestId = response.Headers.GetValues("request-id").Single();
+
+        // The page updates by itself (server-sent events) when the gateway records the failure.
+        var failure = page.Locator("#cred-anthropic .upstream-failure");
+        await Assertions.Expect(failure).ToContainTextAsync("HTTP 401");
+        await Assertions.Expect(failure.Locator(".request-id")).ToHaveTextAsync(requestId);
+        await Assertions.Expect(failure).ToContainTextAsync("What to do");
+        await world.ScreenshotAsync(page, "credentials-upstream-failure");
+        await world.AssertNoSecretAsync(page);
+    }
+
+    [Fact]
     public async Task Forms_WithoutOrWithWrongAntiforgeryToken_RefusedAndNothingChanges()
     {
         await using var world = await DashboardWorld.StartAsync(chromium, output);
