@@ -60,7 +60,14 @@ set +e
 dotnet test Latchkey.slnx -c Release --no-build --verbosity quiet --results-directory "$results" \
   --logger trx --logger "console;verbosity=normal" 2>&1 \
   | tee "$results/console.log" \
-  | grep -E '^\s+(Failed|Skipped) |^\s+(Error Message|Stack Trace)|^Test Run|^Total tests|^\s+(Passed|Failed|Skipped): ' >&2
+  | awk '
+      # Failures and skips with their message and the top of the stack trace; each project summary.
+      /^[[:space:]]+(Passed|Failed|Skipped) [A-Za-z]/ { show = ($1 != "Passed"); lines = 0 }
+      /^[[:space:]]+Stack Trace:/ { lines = 0; trace = 1 }
+      /^Test Run|^Total tests|^[[:space:]]+(Passed|Failed|Skipped): / { print; show = 0; next }
+      show && (!trace || lines++ < 6) { print }
+      /^[[:space:]]+(Passed|Failed|Skipped) [A-Za-z]/ { trace = 0 }
+    ' >&2
 status=${PIPESTATUS[0]}
 set -e
 passed=0 failed=0 skipped=0
