@@ -81,8 +81,12 @@ public sealed class SqliteCredentialStoreProcessTests(ITestOutputHelper output) 
             var stderr = driver.StandardError.ReadToEndAsync();
             Assert.Equal("ready", await driver.StandardOutput.ReadLineAsync());
 
-            // Let it write for a random while, reading its acknowledgements, then SIGKILL it mid-stream.
+            // Let it write for a random while, reading its acknowledgements, then SIGKILL it mid-stream. Most kills
+            // wait for its first acknowledged write, so that a slow start (JIT on a loaded machine) cannot make every
+            // kill land before any write; one in four lands at a random moment from the start, creation included.
             var budget = TimeSpan.FromMilliseconds(random.Next(1, 60));
+            var fromStart = random.Next(4) == 0;
+            var firstAck = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             var reading = Task.Run(async () =>
             {
                 while (await driver.StandardOutput.ReadLineAsync() is { } line)
@@ -92,8 +96,16 @@ public sealed class SqliteCredentialStoreProcessTests(ITestOutputHelper output) 
                     {
                         acknowledged[parts[1]] = Math.Max(acknowledged[parts[1]], long.Parse(parts[2]));
                     }
+
+                    firstAck.TrySetResult();
                 }
             });
+            if (!fromStart)
+            {
+                await Task.WhenAny(firstAck.Task, Task.Delay(TimeSpan.FromSeconds(30)));
+                Assert.True(firstAck.Task.IsCompleted, "the writer acknowledged no write within 30 s");
+            }
+
             await Task.Delay(budget);
             driver.Kill();
             await driver.WaitForExitAsync();
