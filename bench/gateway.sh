@@ -3,16 +3,19 @@
 # `latchkey serve`, and through Debian's nginx with proxy_pass, in one run with alternating rounds. wrk (Debian)
 # is the load generator; Latchkey.Bench measures the time to the first Server-Sent Event. Prints Markdown for
 # docs/benchmarks.md. Not a test: it never fails on a number.
-# Usage: bench/gateway.sh [--seconds S] [--rounds N] [--sse-rounds N]
+# Usage: bench/gateway.sh [--seconds S] [--rounds N] [--sse-rounds N] [--warmup S]
+# --warmup: seconds of load on each proxy before anything is measured (default 20), so the gateway is measured
+# on tier-1 JIT code, not while it is still compiling (see docs/benchmarks.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-seconds=5 rounds=3 sse_rounds=300
+seconds=5 rounds=3 sse_rounds=300 warmup=20
 while (($#)); do
   case "$1" in
     --seconds) seconds=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     --sse-rounds) sse_rounds=$2; shift 2 ;;
-    *) echo "usage: bench/gateway.sh [--seconds S] [--rounds N] [--sse-rounds N]" >&2; exit 2 ;;
+    --warmup) warmup=$2; shift 2 ;;
+    *) echo "usage: bench/gateway.sh [--seconds S] [--rounds N] [--sse-rounds N] [--warmup S]" >&2; exit 2 ;;
   esac
 done
 
@@ -136,6 +139,12 @@ done
 rss() { awk -v f="$2" '$1 == f":" {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 sleep 2
 idle_rss=$(rss "$lk_pid" VmRSS)
+if ((warmup > 0)); then
+  log "warming up: ${warmup} s of 32-connection load on each proxy before measuring"
+  for t in latchkey nginx; do
+    BENCH_KEY=${keyof[$t]} wrk -t2 -c32 -d"${warmup}s" -s "$work/post.lua" "${url[$t]}" >/dev/null
+  done
+fi
 
 # CPU time (clock ticks, user + system) used so far by the given processes.
 cpu_ticks() { local total=0 p f; for p in "$@"; do read -r -a f <"/proc/$p/stat" && total=$((total + f[13] + f[14])); done; echo "$total"; }
