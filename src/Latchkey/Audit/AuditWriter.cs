@@ -119,8 +119,8 @@ internal sealed partial class AuditWriter : IAsyncDisposable
         while (await _queue.Reader.WaitToReadAsync(CancellationToken.None).ConfigureAwait(false))
         {
             // Linger before writing, so a steady stream of requests becomes a few fsync'd transactions a second
-            // rather than one per request (at one connection that transaction cost more CPU than the request).
-            // Skipped when the queue is closing: shutdown writes at once.
+            // rather than up to one per request (the inserts were about 5 % of the gateway's CPU at 32
+            // connections: docs/benchmarks.md). Skipped when the queue is closing: shutdown writes at once.
             if (_queue.Reader.Count < BatchSize && Volatile.Read(ref _disposed) == 0)
             {
                 await Task.Delay(BatchLinger, _time).ConfigureAwait(false);
