@@ -1,41 +1,92 @@
 #!/usr/bin/env bash
-# Per-call latency of an MCP tools/call (echo) against the real test MCP server (tests/peers/mcp), measured by the
-# SDK's own client: directly (bearer token from 'latchkey token'), through the gateway's /mcp/NAME proxy, and
-# through the stdio bridge. Not a test: it prints a Markdown table and never fails on a number.
-# Usage: bench/mcp-latency.sh [CALLS]   (needs: dotnet build -c Release of src/Latchkey and tests/Latchkey.TestBrowser,
-# and npm ci in tests/peers)
+# Per-call latency of MCP tools/call (echo {"text":"ping"}) against the real test MCP server (tests/peers/mcp, which
+# checks JWT access tokens from the real oidc-provider in tests/peers/oidc), five ways in the same run:
+#   direct       the SDK's Streamable HTTP client straight to the server, with the bearer token from 'latchkey token'
+#   proxy        the same client to the gateway's /mcp/NAME, with a Latchkey client key
+#   bridge       the SDK's stdio client spawning 'latchkey mcp stdio NAME'
+#   mcp-remote   the same stdio client spawning mcp-remote (the version pinned in bench/peers/package-lock.json)
+#                with --header 'Authorization:${AUTH_HEADER}': mcp-remote reads the token from its environment
+#                (AUTH_HEADER), so it is never in an argument list; it needs no sign-in of its own
+#   mcp-remote-silent  the same with --silent: by default mcp-remote writes two lines to stderr per message, and
+#                this leg shows what that costs (the added time is compared with both)
+# One process (bench/mcp-latency.mjs) holds all five clients, initialized before anything is timed, and alternates
+# the legs' order every round. Only the tools/call round trip is timed. "Added" is p50(leg) − p50(direct); the
+# target (issue 5) is added(proxy) and added(bridge) ≤ 0.5 × added(mcp-remote). Not a test: it prints Markdown and
+# never fails on a number.
+#
+# Usage: bench/mcp-latency.sh [CALLS_PER_LEG] [PER_ROUND]   (defaults 400 and 1: 400 rounds of one call per leg)
+#        BENCH_KEEP=DIR also keeps result.json (every figure, with the 95 % intervals) and the stdio legs' stderr.
+# Needs a Release build: dotnet build Latchkey.slnx -c Release. Installs tests/peers and bench/peers with npm ci
+# when their node_modules are missing or differ from the lock file's versions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-calls=${1:-200}
+calls=${1:-400}
+per_round=${2:-1}
+(( calls % per_round == 0 )) || { echo "CALLS_PER_LEG must be a multiple of PER_ROUND" >&2; exit 2; }
+umask 077
 root=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$root"; }
 trap cleanup EXIT
 lk=$PWD/src/Latchkey/bin/Release/net10.0/latchkey
+browser=$PWD/tests/Latchkey.TestBrowser/bin/Release/net10.0/Latchkey.TestBrowser
+for f in "$lk" "$browser"; do [[ -x "$f" ]] || { echo "missing $f: run dotnet build Latchkey.slnx -c Release" >&2; exit 2; }; done
 export LATCHKEY_HOME=$root/home
-export LATCHKEY_BROWSER="$PWD/tests/Latchkey.TestBrowser/bin/Release/net10.0/Latchkey.TestBrowser {url}"
+export LATCHKEY_BROWSER="$browser {url}"
 export LATCHKEY_TEST_BROWSER_LOG=$root/browser.log
+export MCP_REMOTE_CONFIG_DIR=$root/mcp-auth   # mcp-remote's own store, never ~/.mcp-auth
 peers=$PWD/tests/peers
+bench_peers=$PWD/bench/peers
+
+# npm ci where node_modules does not hold the locked version of the package named (pinned, never global).
+ensure() { # DIR PACKAGE
+  local want have
+  want=$(node -p "require('$1/package-lock.json').packages['node_modules/$2'].version")
+  have=$(node -p "try { require('$1/node_modules/$2/package.json').version } catch { '' }")
+  if [[ "$want" != "$have" ]]; then
+    echo "npm ci in $1 ($2 $want)" >&2
+    npm ci --prefix "$1" --ignore-scripts --no-audit --no-fund >&2
+  fi
+}
+ensure "$peers" @modelcontextprotocol/sdk
+ensure "$bench_peers" mcp-remote
+mcp_remote_version=$(node -p "require('$bench_peers/node_modules/mcp-remote/package.json').version")
+
 first_line() { for _ in $(seq 100); do [[ -s "$1" ]] && { head -1 "$1"; return; }; sleep 0.1; done; echo "no ready line in $1" >&2; exit 1; }
 field() { node -e 'process.stdout.write(String(JSON.parse(process.argv[1])[process.argv[2]]))' "$1" "$2"; }
 
 node "$peers/mcp/server.mjs" >"$root/mcp.out" 2>"$root/mcp.err" & pids+=($!)
 mcp_ready=$(first_line "$root/mcp.out"); mcp_base=$(field "$mcp_ready" base); mcp_url=$(field "$mcp_ready" mcp)
-RESOURCES="$mcp_url,$(field "$mcp_ready" sse)" node "$peers/oidc/server.mjs" >"$root/as.out" 2>"$root/as.err" & pids+=($!)
+# Hour-long access tokens: no leg refreshes during the run (the direct and mcp-remote legs hold a fixed token).
+AT_TTL=3600 RESOURCES="$mcp_url,$(field "$mcp_ready" sse)" node "$peers/oidc/server.mjs" >"$root/as.out" 2>"$root/as.err" & pids+=($!)
 issuer=$(field "$(first_line "$root/as.out")" issuer)
 curl -sf -X POST -H 'content-type: application/json' -d "{\"issuer\":\"$issuer\"}" "$mcp_base/__test/config" >/dev/null
 "$lk" mcp add bench "$mcp_url" >/dev/null 2>&1
 "$lk" serve --listen 127.0.0.1:0 >"$root/gw.out" 2>&1 & pids+=($!)
+gw=
 for _ in $(seq 100); do gw=$(sed -n 's/^Latchkey gateway on \(http:[^ ]*\).*/\1/p' "$root/gw.out" | head -1); [[ -n "$gw" ]] && break; sleep 0.1; done
+[[ -n "$gw" ]] || { echo "the gateway did not start" >&2; exit 1; }
+# Secrets live in variables and reach the driver through its environment only.
 key=$("$lk" keys create bench-key --credential bench 2>/dev/null)
 token=$("$lk" token bench)
+export BENCH_DIRECT_AUTH="Bearer $token" BENCH_PROXY_AUTH="Bearer $key"
 
-run() { MCP_CALLS='[]' MCP_BENCH=$calls node "$peers/mcp/client.mjs" "$@" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const b=JSON.parse(s.trim().split("\n").pop()).bench;console.log(`${b.medianMs.toFixed(2)} | ${b.p90Ms.toFixed(2)}`)})'; }
-direct=$(MCP_AUTH="Bearer $token" run http "$mcp_url")
-proxy=$(MCP_AUTH="Bearer $key" run http "$gw/mcp/bench")
-bridge=$(run stdio "$lk" mcp stdio bench)
-echo "| path ($calls sequential tools/call echo, after 5 warm-up) | median ms | p90 ms |"
-echo "|---|---|---|"
-echo "| direct (bearer token) | $direct |"
-echo "| gateway /mcp/NAME | $proxy |"
-echo "| stdio bridge (latchkey mcp stdio) | $bridge |"
+mkdir -p "$root/logs"
+# shellcheck disable=SC2016 # ${AUTH_HEADER} is for mcp-remote to expand from its environment, not for the shell
+legs=$(node -e 'const [u, gw, lk, mr, v] = process.argv.slice(1); console.log(JSON.stringify([
+  { name: "direct", label: "direct (bearer token)", http: u, auth: "BENCH_DIRECT_AUTH" },
+  { name: "proxy", label: "Latchkey gateway /mcp/NAME", http: gw + "/mcp/bench", auth: "BENCH_PROXY_AUTH" },
+  { name: "bridge", label: "Latchkey stdio bridge (latchkey mcp stdio)", stdio: [lk, "mcp", "stdio", "bench"] },
+  { name: "mcp-remote", label: `mcp-remote ${v} (stdio, --header)`, stdio: [process.execPath, mr, u, "--header", "Authorization:${AUTH_HEADER}"], env: { AUTH_HEADER: "BENCH_DIRECT_AUTH" } },
+  { name: "mcp-remote-silent", label: `mcp-remote ${v} --silent`, stdio: [process.execPath, mr, u, "--header", "Authorization:${AUTH_HEADER}", "--silent"], env: { AUTH_HEADER: "BENCH_DIRECT_AUTH" } },
+]))' "$mcp_url" "$gw" "$lk" "$bench_peers/node_modules/mcp-remote/dist/proxy.js" "$mcp_remote_version")
+
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+PEERS=$peers LEGS=$legs ROUNDS=$((calls / per_round)) PER_ROUND=$per_round WARMUP=10 REFERENCE=mcp-remote,mcp-remote-silent LOGDIR=$root/logs \
+  node bench/mcp-latency.mjs
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+# Nothing secret may have reached a log: the token and the client key are looked for in every file written.
+leaked=$(grep -rlF -f <(printf '%s\n' "$token" "$key") "$root/logs" "$root/gw.out" "$root/mcp.err" "$root/as.out" "$root/as.err" 2>/dev/null || true)
+if [[ -n "$leaked" ]]; then echo "a secret appeared in: $leaked" >&2; exit 1; fi
+# BENCH_KEEP=DIR keeps the figures (result.json) and the stdio legs' standard error (checked above).
+if [[ -n "${BENCH_KEEP:-}" ]]; then mkdir -p "$BENCH_KEEP" && cp "$root"/logs/* "$BENCH_KEEP"/; fi

@@ -70,18 +70,6 @@ try {
       await new Promise((r) => setTimeout(r, 100));
     }
   }
-  if (env.MCP_BENCH) {
-    // bench/mcp-latency.sh: N sequential tools/call echo round trips after a warm-up of 5.
-    const n = Number(env.MCP_BENCH);
-    const times = [];
-    for (let i = 0; i < n + 5; i++) {
-      const t0 = process.hrtime.bigint();
-      await client.callTool({ name: 'echo', arguments: { text: `ping ${i}` } });
-      if (i >= 5) times.push(Number(process.hrtime.bigint() - t0) / 1e6);
-    }
-    times.sort((a, b) => a - b);
-    out.bench = { n, medianMs: times[Math.floor(n / 2)], p90Ms: times[Math.floor(n * 0.9)] };
-  }
   if (mode === 'http') await transport.terminateSession();
   out.ok = true;
 } catch (e) {
