@@ -6,8 +6,16 @@ namespace Latchkey.Store;
 /// <summary>The audit log, in the same database as the credentials it names.</summary>
 internal sealed partial class SqliteCredentialStore
 {
-    private static readonly string[] AuditParameterNames =
-        ["$event_id", "$at", "$client_key", "$credential", "$route", "$method", "$path", "$status", "$upstream_status", "$latency_ms", "$reason", "$replica"];
+    /// <summary>The insert's parameters with their column types, in the order <see cref="AppendAsync"/> binds them.</summary>
+    private static readonly (string Name, Microsoft.Data.Sqlite.SqliteType Type)[] AuditParameters =
+    [
+        ("$event_id", Microsoft.Data.Sqlite.SqliteType.Text), ("$at", Microsoft.Data.Sqlite.SqliteType.Integer),
+        ("$client_key", Microsoft.Data.Sqlite.SqliteType.Text), ("$credential", Microsoft.Data.Sqlite.SqliteType.Text),
+        ("$route", Microsoft.Data.Sqlite.SqliteType.Text), ("$method", Microsoft.Data.Sqlite.SqliteType.Text),
+        ("$path", Microsoft.Data.Sqlite.SqliteType.Text), ("$status", Microsoft.Data.Sqlite.SqliteType.Integer),
+        ("$upstream_status", Microsoft.Data.Sqlite.SqliteType.Integer), ("$latency_ms", Microsoft.Data.Sqlite.SqliteType.Integer),
+        ("$reason", Microsoft.Data.Sqlite.SqliteType.Text), ("$replica", Microsoft.Data.Sqlite.SqliteType.Text),
+    ];
 
     public Task AppendAsync(IReadOnlyList<AuditEntry> entries, CancellationToken cancellationToken)
     {
@@ -29,17 +37,23 @@ internal sealed partial class SqliteCredentialStore
                 VALUES ($event_id, $at, $client_key, $credential, $route, $method, $path, $status, $upstream_status, $latency_ms, $reason, $replica)
                 ON CONFLICT (event_id) DO NOTHING
                 """;
-            var parameters = AuditParameterNames.Select(n => command.Parameters.Add(n, Microsoft.Data.Sqlite.SqliteType.Text)).ToArray();
+            // One prepared statement for the batch, its parameters typed once and only their values set per row.
+            var p = Array.ConvertAll(AuditParameters, d => command.Parameters.Add(d.Name, d.Type));
             command.Prepare();
             foreach (var e in entries)
             {
-                object?[] values = [e.EventId, e.At.ToUnixTimeMilliseconds(), e.ClientKey, e.Credential, e.Route, e.Method, AuditRows.StoredPath(e.Path), e.Status, e.UpstreamStatus, e.LatencyMs, e.Reason, e.Replica];
-                for (var i = 0; i < values.Length; i++)
-                {
-                    parameters[i].Value = values[i] ?? DBNull.Value;
-                    parameters[i].ResetSqliteType();
-                }
-
+                p[0].Value = e.EventId;
+                p[1].Value = e.At.ToUnixTimeMilliseconds();
+                p[2].Value = (object?)e.ClientKey ?? DBNull.Value;
+                p[3].Value = (object?)e.Credential ?? DBNull.Value;
+                p[4].Value = e.Route;
+                p[5].Value = e.Method;
+                p[6].Value = AuditRows.StoredPath(e.Path);
+                p[7].Value = e.Status;
+                p[8].Value = e.UpstreamStatus is { } upstream ? upstream : DBNull.Value;
+                p[9].Value = e.LatencyMs;
+                p[10].Value = (object?)e.Reason ?? DBNull.Value;
+                p[11].Value = e.Replica;
                 command.ExecuteNonQuery();
             }
 

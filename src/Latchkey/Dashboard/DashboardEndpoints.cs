@@ -56,40 +56,37 @@ internal sealed partial class DashboardEndpoints
     {
         ArgumentNullException.ThrowIfNull(app);
         var ui = new DashboardEndpoints(store, home, app.Services);
-        app.Use(async (context, next) =>
-        {
-            if (!context.Request.Path.StartsWithSegments("/ui", StringComparison.Ordinal))
-            {
-                await next(context);
-            }
-            else if (ui.Guard(context) is { } refusal)
-            {
-                await refusal.ExecuteAsync(context);
-            }
-            else
-            {
-                await next(context);
-            }
-        });
+        // Every other route passes straight through (no state machine on the gateway's hot path).
+        app.Use((context, next) => !context.Request.Path.StartsWithSegments("/ui", StringComparison.Ordinal) ? next(context)
+            : ui.Guard(context) is { } refusal ? refusal.ExecuteAsync(context)
+            : next(context));
+
+        // Plain request delegates, not handlers for the request delegate factory: no expression trees compiled
+        // (and their assemblies loaded) when the gateway answers its first request.
         var group = app.MapGroup("/ui");
         group.MapGet("/", Page(ui.CredentialsPageAsync));
-        group.MapGet("/style.css", () => Results.Text(DashboardAssets.Css, "text/css; charset=utf-8"));
-        group.MapGet("/app.js", () => Results.Text(DashboardAssets.Script, "text/javascript; charset=utf-8"));
+        group.MapGet("/style.css", Page(_ => Task.FromResult(Results.Text(DashboardAssets.Css, "text/css; charset=utf-8"))));
+        group.MapGet("/app.js", Page(_ => Task.FromResult(Results.Text(DashboardAssets.Script, "text/javascript; charset=utf-8"))));
         group.MapPost("/session", Page(ui.SignInAsync));
         group.MapPost("/signout", Page(ui.SignOutAsync));
         group.MapGet("/mcp", Page(ui.McpPageAsync));
         group.MapGet("/keys", Page(ui.KeysPageAsync));
         group.MapPost("/keys", Page(ui.CreateKeyAsync));
-        group.MapPost("/keys/{name}/revoke", ui.RevokeKeyAsync);
+        group.MapPost("/keys/{name}/revoke", Named(ui.RevokeKeyAsync));
         group.MapGet("/audit", Page(ui.AuditPageAsync));
-        group.MapPost("/credentials/{name}/reconnect", ui.ReconnectAsync);
-        group.MapPost("/credentials/{name}/remove", ui.RemoveAsync);
-        group.MapPost("/credentials/{name}/restore", ui.RestoreAsync);
+        group.MapPost("/credentials/{name}/reconnect", Named(ui.ReconnectAsync));
+        group.MapPost("/credentials/{name}/remove", Named(ui.RemoveAsync));
+        group.MapPost("/credentials/{name}/restore", Named(ui.RestoreAsync));
         group.MapGet("/callback", Page(ui.CallbackAsync));
-        group.MapGet("/events", ui.EventsAsync);
+        group.MapGet("/events", (RequestDelegate)ui.EventsAsync);
     }
 
-    private static Delegate Page(Func<HttpContext, Task<IResult>> handler) => handler;
+    private static RequestDelegate Page(Func<HttpContext, Task<IResult>> handler) =>
+        async context => await (await handler(context).ConfigureAwait(false)).ExecuteAsync(context).ConfigureAwait(false);
+
+    /// <summary>A handler of <c>.../{name}/...</c>, given the route's <c>name</c>.</summary>
+    private static RequestDelegate Named(Func<HttpContext, string, Task<IResult>> handler) =>
+        Page(context => handler(context, (string)context.Request.RouteValues["name"]!));
 
     /// <summary>Refuses non-loopback peers and foreign hosts, and sets the headers every answer carries.</summary>
     private HtmlResult? Guard(HttpContext context)

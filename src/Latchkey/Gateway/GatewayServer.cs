@@ -57,8 +57,12 @@ internal sealed class GatewayServer : IAsyncDisposable
         var store = StoreSelector.Open(options.Store, home, time);
         var oauthHttp = OAuthHttp.CreateDefault();
         var invoker = new HttpMessageInvoker(Forwarder.CreateHandler(), disposeHandler: true);
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ApplicationName = "latchkey" });
-        builder.Logging.ClearProviders();
+        // The empty builder: no configuration files (and no watcher on the working folder for them), no default
+        // providers; Kestrel, routing and logging are added below, and nothing else is loaded.
+        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { Args = [], ApplicationName = "latchkey" });
+        builder.WebHost.UseKestrelCore();
+        builder.Services.AddRoutingCore();
+        builder.Services.AddLogging();
         builder.Logging.SetMinimumLevel(logLevel);
         builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
         builder.Logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Warning);
