@@ -167,8 +167,9 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
                 var left = token.ExpiresAt is { } expires ? (long)(expires - _time.GetUtcNow()).TotalMilliseconds : -1;
                 using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
                 // Up to two forced refreshes: the engine refreshes only while the refused token is still the stored
-                // one, so a 401 for a token another process already replaced is retried with its replacement, and
-                // that replacement (handed out with little life left on a loaded machine) gets one refresh of its own.
+                // one, so a 401 for a token another process already replaced is retried with its replacement (never
+                // one past its refresh-ahead point, never one already dead), and a token that still expires in flight
+                // on a loaded machine gets one more refresh of its own.
                 if (response.StatusCode == HttpStatusCode.Unauthorized && attempt < 2)
                 {
                     var took = (long)_time.GetElapsedTime(sent).TotalMilliseconds;
