@@ -193,22 +193,48 @@ internal sealed class SignInService(ICredentialStore store, OAuthHttp http, Disc
 
     /// <summary>Asks the resource without a token, to read its challenge (RFC 9728 §5.1). A Streamable HTTP MCP
     /// server is asked the way its clients ask it, with an <c>initialize</c> POST: some answer GET with 405 and no
-    /// challenge.</summary>
+    /// challenge. A server may let <c>initialize</c> through unauthenticated and challenge only the requests that
+    /// follow; the probe then carries on as an MCP client does (<c>notifications/initialized</c>, then
+    /// <c>tools/list</c>, in the session it was given) and reads the challenge of the first request refused, so the
+    /// scopes asked for are the ones that request needs, not every scope the server supports (checklist §4.2). The
+    /// session is then deleted. No token is ever sent.</summary>
     private async Task<WwwAuthenticateResult> ProbeAsync(Uri resource, bool mcpPost, CancellationToken ct)
     {
         try
         {
-            using var request = new HttpRequestMessage(mcpPost ? HttpMethod.Post : HttpMethod.Get, resource);
-            if (mcpPost)
+            var first = await SendProbeAsync(resource, mcpPost ? McpProbe : null, null, null, ct).ConfigureAwait(false);
+            if (Challenge(first) is { } challenge)
             {
-                request.Content = new StringContent(McpProbe, System.Text.Encoding.UTF8, "application/json");
-                request.Headers.TryAddWithoutValidation("Accept", "application/json, text/event-stream");
+                return challenge;
             }
 
-            var response = await http.SendAsync(request, ct).ConfigureAwait(false);
-            return response.Status == HttpStatusCode.Unauthorized && response.Headers.NonValidated.TryGetValues("WWW-Authenticate", out var values)
-                ? WwwAuthenticateParser.Parse(values)
-                : WwwAuthenticateResult.Empty;
+            if (!mcpPost || !first.IsSuccess)
+            {
+                return WwwAuthenticateResult.Empty;
+            }
+
+            var session = first.Headers.NonValidated.TryGetValues("Mcp-Session-Id", out var ids) ? ids.FirstOrDefault() : null;
+            var version = NegotiatedVersion(first) ?? McpProbeVersion;
+            try
+            {
+                foreach (var message in new[] { McpInitialized, McpToolsList })
+                {
+                    var next = await SendProbeAsync(resource, message, session, version, ct).ConfigureAwait(false);
+                    if (Challenge(next) is { } later)
+                    {
+                        return later;
+                    }
+                }
+
+                return WwwAuthenticateResult.Empty;
+            }
+            finally
+            {
+                if (session is not null)
+                {
+                    await EndProbeSessionAsync(resource, session, version, ct).ConfigureAwait(false);
+                }
+            }
         }
         catch (HttpRequestException ex)
         {
@@ -216,7 +242,75 @@ internal sealed class SignInService(ICredentialStore store, OAuthHttp http, Disc
         }
     }
 
-    private const string McpProbe = "{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"initialize\",\"params\":{\"protocolVersion\":\"2025-11-25\",\"capabilities\":{},\"clientInfo\":{\"name\":\"latchkey\",\"version\":\"1\"}}}";
+    private async Task<OAuthHttp.OAuthResponse> SendProbeAsync(Uri resource, string? json, string? session, string? version, CancellationToken ct)
+    {
+        using var request = new HttpRequestMessage(json is null ? HttpMethod.Get : HttpMethod.Post, resource);
+        if (json is not null)
+        {
+            request.Content = new StringContent(json, System.Text.Encoding.UTF8, "application/json");
+            request.Headers.TryAddWithoutValidation("Accept", "application/json, text/event-stream");
+        }
+
+        if (session is not null)
+        {
+            request.Headers.TryAddWithoutValidation("Mcp-Session-Id", session);
+        }
+
+        if (version is not null)
+        {
+            request.Headers.TryAddWithoutValidation("MCP-Protocol-Version", version);
+        }
+
+        return await http.SendAsync(request, ct).ConfigureAwait(false);
+    }
+
+    private async Task EndProbeSessionAsync(Uri resource, string session, string version, CancellationToken ct)
+    {
+        try
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Delete, resource);
+            request.Headers.TryAddWithoutValidation("Mcp-Session-Id", session);
+            request.Headers.TryAddWithoutValidation("MCP-Protocol-Version", version);
+            await http.SendAsync(request, ct).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is HttpRequestException or OAuthException)
+        {
+            // best-effort: the server forgets an idle session by itself
+        }
+    }
+
+    private static WwwAuthenticateResult? Challenge(OAuthHttp.OAuthResponse response) =>
+        response.Status == HttpStatusCode.Unauthorized && response.Headers.NonValidated.TryGetValues("WWW-Authenticate", out var values)
+            ? WwwAuthenticateParser.Parse(values)
+            : null;
+
+    /// <summary>The protocol version in an <c>initialize</c> answer (a JSON body, or the first SSE <c>data</c> line).</summary>
+    private static string? NegotiatedVersion(OAuthHttp.OAuthResponse response)
+    {
+        var text = System.Text.Encoding.UTF8.GetString(response.Body);
+        if (response.MediaType == "text/event-stream")
+        {
+            text = text.Split('\n').Select(l => l.TrimEnd('\r')).FirstOrDefault(l => l.StartsWith("data:", StringComparison.Ordinal))?["data:".Length..] ?? string.Empty;
+        }
+
+        try
+        {
+            using var json = System.Text.Json.JsonDocument.Parse(text);
+            return json.RootElement.TryGetProperty("result", out var result) && result.ValueKind == System.Text.Json.JsonValueKind.Object
+                && result.TryGetProperty("protocolVersion", out var version) && version.ValueKind == System.Text.Json.JsonValueKind.String
+                ? version.GetString()
+                : null;
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return null;
+        }
+    }
+
+    private const string McpProbeVersion = "2025-11-25";
+    private const string McpProbe = "{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"initialize\",\"params\":{\"protocolVersion\":\"" + McpProbeVersion + "\",\"capabilities\":{},\"clientInfo\":{\"name\":\"latchkey\",\"version\":\"1\"}}}";
+    private const string McpInitialized = "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}";
+    private const string McpToolsList = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}";
 
     /// <summary>Explicit scopes, else the challenge's, else the resource's scopes_supported (checklist §4.2); a new
     /// sign-in to the same resource asks for the union with what was asked before (step-up, §4.3).</summary>

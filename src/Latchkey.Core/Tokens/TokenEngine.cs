@@ -20,6 +20,12 @@ namespace Latchkey.Tokens;
 /// <para><b>Durability.</b> An attempt marker is written before the request is sent. If the answer is lost (or
 /// the process dies), the next refresher retries once with the same refresh token, and otherwise records
 /// <c>lost_response_rotation</c>: never a silent logout (F7, F13).</para>
+/// <para><b>Never a dead token.</b> A token is handed out only while usable (<see cref="IsUsable"/>) and, unless it is
+/// the only one there is, before its refresh-ahead point. A refresh whose new token is already unusable by the time
+/// it is stored (it took longer than the token lives) is tried again, up to
+/// <see cref="TokenEngineOptions.MaxRefreshesPerCall"/> refreshes in one call, then answered
+/// <see cref="TokenStatus.Retryable"/> with <c>expired_before_use</c>; after a 401, a replacement that is itself
+/// due is refreshed rather than handed back.</para>
 /// <para><b>Failures.</b> <c>invalid_grant</c> and other rejections mark the credential <c>needs-auth</c> with the
 /// server's error, fenced on the token it tried; network errors, 5xx and 429 keep the credential and record a
 /// shared backoff (F12). Never signs anyone in.</para>
@@ -29,6 +35,9 @@ internal sealed class TokenEngine(ICredentialStore store, TokenEndpointClient to
     private readonly TokenEngineOptions _options = options ?? new TokenEngineOptions();
     private readonly ConcurrentDictionary<string, Lazy<Task<TokenResult>>> _flights = new(StringComparer.Ordinal);
     private readonly string _owner = ProcessIdentity.NewOwner();
+
+    /// <summary>The reason code of a refresh whose new token was already unusable when it was stored.</summary>
+    internal const string ExpiredBeforeUse = "expired_before_use";
 
     /// <summary>
     /// A usable access token for <paramref name="name"/>. With <paramref name="forceIfAccessTokenFingerprint"/>
@@ -68,6 +77,7 @@ internal sealed class TokenEngine(ICredentialStore store, TokenEndpointClient to
     private async Task<TokenResult> GetCoreAsync(string name, string? forceFingerprint, CancellationToken ct)
     {
         var deadline = time.GetUtcNow() + _options.WaitBudget;
+        var refreshes = 0;
         while (true)
         {
             var row = await store.GetAsync(name, ct).ConfigureAwait(false);
@@ -84,16 +94,24 @@ internal sealed class TokenEngine(ICredentialStore store, TokenEndpointClient to
             var c = row.Coordination;
             if (IsLeaseFree(c) && await store.TryAcquireLeaseAsync(name, _owner, c.LeaseOwner, c.LeaseEpoch, _options.LeaseDuration, ct).ConfigureAwait(false))
             {
+                TokenResult? result;
                 try
                 {
-                    if (await RefreshUnderLeaseAsync(name, forceFingerprint, ct).ConfigureAwait(false) is { } result)
-                    {
-                        return result;
-                    }
+                    result = await RefreshUnderLeaseAsync(name, forceFingerprint, ct).ConfigureAwait(false);
                 }
                 finally
                 {
                     await store.ReleaseLeaseAsync(name, _owner, CancellationToken.None).ConfigureAwait(false);
+                }
+
+                if (result?.Reason?.Code == ExpiredBeforeUse && ++refreshes < _options.MaxRefreshesPerCall)
+                {
+                    continue; // committed, but dead already: this process is warm now, so refresh once more
+                }
+
+                if (result is not null)
+                {
+                    return result;
                 }
 
                 continue; // the record moved on while we held the lease: read it again and adopt
@@ -137,9 +155,12 @@ internal sealed class TokenEngine(ICredentialStore store, TokenEndpointClient to
             return Served(row);
         }
 
-        if (forceFingerprint is not null && usable && !string.Equals(row.AccessTokenFingerprint, forceFingerprint, StringComparison.Ordinal))
+        if (forceFingerprint is not null && usable && (m.RefreshAfter is null || now < m.RefreshAfter) && !string.Equals(row.AccessTokenFingerprint, forceFingerprint, StringComparison.Ordinal))
         {
-            return Served(row); // already replaced since the caller's token was refused
+            // Already replaced since the caller's token was refused. A replacement that is itself due is refreshed
+            // like any due token: handing it to a caller whose last token just died in flight sends it into the same
+            // race with less life left.
+            return Served(row);
         }
 
         if (row.Coordination.BackoffUntil is { } backoff && now < backoff)
@@ -321,8 +342,14 @@ internal sealed class TokenEngine(ICredentialStore store, TokenEndpointClient to
                 continue;
             }
 
+            var now = time.GetUtcNow();
             return written.Outcome switch
             {
+                // The refresh took longer than the token lives (a cold process, a stalled machine, a slow answer):
+                // it is stored, but handing it out would only earn a 401 for a token that never had a chance.
+                WriteOutcome.Written when bearer && written.Record is { } stored && !IsUsable(stored, now) => TokenResult.Retryable(Reason(ExpiredBeforeUse,
+                    $"The access token of '{row.Name}' lives {lifetime.TotalSeconds:0.#} s, and refreshing it took {(now - sentAt).TotalSeconds:0.#} s on this machine, so every new token expired before it could be used.",
+                    "Try again when the machine is less busy, or ask the server's operator for longer-lived access tokens.")),
                 WriteOutcome.Written when bearer => TokenResult.Ok(tokenSet.AccessToken, expiresAt),
                 WriteOutcome.Written => TokenResult.NeedsAuth(patch.Reason),
                 WriteOutcome.NotFound => TokenResult.NotFound,

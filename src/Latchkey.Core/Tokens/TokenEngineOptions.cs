@@ -15,6 +15,10 @@ internal sealed record TokenEngineOptions
     /// <summary>The lifetime assumed when a token response has no <c>expires_in</c> and the token is not a JWT.</summary>
     public TimeSpan DefaultLifetime { get; init; } = TimeSpan.FromHours(1);
 
+    /// <summary>How many refreshes one call may make when each new token is already unusable once stored (the refresh
+    /// took longer than the token lives); then the call is answered retryable with <c>expired_before_use</c>.</summary>
+    public int MaxRefreshesPerCall { get; init; } = 3;
+
     /// <summary>Whether a lost refresh response is retried once with the same refresh token (§2.8, the default).</summary>
     public bool RetryLostResponseOnce { get; init; } = true;
 }

@@ -161,7 +161,7 @@ internal static class McpCommands
             }
 
             using var oauth = new OAuthServices(store, app.Time);
-            await using var bridge = new McpStdioBridge(record, store, oauth.Engine, app.Console.Error);
+            await using var bridge = new McpStdioBridge(record, store, oauth.Engine, app.Time, app.Console.Error);
             return await bridge.RunAsync(Console.OpenStandardInput(), Console.OpenStandardOutput(), ct);
         });
         return command;

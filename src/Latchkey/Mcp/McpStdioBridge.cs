@@ -34,6 +34,7 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
     private readonly ILoggerFactory _logs;
     private readonly ILogger _log;
     private readonly HttpClient _http;
+    private readonly TimeProvider _time;
     private readonly SemaphoreSlim _write = new(1, 1);
     private readonly Uri _url;
     private Stream _stdout = Stream.Null;
@@ -41,9 +42,10 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
     private string? _protocolVersion;
     private Uri? _legacyEndpoint;
 
-    public McpStdioBridge(CredentialRecord record, ICredentialStore store, TokenEngine engine, TextWriter stderr)
+    public McpStdioBridge(CredentialRecord record, ICredentialStore store, TokenEngine engine, TimeProvider time, TextWriter stderr)
     {
         _record = record;
+        _time = time;
         _store = store;
         _engine = engine;
         _url = new Uri(record.Metadata.Upstream!);
@@ -161,13 +163,17 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
                 using var request = new HttpRequestMessage(HttpMethod.Post, _legacyEndpoint ?? _url) { Content = new ByteArrayContent(body) };
                 request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
                 AddHeaders(request, token.AccessToken);
+                var sent = _time.GetTimestamp();
+                var left = token.ExpiresAt is { } expires ? (long)(expires - _time.GetUtcNow()).TotalMilliseconds : -1;
                 using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
                 // Up to two forced refreshes: the engine refreshes only while the refused token is still the stored
-                // one, so a 401 for a token another process already replaced is retried with its replacement, and
-                // that replacement (handed out with little life left on a loaded machine) gets one refresh of its own.
+                // one, so a 401 for a token another process already replaced is retried with its replacement (never
+                // one past its refresh-ahead point, never one already dead), and a token that still expires in flight
+                // on a loaded machine gets one more refresh of its own.
                 if (response.StatusCode == HttpStatusCode.Unauthorized && attempt < 2)
                 {
-                    Log.Refreshing(_log, Name);
+                    var took = (long)_time.GetElapsedTime(sent).TotalMilliseconds;
+                    Log.Refreshing(_log, Name, attempt, left, took);
                     refused = token.AccessToken;
                     continue;
                 }
@@ -178,7 +184,7 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
                     var (code, message) = wrong
                         ? ("wrong_audience", $"The MCP server '{Name}' refused the token: it was issued for another audience than {_record.Metadata.Resource}.")
                         : ("token_rejected", $"The MCP server '{Name}' refused the token even after a refresh.");
-                    await _store.RecordUpstreamFailureAsync(Name, new UpstreamFailure(code, message, $"latchkey login {Name}", 401, null, DateTimeOffset.UtcNow), CancellationToken.None).ConfigureAwait(false);
+                    await _store.RecordUpstreamFailureAsync(Name, new UpstreamFailure(code, message, $"latchkey login {Name}", 401, null, _time.GetUtcNow()), CancellationToken.None).ConfigureAwait(false);
                     Log.Refused(_log, Name, code);
                     await ReplyErrorAsync(body, $"{message} Run: latchkey login {Name}", ct).ConfigureAwait(false);
                     return;
@@ -187,7 +193,7 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
                 if (McpStepUp.Needed(response) is { } scopes)
                 {
                     var current = await _store.GetAsync(Name, CancellationToken.None).ConfigureAwait(false) ?? _record;
-                    var message = await McpStepUp.RecordAsync(_store, current, scopes, TimeProvider.System, ct).ConfigureAwait(false);
+                    var message = await McpStepUp.RecordAsync(_store, current, scopes, _time, ct).ConfigureAwait(false);
                     var asked = string.Join(' ', scopes);
                     Log.StepUp(_log, Name, asked);
                     await ReplyErrorAsync(body, message, ct).ConfigureAwait(false);
@@ -509,8 +515,8 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
         [LoggerMessage(EventId = 511, Level = LogLevel.Information, Message = "standard input ended; bridge to '{Server}' stopped")]
         public static partial void Stopped(ILogger logger, string server);
 
-        [LoggerMessage(EventId = 512, Level = LogLevel.Information, Message = "'{Server}' answered 401: refreshing once and retrying")]
-        public static partial void Refreshing(ILogger logger, string server);
+        [LoggerMessage(EventId = 512, Level = LogLevel.Information, Message = "'{Server}' answered 401 (attempt {Attempt}; the token had {LeftMs} ms left by its stored expiry when sent, the answer took {TookMs} ms): refreshing and retrying")]
+        public static partial void Refreshing(ILogger logger, string server, int attempt, long leftMs, long tookMs);
 
         [LoggerMessage(EventId = 513, Level = LogLevel.Warning, Message = "'{Server}' refused the token after a refresh ({Code}); run 'latchkey login {Server}'")]
         public static partial void Refused(ILogger logger, string server, string code);

@@ -34,7 +34,7 @@ public sealed class TokenEngineTests : IAsyncLifetime
         new(_store, new TokenEndpointClient(new OAuthHttp(_endpoint), TimeProvider.System), TimeProvider.System, options ?? new TokenEngineOptions { WaitBudget = TimeSpan.FromSeconds(10) });
 
     /// <summary>An OAuth credential whose access token is due for refresh (or still fresh).</summary>
-    private async Task<CredentialRecord> SeedAsync(string name = "mcp", bool expired = true, string refreshToken = "rt-1", string accessToken = "at-1")
+    private async Task<CredentialRecord> SeedAsync(string name = "mcp", bool expired = true, string refreshToken = "rt-1", string accessToken = "at-1", bool due = false)
     {
         var now = DateTimeOffset.UtcNow;
         var metadata = new CredentialMetadata
@@ -48,7 +48,7 @@ public sealed class TokenEngineTests : IAsyncLifetime
             ScopesGranted = ["mcp:tools"],
             ObtainedAt = now - TimeSpan.FromHours(1),
             ExpiresAt = expired ? now - TimeSpan.FromSeconds(1) : now + TimeSpan.FromHours(1),
-            RefreshAfter = expired ? now - TimeSpan.FromMinutes(10) : now + TimeSpan.FromMinutes(45),
+            RefreshAfter = expired || due ? now - TimeSpan.FromMinutes(10) : now + TimeSpan.FromMinutes(45),
         };
         return (await _store.CreateAsync(new NewCredential(name, CredentialKind.OAuth, metadata, new CredentialSecrets { AccessToken = accessToken, RefreshToken = refreshToken }), default)).Record!;
     }
@@ -365,6 +365,18 @@ public sealed class TokenEngineTests : IAsyncLifetime
 
         Assert.Equal("at-current", result.AccessToken);
         Assert.Empty(_endpoint.Requests);
+    }
+
+    [Fact]
+    public async Task F20_ForcedRefreshForASupersededTokenWhoseReplacementIsDue_RefreshesInsteadOfHandingItBack()
+    {
+        await SeedAsync(expired: false, accessToken: "at-current", due: true); // still usable, past its refresh-ahead point
+        _endpoint.Then(HttpStatusCode.OK, ScriptedTokenEndpoint.Tokens("at-2", "rt-2"));
+
+        var result = await _engine.GetAccessTokenAsync("mcp", _engine.Fingerprint("at-old"), default);
+
+        Assert.Equal("at-2", result.AccessToken);
+        Assert.Single(_endpoint.Requests);
     }
 
     [Fact]

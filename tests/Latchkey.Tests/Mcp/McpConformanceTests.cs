@@ -54,7 +54,7 @@ public sealed partial class McpConformanceTests(ITestOutputHelper output)
             var summary = text.Contains("=== SUITE SUMMARY ===", StringComparison.Ordinal) ? text[text.IndexOf("=== SUITE SUMMARY ===", StringComparison.Ordinal)..] : text;
             output.WriteLine(summary);
             Assert.True(process.ExitCode == 0, $"exit {process.ExitCode}\n{summary}");
-            foreach (var scenario in new[] { "auth/metadata-default", "auth/metadata-var1", "auth/basic-cimd", "auth/scope-from-www-authenticate", "auth/scope-from-scopes-supported", "auth/scope-omitted-when-undefined", "auth/scope-retry-limit", "auth/token-endpoint-auth-basic", "auth/token-endpoint-auth-post", "auth/token-endpoint-auth-none", "auth/resource-mismatch", "auth/pre-registration" })
+            foreach (var scenario in new[] { "auth/metadata-default", "auth/metadata-var1", "auth/basic-cimd", "auth/scope-from-www-authenticate", "auth/scope-from-scopes-supported", "auth/scope-omitted-when-undefined", "auth/scope-step-up", "auth/scope-retry-limit", "auth/token-endpoint-auth-basic", "auth/token-endpoint-auth-post", "auth/token-endpoint-auth-none", "auth/resource-mismatch", "auth/pre-registration" })
             {
                 Assert.Matches($@"✓ {Regex.Escape(scenario)}: \d+ passed, 0 failed", summary);
             }

@@ -179,31 +179,50 @@ internal sealed class McpWorld : IAsyncDisposable
 {
     private readonly ITestOutputHelper _output;
 
-    private McpWorld(McpServerPeer mcp, LatchkeyAgainstPeer latchkey, ITestOutputHelper output)
+    private McpWorld(IReadOnlyList<McpServerPeer> servers, LatchkeyAgainstPeer latchkey, ITestOutputHelper output)
     {
-        Mcp = mcp;
+        Servers = servers;
         Latchkey = latchkey;
         _output = output;
     }
 
-    public McpServerPeer Mcp { get; }
+    /// <summary>The (first) MCP server.</summary>
+    public McpServerPeer Mcp => Servers[0];
+
+    /// <summary>Every MCP server of this world; all trust the one authorization server.</summary>
+    public IReadOnlyList<McpServerPeer> Servers { get; }
 
     public LatchkeyAgainstPeer Latchkey { get; }
 
     public OidcProviderPeer AuthorizationServer => Latchkey.Peer;
 
-    public static async Task<McpWorld> StartAsync(ITestOutputHelper output, IReadOnlyDictionary<string, string>? authorizationServer = null, IReadOnlyDictionary<string, string>? mcpServer = null)
+    public static async Task<McpWorld> StartAsync(ITestOutputHelper output, IReadOnlyDictionary<string, string>? authorizationServer = null, IReadOnlyDictionary<string, string>? mcpServer = null, int servers = 1)
     {
-        var mcp = await McpServerPeer.StartAsync(output, mcpServer);
+        var started = new List<McpServerPeer>();
         try
         {
-            var latchkey = await LatchkeyAgainstPeer.StartAsync(output, mcp.AuthorizationServerEnvironment(authorizationServer));
-            await mcp.TrustAsync(latchkey.Peer.Issuer);
-            return new McpWorld(mcp, latchkey, output);
+            for (var i = 0; i < servers; i++)
+            {
+                started.Add(await McpServerPeer.StartAsync(output, mcpServer));
+            }
+
+            var environment = started[0].AuthorizationServerEnvironment(authorizationServer);
+            environment["RESOURCES"] = string.Join(',', started.SelectMany(m => new[] { m.Url, m.SseUrl }));
+            var latchkey = await LatchkeyAgainstPeer.StartAsync(output, environment);
+            foreach (var mcp in started)
+            {
+                await mcp.TrustAsync(latchkey.Peer.Issuer);
+            }
+
+            return new McpWorld(started, latchkey, output);
         }
         catch
         {
-            await mcp.DisposeAsync();
+            foreach (var mcp in started)
+            {
+                await mcp.DisposeAsync();
+            }
+
             throw;
         }
     }
@@ -216,7 +235,11 @@ internal sealed class McpWorld : IAsyncDisposable
     }
 
     /// <summary>Runs the SDK's client (tests/peers/mcp/client.mjs) and returns its one JSON line.</summary>
-    public async Task<JsonElement> ClientAsync(object calls, string mode, string target, string? authorization = null, params string[] extra)
+    public Task<JsonElement> ClientAsync(object calls, string mode, string target, string? authorization = null, params string[] extra) =>
+        ClientWithEnvironmentAsync(new Dictionary<string, string>(), calls, mode, target, authorization, extra);
+
+    /// <summary>As <see cref="ClientAsync"/>, with more environment (e.g. <c>MCP_SOAK_SECONDS</c>).</summary>
+    public async Task<JsonElement> ClientWithEnvironmentAsync(IReadOnlyDictionary<string, string> environment, object calls, string mode, string target, string? authorization = null, params string[] extra)
     {
         var script = Path.Combine(Processes.RepoRoot, "tests", "peers", "mcp", "client.mjs");
         var info = new ProcessStartInfo("node") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = Path.GetDirectoryName(script)! };
@@ -234,6 +257,11 @@ internal sealed class McpWorld : IAsyncDisposable
         if (authorization is not null)
         {
             info.Environment["MCP_AUTH"] = authorization;
+        }
+
+        foreach (var (key, value) in environment)
+        {
+            info.Environment[key] = value;
         }
 
         using var process = Process.Start(info)!;
@@ -262,6 +290,9 @@ internal sealed class McpWorld : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await Latchkey.DisposeAsync();
-        await Mcp.DisposeAsync();
+        foreach (var mcp in Servers)
+        {
+            await mcp.DisposeAsync();
+        }
     }
 }

@@ -17,7 +17,7 @@
 import http from 'node:http';
 import { randomUUID } from 'node:crypto';
 import express from 'express';
-import { createRemoteJWKSet, jwtVerify } from 'jose';
+import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';
 import { z } from 'zod';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
@@ -37,7 +37,7 @@ const toolScopes = { admin_op: ['mcp:tools', 'mcp:admin'] };
 let issuer = null;
 const faults = { reject401: 0 };
 let jwks = null;
-const counters = { requests: [], unauthorized: 0, forbidden: 0, toolCalls: {}, sessionsDeleted: 0, tokens: [] };
+const counters = { requests: [], unauthorized: 0, forbidden: 0, toolCalls: {}, sessionsDeleted: 0, tokens: [], rejected: [] };
 
 app.use((req, res, next) => {
   if (req.path.startsWith('/__test/')) return next();
@@ -65,6 +65,12 @@ function verifierFor(resource) {
         return { token, clientId: p.client_id, scopes: String(p.scope ?? '').split(' ').filter(Boolean),
                  expiresAt: p.exp, resource: new URL(resource), extra: { sub: p.sub } };
       } catch (e) {
+        // Why, and how the token's life compared with this server's clock (never the token itself).
+        let claims = {};
+        try { claims = decodeJwt(token); } catch { /* not a JWT */ }
+        const now = Date.now();
+        counters.rejected.push({ code: e.code ?? 'error', iat: claims.iat ?? null, exp: claims.exp ?? null, at: now / 1000,
+                                 pastExpMs: claims.exp ? now - claims.exp * 1000 : null });
         throw new InvalidTokenError(`invalid token: ${e.code ?? e.message}`);
       }
     },
@@ -154,7 +160,7 @@ app.post('/messages', express.json(), authFor('sse'), async (req, res) => {
 
 app.get('/__test/counters', (req, res) => res.json(counters));
 app.post('/__test/counters/reset', (req, res) => {
-  Object.assign(counters, { requests: [], unauthorized: 0, forbidden: 0, toolCalls: {}, sessionsDeleted: 0, tokens: [] });
+  Object.assign(counters, { requests: [], unauthorized: 0, forbidden: 0, toolCalls: {}, sessionsDeleted: 0, tokens: [], rejected: [] });
   res.json({ ok: true });
 });
 app.post('/__test/faults', express.json(), (req, res) => { Object.assign(faults, req.body ?? {}); res.json(faults); });

@@ -28,7 +28,10 @@
 //                                  wellKnown:{"STATUS PATH":n}, …}
 //   POST /__test/counters/reset
 //   POST /__test/faults            merge {delayMs, failNext, dropNextRefresh, dropNextRefreshBeforeCommit,
-//                                  holdNextRefresh, holdNextRefreshBeforeCommit, release, atTtl, lie, user}
+//                                  holdNextRefresh, holdNextRefreshBeforeCommit, release, atTtl, lie, user,
+//                                  slowRefreshAnswers, slowAnswerMs}
+//                                  slowRefreshAnswers: the next n refreshes are committed (the token is issued, its
+//                                  life running) and answered slowAnswerMs later
 //                                  holdNextRefreshBeforeCommit: the next refresh waits for release before the grant
 //                                  is touched; if its client went away meanwhile, it is abandoned (nothing rotated)
 //                                  lie: issuer | no_s256 | http_endpoint | invalid_json | oversized (metadata),
@@ -44,12 +47,12 @@ import { Provider, errors } from 'oidc-provider';
 const env = process.env;
 const mount = env.ISSUER_PATH ?? '';
 const counters = {
-  refresh: 0, refreshError: 0, revoked: 0, tokenRequests: 0, refreshRequests: 0, held: 0, dropped: 0,
+  refresh: 0, refreshError: 0, revoked: 0, tokenRequests: 0, refreshRequests: 0, held: 0, dropped: 0, slowed: 0,
   byGrant: {}, byGrantType: {}, errors: {}, wellKnown: {},
 };
 const faults = {
   delayMs: 0, failNext: 0, dropNextRefresh: false, dropNextRefreshBeforeCommit: false, holdNextRefresh: false,
-  holdNextRefreshBeforeCommit: false, release: false, atTtl: Number(env.AT_TTL ?? 300), lie: env.LIE ?? '', user: env.TEST_USER ?? 'test-user',
+  holdNextRefreshBeforeCommit: false, release: false, slowRefreshAnswers: 0, slowAnswerMs: 0, atTtl: Number(env.AT_TTL ?? 300), lie: env.LIE ?? '', user: env.TEST_USER ?? 'test-user',
 };
 let releaseHeld = () => {};
 
@@ -193,6 +196,11 @@ provider.use(async (ctx, next) => {
   }
   await next();
   if (ctx.status === 200 && ctx.oidc?.params?.grant_type === 'refresh_token') {
+    if (faults.slowRefreshAnswers > 0) {
+      faults.slowRefreshAnswers--;
+      counters.slowed++;
+      await new Promise((r) => setTimeout(r, Number(faults.slowAnswerMs) || 0)); // issued now, answered later
+    }
     if (faults.dropNextRefresh) {
       faults.dropNextRefresh = false;
       counters.dropped++;
@@ -287,7 +295,7 @@ if (env.RFC8414_ALIAS === '1' && mount) {
 
 app.get('/__test/counters', (req, res) => res.json(counters));
 app.post('/__test/counters/reset', (req, res) => {
-  Object.assign(counters, { refresh: 0, refreshError: 0, revoked: 0, tokenRequests: 0, refreshRequests: 0, held: 0, dropped: 0, byGrant: {}, byGrantType: {}, errors: {}, wellKnown: {} });
+  Object.assign(counters, { refresh: 0, refreshError: 0, revoked: 0, tokenRequests: 0, refreshRequests: 0, held: 0, dropped: 0, slowed: 0, byGrant: {}, byGrantType: {}, errors: {}, wellKnown: {} });
   res.json(counters);
 });
 app.post('/__test/faults', express.json(), (req, res) => {
