@@ -32,10 +32,16 @@ internal sealed class Discovery(OAuthHttp http)
         }
 
         var tried = new List<string>();
+        var origin = new Uri(resource.GetLeftPart(UriPartial.Authority));
         foreach (var candidate in ResourceMetadataUrls(resource))
         {
             tried.Add(candidate.ToString());
-            if (await FetchResourceMetadataAsync(candidate, resource, ct).ConfigureAwait(false) is { } metadata)
+
+            // RFC 9728 §3.3: a document fetched from a well-known URL names the identifier that URL was made from.
+            // For the root URL of a server with a path, that is the origin: the server protects its whole origin
+            // as one resource (the grant is then bound to the origin). The server's own URL is accepted there too.
+            var madeFrom = candidate.AbsolutePath == "/.well-known/oauth-protected-resource" && resource.AbsolutePath.Length > 1 ? origin : null;
+            if (await FetchResourceMetadataAsync(candidate, resource, ct, madeFrom).ConfigureAwait(false) is { } metadata)
             {
                 return metadata;
             }
@@ -116,7 +122,12 @@ internal sealed class Discovery(OAuthHttp http)
             || (IsBareOrigin(asked) && string.Equals(asked + "/", documentResource, StringComparison.Ordinal));
     }
 
-    private async Task<ProtectedResourceMetadata?> FetchResourceMetadataAsync(Uri url, Uri resource, CancellationToken ct)
+    /// <param name="url">Where the document is fetched from.</param>
+    /// <param name="resource">The server's URL, which the document may always name.</param>
+    /// <param name="ct">Cancels the fetch.</param>
+    /// <param name="madeFrom">Another identifier the document may name: the one a well-known <paramref name="url"/>
+    /// was made from, when that is not <paramref name="resource"/> itself (the origin, for the root URL).</param>
+    private async Task<ProtectedResourceMetadata?> FetchResourceMetadataAsync(Uri url, Uri resource, CancellationToken ct, Uri? madeFrom = null)
     {
         var (_, json) = await GetAsync(url, ct).ConfigureAwait(false);
         if (json is not { } document)
@@ -126,10 +137,11 @@ internal sealed class Discovery(OAuthHttp http)
 
         var declared = document.String("resource")
             ?? throw new OAuthException("resource_metadata_invalid", $"The resource metadata at {url} has no 'resource'.");
-        if (!SameResource(declared, resource))
+        if (!SameResource(declared, resource) && (madeFrom is null || !SameResource(declared, madeFrom)))
         {
+            var expected = madeFrom is null ? resource.ToString() : $"{resource} or {madeFrom.GetLeftPart(UriPartial.Authority)}";
             throw new OAuthException("resource_mismatch",
-                $"The resource metadata at {url} is for '{declared}', not for {resource} (RFC 9728 §3.3); it was not used. The server is misconfigured or impersonating another.");
+                $"The resource metadata at {url} is for '{declared}', not for {expected} (RFC 9728 §3.3); it was not used. The server is misconfigured or impersonating another.");
         }
 
         var servers = document.Strings("authorization_servers") ?? [];

@@ -209,6 +209,41 @@ public sealed class DiscoveryTests
     }
 
     [Fact]
+    public async Task DiscoverResource_RootDocumentNamingTheOrigin_AcceptedAndBindsTheOrigin()
+    {
+        var site = new Site();
+        site.Json("http://127.0.0.1:7001/.well-known/oauth-protected-resource", $$"""{"resource":"http://127.0.0.1:7001","authorization_servers":["{{Issuer}}"]}""");
+
+        var prm = await NewDiscovery(site).DiscoverResourceAsync(new Uri("http://127.0.0.1:7001/mcp"), null, default);
+
+        Assert.Equal("http://127.0.0.1:7001", prm.Resource); // the identifier the root URL was made from (RFC 9728 §3.3)
+        Assert.Equal(Issuer, prm.AuthorizationServers[0]);
+    }
+
+    [Fact]
+    public async Task DiscoverResource_RootDocumentNamingAnotherPath_RefusedAsMismatch()
+    {
+        var site = new Site();
+        site.Json("http://127.0.0.1:7001/.well-known/oauth-protected-resource", $$"""{"resource":"http://127.0.0.1:7001/other","authorization_servers":["{{Issuer}}"]}""");
+
+        var ex = await Assert.ThrowsAsync<OAuthException>(() => NewDiscovery(site).DiscoverResourceAsync(new Uri("http://127.0.0.1:7001/mcp"), null, default));
+
+        Assert.Equal("resource_mismatch", ex.Code);
+        Assert.Contains("http://127.0.0.1:7001/mcp or http://127.0.0.1:7001", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task DiscoverResource_PathDocumentNamingTheOrigin_RefusedAsMismatch()
+    {
+        var site = new Site();
+        site.Json("http://127.0.0.1:7001/.well-known/oauth-protected-resource/mcp", $$"""{"resource":"http://127.0.0.1:7001","authorization_servers":["{{Issuer}}"]}""");
+
+        var ex = await Assert.ThrowsAsync<OAuthException>(() => NewDiscovery(site).DiscoverResourceAsync(new Uri("http://127.0.0.1:7001/mcp"), null, default));
+
+        Assert.Equal("resource_mismatch", ex.Code);
+    }
+
+    [Fact]
     public async Task DiscoverResource_DocumentForAnotherResource_RefusedAsMismatch()
     {
         var site = new Site();
