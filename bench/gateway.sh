@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Gateway benchmark: the simulated upstream (tests/Latchkey.UpstreamSim) reached directly, through a real
-# `latchkey serve`, and through Debian's nginx with proxy_pass, in one run with alternating rounds. wrk (Debian)
+# `latchkey serve`, through Debian's nginx with proxy_pass, and through the floor proxy
+# (bench/Latchkey.Bench.FloorProxy: the same Kestrel + HttpClient pieces doing nothing but forward, to tell what
+# Latchkey costs from what the platform costs), in one run with alternating rounds. wrk (Debian)
 # is the load generator; Latchkey.Bench measures the time to the first Server-Sent Event. Prints Markdown for
 # docs/benchmarks.md. Not a test: it never fails on a number.
 # Usage: bench/gateway.sh [--seconds S] [--rounds N] [--sse-rounds N] [--warmup S]
@@ -31,13 +33,14 @@ if ((${#missing[@]})); then
 fi
 nginx=$(command -v nginx || echo /usr/sbin/nginx)
 
-log "building (Release): the simulated upstream, latchkey, the benchmark client"
-for project in tests/Latchkey.UpstreamSim src/Latchkey bench/Latchkey.Bench; do
+log "building (Release): the simulated upstream, latchkey, the floor proxy, the benchmark client"
+for project in tests/Latchkey.UpstreamSim src/Latchkey bench/Latchkey.Bench.FloorProxy bench/Latchkey.Bench; do
   dotnet build "$project" -c Release --nologo --verbosity quiet -clp:ErrorsOnly >&2
 done
 sim_exe=tests/Latchkey.UpstreamSim/bin/Release/net10.0/Latchkey.UpstreamSim
 lk=src/Latchkey/bin/Release/net10.0/latchkey
 bench=bench/Latchkey.Bench/bin/Release/net10.0/Latchkey.Bench
+floor_exe=bench/Latchkey.Bench.FloorProxy/bin/Release/net10.0/floor-proxy
 
 work=$(mktemp -d)
 chmod 700 "$work"
@@ -81,6 +84,12 @@ key=$("$lk" keys create bench-key --credential bench 2>/dev/null | tail -1)
 lk_pid=$!
 pids+=("$lk_pid")
 gateway=$(wait_for "$work/serve.out" 'Latchkey gateway on (http://[0-9.:]+)')
+
+log "starting the floor proxy (Kestrel + HttpClient, nothing else)"
+printf 'x-api-key: %s\n' "$secret" | "$floor_exe" --listen 127.0.0.1:0 --upstream "$upstream" >"$work/floor.out" 2>&1 &
+floor_pid=$!
+pids+=("$floor_pid")
+floor=$(wait_for "$work/floor.out" 'listening on (http://[0-9.:]+)')
 
 log "starting nginx (proxy_pass, keepalive upstream, buffering off)"
 nginx_port=$(free_port)
@@ -128,7 +137,8 @@ declare -A url keyof
 url[direct]="$upstream/v1/messages";               keyof[direct]=$secret
 url[latchkey]="$gateway/c/bench/v1/messages";      keyof[latchkey]=$key
 url[nginx]="http://127.0.0.1:$nginx_port/v1/messages"; keyof[nginx]=whatever
-targets=(direct latchkey nginx)
+url[floor]="$floor/v1/messages";                   keyof[floor]=whatever
+targets=(direct latchkey nginx floor)
 
 for t in "${targets[@]}"; do  # every path answers 200 before anything is measured
   code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "${url[$t]}" -H "x-api-key: ${keyof[$t]}" -H 'content-type: application/json' \
@@ -141,14 +151,14 @@ sleep 2
 idle_rss=$(rss "$lk_pid" VmRSS)
 if ((warmup > 0)); then
   log "warming up: ${warmup} s of 32-connection load on each proxy before measuring"
-  for t in latchkey nginx; do
+  for t in latchkey nginx floor; do
     BENCH_KEY=${keyof[$t]} wrk -t2 -c32 -d"${warmup}s" -s "$work/post.lua" "${url[$t]}" >/dev/null
   done
 fi
 
 # CPU time (clock ticks, user + system) used so far by the given processes.
 cpu_ticks() { local total=0 p f; for p in "$@"; do read -r -a f <"/proc/$p/stat" && total=$((total + f[13] + f[14])); done; echo "$total"; }
-proxy_pids() { case $1 in latchkey) echo "$lk_pid" ;; nginx) echo "$nginx_pid" $(pgrep -P "$nginx_pid") ;; *) ;; esac; }
+proxy_pids() { case $1 in latchkey) echo "$lk_pid" ;; floor) echo "$floor_pid" ;; nginx) echo "$nginx_pid" $(pgrep -P "$nginx_pid") ;; *) ;; esac; }
 hz=$(getconf CLK_TCK)
 
 # One wrk run: prints "req/s p50_ms p99_ms requests errors".
@@ -163,7 +173,7 @@ run_wrk() {
     END { printf "%.0f %.3f %.3f %d %s\n", rps, p50, p99, n, (err == "" ? "-" : err) }'
 }
 
-log "load: ${rounds} rounds x (1, 32 connections) x (direct, latchkey, nginx), ${seconds} s each, order rotated every round"
+log "load: ${rounds} rounds x (1, 32 connections) x (${targets[*]}), ${seconds} s each, order rotated every round"
 results="$work/results"
 : >"$results"
 for ((r = 0; r < rounds; r++)); do
@@ -187,19 +197,21 @@ log "time to first SSE event: $sse_rounds requests per target, alternating, one 
 "$bench" sse --rounds "$sse_rounds" \
   --target "direct=${url[direct]}|${keyof[direct]}" \
   --target "latchkey=${url[latchkey]}|${keyof[latchkey]}" \
-  --target "nginx=${url[nginx]}|${keyof[nginx]}" >"$work/sse"
+  --target "nginx=${url[nginx]}|${keyof[nginx]}" \
+  --target "floor=${url[floor]}|${keyof[floor]}" >"$work/sse"
 
 # Median of column COL for target T at C connections.
 median() { awk -v t="$1" -v c="$2" -v col="$3" '$1 == t && $2 == c {print $col}' "$results" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 sse() { awk -v t="$1" -v col="$2" '$1 == t {print $col}' "$work/sse"; }
 calc() { awk "BEGIN {printf \"$1\", $2}"; }
 
-echo "## Gateway: direct vs Latchkey vs nginx"
+echo "## Gateway: direct vs Latchkey vs nginx (and the floor proxy)"
 echo
 echo "- $(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -1)); load generator, proxies and upstream share them"
 echo "- $(uname -sr); .NET SDK $(dotnet --version); $("$nginx" -v 2>&1 | sed 's#nginx version: ##'); $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}'); commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src bench || echo ' (with local changes)')"
 echo "- load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "- each cell: the median of $rounds wrk runs of ${seconds} s (POST /v1/messages, non-streamed JSON answer); the order of the three targets rotates every round"
+echo "- each cell: the median of $rounds wrk runs of ${seconds} s (POST /v1/messages, non-streamed JSON answer); the order of the ${#targets[@]} targets rotates every round"
+echo "- floor: bench/Latchkey.Bench.FloorProxy, Kestrel + HttpClient tuned as Latchkey's forwarder and nothing else (no key check, lookup, audit or diagnostics)"
 echo
 echo "| target | connections | requests/s | p50 ms | p99 ms | proxy CPU us/request |"
 echo "|---|---:|---:|---:|---:|---:|"
@@ -210,16 +222,16 @@ for c in 1 32; do
 done
 echo
 for c in 1 32; do
-  l=$(median latchkey "$c" 3) n=$(median nginx "$c" 3) d=$(median direct "$c" 3)
-  echo "- $c connection(s): Latchkey throughput $(calc '%.2f' "$l / $n")x nginx's ($(calc '%.2f' "$l / $d")x direct; nginx $(calc '%.2f' "$n / $d")x direct)"
+  l=$(median latchkey "$c" 3) n=$(median nginx "$c" 3) d=$(median direct "$c" 3) f=$(median floor "$c" 3)
+  echo "- $c connection(s): Latchkey throughput $(calc '%.2f' "$l / $n")x nginx's and $(calc '%.2f' "$l / $f")x the floor's; the floor $(calc '%.2f' "$f / $n")x nginx's ($(calc '%.2f' "$l / $d")x direct; nginx $(calc '%.2f' "$n / $d")x direct)"
 done
-dl=$(median direct 1 4) ll=$(median latchkey 1 4) nl=$(median nginx 1 4)
-echo "- added median latency at 1 connection: Latchkey $(calc '%.3f' "$ll - $dl") ms, nginx $(calc '%.3f' "$nl - $dl") ms"
+dl=$(median direct 1 4) ll=$(median latchkey 1 4) nl=$(median nginx 1 4) fl=$(median floor 1 4)
+echo "- added median latency at 1 connection: Latchkey $(calc '%.3f' "$ll - $dl") ms, nginx $(calc '%.3f' "$nl - $dl") ms, floor $(calc '%.3f' "$fl - $dl") ms"
 echo "- time to first SSE event (median / p99 of $sse_rounds): direct $(sse direct 2) / $(sse direct 3) ms, Latchkey $(sse latchkey 2) / $(sse latchkey 3) ms, nginx $(sse nginx 2) / $(sse nginx 3) ms;" \
-  "added by Latchkey $(calc '%.3f' "$(sse latchkey 2) - $(sse direct 2)") ms, by nginx $(calc '%.3f' "$(sse nginx 2) - $(sse direct 2)") ms"
+  "floor $(sse floor 2) / $(sse floor 3) ms; added by Latchkey $(calc '%.3f' "$(sse latchkey 2) - $(sse direct 2)") ms, by nginx $(calc '%.3f' "$(sse nginx 2) - $(sse direct 2)") ms, by the floor $(calc '%.3f' "$(sse floor 2) - $(sse direct 2)") ms"
 echo "- Latchkey gateway resident memory: idle after start ${idle_rss} MiB; peak under load ${load_rss} MiB; after the load ${after_rss} MiB"
 for c in 1 32; do
-  echo "- proxy CPU per request at $c connection(s): Latchkey $(median latchkey "$c" 6) us, nginx $(median nginx "$c" 6) us (user + system time of the proxy's processes / requests served; less sensitive to machine load than requests/s)"
+  echo "- proxy CPU per request at $c connection(s): Latchkey $(median latchkey "$c" 6) us, nginx $(median nginx "$c" 6) us, floor $(median floor "$c" 6) us (user + system time of the proxy's processes / requests served; less sensitive to machine load than requests/s)"
 done
 if awk 'NF > 7 || $7 != "-"' "$results" | grep -q .; then
   echo "- errors reported by wrk: $(awk 'NF > 7 || $7 != "-"' "$results" | tr '\n' ';')"
