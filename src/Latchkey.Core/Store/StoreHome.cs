@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 
 namespace Latchkey.Store;
@@ -7,7 +8,7 @@ namespace Latchkey.Store;
 /// <c>LATCHKEY_HOME</c>, else <c>$XDG_DATA_HOME/latchkey</c>, else <c>~/.local/share/latchkey</c>. Nothing in the
 /// path is ephemeral (no version number, port or working directory), so every process finds the same store.
 /// </summary>
-internal sealed class StoreHome
+internal sealed partial class StoreHome
 {
     /// <summary>Owner-only folder mode (0700).</summary>
     public const UnixFileMode FolderMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
@@ -145,9 +146,12 @@ internal sealed class StoreHome
 
     /// <summary>
     /// Loads the master key, creating it (0600) on first use. Creation is race-free across processes: each writes
-    /// its candidate to a private temporary file and links it into place without overwriting, so exactly one key
-    /// wins and every process uses it.
+    /// its candidate to a private temporary file and links it into place with <c>link(2)</c>, which fails when the
+    /// name exists, so exactly one key wins and every process uses it.
     /// </summary>
+    /// <remarks>Not <c>File.Move(..., overwrite: false)</c>: on Unix .NET implements it as "if the destination does
+    /// not exist, rename(2)", and two processes that both saw no key would each rename their own into place, the
+    /// second replacing the first that a store may already be sealing with.</remarks>
     public byte[] LoadOrCreateMasterKey()
     {
         if (TryReadKey() is { } existing)
@@ -165,15 +169,12 @@ internal sealed class StoreHome
                 stream.Flush(flushToDisk: true);
             }
 
-            try
+            if (LinkIntoPlace(temp, KeyFilePath))
             {
-                File.Move(temp, KeyFilePath, overwrite: false);
                 return candidate.ToArray();
             }
-            catch (IOException) when (File.Exists(KeyFilePath))
-            {
-                // Another process won the race: use its key.
-            }
+
+            // Another process won the race: use its key.
         }
         finally
         {
@@ -184,6 +185,42 @@ internal sealed class StoreHome
         return TryReadKey() ?? throw new StoreException("key_unavailable",
             $"The master key file {KeyFilePath} could not be created or read. Check the folder's permissions with 'latchkey doctor'.", retryable: true);
     }
+
+    /// <summary>Gives <paramref name="path"/> the file at <paramref name="temp"/> unless that name exists (then false).</summary>
+    private static bool LinkIntoPlace(string temp, string path)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            try
+            {
+                File.Move(temp, path, overwrite: false); // MoveFileEx without REPLACE_EXISTING: fails if it exists
+                return true;
+            }
+            catch (IOException) when (File.Exists(path))
+            {
+                return false;
+            }
+        }
+
+        if (Link(temp, path) == 0)
+        {
+            return true;
+        }
+
+        var errno = Marshal.GetLastPInvokeError();
+        if (errno == EExist)
+        {
+            return false;
+        }
+
+        throw new StoreException("key_unavailable",
+            $"The master key file {path} could not be created: link(2) failed with errno {errno} ({Marshal.GetPInvokeErrorMessage(errno)}). The home folder must be on a file system with hard links (not FAT or some network shares); choose another with --home or LATCHKEY_HOME.", retryable: false);
+    }
+
+    private const int EExist = 17; // EEXIST on Linux and macOS
+
+    [LibraryImport("libc", EntryPoint = "link", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Link(string existing, string created);
 
     private byte[]? TryReadKey()
     {

@@ -7,6 +7,34 @@ public sealed class StoreHomeTests
     private static Func<string, string?> Env(params (string Key, string Value)[] values) =>
         key => values.FirstOrDefault(v => v.Key == key).Value;
 
+    /// <summary>
+    /// The race is between file-system calls (see for a key, write one, put it in place), so threads released
+    /// together hit it far more often than process start-up jitter would; 200 fresh homes, 8 creators each.
+    /// It failed on File.Move(overwrite: false), which .NET implements as rename(2) when the name looks free.
+    /// </summary>
+    [Fact]
+    public void LoadOrCreateMasterKey_EightCreatorsOnEachOf200FreshHomes_AllGetTheKeyOnDisk()
+    {
+        for (var round = 0; round < 200; round++)
+        {
+            using var temp = new TempHome();
+            Directory.CreateDirectory(temp.Path, StoreHome.FolderMode);
+            using var start = new Barrier(8);
+            var keys = new byte[8][];
+            var threads = Enumerable.Range(0, 8).Select(i => new Thread(() =>
+            {
+                start.SignalAndWait();
+                keys[i] = temp.Home.LoadOrCreateMasterKey();
+            })).ToList();
+            threads.ForEach(t => t.Start());
+            threads.ForEach(t => t.Join());
+
+            var onDisk = File.ReadAllBytes(temp.Home.KeyFilePath);
+            Assert.All(keys, k => Assert.Equal(onDisk, k));
+            Assert.Empty(Directory.GetFiles(temp.Path, "master.key.tmp-*"));
+        }
+    }
+
     [Fact]
     public void Resolve_OptionGiven_WinsOverEnvironment()
     {
