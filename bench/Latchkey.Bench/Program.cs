@@ -9,6 +9,8 @@ using Latchkey.Store;
 //       whole-process wall time of `PROGRAM token NAME` against a hello-world .NET program, in alternating rounds
 //   Latchkey.Bench sse --target LABEL=URL|KEY [--target ...] [--rounds 200]
 //       time to the first Server-Sent Event of a streamed /v1/messages answer, per target (bench/gateway.sh)
+//   Latchkey.Bench audit [--entries 200000] [--batch 500]
+//       the audit log's append cost alone: entries per second and CPU per entry on a fresh SQLite store
 //   Latchkey.Bench store-worker MODE HOME NAME PEERS SECONDS OUT      (internal: one worker process)
 var mode = args.Length > 0 ? args[0] : "help";
 return mode switch
@@ -18,6 +20,7 @@ return mode switch
         double.Parse(Option(args, "--seconds", "5"), CultureInfo.InvariantCulture)),
     "store-worker" => await StoreBench.WorkerAsync(args[1], args[2], args[3], int.Parse(args[4], CultureInfo.InvariantCulture), double.Parse(args[5], CultureInfo.InvariantCulture), args[6]),
     "startup" => await StartupBench.RunAsync(Option(args, "--hello", ""), Options(args, "--program"), int.Parse(Option(args, "--rounds", "40"), CultureInfo.InvariantCulture)),
+    "audit" => await AuditBench.RunAsync(int.Parse(Option(args, "--entries", "200000"), CultureInfo.InvariantCulture), int.Parse(Option(args, "--batch", "500"), CultureInfo.InvariantCulture)),
     "sse" => await SseBench.RunAsync(Options(args, "--target"), int.Parse(Option(args, "--rounds", "200"), CultureInfo.InvariantCulture)),
     _ => Help(),
 };

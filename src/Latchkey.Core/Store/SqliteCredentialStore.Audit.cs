@@ -6,16 +6,12 @@ namespace Latchkey.Store;
 /// <summary>The audit log, in the same database as the credentials it names.</summary>
 internal sealed partial class SqliteCredentialStore
 {
-    /// <summary>The insert's parameters with their column types, in the order <see cref="AppendAsync"/> binds them.</summary>
-    private static readonly (string Name, Microsoft.Data.Sqlite.SqliteType Type)[] AuditParameters =
-    [
-        ("$event_id", Microsoft.Data.Sqlite.SqliteType.Text), ("$at", Microsoft.Data.Sqlite.SqliteType.Integer),
-        ("$client_key", Microsoft.Data.Sqlite.SqliteType.Text), ("$credential", Microsoft.Data.Sqlite.SqliteType.Text),
-        ("$route", Microsoft.Data.Sqlite.SqliteType.Text), ("$method", Microsoft.Data.Sqlite.SqliteType.Text),
-        ("$path", Microsoft.Data.Sqlite.SqliteType.Text), ("$status", Microsoft.Data.Sqlite.SqliteType.Integer),
-        ("$upstream_status", Microsoft.Data.Sqlite.SqliteType.Integer), ("$latency_ms", Microsoft.Data.Sqlite.SqliteType.Integer),
-        ("$reason", Microsoft.Data.Sqlite.SqliteType.Text), ("$replica", Microsoft.Data.Sqlite.SqliteType.Text),
-    ];
+    private const string AuditInsertSql =
+        """
+        INSERT INTO audit_event (event_id, at, client_key, credential, route, method, path, status, upstream_status, latency_ms, reason, replica)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+        ON CONFLICT (event_id) DO NOTHING
+        """;
 
     public Task AppendAsync(IReadOnlyList<AuditEntry> entries, CancellationToken cancellationToken)
     {
@@ -28,39 +24,53 @@ internal sealed partial class SqliteCredentialStore
 
         Run(connection =>
         {
+            // One transaction and one prepared statement for the batch, bound by position through SQLite's own API:
+            // ADO.NET parameters look every name up again on each execution, which cost as much as the inserts.
             using var transaction = connection.BeginTransaction(IsolationLevel.Serializable, deferred: false);
-            using var command = connection.CreateCommand();
-            command.Transaction = transaction;
-            command.CommandText =
-                """
-                INSERT INTO audit_event (event_id, at, client_key, credential, route, method, path, status, upstream_status, latency_ms, reason, replica)
-                VALUES ($event_id, $at, $client_key, $credential, $route, $method, $path, $status, $upstream_status, $latency_ms, $reason, $replica)
-                ON CONFLICT (event_id) DO NOTHING
-                """;
-            // One prepared statement for the batch, its parameters typed once and only their values set per row.
-            var p = Array.ConvertAll(AuditParameters, d => command.Parameters.Add(d.Name, d.Type));
-            command.Prepare();
-            foreach (var e in entries)
+            var db = connection.Handle!;
+            Check(db, SQLitePCL.raw.sqlite3_prepare_v2(db, AuditInsertSql, out var statement));
+            using (statement)
             {
-                p[0].Value = e.EventId;
-                p[1].Value = e.At.ToUnixTimeMilliseconds();
-                p[2].Value = (object?)e.ClientKey ?? DBNull.Value;
-                p[3].Value = (object?)e.Credential ?? DBNull.Value;
-                p[4].Value = e.Route;
-                p[5].Value = e.Method;
-                p[6].Value = AuditRows.StoredPath(e.Path);
-                p[7].Value = e.Status;
-                p[8].Value = e.UpstreamStatus is { } upstream ? upstream : DBNull.Value;
-                p[9].Value = e.LatencyMs;
-                p[10].Value = (object?)e.Reason ?? DBNull.Value;
-                p[11].Value = e.Replica;
-                command.ExecuteNonQuery();
+                foreach (var e in entries)
+                {
+                    SQLitePCL.raw.sqlite3_bind_text(statement, 1, e.EventId);
+                    SQLitePCL.raw.sqlite3_bind_int64(statement, 2, e.At.ToUnixTimeMilliseconds());
+                    BindText(statement, 3, e.ClientKey);
+                    BindText(statement, 4, e.Credential);
+                    SQLitePCL.raw.sqlite3_bind_text(statement, 5, e.Route);
+                    SQLitePCL.raw.sqlite3_bind_text(statement, 6, e.Method);
+                    SQLitePCL.raw.sqlite3_bind_text(statement, 7, AuditRows.StoredPath(e.Path));
+                    SQLitePCL.raw.sqlite3_bind_int(statement, 8, e.Status);
+                    _ = e.UpstreamStatus is { } upstream ? SQLitePCL.raw.sqlite3_bind_int(statement, 9, upstream) : SQLitePCL.raw.sqlite3_bind_null(statement, 9);
+                    SQLitePCL.raw.sqlite3_bind_int64(statement, 10, e.LatencyMs);
+                    BindText(statement, 11, e.Reason);
+                    SQLitePCL.raw.sqlite3_bind_text(statement, 12, e.Replica);
+                    var rc = SQLitePCL.raw.sqlite3_step(statement);
+                    if (rc != SQLitePCL.raw.SQLITE_DONE)
+                    {
+                        Check(db, rc);
+                    }
+
+                    SQLitePCL.raw.sqlite3_reset(statement);
+                }
             }
 
             transaction.Commit();
             return 0;
         });
         return Task.CompletedTask;
+
+        static void BindText(SQLitePCL.sqlite3_stmt statement, int index, string? value) =>
+            _ = value is null ? SQLitePCL.raw.sqlite3_bind_null(statement, index) : SQLitePCL.raw.sqlite3_bind_text(statement, index, value);
+
+        // The same exception ADO.NET throws, so Run maps busy, full and corrupt databases as for every other call.
+        static void Check(SQLitePCL.sqlite3 db, int rc)
+        {
+            if (rc != SQLitePCL.raw.SQLITE_OK)
+            {
+                throw new Microsoft.Data.Sqlite.SqliteException(SQLitePCL.raw.sqlite3_errmsg(db).utf8_to_string(), rc, SQLitePCL.raw.sqlite3_extended_errcode(db));
+            }
+        }
     }
 
     public Task<IReadOnlyList<AuditEntry>> QueryAsync(AuditQuery query, CancellationToken cancellationToken)
