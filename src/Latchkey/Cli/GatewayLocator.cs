@@ -28,6 +28,13 @@ internal static class GatewayLocator
         }
     }
 
+    /// <summary>Whether a live process holds the home's gateway lock (a gateway running or still starting).</summary>
+    private static bool HeldByAnother(StoreHome home)
+    {
+        using var probe = TryLockHome(home);
+        return probe is null;
+    }
+
     public static void WriteInfo(StoreHome home, GatewayInfo info)
     {
         var path = Path.Combine(home.Path, "gateway.json");
@@ -108,12 +115,21 @@ internal static class GatewayLocator
                 return url;
             }
 
-            if (exited() && await FindHealthyAsync(home, ct) is null)
+            // The one we started stopped. That is the end only when no other process holds the home: a gateway
+            // someone started by hand takes the lock before it answers /healthz, and ours then stops at once
+            // ("already running"), so wait for that one instead.
+            if (exited() && await FindHealthyAsync(home, ct) is null && !HeldByAnother(home))
             {
                 break;
             }
 
             await Task.Delay(100, ct);
+        }
+
+        if (HeldByAnother(home))
+        {
+            throw new CliException(ExitCodes.Failure, $"A gateway holds the home folder {home.Path} ({Describe(home)}) but did not answer /healthz within {wait.TotalSeconds:0} s.",
+                "Look at the terminal or log of that 'latchkey serve'; stop it if it hangs, and try again.");
         }
 
         var tail = File.Exists(log) ? string.Join(Environment.NewLine + "    ", File.ReadLines(log).TakeLast(5)) : "(no log)";
