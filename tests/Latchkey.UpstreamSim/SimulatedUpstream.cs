@@ -42,6 +42,9 @@ internal sealed class SimBehaviour
 /// <summary>One request as the upstream received it.</summary>
 internal sealed record SeenRequest(string Method, string PathAndQuery, IReadOnlyDictionary<string, string> Headers, byte[] Body, string? Credential)
 {
+    /// <summary>The request target exactly as it arrived on the request line (no decoding).</summary>
+    public string RawTarget { get; init; } = string.Empty;
+
     public JsonObject? Json => Body.Length == 0 ? null : JsonNode.Parse(Body) as JsonObject;
 }
 
@@ -102,7 +105,10 @@ internal sealed class SimulatedUpstream(SimBehaviour? behaviour = null) : IAsync
         if (RecordRequests)
         {
             var headers = request.Headers.ToDictionary(h => h.Key, h => h.Value.ToString(), StringComparer.OrdinalIgnoreCase);
-            Requests.Enqueue(new SeenRequest(request.Method, request.Path + request.QueryString, headers, body, credential));
+            Requests.Enqueue(new SeenRequest(request.Method, request.Path + request.QueryString, headers, body, credential)
+            {
+                RawTarget = context.Features.Get<IHttpRequestFeature>()?.RawTarget ?? string.Empty,
+            });
         }
 
         var openAi = request.Path.StartsWithSegments("/v1/chat/completions") || request.Path.StartsWithSegments("/v1/models");
