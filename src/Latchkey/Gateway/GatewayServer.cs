@@ -115,6 +115,7 @@ internal sealed class GatewayServer : IAsyncDisposable
         var audit = new AuditWriter(store, options.AuditRetention, time, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Latchkey.Audit"));
         app.Use(new AuditRecorder(audit, time).InvokeAsync);
         app.Use(ActivatorUtilities.CreateInstance<StoreFailureAnswer>(app.Services).InvokeAsync);
+        app.Use(AllowedMethods.InvokeAsync);
         var credentialRoute = app.Services.GetRequiredService<CredentialRoute>();
         var routerRoute = app.Services.GetRequiredService<ModelRouterRoute>();
         app.MapGet("/healthz", (HttpContext context) => WriteHealthAsync(context, home, store.Backend));
