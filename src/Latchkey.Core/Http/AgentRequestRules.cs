@@ -34,8 +34,12 @@ namespace Latchkey.Http;
 /// </remarks>
 internal static class AgentRequestRules
 {
-    /// <summary>More percent-encoding layers than this is refused (no client encodes a path three times).</summary>
+    /// <summary>More layers of percent-encoding than this are refused (real clients encode once).</summary>
     public const int MaxDecodingRounds = 4;
+
+    /// <summary>C0 controls, DEL and backslash: never in a decoded path.</summary>
+    private static readonly System.Buffers.SearchValues<char> ControlsAndBackslash =
+        System.Buffers.SearchValues.Create(new string([.. Enumerable.Range(0, 0x20).Select(i => (char)i), '\u007f', '\\']));
 
     /// <summary>Characters that NFKC normalisation maps to '.', '..', '/' or '\' (a server that normalises sees a dot
     /// segment or a separator). Listed because invariant globalization does not normalise.</summary>
@@ -120,27 +124,30 @@ internal static class AgentRequestRules
             decoded = next;
         }
 
-        var bytes = new byte[decoded.Length];
-        for (var i = 0; i < decoded.Length; i++)
+        if (decoded.AsSpan().IndexOfAny(ControlsAndBackslash) >= 0)
         {
-            var c = decoded[i];
-            if (c is '\\' or < '\x20' or '\x7f')
+            return false;
+        }
+
+        var text = decoded;
+        if (!Ascii.IsValid(decoded))
+        {
+            var bytes = new byte[decoded.Length];
+            for (var i = 0; i < decoded.Length; i++)
+            {
+                bytes[i] = (byte)decoded[i];
+            }
+
+            if (!System.Text.Unicode.Utf8.IsValid(bytes))
             {
                 return false;
             }
 
-            bytes[i] = (byte)c;
-        }
-
-        if (!System.Text.Unicode.Utf8.IsValid(bytes))
-        {
-            return false;
-        }
-
-        var text = Encoding.UTF8.GetString(bytes);
-        if (text.AsSpan().IndexOfAny(CompatibilityDotsAndSlashes) >= 0)
-        {
-            return false;
+            text = Encoding.UTF8.GetString(bytes);
+            if (text.AsSpan().IndexOfAny(CompatibilityDotsAndSlashes) >= 0)
+            {
+                return false;
+            }
         }
 
         foreach (var range in text.AsSpan().Split('/'))
@@ -187,6 +194,8 @@ internal static class AgentRequestRules
         return false;
     }
 
+    private static int HexDigit(char c) => c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
+
     /// <summary>One round of percent-decoding into one char per byte; a '%' not followed by two hex digits stays.</summary>
     private static string DecodeOnce(string text)
     {
@@ -195,7 +204,7 @@ internal static class AgentRequestRules
         {
             if (text[i] == '%' && i + 2 < text.Length && char.IsAsciiHexDigit(text[i + 1]) && char.IsAsciiHexDigit(text[i + 2]))
             {
-                builder.Append((char)Convert.ToByte(text.Substring(i + 1, 2), 16));
+                builder.Append((char)((HexDigit(text[i + 1]) << 4) | HexDigit(text[i + 2])));
                 i += 2;
             }
             else
