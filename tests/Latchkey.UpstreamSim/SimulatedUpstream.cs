@@ -22,7 +22,8 @@ internal sealed class SimBehaviour
     /// What every request gets unless its <c>sim-scenario</c> header says otherwise: <c>ok</c>, <c>auth_error</c>,
     /// <c>oauth_not_supported</c>, <c>restricted</c>, <c>missing_scope</c>, <c>permission</c>,
     /// <c>invalid_api_key</c>, <c>rate_limit</c>, <c>overloaded</c>, <c>server_error</c>, <c>reset</c>,
-    /// <c>reset_mid_stream</c>, <c>hang</c>.
+    /// <c>reset_mid_stream</c>, <c>hang</c>. A <c>TRACE</c> request is always echoed back (headers included), as a
+    /// server with tracing left on does.
     /// </summary>
     public string Scenario { get; set; } = "ok";
 
@@ -42,6 +43,9 @@ internal sealed class SimBehaviour
 /// <summary>One request as the upstream received it.</summary>
 internal sealed record SeenRequest(string Method, string PathAndQuery, IReadOnlyDictionary<string, string> Headers, byte[] Body, string? Credential)
 {
+    /// <summary>The request target exactly as it arrived on the request line (no decoding).</summary>
+    public string RawTarget { get; init; } = string.Empty;
+
     public JsonObject? Json => Body.Length == 0 ? null : JsonNode.Parse(Body) as JsonObject;
 }
 
@@ -102,7 +106,16 @@ internal sealed class SimulatedUpstream(SimBehaviour? behaviour = null) : IAsync
         if (RecordRequests)
         {
             var headers = request.Headers.ToDictionary(h => h.Key, h => h.Value.ToString(), StringComparer.OrdinalIgnoreCase);
-            Requests.Enqueue(new SeenRequest(request.Method, request.Path + request.QueryString, headers, body, credential));
+            Requests.Enqueue(new SeenRequest(request.Method, request.Path + request.QueryString, headers, body, credential)
+            {
+                RawTarget = context.Features.Get<IHttpRequestFeature>()?.RawTarget ?? string.Empty,
+            });
+        }
+
+        if (HttpMethods.IsTrace(request.Method))
+        {
+            await TraceAsync(context).ConfigureAwait(false);
+            return;
         }
 
         var openAi = request.Path.StartsWithSegments("/v1/chat/completions") || request.Path.StartsWithSegments("/v1/models");
@@ -241,6 +254,22 @@ internal sealed class SimulatedUpstream(SimBehaviour? behaviour = null) : IAsync
         using var buffer = new MemoryStream();
         await request.Body.CopyToAsync(buffer, ct).ConfigureAwait(false);
         return buffer.ToArray();
+    }
+
+    /// <summary>Answers TRACE as a server with tracing on does (RFC 9110, 9.3.8): the request it received, headers and
+    /// all, as <c>message/http</c>.</summary>
+    private static Task TraceAsync(HttpContext context)
+    {
+        var request = context.Request;
+        var echo = new StringBuilder($"{request.Method} {context.Features.Get<IHttpRequestFeature>()?.RawTarget} {request.Protocol}\r\n");
+        foreach (var (name, value) in request.Headers)
+        {
+            echo.Append(name).Append(": ").Append(value.ToString()).Append("\r\n");
+        }
+
+        context.Response.StatusCode = 200;
+        context.Response.ContentType = "message/http";
+        return context.Response.WriteAsync(echo.Append("\r\n").ToString(), context.RequestAborted);
     }
 
     private static async Task EchoAsync(HttpContext context, byte[] body)

@@ -1,3 +1,4 @@
+using Latchkey.Http;
 using Latchkey.Store;
 using Latchkey.Tokens;
 using Microsoft.AspNetCore.Http;
@@ -7,41 +8,81 @@ using Microsoft.Extensions.Logging;
 namespace Latchkey.Gateway;
 
 /// <summary>
-/// The checks every agent request passes before anything is sent upstream: well-formed headers, a valid client
-/// key that allows the credential or router asked for, and a usable credential. Each failure is answered here
-/// with a message that says what to do.
+/// The checks every agent request passes before anything is sent upstream, in this order: well-formed headers
+/// and request target (<see cref="CheckTargetAsync"/>), then a valid client key that allows the credential, router
+/// or server asked for (<see cref="AuthorizeAsync"/>), and only then a usable credential
+/// (<see cref="ResolveAsync"/>). Each failure is answered here with a message that says what to do.
 /// </summary>
+/// <remarks>
+/// <b>Security.</b> Nothing before the key has passed reads the credential store or the token engine, so a caller
+/// without a key causes no store read, no refresh and no authorization-server traffic, and gets the same answer for
+/// a name that exists and one that does not. Until the key has passed, Kestrel's minimum request-body data rate
+/// applies (a body trickled in to hold a connection is cut off); an authorized request may stream at any pace.
+/// </remarks>
 internal sealed class AgentRequest(ClientKeyAuth auth, CredentialResolver credentials, ILogger<AgentRequest> log)
 {
-    /// <summary>Checks the request's headers and client key; writes the refusal and returns false when they fail.</summary>
-    public async Task<bool> AuthorizeAsync(HttpContext context, string name, string? credentialHeader)
+    /// <summary>
+    /// Checks the request's header values and its request target; returns the path and query to append to the
+    /// upstream URL (the raw target after <c>/<paramref name="routeWord"/>/<paramref name="name"/></c>, byte for
+    /// byte), or writes the refusal and returns null.
+    /// </summary>
+    public async Task<string?> CheckTargetAsync(HttpContext context, string routeWord, string name)
     {
         foreach (var header in context.Request.Headers)
         {
             foreach (var value in header.Value)
             {
-                if (value is not null && value.AsSpan().IndexOfAny('\r', '\n', '\0') >= 0)
+                if (value is not null && !AgentRequestRules.IsSafeHeaderValue(value))
                 {
-                    await RefuseAsync(context, 400, "header_invalid", $"The request header '{header.Key}' contains CR, LF or NUL characters.", "Send header values on one line.").ConfigureAwait(false);
-                    return false;
+                    await RefuseAsync(context, 400, "header_invalid", $"The request header '{header.Key}' contains control characters (CR, LF, NUL, ...).", "Send header values on one line, as printable text.").ConfigureAwait(false);
+                    return null;
                 }
             }
         }
 
-        var presented = ClientKeyAuth.Find(context.Request, credentialHeader);
+        var raw = context.Features.Get<IHttpRequestFeature>()?.RawTarget ?? string.Empty;
+        if (AgentRequestRules.UpstreamPathAndQuery(raw, routeWord, name) is { } pathAndQuery)
+        {
+            return pathAndQuery;
+        }
+
+        await RefuseAsync(context, 400, "path_invalid",
+            "The request target must be a plain path: no dot segment, backslash, control character or fragment, whether plain or percent-encoded (at any depth), since those could leave the upstream's base path.",
+            "Send a normalised path, percent-encoded once.").ConfigureAwait(false);
+        return null;
+    }
+
+    /// <summary>
+    /// Checks the request's client key against <paramref name="name"/>; writes the refusal and returns false when
+    /// it fails. On success, removes every header that carried a key (so none is forwarded) and lifts the minimum
+    /// body data rate for this request.
+    /// </summary>
+    public async Task<bool> AuthorizeAsync(HttpContext context, string name)
+    {
+        var presented = ClientKeyAuth.Find(context.Request);
         if (presented is null)
         {
             await RefuseAsync(context, 401, "client_key_missing",
-                "This request carries no Latchkey client key (looked in Authorization: Bearer, x-api-key and the credential's header).",
+                "This request carries no Latchkey client key (looked in Authorization: Bearer, x-api-key and every other header for an lk_ value).",
                 $"Create one with 'latchkey keys create NAME --credential {name}' and send it as the API key, or start the agent with 'latchkey run --credential {name} -- AGENT'.").ConfigureAwait(false);
             return false;
         }
 
-        var check = await auth.CheckAsync(presented, context.RequestAborted).ConfigureAwait(false);
+        var check = await auth.CheckAsync(presented.Value, context.RequestAborted).ConfigureAwait(false);
         Audit.AuditFacts.Of(context)?.ClientKey = check.Key?.Name;
         switch (check.Status)
         {
             case ClientKeyStatus.Valid when check.Key!.Allows(name):
+                foreach (var header in presented.Headers)
+                {
+                    context.Request.Headers.Remove(header);
+                }
+
+                if (context.Features.Get<Microsoft.AspNetCore.Server.Kestrel.Core.Features.IHttpMinRequestBodyDataRateFeature>() is { } rate)
+                {
+                    rate.MinDataRate = null; // authorized: an agent may stream a request body at its own pace
+                }
+
                 return true;
             case ClientKeyStatus.Valid:
                 await RefuseAsync(context, 403, "client_key_not_allowed",
@@ -73,13 +114,6 @@ internal sealed class AgentRequest(ClientKeyAuth auth, CredentialResolver creden
         return credential;
     }
 
-    /// <summary>The header a credential is injected in (where an agent may also have put its client key), or null.</summary>
-    public async Task<string?> InjectionHeaderAsync(string name, CancellationToken ct)
-    {
-        var (credential, _) = await credentials.ResolveAsync(name, ct).ConfigureAwait(false);
-        return credential?.Record.Metadata.Injection.Header;
-    }
-
     /// <summary>Resolves a credential to inject; writes the reason and returns null when it cannot be used.</summary>
     public async Task<ResolvedCredential?> ResolveAsync(HttpContext context, string name)
     {
@@ -104,45 +138,6 @@ internal sealed class AgentRequest(ClientKeyAuth auth, CredentialResolver creden
 
         await GatewayErrors.WriteAsync(context, status, code, message, fix, name).ConfigureAwait(false);
         return null;
-    }
-
-    /// <summary>
-    /// The path and query to append to the upstream URL: the raw request target after <paramref name="prefix"/>,
-    /// as the agent sent it (no re-encoding). Null when it holds dot segments, which could climb out of the
-    /// upstream's base path.
-    /// </summary>
-    public static string? UpstreamPath(HttpContext context, string prefix)
-    {
-        var raw = context.Features.Get<IHttpRequestFeature>()?.RawTarget ?? string.Empty;
-        string rest;
-        if (raw.StartsWith(prefix, StringComparison.Ordinal))
-        {
-            rest = raw[prefix.Length..];
-        }
-        else
-        {
-            rest = context.Request.Path.Value is { } p && p.StartsWith(prefix, StringComparison.Ordinal) ? p[prefix.Length..] + context.Request.QueryString : string.Empty;
-        }
-
-        if (rest.Length > 0 && rest[0] != '/' && rest[0] != '?')
-        {
-            return null; // "/c/namexyz" is not "/c/name" + "xyz"
-        }
-
-        var path = rest.AsSpan();
-        var query = path.IndexOf('?');
-        if (query >= 0)
-        {
-            path = path[..query];
-        }
-
-        if (path.Contains("%2e", StringComparison.OrdinalIgnoreCase) || path.Contains("/./", StringComparison.Ordinal) || path.Contains("/../", StringComparison.Ordinal)
-            || path.EndsWith("/..", StringComparison.Ordinal) || path.EndsWith("/.", StringComparison.Ordinal) || path.Contains('\\'))
-        {
-            return null;
-        }
-
-        return rest;
     }
 
     public Task RefuseAsync(HttpContext context, int status, string code, string message, string fix)

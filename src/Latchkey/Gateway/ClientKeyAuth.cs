@@ -4,41 +4,66 @@ using Microsoft.AspNetCore.Http;
 
 namespace Latchkey.Gateway;
 
+/// <summary>A client key found on a request, and every header that carried one (all are removed before forwarding).</summary>
+internal sealed record PresentedKey(string Value, IReadOnlyList<string> Headers);
+
 /// <summary>
 /// Finds the client key on an agent's request and checks it. Agents put credentials in <c>Authorization:
 /// Bearer</c> (OpenAI clients, <c>ANTHROPIC_AUTH_TOKEN</c>), <c>x-api-key</c> (Anthropic clients), or the header
-/// the credential itself is injected in; all three are accepted, and none of them is ever forwarded.
+/// the credential itself is injected in (<c>api-key</c>, ...). A key is recognised by its shape (<c>lk_</c>, see
+/// <see cref="ClientKeyFormat"/>) in any header, so finding it never needs the credential: the key is checked before
+/// anything about the credential is looked up. No header that carried a key is ever forwarded.
 /// </summary>
 /// <remarks>
 /// <para><b>Caching.</b> A check is reused for <see cref="GatewayOptions.CacheTime"/>, so a revoked key stops
 /// working within that time (one second by default) without a store read on every request.</para>
-/// <para><b>Security.</b> The store compares in constant time; the cache is keyed by the presented value and
-/// holds no more than that value, which the agent already sent.</para>
+/// <para><b>Security.</b> A value that is not a well-formed key (<see cref="ClientKeyFormat.TryGetId"/>) is
+/// refused without a store lookup. The store compares in constant time; the cache is keyed by the presented value
+/// and holds no more than that value, which the agent already sent.</para>
 /// </remarks>
 internal sealed class ClientKeyAuth(IClientKeyStore keys, TimeProvider time, GatewayOptions options)
 {
     private const int MaxCached = 4096;
     private readonly ConcurrentDictionary<string, (ClientKeyCheck Check, DateTimeOffset Until)> _cache = new(StringComparer.Ordinal);
 
-    /// <summary>The client key value on the request, or null when there is none.</summary>
-    public static string? Find(HttpRequest request, string? credentialHeader)
+    /// <summary>
+    /// The client key on the request, or null when there is none: the first found in <c>Authorization</c>, then
+    /// <c>x-api-key</c>, then any other header, with every header that carries a key-shaped value.
+    /// </summary>
+    public static PresentedKey? Find(HttpRequest request)
     {
-        if (Candidate(request.Headers.Authorization) is { } fromAuthorization)
+        string? value = null;
+        List<string>? headers = null;
+        void Consider(string name, Microsoft.Extensions.Primitives.StringValues values)
         {
-            return fromAuthorization;
+            if (Candidate(values) is { } found)
+            {
+                value ??= found;
+                (headers ??= []).Add(name);
+            }
         }
 
-        if (Candidate(request.Headers["x-api-key"]) is { } fromApiKey)
+        Consider("Authorization", request.Headers.Authorization);
+        Consider("x-api-key", request.Headers["x-api-key"]);
+        foreach (var (name, values) in request.Headers)
         {
-            return fromApiKey;
+            if (!name.Equals("Authorization", StringComparison.OrdinalIgnoreCase) && !name.Equals("x-api-key", StringComparison.OrdinalIgnoreCase))
+            {
+                Consider(name, values);
+            }
         }
 
-        return credentialHeader is null ? null : Candidate(request.Headers[credentialHeader]);
+        return value is null ? null : new PresentedKey(value, headers!);
     }
 
     /// <summary>Checks a presented key.</summary>
     public async ValueTask<ClientKeyCheck> CheckAsync(string presented, CancellationToken ct)
     {
+        if (ClientKeyFormat.TryGetId(presented) is null)
+        {
+            return ClientKeyCheck.Malformed; // not a key this gateway could have issued: no store lookup
+        }
+
         var now = time.GetUtcNow();
         if (_cache.TryGetValue(presented, out var cached) && cached.Until > now)
         {
@@ -53,10 +78,7 @@ internal sealed class ClientKeyAuth(IClientKeyStore keys, TimeProvider time, Gat
             _cache.Clear();
         }
 
-        if (check.Status != ClientKeyStatus.Malformed)
-        {
-            _cache[presented] = (check, now + options.CacheTime);
-        }
+        _cache[presented] = (check, now + options.CacheTime);
 
         return check;
     }

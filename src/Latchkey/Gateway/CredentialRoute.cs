@@ -13,17 +13,13 @@ internal sealed class CredentialRoute(AgentRequest agents, UpstreamExchange exch
     public async Task HandleAsync(HttpContext context)
     {
         var name = (string)context.Request.RouteValues["credential"]!;
-        var prefix = "/c/" + name;
-        if (AgentRequest.UpstreamPath(context, prefix) is not { } pathAndQuery)
+        if (await agents.CheckTargetAsync(context, "c", name).ConfigureAwait(false) is not { } pathAndQuery)
         {
-            await agents.RefuseAsync(context, 400, "path_invalid", "The request path has dot segments or backslashes, which could leave the upstream's base path.", "Send a normalised path.").ConfigureAwait(false);
             return;
         }
 
-        // The key is checked before anything about the credential is told. Only when the key is in neither
-        // Authorization nor x-api-key is the credential looked up, to learn which other header it uses.
-        var credentialHeader = ClientKeyAuth.Find(context.Request, null) is null ? await agents.InjectionHeaderAsync(name, context.RequestAborted).ConfigureAwait(false) : null;
-        if (!await agents.AuthorizeAsync(context, name, credentialHeader).ConfigureAwait(false))
+        // The key first: nothing about the credential is read (no store read, no refresh) for a caller without one.
+        if (!await agents.AuthorizeAsync(context, name).ConfigureAwait(false))
         {
             return;
         }

@@ -60,7 +60,7 @@ internal sealed class Forwarder(HttpMessageInvoker invoker, TimeSpan responseTim
         {
             request.Content = body.IsStreamed
                 ? new StreamContent(context.Request.Body, BufferSize)
-                : new ReadOnlyMemoryContent(body.Memory);
+                : body.ToHttpContent();
         }
 
         CopyRequestHeaders(context.Request, request, skipRequestHeaders);

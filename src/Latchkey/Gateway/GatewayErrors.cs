@@ -28,7 +28,7 @@ internal static class GatewayErrors
         response.Headers[DiagnosticHeader] = diagnosis.ToHeaderValue(credential ?? string.Empty);
         var type = status switch
         {
-            400 or 413 or 431 => "invalid_request_error",
+            400 or 405 or 413 or 431 => "invalid_request_error",
             401 => "authentication_error",
             403 => "permission_error",
             404 => "not_found_error",

@@ -9,6 +9,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -78,7 +79,10 @@ internal sealed class GatewayServer : IAsyncDisposable
         {
             kestrel.AddServerHeader = false;
             kestrel.Limits.MaxRequestBodySize = null; // credential routes stream any size; routers enforce their own limit
-            kestrel.Limits.MinRequestBodyDataRate = null;
+            // Kestrel's default minimum body rate, stated: a request body must arrive at 240 bytes/s or more after a
+            // 5 s grace, so a caller without a key cannot hold a connection open by trickling a body in. An agent
+            // whose key has passed may stream at any pace (AgentRequest.AuthorizeAsync lifts it per request).
+            kestrel.Limits.MinRequestBodyDataRate = new MinDataRate(bytesPerSecond: 240, gracePeriod: TimeSpan.FromSeconds(5));
             kestrel.Listen(options.Listen);
             if (options.SocketPath is { } socket)
             {
@@ -111,6 +115,7 @@ internal sealed class GatewayServer : IAsyncDisposable
         var audit = new AuditWriter(store, options.AuditRetention, time, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Latchkey.Audit"));
         app.Use(new AuditRecorder(audit, time).InvokeAsync);
         app.Use(ActivatorUtilities.CreateInstance<StoreFailureAnswer>(app.Services).InvokeAsync);
+        app.Use(AllowedMethods.InvokeAsync);
         var credentialRoute = app.Services.GetRequiredService<CredentialRoute>();
         var routerRoute = app.Services.GetRequiredService<ModelRouterRoute>();
         app.MapGet("/healthz", (HttpContext context) => WriteHealthAsync(context, home, store.Backend));

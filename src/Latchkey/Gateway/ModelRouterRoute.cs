@@ -1,6 +1,6 @@
+using System.Buffers;
 using System.Collections.Concurrent;
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 
@@ -25,19 +25,35 @@ internal sealed class ModelRouterRoute(AgentRequest agents, UpstreamExchange exc
     private static readonly string[] Endpoints = ["/v1/messages", "/v1/messages/count_tokens", "/v1/chat/completions"];
     private readonly ConcurrentDictionary<string, DateTimeOffset> _coolingUntil = new(StringComparer.Ordinal);
 
+    /// <summary>The longest model name a router reads (longer is refused: no model is named like that).</summary>
+    internal const int MaxModelBytes = 1024;
+
+    /// <summary>What <see cref="FindModel"/> found.</summary>
+    internal enum ModelLookup
+    {
+        Found,
+        Missing,
+        Duplicate,
+        TooLong,
+    }
+
     public async Task HandleAsync(HttpContext context)
     {
         var routerName = (string)context.Request.RouteValues["router"]!;
         var prefix = "/r/" + routerName;
-        var pathAndQuery = AgentRequest.UpstreamPath(context, prefix);
-        var path = pathAndQuery?.Split('?', 2)[0];
-        if (path is null || !Endpoints.Contains(path, StringComparer.Ordinal) || !HttpMethods.IsPost(context.Request.Method))
+        if (await agents.CheckTargetAsync(context, "r", routerName).ConfigureAwait(false) is not { } pathAndQuery)
+        {
+            return;
+        }
+
+        var path = pathAndQuery.Split('?', 2)[0];
+        if (!Endpoints.Contains(path, StringComparer.Ordinal) || !HttpMethods.IsPost(context.Request.Method))
         {
             await agents.RefuseAsync(context, 404, "route_not_found", $"A router serves POST {string.Join(", ", Endpoints)}; this request is {context.Request.Method} {path}.", $"Use {prefix}/v1/messages or {prefix}/v1/chat/completions.").ConfigureAwait(false);
             return;
         }
 
-        if (!await agents.AuthorizeAsync(context, routerName, null).ConfigureAwait(false))
+        if (!await agents.AuthorizeAsync(context, routerName).ConfigureAwait(false))
         {
             return;
         }
@@ -51,25 +67,27 @@ internal sealed class ModelRouterRoute(AgentRequest agents, UpstreamExchange exc
             return;
         }
 
-        if (context.Request.ContentLength is > 0 and var declared && declared > options.RouterBodyLimit)
+        // Read whole (a router needs the model before it can choose), but never more than the limit, declared
+        // length or not: a chunked body is counted as it arrives and refused as soon as it passes the limit.
+        using var body = await RequestBody.ReadAllAsync(context.Request, options.RouterBodyLimit, context.RequestAborted).ConfigureAwait(false);
+        if (body is null)
         {
-            await agents.RefuseAsync(context, 413, "body_too_large", $"The request body ({declared} bytes) is larger than a router reads ({options.RouterBodyLimit} bytes).", "Send it to a credential route (/c/NAME/...) instead, which streams any size.").ConfigureAwait(false);
+            context.Response.Headers.Connection = "close"; // the rest of the body is not read
+            var declared = context.Request.ContentLength is { } length ? $" ({length} bytes)" : string.Empty;
+            await agents.RefuseAsync(context, 413, "body_too_large", $"The request body{declared} is larger than a router reads ({options.RouterBodyLimit} bytes).", "Send it to a credential route (/c/NAME/...) instead, which streams any size.").ConfigureAwait(false);
             return;
         }
 
-        JsonObject? json;
-        try
+        var (lookup, model, start, end) = FindModel(body.Content);
+        if (lookup != ModelLookup.Found)
         {
-            json = await JsonNode.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted).ConfigureAwait(false) as JsonObject;
-        }
-        catch (JsonException)
-        {
-            json = null;
-        }
-
-        if (json?["model"] is not JsonValue modelValue || !modelValue.TryGetValue<string>(out var model))
-        {
-            await agents.RefuseAsync(context, 400, "model_missing", "A router needs a JSON request body with a \"model\" string.", "Send the model name in the body, as the Anthropic and OpenAI APIs expect.").ConfigureAwait(false);
+            var message = lookup switch
+            {
+                ModelLookup.Duplicate => "The request body names \"model\" more than once; a router needs exactly one.",
+                ModelLookup.TooLong => $"The request body's \"model\" is longer than {MaxModelBytes} bytes.",
+                _ => "A router needs a JSON request body with a \"model\" string.",
+            };
+            await agents.RefuseAsync(context, 400, "model_missing", message, "Send the model name in the body, once, as the Anthropic and OpenAI APIs expect.").ConfigureAwait(false);
             return;
         }
 
@@ -91,10 +109,63 @@ internal sealed class ModelRouterRoute(AgentRequest agents, UpstreamExchange exc
             }
         }
 
-        await RunTargetsAsync(context, routerName, json, model, targets.ToList(), pathAndQuery!).ConfigureAwait(false);
+        await RunTargetsAsync(context, routerName, body, (model, start, end), targets.ToList(), pathAndQuery).ConfigureAwait(false);
     }
 
-    private async Task RunTargetsAsync(HttpContext context, string routerName, JsonObject json, string model, List<RouteTarget> targets, string pathAndQuery)
+    /// <summary>
+    /// Finds the top-level <c>"model"</c> string of a JSON body with a forward-only reader (no document tree is
+    /// built), and where its token (quotes included) starts and ends, so it can be replaced in place. The whole
+    /// body is read, so a body that is not one well-formed JSON object is <see cref="ModelLookup.Missing"/>.
+    /// </summary>
+    internal static (ModelLookup Lookup, string Model, long Start, long End) FindModel(ReadOnlySequence<byte> json)
+    {
+        var (lookup, model, start, end) = (ModelLookup.Missing, string.Empty, 0L, 0L);
+        var found = false;
+        try
+        {
+            var reader = new Utf8JsonReader(json, new JsonReaderOptions { MaxDepth = 64 });
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+            {
+                return (ModelLookup.Missing, string.Empty, 0, 0);
+            }
+
+            while (reader.Read())
+            {
+                if (reader.TokenType != JsonTokenType.PropertyName || reader.CurrentDepth != 1 || !reader.ValueTextEquals("model"u8))
+                {
+                    continue;
+                }
+
+                if (found)
+                {
+                    lookup = ModelLookup.Duplicate; // keep reading: a malformed body is still Missing
+                }
+
+                found = true;
+                reader.Read();
+                if (lookup == ModelLookup.Duplicate || reader.TokenType != JsonTokenType.String)
+                {
+                    continue;
+                }
+
+                if ((reader.HasValueSequence ? reader.ValueSequence.Length : reader.ValueSpan.Length) > MaxModelBytes)
+                {
+                    lookup = ModelLookup.TooLong;
+                    continue;
+                }
+
+                (lookup, model, start, end) = (ModelLookup.Found, reader.GetString()!, reader.TokenStartIndex, reader.BytesConsumed);
+            }
+        }
+        catch (JsonException)
+        {
+            return (ModelLookup.Missing, string.Empty, 0, 0);
+        }
+
+        return (lookup, model, start, end);
+    }
+
+    private async Task RunTargetsAsync(HttpContext context, string routerName, RequestBody body, (string Name, long Start, long End) model, List<RouteTarget> targets, string pathAndQuery)
     {
         var attempts = new List<string>();
         ExchangeOutcome? last = null;
@@ -109,9 +180,9 @@ internal sealed class ModelRouterRoute(AgentRequest agents, UpstreamExchange exc
                     continue;
                 }
 
-                json["model"] = target.Model ?? model;
-                using var body = RequestBody.FromBytes(JsonSerializer.SerializeToUtf8Bytes(json));
-                var outcome = await exchange.SendAsync(context, credential, pathAndQuery, body).ConfigureAwait(false);
+                // The agent's bytes, with only the model's value replaced when this target knows it by another name.
+                using var rewritten = target.Model is { } other && other != model.Name ? body.Replace(model.Start, model.End, JsonString(other)) : null;
+                var outcome = await exchange.SendAsync(context, credential, pathAndQuery, rewritten ?? body).ConfigureAwait(false);
                 attempts.Add($"{target.Credential}={outcome.Status}");
                 last?.Dispose();
                 last = outcome;
@@ -136,7 +207,7 @@ internal sealed class ModelRouterRoute(AgentRequest agents, UpstreamExchange exc
             if (last is null)
             {
                 context.Response.Headers["latchkey-attempts"] = string.Join(", ", attempts);
-                await GatewayErrors.WriteAsync(context, 503, "no_usable_target", $"No target of router '{routerName}' for '{model}' is usable right now ({string.Join(", ", attempts)}).", "'latchkey status' says why each credential is not usable.").ConfigureAwait(false);
+                await GatewayErrors.WriteAsync(context, 503, "no_usable_target", $"No target of router '{routerName}' for '{model.Name}' is usable right now ({string.Join(", ", attempts)}).", "'latchkey status' says why each credential is not usable.").ConfigureAwait(false);
                 return;
             }
 
@@ -146,6 +217,18 @@ internal sealed class ModelRouterRoute(AgentRequest agents, UpstreamExchange exc
         {
             last?.Dispose();
         }
+    }
+
+    /// <summary>A string as a JSON token, quotes included.</summary>
+    private static byte[] JsonString(string value)
+    {
+        var buffer = new ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStringValue(value);
+        }
+
+        return buffer.WrittenSpan.ToArray();
     }
 
     /// <summary>Targets not cooling down first, in their order; if all are, waits out a short cool-down.</summary>

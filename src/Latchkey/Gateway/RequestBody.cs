@@ -1,22 +1,29 @@
 using System.Buffers;
+using System.Net;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 
 namespace Latchkey.Gateway;
 
 /// <summary>
-/// An agent's request body: streamed straight through (sent once), or kept in a pooled buffer so the request can
+/// An agent's request body: streamed straight through (sent once), or kept in pooled buffers so the request can
 /// be sent again after a refresh or to a fallback upstream.
 /// </summary>
+/// <remarks>
+/// <b>Memory.</b> A kept body never grows past the limit its reader was given, whatever the request declares:
+/// a chunked body (no <c>Content-Length</c>) is counted as it arrives, in buffers of at most
+/// <see cref="MaxChunk"/> bytes, so an oversized one costs at most the limit before it is refused.
+/// </remarks>
 internal sealed class RequestBody : IDisposable
 {
-    private readonly bool _pooled;
-    private byte[]? _buffer;
+    private const int FirstChunk = 16 * 1024;
+    private const int MaxChunk = 1024 * 1024;
+    private byte[][]? _pooled;
 
-    private RequestBody(byte[]? buffer, int length, bool streamed, bool present, bool pooled = false)
+    private RequestBody(ReadOnlySequence<byte> content, bool streamed, bool present, byte[][]? pooled = null)
     {
-        _buffer = buffer;
+        Content = content;
         _pooled = pooled;
-        Length = length;
         IsStreamed = streamed;
         IsPresent = present;
     }
@@ -25,13 +32,17 @@ internal sealed class RequestBody : IDisposable
 
     public bool IsPresent { get; }
 
-    public int Length { get; }
+    public long Length => Content.Length;
 
-    public ReadOnlyMemory<byte> Memory => _buffer is null ? ReadOnlyMemory<byte>.Empty : _buffer.AsMemory(0, Length);
+    /// <summary>The kept bytes (empty for a streamed body).</summary>
+    public ReadOnlySequence<byte> Content { get; }
 
-    public static RequestBody None { get; } = new(null, 0, false, false);
+    /// <summary>The kept bytes in one piece (copied when they are in several buffers).</summary>
+    public ReadOnlyMemory<byte> Memory => Content.IsSingleSegment ? Content.First : Content.ToArray();
 
-    public static RequestBody Streamed { get; } = new(null, 0, true, true);
+    public static RequestBody None { get; } = new(ReadOnlySequence<byte>.Empty, false, false);
+
+    public static RequestBody Streamed { get; } = new(ReadOnlySequence<byte>.Empty, true, true);
 
     /// <summary>Whether the request has a body at all (a length, or chunked framing).</summary>
     public static bool HasBody(HttpRequest request) =>
@@ -39,7 +50,8 @@ internal sealed class RequestBody : IDisposable
 
     /// <summary>
     /// Reads the whole body when its declared length is at most <paramref name="limit"/>; otherwise (or for a
-    /// chunked body) returns <see cref="Streamed"/>, to be sent once as it arrives.
+    /// chunked body) returns <see cref="Streamed"/>, to be sent once as it arrives. Kestrel never delivers more
+    /// than the declared length, so at most <paramref name="limit"/> bytes are kept.
     /// </summary>
     public static async Task<RequestBody> ReadAsync(HttpRequest request, int limit, CancellationToken ct)
     {
@@ -53,39 +65,189 @@ internal sealed class RequestBody : IDisposable
             return Streamed;
         }
 
-        var buffer = ArrayPool<byte>.Shared.Rent((int)Math.Max(length, 1));
-        var read = 0;
+        return await ReadAllAsync(request, (int)length, ct).ConfigureAwait(false)
+            ?? throw new InvalidOperationException("Kestrel delivered more than the declared Content-Length.");
+    }
+
+    /// <summary>
+    /// Reads the whole body, declared length or chunked, keeping at most <paramref name="limit"/> bytes; null when
+    /// the body is larger (the caller answers 413). Kestrel's own per-request body limit is set to
+    /// <paramref name="limit"/> too, so the rest of an oversized body is never read.
+    /// </summary>
+    public static async Task<RequestBody?> ReadAllAsync(HttpRequest request, int limit, CancellationToken ct)
+    {
+        if (!HasBody(request))
+        {
+            return None;
+        }
+
+        if (request.ContentLength > limit)
+        {
+            return null;
+        }
+
+        if (request.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } max)
+        {
+            max.MaxRequestBodySize = limit;
+        }
+
+        var chunks = new List<byte[]>();
+        var filled = new List<int>();
+        var total = 0L;
+        var ok = false;
         try
         {
-            while (read < length)
+            var size = (int)Math.Clamp(request.ContentLength ?? FirstChunk, 1, MaxChunk);
+            while (true)
             {
-                var n = await request.Body.ReadAsync(buffer.AsMemory(read, (int)length - read), ct).ConfigureAwait(false);
-                if (n == 0)
+                var chunk = ArrayPool<byte>.Shared.Rent(size);
+                chunks.Add(chunk);
+                filled.Add(0);
+                var used = 0;
+                int n;
+                do
+                {
+                    try
+                    {
+                        n = await request.Body.ReadAsync(chunk.AsMemory(used), ct).ConfigureAwait(false);
+                    }
+                    catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
+                    {
+                        return null;
+                    }
+
+                    used += n;
+                    total += n;
+                    filled[^1] = used;
+                    if (total > limit)
+                    {
+                        return null;
+                    }
+                }
+                while (n > 0 && used < chunk.Length && total != request.ContentLength);
+
+                if (n == 0 || total == request.ContentLength)
                 {
                     break;
                 }
 
-                read += n;
+                size = Math.Min(size * 2, MaxChunk);
+            }
+
+            ok = true;
+            return new RequestBody(Sequence(chunks, filled), false, true, [.. chunks]);
+        }
+        finally
+        {
+            if (!ok)
+            {
+                foreach (var chunk in chunks)
+                {
+                    ArrayPool<byte>.Shared.Return(chunk);
+                }
             }
         }
-        catch
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-            throw;
-        }
-
-        return new RequestBody(buffer, read, false, true, pooled: true);
     }
 
-    /// <summary>Wraps bytes the gateway produced (a rewritten routing request).</summary>
-    public static RequestBody FromBytes(byte[] bytes) => new(bytes, bytes.Length, false, true);
+    /// <summary>Wraps bytes the gateway produced.</summary>
+    public static RequestBody FromBytes(byte[] bytes) => new(new ReadOnlySequence<byte>(bytes), false, true);
+
+    /// <summary>
+    /// This body with the bytes from <paramref name="start"/> to <paramref name="end"/> replaced by
+    /// <paramref name="replacement"/>, without copying the rest. The result shares this body's buffers: dispose
+    /// this one after it.
+    /// </summary>
+    public RequestBody Replace(long start, long end, ReadOnlyMemory<byte> replacement)
+    {
+        var parts = new List<ReadOnlyMemory<byte>>();
+        foreach (var part in Content.Slice(0, start))
+        {
+            parts.Add(part);
+        }
+
+        parts.Add(replacement);
+        foreach (var part in Content.Slice(end))
+        {
+            parts.Add(part);
+        }
+
+        return new RequestBody(Sequence(parts), false, true);
+    }
+
+    /// <summary>The content to send upstream for a kept body.</summary>
+    public HttpContent ToHttpContent() => Content.IsSingleSegment ? new ReadOnlyMemoryContent(Content.First) : new SequenceContent(Content);
 
     public void Dispose()
     {
-        if (_buffer is { } b && _pooled)
+        if (Interlocked.Exchange(ref _pooled, null) is { } pooled)
         {
-            _buffer = null;
-            ArrayPool<byte>.Shared.Return(b);
+            foreach (var chunk in pooled)
+            {
+                ArrayPool<byte>.Shared.Return(chunk);
+            }
+        }
+    }
+
+    private static ReadOnlySequence<byte> Sequence(List<byte[]> chunks, List<int> filled) =>
+        Sequence(chunks.Select((chunk, i) => (ReadOnlyMemory<byte>)chunk.AsMemory(0, filled[i])).ToList());
+
+    private static ReadOnlySequence<byte> Sequence(List<ReadOnlyMemory<byte>> parts)
+    {
+        parts.RemoveAll(p => p.IsEmpty);
+        if (parts.Count == 0)
+        {
+            return ReadOnlySequence<byte>.Empty;
+        }
+
+        if (parts.Count == 1)
+        {
+            return new ReadOnlySequence<byte>(parts[0]);
+        }
+
+        var first = new Segment(parts[0], 0);
+        var last = first;
+        foreach (var part in parts.Skip(1))
+        {
+            last = last.Append(part);
+        }
+
+        return new ReadOnlySequence<byte>(first, 0, last, last.Memory.Length);
+    }
+
+    private sealed class Segment : ReadOnlySequenceSegment<byte>
+    {
+        public Segment(ReadOnlyMemory<byte> memory, long runningIndex)
+        {
+            Memory = memory;
+            RunningIndex = runningIndex;
+        }
+
+        public Segment Append(ReadOnlyMemory<byte> memory)
+        {
+            var next = new Segment(memory, RunningIndex + Memory.Length);
+            Next = next;
+            return next;
+        }
+    }
+
+    /// <summary>Sends a kept body held in several buffers, buffer by buffer.</summary>
+    private sealed class SequenceContent(ReadOnlySequence<byte> content) : HttpContent
+    {
+        protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context) =>
+            await SerializeToStreamAsync(stream, context, CancellationToken.None).ConfigureAwait(false);
+
+        protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context, CancellationToken cancellationToken)
+        {
+            foreach (var part in content)
+            {
+                await stream.WriteAsync(part, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        protected override bool TryComputeLength(out long length)
+        {
+            length = content.Length;
+            return true;
         }
     }
 }

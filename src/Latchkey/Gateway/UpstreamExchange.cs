@@ -1,4 +1,5 @@
 using Latchkey.Diagnostics;
+using Latchkey.Http;
 using Latchkey.Store;
 using Latchkey.Tokens;
 using Microsoft.AspNetCore.Http;
@@ -72,7 +73,7 @@ internal sealed class UpstreamExchange(Forwarder forwarder, CredentialResolver c
                 $"Set one: latchkey login {record.Name} --upstream URL", 502, null, null));
         }
 
-        var target = new Uri(upstream.TrimEnd('/') + pathAndQuery);
+        var target = AgentRequestRules.UpstreamUri(upstream, pathAndQuery);
         var skip = Skipped(record);
         var (response, error, exception) = await forwarder.SendAsync(context, target, body, skip, r => Inject(r, record, secret)).ConfigureAwait(false);
 

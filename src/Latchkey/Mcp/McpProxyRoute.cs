@@ -38,14 +38,9 @@ internal sealed partial class McpProxyRoute(AgentRequest agents, UpstreamExchang
     public async Task HandleAsync(HttpContext context)
     {
         var name = (string)context.Request.RouteValues["server"]!;
-        if (!await agents.AuthorizeAsync(context, name, null).ConfigureAwait(false))
+        if (await agents.CheckTargetAsync(context, "mcp", name).ConfigureAwait(false) is not { } rest
+            || !await agents.AuthorizeAsync(context, name).ConfigureAwait(false))
         {
-            return;
-        }
-
-        if (AgentRequest.UpstreamPath(context, "/mcp/" + name) is not { } rest)
-        {
-            await agents.RefuseAsync(context, 400, "path_invalid", "The request path has dot segments or backslashes.", "Send a normalised path.").ConfigureAwait(false);
             return;
         }
 
