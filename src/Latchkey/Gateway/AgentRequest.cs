@@ -42,6 +42,7 @@ internal sealed class AgentRequest(ClientKeyAuth auth, CredentialResolver creden
         switch (check.Status)
         {
             case ClientKeyStatus.Valid when check.Key!.Allows(name):
+                Audit.AuditFacts.Of(context)?.Authorized = true;
                 return true;
             case ClientKeyStatus.Valid:
                 await RefuseAsync(context, 403, "client_key_not_allowed",
