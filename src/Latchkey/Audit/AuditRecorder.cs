@@ -9,7 +9,7 @@ namespace Latchkey.Audit;
 /// status, latency, reason). The routes fill in <see cref="AuditFacts"/> as they learn them.
 /// </summary>
 /// <remarks>
-/// A request the gateway refused before a valid key allowed it (<see cref="AuditFacts.Authorized"/> unset) goes to
+/// A request the gateway refused (a 4xx) before a valid key allowed it (<see cref="AuditFacts.Authorized"/> unset) goes to
 /// <see cref="AuditWriter.RecordRefused"/>, which rate-limits such entries per source, so a flood of refused requests
 /// can neither fill the table nor crowd out the entries of requests that were served. Every column is bounded by
 /// <see cref="AuditEntry"/> itself.
@@ -61,12 +61,14 @@ internal sealed class AuditRecorder(AuditWriter writer, TimeProvider time)
         finally
         {
             var reason = facts.Reason ?? (failed ? "gateway_error" : context.RequestAborted.IsCancellationRequested ? "client_closed" : null);
+            var status = failed ? 500 : context.Response.StatusCode;
             var entry = new AuditEntry(
                 at, facts.ClientKey, facts.Credential, route, context.Request.Method, context.Request.Path.Value ?? string.Empty,
-                failed ? 500 : context.Response.StatusCode, facts.UpstreamStatus, (long)time.GetElapsedTime(started).TotalMilliseconds,
+                status, facts.UpstreamStatus, (long)time.GetElapsedTime(started).TotalMilliseconds,
                 reason, AuditWriter.Replica);
-            if (facts.Authorized)
+            if (facts.Authorized || status is < 400 or >= 500)
             {
+                // Served, or failed on the gateway's side (the store unavailable): a caller cannot cause those at will.
                 writer.Record(entry);
             }
             else
