@@ -16,6 +16,8 @@ namespace Latchkey.Tests.Security.KeyHolder;
 /// </summary>
 public sealed class ForcedRefreshTests(ITestOutputHelper output)
 {
+    private static readonly object[] Whoami = [new { name = "whoami" }];
+
     private const string MessageBody = """{"model":"claude-sonnet-4-5","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}""";
 
     [Fact]
@@ -53,5 +55,34 @@ public sealed class ForcedRefreshTests(ITestOutputHelper output)
         });
         Assert.Equal("ok", (await lk.StatusAsync("claude")).GetProperty("state").GetString()); // the grant is intact
         Assert.Equal(50 + 1, upstream.Requests.Count); // 50 requests, and one resend after the one refresh
+    }
+
+    [Fact]
+    public async Task McpProxyAndStdioBridges_ServerRefusesEveryToken_TenClientsInSixProcessesCauseOneRefresh()
+    {
+        await using var world = await McpWorld.StartAsync(output);
+        await world.AddAsync("tracker", world.Mcp.Url);
+        await using var gateway = await GatewayProcess.StartAsync(world.Latchkey.TempHome);
+        var key = await gateway.CreateKeyAsync("agent", "tracker");
+        await world.AuthorizationServer.ResetCountersAsync();
+        await world.Mcp.SetFaultsAsync(new { reject401 = 1_000_000 }); // every token check fails, whatever the token
+
+        var runs = new List<System.Text.Json.JsonElement>();
+        for (var i = 0; i < 5; i++)
+        {
+            runs.Add(await world.ClientAsync(Whoami, "http", $"{gateway.Url}/mcp/tracker", $"Bearer {key}"));
+        }
+
+        for (var i = 0; i < 5; i++)
+        {
+            runs.Add(await world.ClientAsync(Whoami, "stdio", Processes.LatchkeyExe, null, "mcp", "stdio", "tracker")); // a process each
+        }
+
+        var counters = await world.AuthorizationServer.CountersAsync();
+        Assert.True(counters.TokenRequests == 1, $"10 clients refused at the MCP server caused {counters.TokenRequests} token requests");
+        Assert.All(runs, r => Assert.False(r.GetProperty("ok").GetBoolean(), r.ToString()));
+        Assert.Contains("did not refresh 'tracker' again", runs[4].ToString(), StringComparison.Ordinal); // through the proxy
+        Assert.Contains("did not refresh 'tracker' again", runs[9].ToString(), StringComparison.Ordinal); // through a bridge
+        Assert.Equal("ok", (await world.Latchkey.StatusAsync("tracker")).GetProperty("state").GetString());
     }
 }
