@@ -82,7 +82,7 @@ internal sealed class UpstreamExchange(Forwarder forwarder, CredentialResolver c
 
         if (!Uri.TryCreate(upstream.TrimEnd('/') + pathAndQuery, UriKind.Absolute, out var target))
         {
-            return UrlRefused(record, new Http.UrlRefusedException(null, Http.UrlVerdict.NotAbsolute));
+            return UrlRefused(record, Http.UrlVerdict.NotAbsolute, "(not a URL)", Http.UrlPolicy.Describe(Http.UrlVerdict.NotAbsolute, upstream));
         }
 
         var skip = Skipped(record);
@@ -124,7 +124,8 @@ internal sealed class UpstreamExchange(Forwarder forwarder, CredentialResolver c
 
         if (response is null && error == ForwarderError.UrlRefused)
         {
-            return UrlRefused(record, (Http.UrlRefusedException)exception!);
+            var refused = (Http.UrlRefusedException)exception!;
+            return UrlRefused(record, refused.Verdict, refused.Origin, refused.Problem);
         }
 
         if (response is null)
@@ -215,17 +216,17 @@ internal sealed class UpstreamExchange(Forwarder forwarder, CredentialResolver c
         new() { Credential = credential, Error = error, Diagnosis = diagnosis };
 
     /// <summary>The URL policy refused the upstream as the request left: say what is wrong and how to fix it.</summary>
-    private ExchangeOutcome UrlRefused(CredentialRecord record, Http.UrlRefusedException refused)
+    private ExchangeOutcome UrlRefused(CredentialRecord record, Http.UrlVerdict verdict, string origin, string problem)
     {
         var name = record.Name;
-        GatewayLog.UrlRefused(log, name, refused.Origin, refused.Verdict.ToString());
-        var fix = refused.Verdict != Http.UrlVerdict.InsecureHttp ? "Give it an https upstream URL"
+        GatewayLog.UrlRefused(log, name, origin, verdict.ToString());
+        var fix = verdict != Http.UrlVerdict.InsecureHttp ? "Give it an https upstream URL"
             : "Use an https upstream URL; if plain http to that machine is intended (a network you trust), add the credential again with --allow-insecure-http";
         fix += record.Metadata.McpTransport is not null ? $": latchkey mcp remove {name}, then latchkey mcp add {name} URL"
             : record.Kind == CredentialKind.OAuth ? $": latchkey login {name} --upstream URL"
             : $": latchkey add {name} --upstream URL --replace < key.txt";
         return Failed(name, ForwarderError.UrlRefused, new UpstreamDiagnosis("upstream_url_refused",
-            $"The upstream URL of '{name}' was refused before anything was sent: {refused.Problem} Nothing left this machine.", fix, 502, null, null));
+            $"The upstream URL of '{name}' was refused before anything was sent: {problem} Nothing left this machine.", fix, 502, null, null));
     }
 
     /// <summary>Says what Latchkey did after the 401: refreshed and resent, could not refresh, or refreshed but could not resend.</summary>
