@@ -73,14 +73,15 @@ internal sealed class SimulatedUpstream(SimBehaviour? behaviour = null) : IAsync
 
     public string Url { get; private set; } = string.Empty;
 
-    public async Task StartAsync(int port = 0)
+    /// <summary>Starts on <paramref name="address"/> (default 127.0.0.1) and <paramref name="port"/> (default: a free one).</summary>
+    public async Task StartAsync(int port = 0, IPAddress? address = null)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ApplicationName = "upstream-sim" });
         builder.Logging.ClearProviders();
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.AddServerHeader = false;
-            k.Listen(IPAddress.Loopback, port, o => o.Protocols = Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http1AndHttp2);
+            k.Listen(address ?? IPAddress.Loopback, port, o => o.Protocols = Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http1AndHttp2);
         });
         _app = builder.Build();
         _app.Run(HandleAsync);

@@ -86,12 +86,13 @@ internal static class AgentRequestRules
     /// <summary>
     /// The upstream URL for a request: the credential's upstream URL plus the agent's path and query, unchanged (no
     /// unescaping, no dot-segment removal, no escaping: <see cref="UpstreamPathAndQuery"/> has ruled out what could
-    /// climb out of the base path), so the upstream receives the bytes the agent sent.
+    /// climb out of the base path), so the upstream receives the bytes the agent sent. Null when the stored
+    /// upstream does not make an absolute URL (a row written past <c>latchkey add</c>).
     /// </summary>
-    public static Uri UpstreamUri(string upstream, string pathAndQuery)
+    public static Uri? UpstreamUri(string upstream, string pathAndQuery)
     {
         ArgumentNullException.ThrowIfNull(upstream);
-        return new(upstream.TrimEnd('/') + pathAndQuery, new UriCreationOptions { DangerousDisablePathAndQueryCanonicalization = true });
+        return Uri.TryCreate(upstream.TrimEnd('/') + pathAndQuery, new UriCreationOptions { DangerousDisablePathAndQueryCanonicalization = true }, out var uri) && uri.IsAbsoluteUri ? uri : null;
     }
 
     /// <summary>Whether a request path (no query) stays inside whatever base path it is appended to, on any server.</summary>

@@ -13,8 +13,10 @@ namespace Latchkey.OAuth;
 /// <remarks>A 4xx moves on to the next URL; a 5xx or a network error stops, naming the URL that failed.</remarks>
 internal sealed class Discovery(OAuthHttp http)
 {
-    /// <summary>Finds the protected resource metadata of <paramref name="resource"/>.</summary>
-    public async Task<ProtectedResourceMetadata> DiscoverResourceAsync(Uri resource, string? challengeMetadataUrl, CancellationToken ct)
+    /// <summary>Finds the protected resource metadata of <paramref name="resource"/>. With
+    /// <paramref name="allowInsecureHttp"/> (the user's opt-in for a resource on plain http to another machine),
+    /// documents on the resource's own origin may be fetched over plain http; nowhere else.</summary>
+    public async Task<ProtectedResourceMetadata> DiscoverResourceAsync(Uri resource, string? challengeMetadataUrl, CancellationToken ct, bool allowInsecureHttp = false)
     {
         ArgumentNullException.ThrowIfNull(resource);
         if (challengeMetadataUrl is not null)
@@ -27,7 +29,7 @@ internal sealed class Discovery(OAuthHttp http)
                 throw new OAuthException("resource_metadata_relative", $"The server's challenge named resource_metadata '{challengeMetadataUrl}', which is not an absolute URL (RFC 9728 requires one).");
             }
 
-            return await FetchResourceMetadataAsync(fromChallenge, resource, ct).ConfigureAwait(false)
+            return await FetchResourceMetadataAsync(fromChallenge, resource, allowInsecureHttp, ct).ConfigureAwait(false)
                 ?? throw new OAuthException("discovery_failed", $"The resource metadata named by the server's challenge, {fromChallenge}, was not found.");
         }
 
@@ -41,7 +43,7 @@ internal sealed class Discovery(OAuthHttp http)
             // For the root URL of a server with a path, that is the origin: the server protects its whole origin
             // as one resource (the grant is then bound to the origin). The server's own URL is accepted there too.
             var madeFrom = candidate.AbsolutePath == "/.well-known/oauth-protected-resource" && resource.AbsolutePath.Length > 1 ? origin : null;
-            if (await FetchResourceMetadataAsync(candidate, resource, ct, madeFrom).ConfigureAwait(false) is { } metadata)
+            if (await FetchResourceMetadataAsync(candidate, resource, allowInsecureHttp, ct, madeFrom).ConfigureAwait(false) is { } metadata)
             {
                 return metadata;
             }
@@ -124,12 +126,15 @@ internal sealed class Discovery(OAuthHttp http)
 
     /// <param name="url">Where the document is fetched from.</param>
     /// <param name="resource">The server's URL, which the document may always name.</param>
+    /// <param name="allowInsecureHttp">Whether <paramref name="url"/> may be plain http to another machine, when it
+    /// is on <paramref name="resource"/>'s origin.</param>
     /// <param name="ct">Cancels the fetch.</param>
     /// <param name="madeFrom">Another identifier the document may name: the one a well-known <paramref name="url"/>
     /// was made from, when that is not <paramref name="resource"/> itself (the origin, for the root URL).</param>
-    private async Task<ProtectedResourceMetadata?> FetchResourceMetadataAsync(Uri url, Uri resource, CancellationToken ct, Uri? madeFrom = null)
+    private async Task<ProtectedResourceMetadata?> FetchResourceMetadataAsync(Uri url, Uri resource, bool allowInsecureHttp, CancellationToken ct, Uri? madeFrom = null)
     {
-        var (_, json) = await GetAsync(url, ct).ConfigureAwait(false);
+        var sameOrigin = string.Equals(url.GetLeftPart(UriPartial.Authority), resource.GetLeftPart(UriPartial.Authority), StringComparison.OrdinalIgnoreCase);
+        var (_, json) = await GetAsync(url, ct, allowInsecureHttp && sameOrigin).ConfigureAwait(false);
         if (json is not { } document)
         {
             return null;
@@ -205,11 +210,11 @@ internal sealed class Discovery(OAuthHttp http)
             : throw new OAuthException("metadata_invalid", $"The metadata at {source} has an unusable {name}: {problem}");
     }
 
-    private async Task<(HttpStatusCode Status, JsonElement? Json)> GetAsync(Uri url, CancellationToken ct)
+    private async Task<(HttpStatusCode Status, JsonElement? Json)> GetAsync(Uri url, CancellationToken ct, bool allowInsecureHttp = false)
     {
         try
         {
-            var (status, json) = await http.GetJsonAsync(url, ct).ConfigureAwait(false);
+            var (status, json) = await http.GetJsonAsync(url, ct, allowInsecureHttp).ConfigureAwait(false);
             var code = (int)status;
             if (code >= 500 || code is >= 300 and < 400)
             {

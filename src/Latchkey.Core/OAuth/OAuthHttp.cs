@@ -11,6 +11,9 @@ namespace Latchkey.OAuth;
 /// 64 KiB, connect timeout 10 s, whole request 30 s, JSON depth at most 32. Every failure is an
 /// <see cref="OAuthException"/> with its own reason code.
 /// </summary>
+/// <remarks>The URL is checked as the request leaves, by <see cref="UrlPolicyHandler"/> around the given handler:
+/// https, or http to this machine; http to another machine only for a request to a resource the user opted in for
+/// (<see cref="UrlPolicyHandler.PermitInsecureHttp"/>), never for the authorization server's endpoints.</remarks>
 /// <remarks>Thread-safe; one instance per process is enough.</remarks>
 internal sealed class OAuthHttp(HttpMessageHandler handler) : IDisposable
 {
@@ -19,7 +22,7 @@ internal sealed class OAuthHttp(HttpMessageHandler handler) : IDisposable
 
     private static readonly JsonDocumentOptions JsonOptions = new() { MaxDepth = 32 };
 
-    private readonly HttpClient _client = new(handler, disposeHandler: true) { Timeout = Timeout.InfiniteTimeSpan };
+    private readonly HttpClient _client = new(new UrlPolicyHandler(handler), disposeHandler: true) { Timeout = Timeout.InfiniteTimeSpan };
 
     public static OAuthHttp CreateDefault() => new(new SocketsHttpHandler
     {
@@ -37,9 +40,9 @@ internal sealed class OAuthHttp(HttpMessageHandler handler) : IDisposable
     public async Task<OAuthResponse> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
-        if (!UrlPolicy.TryParse(request.RequestUri?.ToString(), out _, out var problem))
+        if (request.RequestUri is not { IsAbsoluteUri: true })
         {
-            throw new OAuthException("url_refused", problem);
+            throw new OAuthException("url_refused", UrlPolicy.Describe(UrlVerdict.NotAbsolute, request.RequestUri?.OriginalString));
         }
 
         request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
@@ -55,12 +58,18 @@ internal sealed class OAuthHttp(HttpMessageHandler handler) : IDisposable
         {
             throw new OAuthException("timeout", $"{request.RequestUri} did not answer within {RequestTimeout.TotalSeconds:0} s.");
         }
+        catch (UrlRefusedException ex)
+        {
+            throw new OAuthException("url_refused", ex.Problem, ex);
+        }
     }
 
-    /// <summary>GETs a JSON document (metadata), refusing redirects, non-JSON and oversized bodies.</summary>
-    public async Task<(HttpStatusCode Status, JsonElement? Json)> GetJsonAsync(Uri url, CancellationToken cancellationToken)
+    /// <summary>GETs a JSON document (metadata), refusing redirects, non-JSON and oversized bodies. With
+    /// <paramref name="allowInsecureHttp"/> (a resource the user opted in for), plain http to another machine is allowed.</summary>
+    public async Task<(HttpStatusCode Status, JsonElement? Json)> GetJsonAsync(Uri url, CancellationToken cancellationToken, bool allowInsecureHttp = false)
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, url);
+        UrlPolicyHandler.PermitInsecureHttp(request, allowInsecureHttp);
         var response = await SendAsync(request, cancellationToken).ConfigureAwait(false);
         if (!response.IsSuccess)
         {

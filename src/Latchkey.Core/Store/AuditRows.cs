@@ -45,6 +45,6 @@ internal static class AuditRows
         };
     }
 
-    /// <summary>The path as stored: cut to <see cref="AuditEntry.MaxPathLength"/> characters.</summary>
-    public static string StoredPath(string path) => path.Length <= AuditEntry.MaxPathLength ? path : path[..AuditEntry.MaxPathLength];
+    /// <summary>The path as stored: cut to <see cref="AuditEntry.MaxPathLength"/> characters (an entry's path is already).</summary>
+    public static string StoredPath(string path) => AuditEntry.Cut(path, AuditEntry.MaxPathLength)!;
 }

@@ -9,6 +9,16 @@ internal sealed record CredentialMetadata
     /// <summary>The upstream base URL the gateway forwards to.</summary>
     public string? Upstream { get; init; }
 
+    /// <summary>
+    /// The user's explicit opt-in (<c>--allow-insecure-http</c> on <c>latchkey add</c>, <c>mcp add</c> or
+    /// <c>login</c>) to send this credential over plain http to another machine. Without it, every request is
+    /// refused as it leaves unless <see cref="Upstream"/> is https or on this machine (<c>UrlPolicyHandler</c>). It
+    /// covers <see cref="Upstream"/>'s requests (and an MCP server's discovery), never the authorization server's
+    /// endpoints. Written only when set, so records without it keep their stored form.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingDefault)]
+    public bool AllowInsecureHttp { get; init; }
+
     /// <summary>How the secret is put on an upstream request.</summary>
     public InjectionRule Injection { get; init; } = InjectionRule.Default;
 
@@ -48,6 +58,13 @@ internal sealed record CredentialMetadata
 
     /// <summary>When the current token was requested.</summary>
     public DateTimeOffset? ObtainedAt { get; init; }
+
+    /// <summary>
+    /// When the token engine last refreshed this grant only because an upstream refused a still-fresh token (a
+    /// forced refresh). While the token that refresh produced is the stored one, is younger than
+    /// <c>TokenEngineOptions.ForcedRefreshInterval</c> and is refused too, no further forced refresh is made.
+    /// </summary>
+    public DateTimeOffset? LastForcedRefreshAt { get; init; }
 
     /// <summary>Set for an MCP server added with <c>latchkey mcp add</c>: its transport, <c>streamable-http</c> or
     /// <c>sse</c> (the legacy HTTP+SSE one). <see cref="Upstream"/> is then the server's URL exactly as added.</summary>

@@ -14,6 +14,9 @@ internal sealed record CredentialPatch
 
     public string? Upstream { get; init; }
 
+    /// <summary>Sets or clears <see cref="CredentialMetadata.AllowInsecureHttp"/>; null keeps it.</summary>
+    public bool? AllowInsecureHttp { get; init; }
+
     public InjectionRule? Injection { get; init; }
 
     public IReadOnlyDictionary<string, string>? ExtraHeaders { get; init; }
@@ -41,6 +44,9 @@ internal sealed record CredentialPatch
     public DateTimeOffset? RefreshAfter { get; init; }
 
     public DateTimeOffset? ObtainedAt { get; init; }
+
+    /// <summary>Set by the token engine on a forced refresh (see <see cref="CredentialMetadata.LastForcedRefreshAt"/>).</summary>
+    public DateTimeOffset? LastForcedRefreshAt { get; init; }
 
     /// <summary>Marks the record as an MCP server with this transport (see <see cref="CredentialMetadata.McpTransport"/>).</summary>
     public string? McpTransport { get; init; }
@@ -76,6 +82,7 @@ internal sealed record CredentialPatch
     public CredentialMetadata ApplyTo(CredentialMetadata m) => m with
     {
         Upstream = Upstream ?? m.Upstream,
+        AllowInsecureHttp = AllowInsecureHttp ?? m.AllowInsecureHttp,
         Injection = Injection ?? m.Injection,
         ExtraHeaders = ExtraHeaders ?? m.ExtraHeaders,
         Issuer = Issuer ?? m.Issuer,
@@ -90,6 +97,7 @@ internal sealed record CredentialPatch
         ExpiresAt = ExpiresAt ?? m.ExpiresAt,
         RefreshAfter = RefreshAfter ?? m.RefreshAfter,
         ObtainedAt = ObtainedAt ?? m.ObtainedAt,
+        LastForcedRefreshAt = LastForcedRefreshAt ?? m.LastForcedRefreshAt,
         McpTransport = McpTransport ?? m.McpTransport,
     };
 

@@ -31,6 +31,14 @@ internal sealed record SignInOptions
 
     /// <summary>For <c>latchkey mcp add</c>: the MCP transport to record with the grant (in the same write).</summary>
     public string? McpTransport { get; init; }
+
+    /// <summary>
+    /// The user's <c>--allow-insecure-http</c>: the upstream (and, for the probe and its resource metadata, the
+    /// resource's own origin) may be plain http to another machine. Recorded in the grant's metadata; the
+    /// authorization server's endpoints stay https (or loopback) regardless.
+    /// </summary>
+    public bool AllowInsecureHttp { get; init; }
+
     /// <summary>Where the authorization-code grant sends the browser and hears back, when not the CLI's loopback
     /// listener (the dashboard's <c>/ui/callback</c>). A dynamically registered client is registered again then, so
     /// that the redirect URI is certainly one the server knows.</summary>
@@ -68,15 +76,18 @@ internal sealed class SignInService(ICredentialStore store, OAuthHttp http, Disc
             throw new OAuthException("usage", $"Say what to sign in to: --resource URL (the API or MCP server) or --issuer URL (the authorization server).");
         }
 
+        // The opt-in for plain http: given now, or recorded with the grant and still about the same URLs.
+        var upstream = options.Upstream ?? old?.Upstream;
+        var insecureResource = options.AllowInsecureHttp || (old?.AllowInsecureHttp == true && resource is not null && resource.OriginalString == old.Resource);
         ProtectedResourceMetadata? prm = null;
         IReadOnlyList<string> challengeScopes = [];
         if (resource is not null)
         {
-            var challenge = await ProbeAsync(resource, (options.McpTransport ?? old?.McpTransport) == "streamable-http", ct).ConfigureAwait(false);
+            var challenge = await ProbeAsync(resource, (options.McpTransport ?? old?.McpTransport) == "streamable-http", insecureResource, ct).ConfigureAwait(false);
             challengeScopes = challenge.Scopes;
             try
             {
-                prm = await discovery.DiscoverResourceAsync(resource, challenge.ResourceMetadata, ct).ConfigureAwait(false);
+                prm = await discovery.DiscoverResourceAsync(resource, challenge.ResourceMetadata, ct, insecureResource).ConfigureAwait(false);
             }
             catch (OAuthException ex) when (requestedIssuer is not null && ex.Code == "discovery_failed")
             {
@@ -136,12 +147,15 @@ internal sealed class SignInService(ICredentialStore store, OAuthHttp http, Disc
         }
 
         var lifetime = TokenEngine.LifetimeOf(tokenSet, sentAt, TimeSpan.FromHours(1));
+        upstream ??= resourceId;
+        var allowInsecureHttp = options.AllowInsecureHttp || (old?.AllowInsecureHttp == true && upstream == old.Upstream);
         var metadata = new CredentialPatch
         {
             ReplacesGrant = true,
             State = CredentialState.Ok,
             CompletesRefreshOf = "sign-in",
-            Upstream = options.Upstream ?? old?.Upstream ?? resourceId,
+            Upstream = upstream,
+            AllowInsecureHttp = allowInsecureHttp,
             Issuer = server.Issuer,
             Client = client,
             Resource = resourceId,
@@ -198,11 +212,11 @@ internal sealed class SignInService(ICredentialStore store, OAuthHttp http, Disc
     /// <c>tools/list</c>, in the session it was given) and reads the challenge of the first request refused, so the
     /// scopes asked for are the ones that request needs, not every scope the server supports (checklist §4.2). The
     /// session is then deleted. No token is ever sent.</summary>
-    private async Task<WwwAuthenticateResult> ProbeAsync(Uri resource, bool mcpPost, CancellationToken ct)
+    private async Task<WwwAuthenticateResult> ProbeAsync(Uri resource, bool mcpPost, bool allowInsecureHttp, CancellationToken ct)
     {
         try
         {
-            var first = await SendProbeAsync(resource, mcpPost ? McpProbe : null, null, null, ct).ConfigureAwait(false);
+            var first = await SendProbeAsync(resource, mcpPost ? McpProbe : null, null, null, allowInsecureHttp, ct).ConfigureAwait(false);
             if (Challenge(first) is { } challenge)
             {
                 return challenge;
@@ -219,7 +233,7 @@ internal sealed class SignInService(ICredentialStore store, OAuthHttp http, Disc
             {
                 foreach (var message in new[] { McpInitialized, McpToolsList })
                 {
-                    var next = await SendProbeAsync(resource, message, session, version, ct).ConfigureAwait(false);
+                    var next = await SendProbeAsync(resource, message, session, version, allowInsecureHttp, ct).ConfigureAwait(false);
                     if (Challenge(next) is { } later)
                     {
                         return later;
@@ -232,7 +246,7 @@ internal sealed class SignInService(ICredentialStore store, OAuthHttp http, Disc
             {
                 if (session is not null)
                 {
-                    await EndProbeSessionAsync(resource, session, version, ct).ConfigureAwait(false);
+                    await EndProbeSessionAsync(resource, session, version, allowInsecureHttp, ct).ConfigureAwait(false);
                 }
             }
         }
@@ -242,9 +256,10 @@ internal sealed class SignInService(ICredentialStore store, OAuthHttp http, Disc
         }
     }
 
-    private async Task<OAuthHttp.OAuthResponse> SendProbeAsync(Uri resource, string? json, string? session, string? version, CancellationToken ct)
+    private async Task<OAuthHttp.OAuthResponse> SendProbeAsync(Uri resource, string? json, string? session, string? version, bool allowInsecureHttp, CancellationToken ct)
     {
         using var request = new HttpRequestMessage(json is null ? HttpMethod.Get : HttpMethod.Post, resource);
+        Http.UrlPolicyHandler.PermitInsecureHttp(request, allowInsecureHttp);
         if (json is not null)
         {
             request.Content = new StringContent(json, System.Text.Encoding.UTF8, "application/json");
@@ -264,11 +279,12 @@ internal sealed class SignInService(ICredentialStore store, OAuthHttp http, Disc
         return await http.SendAsync(request, ct).ConfigureAwait(false);
     }
 
-    private async Task EndProbeSessionAsync(Uri resource, string session, string version, CancellationToken ct)
+    private async Task EndProbeSessionAsync(Uri resource, string session, string version, bool allowInsecureHttp, CancellationToken ct)
     {
         try
         {
             using var request = new HttpRequestMessage(HttpMethod.Delete, resource);
+            Http.UrlPolicyHandler.PermitInsecureHttp(request, allowInsecureHttp);
             request.Headers.TryAddWithoutValidation("Mcp-Session-Id", session);
             request.Headers.TryAddWithoutValidation("MCP-Protocol-Version", version);
             await http.SendAsync(request, ct).ConfigureAwait(false);

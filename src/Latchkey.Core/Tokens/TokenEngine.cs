@@ -29,6 +29,14 @@ namespace Latchkey.Tokens;
 /// <para><b>Failures.</b> <c>invalid_grant</c> and other rejections mark the credential <c>needs-auth</c> with the
 /// server's error, fenced on the token it tried; network errors, 5xx and 429 keep the credential and record a
 /// shared backoff (F12). Never signs anyone in.</para>
+/// <para><b>Forced refreshes are bounded.</b> A refresh made only because an upstream refused a still-fresh token
+/// is recorded in the grant's metadata (<see cref="CredentialMetadata.LastForcedRefreshAt"/>). When the token that
+/// refresh produced is refused too while it is still fresh and younger than
+/// <see cref="TokenEngineOptions.ForcedRefreshInterval"/>, no refresh is made: the token is handed back with the
+/// reason <see cref="RefreshSkipped"/>, which callers show to the agent. An endpoint that refuses every token so
+/// costs the authorization server at most one refresh per grant per interval (plus the scheduled ones), whoever
+/// calls. The decision reads the stored record (and is made again under the lease), so it holds across processes
+/// and replicas sharing a store; only the interval's edges depend on the replicas' clocks agreeing.</para>
 /// </remarks>
 internal sealed class TokenEngine(ICredentialStore store, TokenEndpointClient tokens, TimeProvider time, TokenEngineOptions? options = null)
 {
@@ -38,6 +46,9 @@ internal sealed class TokenEngine(ICredentialStore store, TokenEndpointClient to
 
     /// <summary>The reason code of a refresh whose new token was already unusable when it was stored.</summary>
     internal const string ExpiredBeforeUse = "expired_before_use";
+
+    /// <summary>The reason code on a token handed back without the forced refresh that was asked for (see remarks).</summary>
+    internal const string RefreshSkipped = "refresh_skipped";
 
     /// <summary>
     /// A usable access token for <paramref name="name"/>. With <paramref name="forceIfAccessTokenFingerprint"/>
@@ -163,6 +174,21 @@ internal sealed class TokenEngine(ICredentialStore store, TokenEndpointClient to
             return Served(row);
         }
 
+        if (forceFingerprint is not null && IsForcedOnly(row, forceFingerprint, now) && m.LastForcedRefreshAt is { } forcedAt && m.ObtainedAt == forcedAt
+            && now - forcedAt < _options.ForcedRefreshInterval && forcedAt - now < _options.ForcedRefreshInterval)
+        {
+            // The refused token is the one the last forced refresh produced, and it is still young: the refusal is
+            // not about the token's age, so another refresh would only spend the grant (and can get it throttled or
+            // revoked). Hand it back and say why.
+            var next = forcedAt + _options.ForcedRefreshInterval;
+            return Served(row) with
+            {
+                Reason = Reason(RefreshSkipped,
+                    $"Latchkey did not refresh '{row.Name}' again: its access token came from a refresh {Math.Max(0, (now - forcedAt).TotalSeconds):0} s ago that an earlier refusal forced, and it is refused too, so another refresh would not help and could get the grant throttled or revoked. At most one such refresh is made per {_options.ForcedRefreshInterval.TotalSeconds:0} s; the next is possible after {next:u}.",
+                    $"Check that this endpoint accepts this credential (its scopes, audience or account). If the grant was revoked, sign in again: latchkey login {row.Name}"),
+            };
+        }
+
         if (row.Coordination.BackoffUntil is { } backoff && now < backoff)
         {
             return usable ? Served(row) : TokenResult.Retryable(row.Coordination.LastError ?? Reason("backoff", $"Refreshing '{row.Name}' failed recently; retrying after {backoff:u}.", "Try again later."));
@@ -185,6 +211,12 @@ internal sealed class TokenEngine(ICredentialStore store, TokenEndpointClient to
     }
 
     private static TokenResult Served(CredentialRecord row) => TokenResult.Ok(row.Secrets.AccessToken!, row.Metadata.ExpiresAt);
+
+    /// <summary>Whether a refresh of <paramref name="row"/> now would happen only because its token was refused: the
+    /// refused token is the stored one, and it is usable and before its refresh-ahead point.</summary>
+    private static bool IsForcedOnly(CredentialRecord row, string? forceFingerprint, DateTimeOffset now) =>
+        forceFingerprint is not null && string.Equals(row.AccessTokenFingerprint, forceFingerprint, StringComparison.Ordinal)
+        && IsUsable(row, now) && (row.Metadata.RefreshAfter is null || now < row.Metadata.RefreshAfter);
 
     /// <summary>An access token is usable until <c>expires_at − min(30 s, 10 % of its lifetime)</c>.</summary>
     private static bool IsUsable(CredentialRecord row, DateTimeOffset now)
@@ -249,10 +281,14 @@ internal sealed class TokenEngine(ICredentialStore store, TokenEndpointClient to
             recoveryOf = c.AttemptId;
         }
 
-        return await SendAndSettleAsync(row, recoveryOf, ct).ConfigureAwait(false);
+        return await SendAndSettleAsync(row, recoveryOf, IsForcedOnly(row, forceFingerprint, time.GetUtcNow()), ct).ConfigureAwait(false);
     }
 
-    private async Task<TokenResult?> SendAndSettleAsync(CredentialRecord row, string? recoveryOf, CancellationToken ct)
+    /// <param name="row">The record, read under the lease.</param>
+    /// <param name="recoveryOf">The attempt whose answer was lost, when this is the deliberate retry.</param>
+    /// <param name="forced">Whether the refresh happens only because an upstream refused a still-fresh token.</param>
+    /// <param name="ct">Cancels the flight.</param>
+    private async Task<TokenResult?> SendAndSettleAsync(CredentialRecord row, string? recoveryOf, bool forced, CancellationToken ct)
     {
         var name = row.Name;
         var fingerprint = row.RefreshTokenFingerprint;
@@ -281,7 +317,7 @@ internal sealed class TokenEngine(ICredentialStore store, TokenEndpointClient to
         switch (outcome.Kind)
         {
             case TokenOutcomeKind.Success:
-                return await CommitAsync(row, outcome.Tokens!, sentAt, ct).ConfigureAwait(false);
+                return await CommitAsync(row, outcome.Tokens!, sentAt, forced, ct).ConfigureAwait(false);
 
             case TokenOutcomeKind.Terminal:
                 var reason = recoveryOf is not null && outcome.Error == "invalid_grant"
@@ -296,7 +332,7 @@ internal sealed class TokenEngine(ICredentialStore store, TokenEndpointClient to
                 // The answer was lost, and the server may have rotated the token: one deliberate retry, now.
                 var again = await store.GetAsync(name, ct).ConfigureAwait(false);
                 return again is null ? TokenResult.NotFound
-                    : again.Coordination.AttemptId == attempt ? await SendAndSettleAsync(again, attempt, ct).ConfigureAwait(false)
+                    : again.Coordination.AttemptId == attempt ? await SendAndSettleAsync(again, attempt, forced, ct).ConfigureAwait(false)
                     : null;
 
             case TokenOutcomeKind.Ambiguous:
@@ -307,7 +343,7 @@ internal sealed class TokenEngine(ICredentialStore store, TokenEndpointClient to
         }
     }
 
-    private async Task<TokenResult?> CommitAsync(CredentialRecord row, TokenSet tokenSet, DateTimeOffset sentAt, CancellationToken ct)
+    private async Task<TokenResult?> CommitAsync(CredentialRecord row, TokenSet tokenSet, DateTimeOffset sentAt, bool forced, CancellationToken ct)
     {
         var lifetime = LifetimeOf(tokenSet, sentAt, _options.DefaultLifetime);
         var expiresAt = sentAt + lifetime;
@@ -322,6 +358,7 @@ internal sealed class TokenEngine(ICredentialStore store, TokenEndpointClient to
             ExpiresAt = expiresAt,
             RefreshAfter = refreshAfter,
             ObtainedAt = sentAt,
+            LastForcedRefreshAt = forced ? sentAt : null,
             State = bearer ? CredentialState.Ok : CredentialState.NeedsAuth,
             Reason = bearer ? null : Reason("unsupported_token_type", $"The server issued a '{tokenSet.TokenType}' token for '{row.Name}'; Latchkey sends Bearer tokens only.", $"latchkey login {row.Name}"),
             CompletesRefreshOf = _owner,

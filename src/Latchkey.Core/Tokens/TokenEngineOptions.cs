@@ -19,6 +19,13 @@ internal sealed record TokenEngineOptions
     /// took longer than the token lives); then the call is answered retryable with <c>expired_before_use</c>.</summary>
     public int MaxRefreshesPerCall { get; init; } = 3;
 
+    /// <summary>
+    /// How long the token of a forced refresh (one made only because an upstream refused a still-fresh token) is
+    /// protected from another forced refresh: while it is younger than this and refused too, the engine hands it
+    /// back with <c>refresh_skipped</c> instead of spending the grant again.
+    /// </summary>
+    public TimeSpan ForcedRefreshInterval { get; init; } = TimeSpan.FromSeconds(60);
+
     /// <summary>Whether a lost refresh response is retried once with the same refresh token (§2.8, the default).</summary>
     public bool RetryLostResponseOnce { get; init; } = true;
 }

@@ -11,6 +11,10 @@ internal sealed class AuditFacts
     /// <summary>The name of the presented client key, once it is recognised.</summary>
     public string? ClientKey { get; set; }
 
+    /// <summary>Set once a valid client key that allows the route was presented. A request answered 4xx without it
+    /// was refused by the gateway; its entry is rate-limited per source (<see cref="AuditWriter.RecordRefused"/>).</summary>
+    public bool Authorized { get; set; }
+
     /// <summary>The credential that served, or that was asked for.</summary>
     public string? Credential { get; set; }
 

@@ -3,26 +3,48 @@ using Microsoft.AspNetCore.Http;
 namespace Latchkey.Audit;
 
 /// <summary>
-/// Middleware that records one <see cref="AuditEntry"/> per request on a credential route (<c>/c/NAME</c>) or a
-/// router (<c>/r/NAME</c>), when the answer is done: who (the client key's name), what (credential, route, method,
-/// path without query), and how it went (status, upstream status, latency, reason). The routes fill in
-/// <see cref="AuditFacts"/> as they learn them.
+/// Middleware that records one <see cref="AuditEntry"/> per request on an agent route — a credential route
+/// (<c>/c/NAME</c>), a router (<c>/r/NAME</c>) or the MCP proxy (<c>/mcp/NAME</c>) — when the answer is done: who (the
+/// client key's name), what (credential, route, method, path without query), and how it went (status, upstream
+/// status, latency, reason). The routes fill in <see cref="AuditFacts"/> as they learn them.
 /// </summary>
+/// <remarks>
+/// A request the gateway refused (a 4xx) before a valid key allowed it (<see cref="AuditFacts.Authorized"/> unset) goes to
+/// <see cref="AuditWriter.RecordRefused"/>, which rate-limits such entries per source, so a flood of refused requests
+/// can neither fill the table nor crowd out the entries of requests that were served. Every column is bounded by
+/// <see cref="AuditEntry"/> itself.
+/// </remarks>
 internal sealed class AuditRecorder(AuditWriter writer, TimeProvider time)
 {
+    /// <summary>The source of a request arriving on the Unix socket (only this user can connect to it).</summary>
+    public const string UnixSocketSource = "unix-socket";
+
     public async Task InvokeAsync(HttpContext context, RequestDelegate next)
     {
         var values = context.Request.RouteValues;
-        var route = values.TryGetValue("credential", out var c) && c is string credential ? "/c/" + credential
-            : values.TryGetValue("router", out var r) && r is string router ? "/r/" + router
-            : null;
-        if (route is null)
+        string? name;
+        string prefix;
+        if (values.TryGetValue("credential", out var c) && c is string credential)
+        {
+            (name, prefix) = (credential, "/c/");
+        }
+        else if (values.TryGetValue("router", out var r) && r is string router)
+        {
+            (name, prefix) = (router, "/r/");
+        }
+        else if (values.TryGetValue("server", out var s) && s is string server)
+        {
+            (name, prefix) = (server, "/mcp/");
+        }
+        else
         {
             await next(context).ConfigureAwait(false);
             return;
         }
 
-        var facts = new AuditFacts { Credential = route.StartsWith("/c/", StringComparison.Ordinal) ? route[3..] : null };
+        name = AuditEntry.Cut(name, AuditEntry.MaxNameLength)!;
+        var route = prefix + name;
+        var facts = new AuditFacts { Credential = prefix == "/r/" ? null : name };
         context.Features.Set(facts);
         var at = time.GetUtcNow();
         var started = time.GetTimestamp();
@@ -39,10 +61,32 @@ internal sealed class AuditRecorder(AuditWriter writer, TimeProvider time)
         finally
         {
             var reason = facts.Reason ?? (failed ? "gateway_error" : context.RequestAborted.IsCancellationRequested ? "client_closed" : null);
-            writer.Record(new AuditEntry(
+            var status = failed ? 500 : context.Response.StatusCode;
+            var entry = new AuditEntry(
                 at, facts.ClientKey, facts.Credential, route, context.Request.Method, context.Request.Path.Value ?? string.Empty,
-                failed ? 500 : context.Response.StatusCode, facts.UpstreamStatus, (long)time.GetElapsedTime(started).TotalMilliseconds,
-                reason, AuditWriter.Replica));
+                status, facts.UpstreamStatus, (long)time.GetElapsedTime(started).TotalMilliseconds,
+                reason, AuditWriter.Replica);
+            if (facts.Authorized || status is < 400 or >= 500)
+            {
+                // Served, or failed on the gateway's side (the store unavailable): a caller cannot cause those at will.
+                writer.Record(entry);
+            }
+            else
+            {
+                writer.RecordRefused(entry, SourceOf(context));
+            }
         }
+    }
+
+    /// <summary>Who sent the request, as the refused-entry budget counts it: the peer's IP address, or the Unix socket.</summary>
+    internal static string SourceOf(HttpContext context)
+    {
+        var address = context.Connection.RemoteIpAddress;
+        if (address is null)
+        {
+            return UnixSocketSource;
+        }
+
+        return (address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address).ToString();
     }
 }

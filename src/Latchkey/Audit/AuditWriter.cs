@@ -16,6 +16,12 @@ namespace Latchkey.Audit;
 /// written twice. A non-retryable error loses that batch, and says so in the log.</para>
 /// <para><b>Full queue.</b> When <see cref="Capacity"/> entries are waiting, new ones are dropped and counted
 /// (<see cref="Dropped"/>, logged), rather than slowing requests down.</para>
+/// <para><b>Refused requests have their own budget.</b> Entries of requests the gateway refused before a valid key
+/// allowed them (<see cref="RecordRefused"/>) pass a token bucket per source (<see cref="RefusedEntryLimiter"/>) and
+/// wait in their own share of the queue (<see cref="RefusedCapacity"/>), so a flood of them is mostly not recorded
+/// and never takes the place of a served request's entry. What a source had not recorded is written as one summary
+/// entry per source every <see cref="SummaryInterval"/> (and at shutdown): reason <c>refused_not_recorded</c>, path
+/// "N refused requests from SOURCE not recorded".</para>
 /// <para><b>Shutdown.</b> <see cref="DisposeAsync"/> (after the gateway stopped taking requests) writes everything
 /// queued, waiting up to <see cref="ShutdownBudget"/> for an unavailable store; whatever is still unwritten then is
 /// counted in the log. A <c>kill -9</c> loses what was queued and not yet committed: normally the entries of the
@@ -25,6 +31,15 @@ namespace Latchkey.Audit;
 internal sealed partial class AuditWriter : IAsyncDisposable
 {
     public const int Capacity = 10_000;
+
+    /// <summary>How many entries of refused requests may wait at once, apart from <see cref="Capacity"/>.</summary>
+    public const int RefusedCapacity = 1_000;
+
+    /// <summary>The reason code of the summary entry that counts a source's refused requests not recorded.</summary>
+    public const string RefusedNotRecorded = "refused_not_recorded";
+
+    /// <summary>How often sources with refused requests not recorded get their summary entry.</summary>
+    public static readonly TimeSpan SummaryInterval = TimeSpan.FromSeconds(10);
 
     public static readonly TimeSpan ShutdownBudget = TimeSpan.FromSeconds(10);
 
@@ -37,17 +52,21 @@ internal sealed partial class AuditWriter : IAsyncDisposable
     private readonly IAuditLog _log;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
-    private readonly Channel<AuditEntry> _queue;
+    private readonly Channel<Queued> _queue;
+    private readonly RefusedEntryLimiter _refusedLimiter;
+    private readonly ITimer _summaries;
     private readonly CancellationTokenSource _stopPruning = new();
     private readonly CancellationTokenSource _abandon = new();
     private readonly Task _writer;
     private readonly Task _pruner;
+    private int _servedWaiting;
+    private int _refusedWaiting;
     private long _dropped;
     private long _written;
     private long _lost;
     private int _disposed;
 
-    public AuditWriter(IAuditLog log, TimeSpan retention, TimeProvider time, ILogger logger)
+    public AuditWriter(IAuditLog log, TimeSpan retention, TimeProvider time, ILogger logger, RefusedEntryLimiter? refusedLimiter = null)
     {
         ArgumentNullException.ThrowIfNull(log);
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(retention, TimeSpan.Zero);
@@ -56,9 +75,10 @@ internal sealed partial class AuditWriter : IAsyncDisposable
         _logger = logger;
         Retention = retention;
         PruneInterval = TimeSpan.FromTicks(Math.Clamp(retention.Ticks / 10, TimeSpan.FromMilliseconds(500).Ticks, TimeSpan.FromHours(1).Ticks));
-        _queue = Channel.CreateBounded<AuditEntry>(
-            new BoundedChannelOptions(Capacity) { FullMode = BoundedChannelFullMode.DropWrite, SingleReader = true, SingleWriter = false },
-            _ => Interlocked.Increment(ref _dropped));
+        // Unbounded as a channel; bounded by the two budgets Record and RecordRefused keep.
+        _queue = Channel.CreateUnbounded<Queued>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = false });
+        _refusedLimiter = refusedLimiter ?? new RefusedEntryLimiter(time);
+        _summaries = time.CreateTimer(_ => RecordSummaries(), null, SummaryInterval, SummaryInterval);
         _writer = Task.Run(WriteLoopAsync);
         _pruner = Task.Run(PruneLoopAsync);
     }
@@ -79,9 +99,39 @@ internal sealed partial class AuditWriter : IAsyncDisposable
     /// <summary>Queues an entry; never blocks. Dropped (and counted) when the queue is full or the writer stopped.</summary>
     public void Record(AuditEntry entry)
     {
-        if (!_queue.Writer.TryWrite(entry))
+        if (Interlocked.Increment(ref _servedWaiting) > Capacity || !_queue.Writer.TryWrite(new Queued(entry, Refused: false)))
         {
+            Interlocked.Decrement(ref _servedWaiting);
             Interlocked.Increment(ref _dropped);
+        }
+    }
+
+    /// <summary>
+    /// Queues the entry of a request the gateway refused (no valid key allowed it), if <paramref name="source"/>'s
+    /// budget has room; otherwise it is only counted, for the source's summary entry. Never blocks, and never
+    /// takes room from <see cref="Record"/>.
+    /// </summary>
+    public void RecordRefused(AuditEntry entry, string source)
+    {
+        if (!_refusedLimiter.TryTake(source))
+        {
+            return;
+        }
+
+        if (Interlocked.Increment(ref _refusedWaiting) > RefusedCapacity || !_queue.Writer.TryWrite(new Queued(entry, Refused: true)))
+        {
+            Interlocked.Decrement(ref _refusedWaiting);
+            _refusedLimiter.CountDropped(source);
+        }
+    }
+
+    /// <summary>Queues one summary entry per source whose refused requests were not recorded since the last summary.</summary>
+    private void RecordSummaries()
+    {
+        foreach (var (source, count) in _refusedLimiter.TakeDropped())
+        {
+            AuditLogMessages.RefusedNotRecorded(_logger, count, source);
+            Record(new AuditEntry(_time.GetUtcNow(), null, null, "(audit)", "-", $"{count} refused requests from {source} not recorded", 0, null, 0, RefusedNotRecorded, Replica));
         }
     }
 
@@ -92,6 +142,8 @@ internal sealed partial class AuditWriter : IAsyncDisposable
             return;
         }
 
+        await _summaries.DisposeAsync().ConfigureAwait(false);
+        RecordSummaries();
         _queue.Writer.TryComplete();
         await _stopPruning.CancelAsync().ConfigureAwait(false);
         _abandon.CancelAfter(ShutdownBudget);
@@ -112,6 +164,9 @@ internal sealed partial class AuditWriter : IAsyncDisposable
         _abandon.Dispose();
     }
 
+    /// <summary>An entry waiting to be written, and which budget it counts against.</summary>
+    private readonly record struct Queued(AuditEntry Entry, bool Refused);
+
     private async Task WriteLoopAsync()
     {
         var batch = new List<AuditEntry>(BatchSize);
@@ -121,14 +176,15 @@ internal sealed partial class AuditWriter : IAsyncDisposable
             // Linger before writing, so a steady stream of requests becomes a few fsync'd transactions a second
             // rather than up to one per request (the inserts were about 5 % of the gateway's CPU at 32
             // connections: docs/benchmarks.md). Skipped when the queue is closing: shutdown writes at once.
-            if (_queue.Reader.Count < BatchSize && Volatile.Read(ref _disposed) == 0)
+            if (Volatile.Read(ref _servedWaiting) + Volatile.Read(ref _refusedWaiting) < BatchSize && Volatile.Read(ref _disposed) == 0)
             {
                 await Task.Delay(BatchLinger, _time).ConfigureAwait(false);
             }
 
-            while (batch.Count < BatchSize && _queue.Reader.TryRead(out var entry))
+            while (batch.Count < BatchSize && _queue.Reader.TryRead(out var queued))
             {
-                batch.Add(entry);
+                Interlocked.Decrement(ref queued.Refused ? ref _refusedWaiting : ref _servedWaiting);
+                batch.Add(queued.Entry);
             }
 
             await WriteAsync(batch).ConfigureAwait(false);
@@ -243,4 +299,7 @@ internal static partial class AuditLogMessages
 
     [LoggerMessage(107, LogLevel.Error, "Audit: stopped with {Lost} entries unwritten and {Dropped} dropped")]
     public static partial void Lost(ILogger logger, long lost, long dropped);
+
+    [LoggerMessage(108, LogLevel.Warning, "Audit: {Count} refused requests from {Source} not recorded (over its budget of refused entries); one summary entry written")]
+    public static partial void RefusedNotRecorded(ILogger logger, long count, string source);
 }

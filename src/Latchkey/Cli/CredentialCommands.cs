@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Text.Json;
-using Latchkey.Http;
 using Latchkey.Store;
 using Spectre.Console;
 
@@ -35,9 +34,10 @@ internal static class CredentialCommands
         var format = new Option<string>("--format") { Description = "The header's value, where {secret} stands for the secret.", DefaultValueFactory = _ => InjectionRule.Default.Format };
         var extra = new Option<string[]>("--extra-header") { Description = "A non-secret header to add to every upstream request, as 'Name: value' (repeatable), e.g. 'anthropic-version: 2023-06-01'.", AllowMultipleArgumentsPerToken = false };
         var replace = new Option<bool>("--replace") { Description = "Replace an existing credential's secret and settings; the old content is kept as a version." };
+        var insecure = InsecureHttpOption.Create();
         var command = new Command("add", "Add an API-key credential. The secret is read from standard input, or a prompt that does not echo.")
         {
-            name, upstream, header, format, extra, replace,
+            name, upstream, header, format, extra, replace, insecure,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -47,10 +47,9 @@ internal static class CredentialCommands
                 throw new CliException(ExitCodes.Usage, nameProblem, "Choose a name like 'anthropic' or 'openai-work'.");
             }
 
-            if (!UrlPolicy.TryParse(parse.GetValue(upstream), out var upstreamUri, out var urlProblem))
-            {
-                throw new CliException(ExitCodes.Usage, $"--upstream: {urlProblem}");
-            }
+            var allowInsecureHttp = parse.GetValue(insecure);
+            var upstreamUri = InsecureHttpOption.Parse("--upstream", parse.GetValue(upstream), allowInsecureHttp);
+            InsecureHttpOption.RequireNeeded(allowInsecureHttp, upstreamUri);
 
             var injection = new InjectionRule(parse.GetValue(header)!, parse.GetValue(format)!);
             if (injection.Validate() is { } injectionProblem)
@@ -66,7 +65,7 @@ internal static class CredentialCommands
             }
 
             await using var store = app.OpenStore(parse);
-            var metadata = new CredentialMetadata { Upstream = upstreamUri.ToString().TrimEnd('/'), Injection = injection, ExtraHeaders = extraHeaders };
+            var metadata = new CredentialMetadata { Upstream = upstreamUri.ToString().TrimEnd('/'), AllowInsecureHttp = allowInsecureHttp, Injection = injection, ExtraHeaders = extraHeaders };
             var created = await store.CreateAsync(new NewCredential(credentialName, CredentialKind.ApiKey, metadata, new CredentialSecrets { ApiKey = secret }), ct);
             if (created.Outcome == WriteOutcome.AlreadyExists)
             {
@@ -86,6 +85,7 @@ internal static class CredentialCommands
                 {
                     State = CredentialState.Ok,
                     Upstream = metadata.Upstream,
+                    AllowInsecureHttp = allowInsecureHttp,
                     Injection = injection,
                     ExtraHeaders = extraHeaders,
                     ApiKey = secret,
@@ -105,7 +105,7 @@ internal static class CredentialCommands
                 return ExitCodes.Success;
             }
 
-            app.Console.Out.WriteLine($"Added '{credentialName}': the gateway will send it to {metadata.Upstream} as '{injection.Header}: {injection.Format.Replace(InjectionRule.SecretPlaceholder, "<secret>", StringComparison.Ordinal)}'.");
+            app.Console.Out.WriteLine($"Added '{credentialName}': the gateway will send it to {metadata.Upstream} as '{injection.Header}: {injection.Format.Replace(InjectionRule.SecretPlaceholder, "<secret>", StringComparison.Ordinal)}'{(allowInsecureHttp ? $", over plain http ({InsecureHttpOption.Name})" : string.Empty)}.");
             app.Console.Out.WriteLine($"  Scripts and apiKeyHelper: latchkey token {credentialName}");
             return ExitCodes.Success;
         });

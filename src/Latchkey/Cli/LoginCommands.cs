@@ -29,9 +29,10 @@ internal static class LoginCommands
         var clientCredentials = new Option<bool>("--client-credentials") { Description = "A machine client: the client credentials grant, no user (needs --client-id and --client-secret-stdin)." };
         var upstream = new Option<string?>("--upstream") { Description = "Where the gateway forwards for this credential (default: the resource)." };
         var quirk = new Option<string[]>("--quirk") { Description = "A compatibility switch for a non-conforming server: assume_pkce_s256." };
+        var insecure = InsecureHttpOption.Create();
         var command = new Command("login", "Sign in with OAuth 2.1 (PKCE, resource indicators, iss check) and keep the grant; the token engine refreshes it from then on.")
         {
-            name, resource, issuer, clientId, secretStdin, authMethod, cimd, scope, device, noBrowser, clientCredentials, upstream, quirk,
+            name, resource, issuer, clientId, secretStdin, authMethod, cimd, scope, device, noBrowser, clientCredentials, upstream, quirk, insecure,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -41,11 +42,10 @@ internal static class LoginCommands
                 throw new CliException(ExitCodes.Usage, nameProblem);
             }
 
-            Uri? resourceUri = null;
-            if (parse.GetValue(resource) is { } resourceText && !Http.UrlPolicy.TryParse(resourceText, out resourceUri, out var problem))
-            {
-                throw new CliException(ExitCodes.Usage, $"--resource: {problem}");
-            }
+            var allowInsecureHttp = parse.GetValue(insecure);
+            var resourceUri = parse.GetValue(resource) is { } resourceText ? InsecureHttpOption.Parse("--resource", resourceText, allowInsecureHttp) : null;
+            var upstreamUri = parse.GetValue(upstream) is { } upstreamText ? InsecureHttpOption.Parse("--upstream", upstreamText, allowInsecureHttp) : null;
+            InsecureHttpOption.RequireNeeded(allowInsecureHttp, resourceUri, upstreamUri);
 
             if (parse.GetValue(clientCredentials) && (parse.GetValue(clientId) is null || !parse.GetValue(secretStdin)))
             {
@@ -66,6 +66,7 @@ internal static class LoginCommands
                 ClientCredentials = parse.GetValue(clientCredentials),
                 Upstream = parse.GetValue(upstream),
                 Quirks = parse.GetValue(quirk) ?? [],
+                AllowInsecureHttp = allowInsecureHttp,
             };
 
             await using var store = app.OpenStore(parse);

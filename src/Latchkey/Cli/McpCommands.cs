@@ -35,9 +35,10 @@ internal static class McpCommands
         var device = new Option<bool>("--device") { Description = "Sign in with a code on another device (RFC 8628)." };
         var noBrowser = new Option<bool>("--no-browser") { Description = "Print the sign-in URL on standard error instead of opening a browser." };
         var transport = new Option<string?>("--transport") { Description = "streamable-http (default) or sse (the legacy HTTP+SSE transport; the default when the URL's path ends in /sse)." };
+        var insecure = InsecureHttpOption.Create();
         var command = new Command("add", "Probe an MCP server, discover its authorization server from the 401 challenge (RFC 9728), register, sign in and keep the grant.")
         {
-            name, url, scope, clientId, secretStdin, cimd, device, noBrowser, transport,
+            name, url, scope, clientId, secretStdin, cimd, device, noBrowser, transport, insecure,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -47,10 +48,9 @@ internal static class McpCommands
                 throw new CliException(ExitCodes.Usage, nameProblem);
             }
 
-            if (!Http.UrlPolicy.TryParse(parse.GetValue(url), out var serverUrl, out var problem))
-            {
-                throw new CliException(ExitCodes.Usage, $"URL: {problem}", "Give the MCP server's https URL, e.g. https://mcp.example.com/mcp.");
-            }
+            var allowInsecureHttp = parse.GetValue(insecure);
+            var serverUrl = InsecureHttpOption.Parse("URL", parse.GetValue(url), allowInsecureHttp);
+            InsecureHttpOption.RequireNeeded(allowInsecureHttp, serverUrl);
 
             var chosen = parse.GetValue(transport) ?? (serverUrl.AbsolutePath.EndsWith("/sse", StringComparison.Ordinal) ? McpTransports.Sse : McpTransports.StreamableHttp);
             if (chosen is not (McpTransports.StreamableHttp or McpTransports.Sse))
@@ -76,6 +76,7 @@ internal static class McpCommands
                 Scopes = parse.GetValue(scope)?.SelectMany(s => s.Split(' ', StringSplitOptions.RemoveEmptyEntries)).ToList(),
                 Device = parse.GetValue(device),
                 McpTransport = chosen,
+                AllowInsecureHttp = allowInsecureHttp,
             };
 
             using var oauth = new OAuthServices(store, app.Time);
@@ -158,6 +159,11 @@ internal static class McpCommands
             if (record.Metadata.McpTransport is null)
             {
                 throw NotMcp(serverName);
+            }
+
+            if (!Uri.TryCreate(record.Metadata.Upstream, UriKind.Absolute, out _))
+            {
+                throw new CliException(ExitCodes.NotUsable, $"The stored URL of '{serverName}' is not a URL: {Http.UrlPolicy.Describe(Http.UrlVerdict.NotAbsolute, record.Metadata.Upstream)}", $"Add the server again: latchkey mcp remove {serverName}, then latchkey mcp add {serverName} URL");
             }
 
             using var oauth = new OAuthServices(store, app.Time);

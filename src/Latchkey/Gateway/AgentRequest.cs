@@ -83,6 +83,7 @@ internal sealed class AgentRequest(ClientKeyAuth auth, CredentialResolver creden
                     rate.MinDataRate = null; // authorized: an agent may stream a request body at its own pace
                 }
 
+                Audit.AuditFacts.Of(context)?.Authorized = true;
                 return true;
             case ClientKeyStatus.Valid:
                 await RefuseAsync(context, 403, "client_key_not_allowed",

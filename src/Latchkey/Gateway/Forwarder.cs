@@ -20,11 +20,16 @@ namespace Latchkey.Gateway;
 /// <para><b>Concurrency.</b> One instance serves every request; it holds only the shared invoker.</para>
 /// <para><b>Security.</b> Headers named in <c>skipRequestHeaders</c> (the agent's client key) are never copied;
 /// the caller adds the real credential through the <c>inject</c> callback. No redirect is followed, no cookie
-/// kept, nothing decompressed.</para>
+/// kept, nothing decompressed. The invoker from <see cref="CreateInvoker"/> checks every request's URL as it leaves
+/// (<see cref="Http.UrlPolicyHandler"/>; the <c>inject</c> callback passes the credential's opt-in); a refused one is
+/// <see cref="ForwarderError.UrlRefused"/> and nothing was sent.</para>
 /// </remarks>
 internal sealed class Forwarder(HttpMessageInvoker invoker, TimeSpan responseTimeout)
 {
     private const int BufferSize = 64 * 1024;
+
+    /// <summary>The gateway's invoker: <see cref="CreateHandler"/> behind the URL policy check every request passes.</summary>
+    public static HttpMessageInvoker CreateInvoker() => new(new Http.UrlPolicyHandler(CreateHandler()), disposeHandler: true);
 
     /// <summary>The one tuned handler every upstream request goes through (the YARP settings).</summary>
     public static SocketsHttpHandler CreateHandler() => new()
@@ -85,6 +90,10 @@ internal sealed class Forwarder(HttpMessageInvoker invoker, TimeSpan responseTim
         catch (OperationCanceledException ex)
         {
             return (null, ForwarderError.Timeout, ex);
+        }
+        catch (Http.UrlRefusedException ex)
+        {
+            return (null, ForwarderError.UrlRefused, ex);
         }
         catch (HttpRequestException ex) when (ex.HttpRequestError is HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError or HttpRequestError.SecureConnectionError)
         {

@@ -22,4 +22,7 @@ internal enum ForwarderError
 
     /// <summary>The agent went away.</summary>
     Canceled,
+
+    /// <summary>The upstream URL failed the URL policy as the request left; nothing was sent.</summary>
+    UrlRefused,
 }

@@ -28,4 +28,10 @@ internal static partial class GatewayLog
 
     [LoggerMessage(8, LogLevel.Information, "Refreshed {Credential} after a 401 from its upstream; the request was not resent (body over {Limit} bytes or of unknown length)")]
     public static partial void RefreshedNotResent(ILogger logger, string credential, int limit);
+
+    [LoggerMessage(9, LogLevel.Warning, "{Credential}'s upstream was refused by the URL policy as the request left ({Origin}: {Verdict}); nothing was sent")]
+    public static partial void UrlRefused(ILogger logger, string credential, string origin, string verdict);
+
+    [LoggerMessage(10, LogLevel.Warning, "{Credential}'s upstream refused the token a forced refresh had just produced; not refreshed again (the grant is spared)")]
+    public static partial void RefreshSkipped(ILogger logger, string credential);
 }

@@ -57,7 +57,7 @@ internal sealed class GatewayServer : IAsyncDisposable
 
         var store = StoreSelector.Open(options.Store, home, time);
         var oauthHttp = OAuthHttp.CreateDefault();
-        var invoker = new HttpMessageInvoker(Forwarder.CreateHandler(), disposeHandler: true);
+        var invoker = Forwarder.CreateInvoker();
         // The empty builder: no configuration files (and no watcher on the working folder for them), no default
         // providers; Kestrel, routing and logging are added below, and nothing else is loaded.
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { Args = [], ApplicationName = "latchkey" });

@@ -21,6 +21,10 @@ internal sealed class ExchangeOutcome : IDisposable
     /// <summary>Set for failures the gateway explains (auth, rate limits, overload, 5xx, unreachable).</summary>
     public UpstreamDiagnosis? Diagnosis { get; init; }
 
+    /// <summary>Set when an upstream refused the token and the token engine declined to refresh it again
+    /// (<see cref="TokenEngine.RefreshSkipped"/>): why, and what to do.</summary>
+    public StateReason? RefreshSkipped { get; init; }
+
     /// <summary>Body bytes already read from <see cref="Response"/> to classify it; they go out first.</summary>
     public ReadOnlyMemory<byte> Prefix { get; init; }
 
@@ -31,10 +35,13 @@ internal sealed class ExchangeOutcome : IDisposable
 
 /// <summary>
 /// One request to one credential's upstream: injects the real credential, sends, and on a 401 for an OAuth
-/// credential refreshes once (coalesced through the token engine) and sends again when the body was kept
-/// (at most <see cref="GatewayOptions.RetryBodyLimit"/>). Failures are classified and recorded in the
-/// credential's status; nothing is written to the agent here.
+/// credential refreshes once (coalesced through the token engine, which bounds forced refreshes per grant) and sends
+/// again when the body was kept (at most <see cref="GatewayOptions.RetryBodyLimit"/>). Failures are classified and
+/// recorded in the credential's status; nothing is written to the agent here.
 /// </summary>
+/// <remarks>The upstream URL is checked as the request leaves (<see cref="Http.UrlPolicyHandler"/>, fed the
+/// credential's recorded <see cref="CredentialMetadata.AllowInsecureHttp"/>); a refused one is answered
+/// <c>502 upstream_url_refused</c> and nothing is sent.</remarks>
 internal sealed class UpstreamExchange(Forwarder forwarder, CredentialResolver credentials, ICredentialStore store, GatewayOptions options, TimeProvider time, ILogger<UpstreamExchange> log)
 {
     /// <summary>What happened after a 401 on an OAuth credential, to explain it in the diagnostic.</summary>
@@ -44,6 +51,7 @@ internal sealed class UpstreamExchange(Forwarder forwarder, CredentialResolver c
         Retried,
         RefreshFailed,
         RefreshedNotResent,
+        RefreshSkipped,
     }
 
     /// <summary>The skipped request headers of each credential's metadata, built once per metadata version.</summary>
@@ -73,7 +81,11 @@ internal sealed class UpstreamExchange(Forwarder forwarder, CredentialResolver c
                 $"Set one: latchkey login {record.Name} --upstream URL", 502, null, null));
         }
 
-        var target = AgentRequestRules.UpstreamUri(upstream, pathAndQuery);
+        if (AgentRequestRules.UpstreamUri(upstream, pathAndQuery) is not { } target)
+        {
+            return UrlRefused(record, Http.UrlVerdict.NotAbsolute, "(not a URL)", Http.UrlPolicy.Describe(Http.UrlVerdict.NotAbsolute, upstream));
+        }
+
         var skip = Skipped(record);
         var (response, error, exception) = await forwarder.SendAsync(context, target, body, skip, r => Inject(r, record, secret)).ConfigureAwait(false);
 
@@ -89,6 +101,12 @@ internal sealed class UpstreamExchange(Forwarder forwarder, CredentialResolver c
                 refreshFailure = result.Reason;
                 GatewayLog.NotUsable(log, record.Name, result.Reason?.Code ?? result.Status.ToString());
             }
+            else if (result.Reason is { Code: TokenEngine.RefreshSkipped } skipped)
+            {
+                after = AfterRejection.RefreshSkipped;
+                refreshFailure = skipped;
+                GatewayLog.RefreshSkipped(log, record.Name);
+            }
             else if (body.IsStreamed)
             {
                 after = AfterRejection.RefreshedNotResent;
@@ -103,6 +121,12 @@ internal sealed class UpstreamExchange(Forwarder forwarder, CredentialResolver c
                 secret = fresh.Secret;
                 (response, error, exception) = await forwarder.SendAsync(context, target, body, Skipped(record), r => Inject(r, record, secret)).ConfigureAwait(false);
             }
+        }
+
+        if (response is null && error == ForwarderError.UrlRefused)
+        {
+            var refused = (Http.UrlRefusedException)exception!;
+            return UrlRefused(record, refused.Verdict, refused.Origin, refused.Problem);
         }
 
         if (response is null)
@@ -152,7 +176,11 @@ internal sealed class UpstreamExchange(Forwarder forwarder, CredentialResolver c
             }
         }
 
-        return new ExchangeOutcome { Credential = record.Name, Response = response, Diagnosis = found, Prefix = buffer.AsMemory(0, length) };
+        return new ExchangeOutcome
+        {
+            Credential = record.Name, Response = response, Diagnosis = found, Prefix = buffer.AsMemory(0, length),
+            RefreshSkipped = after == AfterRejection.RefreshSkipped ? refreshFailure : null,
+        };
     }
 
     /// <summary>Writes an outcome to the agent: the upstream's answer unchanged plus Latchkey's headers, or Latchkey's own error.</summary>
@@ -188,6 +216,20 @@ internal sealed class UpstreamExchange(Forwarder forwarder, CredentialResolver c
     private static ExchangeOutcome Failed(string credential, ForwarderError error, UpstreamDiagnosis diagnosis) =>
         new() { Credential = credential, Error = error, Diagnosis = diagnosis };
 
+    /// <summary>The URL policy refused the upstream as the request left: say what is wrong and how to fix it.</summary>
+    private ExchangeOutcome UrlRefused(CredentialRecord record, Http.UrlVerdict verdict, string origin, string problem)
+    {
+        var name = record.Name;
+        GatewayLog.UrlRefused(log, name, origin, verdict.ToString());
+        var fix = verdict != Http.UrlVerdict.InsecureHttp ? "Give it an https upstream URL"
+            : "Use an https upstream URL; if plain http to that machine is intended (a network you trust), add the credential again with --allow-insecure-http";
+        fix += record.Metadata.McpTransport is not null ? $": latchkey mcp remove {name}, then latchkey mcp add {name} URL"
+            : record.Kind == CredentialKind.OAuth ? $": latchkey login {name} --upstream URL"
+            : $": latchkey add {name} --upstream URL --replace < key.txt";
+        return Failed(name, ForwarderError.UrlRefused, new UpstreamDiagnosis("upstream_url_refused",
+            $"The upstream URL of '{name}' was refused before anything was sent: {problem} Nothing left this machine.", fix, 502, null, null));
+    }
+
     /// <summary>Says what Latchkey did after the 401: refreshed and resent, could not refresh, or refreshed but could not resend.</summary>
     private UpstreamDiagnosis Explain(UpstreamDiagnosis found, string name, AfterRejection after, StateReason? refreshFailure)
     {
@@ -197,6 +239,11 @@ internal sealed class UpstreamExchange(Forwarder forwarder, CredentialResolver c
             AfterRejection.RefreshFailed => found with
             {
                 Message = $"The upstream refused the access token of '{name}', and refreshing it failed: {refreshFailure?.Message ?? "the token engine gave no token"}{said}",
+                Fix = refreshFailure?.Fix ?? $"Sign in again: latchkey login {name}",
+            },
+            AfterRejection.RefreshSkipped => found with
+            {
+                Message = $"The upstream refused the access token of '{name}'. {refreshFailure?.Message}{said}",
                 Fix = refreshFailure?.Fix ?? $"Sign in again: latchkey login {name}",
             },
             AfterRejection.RefreshedNotResent => found with
@@ -221,6 +268,7 @@ internal sealed class UpstreamExchange(Forwarder forwarder, CredentialResolver c
 
     private static void Inject(HttpRequestMessage request, CredentialRecord record, string secret)
     {
+        Http.UrlPolicyHandler.PermitInsecureHttp(request, record.Metadata.AllowInsecureHttp);
         var rule = record.Metadata.Injection;
         request.Headers.TryAddWithoutValidation(rule.Header, rule.Format.Replace(InjectionRule.SecretPlaceholder, secret, StringComparison.Ordinal));
         foreach (var (name, value) in record.Metadata.ExtraHeaders)

@@ -1,3 +1,4 @@
+using System.Net.ServerSentEvents;
 using System.Text;
 using Latchkey.Gateway;
 using Latchkey.Store;
@@ -56,7 +57,13 @@ internal sealed partial class McpProxyRoute(AgentRequest agents, UpstreamExchang
             return;
         }
 
-        var upstream = new Uri(m.Upstream);
+        if (!Uri.TryCreate(m.Upstream, UriKind.Absolute, out var upstream))
+        {
+            await GatewayErrors.WriteAsync(context, 502, "upstream_url_refused", $"The stored URL of the MCP server '{name}' was refused before anything was sent: {Http.UrlPolicy.Describe(Http.UrlVerdict.NotAbsolute, m.Upstream)}",
+                $"Add the server again: latchkey mcp remove {name}, then latchkey mcp add {name} URL", name).ConfigureAwait(false);
+            return;
+        }
+
         string pathAndQuery;
         var legacyStream = false;
         if (rest.StartsWith("/~/", StringComparison.Ordinal) && m.McpTransport == McpTransports.Sse)
@@ -85,6 +92,7 @@ internal sealed partial class McpProxyRoute(AgentRequest agents, UpstreamExchang
                 var message = await McpStepUp.RecordAsync(store, credential.Record, scopes, time, context.RequestAborted).ConfigureAwait(false);
                 var asked = string.Join(' ', scopes);
                 Log.StepUp(log, name, asked);
+                Audit.AuditFacts.Of(context)?.Note(outcome);
                 await WriteRpcErrorAsync(context, body, 403, McpStepUp.Code, message, $"latchkey login {name}").ConfigureAwait(false);
                 return;
             }
@@ -96,12 +104,14 @@ internal sealed partial class McpProxyRoute(AgentRequest agents, UpstreamExchang
                 var wrongAudience = McpStepUp.WrongAudience(credential.Secret, m.Resource);
                 var (code, message) = wrongAudience
                     ? ("wrong_audience", $"The MCP server '{name}' refused the token: the authorization server issued it for another audience than {m.Resource}.")
+                    : outcome.RefreshSkipped is { } skipped ? ("token_rejected", $"The MCP server '{name}' refused the token. {skipped.Message}")
                     : ("token_rejected", $"The MCP server '{name}' refused the token even after a refresh.");
                 if (fresh is not null)
                 {
                     await store.RecordUpstreamFailureAsync(name, new UpstreamFailure(code, message, $"latchkey login {name}", 401, null, time.GetUtcNow()), CancellationToken.None).ConfigureAwait(false);
                 }
 
+                Audit.AuditFacts.Of(context)?.Note(outcome);
                 await WriteRpcErrorAsync(context, body, 401, code, message + $" Run: latchkey login {name}", $"latchkey login {name}").ConfigureAwait(false);
                 return;
             }
@@ -109,6 +119,7 @@ internal sealed partial class McpProxyRoute(AgentRequest agents, UpstreamExchang
             response.Headers.Remove("WWW-Authenticate");
             if (legacyStream && response.IsSuccessStatusCode && response.Content.Headers.ContentType?.MediaType == "text/event-stream")
             {
+                Audit.AuditFacts.Of(context)?.Note(outcome);
                 await CopyLegacyStreamAsync(context, response, name, upstream).ConfigureAwait(false);
                 return;
             }
@@ -123,6 +134,7 @@ internal sealed partial class McpProxyRoute(AgentRequest agents, UpstreamExchang
     {
         if (McpStepUp.ErrorResponse(body.Memory.Span, message) is { } rpc)
         {
+            Audit.AuditFacts.Of(context)?.Reason = code;
             context.Response.StatusCode = 200;
             context.Response.ContentType = "application/json";
             context.Response.Headers[GatewayErrors.DiagnosticHeader] = code;
@@ -133,64 +145,162 @@ internal sealed partial class McpProxyRoute(AgentRequest agents, UpstreamExchang
         await GatewayErrors.WriteAsync(context, status, code, message, fix).ConfigureAwait(false);
     }
 
-    /// <summary>Streams a legacy SSE stream line by line, rewriting the <c>endpoint</c> event's URL through the proxy.</summary>
+    /// <summary>
+    /// Streams a legacy SSE stream event by event (<see cref="McpSse"/>: the BCL's parser, each event bounded), with
+    /// the <c>endpoint</c> event's URL rewritten to <c>/mcp/NAME/~PATH?QUERY</c>. The agent's answer is held until
+    /// the first <c>endpoint</c> event has been read and checked, so a stream that is broken, oversized, or names an
+    /// endpoint that is not a URL on the server's own origin is answered <c>502 mcp_stream_refused</c> saying why;
+    /// after that, such an event ends the stream, with an SSE comment saying why.
+    /// </summary>
     private async Task CopyLegacyStreamAsync(HttpContext context, HttpResponseMessage response, string name, Uri upstream)
     {
-        var agent = context.Response;
-        agent.StatusCode = 200;
-        agent.ContentType = "text/event-stream";
-        agent.Headers.CacheControl = "no-cache";
-        context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
-        await agent.StartAsync(context.RequestAborted).ConfigureAwait(false);
-        try
+        var ct = context.RequestAborted;
+        await using var stream = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
+        var events = McpSse.ReadAsync(stream, ct).GetAsyncEnumerator(ct);
+        await using (events.ConfigureAwait(false))
         {
-            await using var stream = await response.Content.ReadAsStreamAsync(context.RequestAborted).ConfigureAwait(false);
-            using var reader = new StreamReader(stream, Encoding.UTF8);
-            string? eventName = null;
-            while (await reader.ReadLineAsync(context.RequestAborted).ConfigureAwait(false) is { } line)
+            var held = new List<SseItem<string>>();
+            string? refusal = null;
+            try
             {
-                var output = line;
-                if (line.StartsWith("event:", StringComparison.Ordinal))
+                while (true)
                 {
-                    eventName = line[6..].Trim();
-                }
-                else if (line.Length == 0)
-                {
-                    eventName = null;
-                }
-                else if (eventName == "endpoint" && line.StartsWith("data:", StringComparison.Ordinal))
-                {
-                    var endpoint = new Uri(upstream, line[5..].Trim());
-                    if (!string.Equals(endpoint.GetLeftPart(UriPartial.Authority), upstream.GetLeftPart(UriPartial.Authority), StringComparison.OrdinalIgnoreCase))
+                    if (!await events.MoveNextAsync().ConfigureAwait(false))
                     {
-                        var origin = endpoint.GetLeftPart(UriPartial.Authority);
-                        Log.ForeignEndpoint(log, name, origin);
-                        context.Abort();
-                        return;
+                        refusal = "its event stream ended before it sent an 'endpoint' event";
+                        break;
                     }
 
-                    output = $"data: /mcp/{name}/~{endpoint.PathAndQuery}";
-                }
+                    if (events.Current.EventType == "endpoint")
+                    {
+                        held.Add(Rewrite(events.Current, name, upstream, out refusal));
+                        break;
+                    }
 
-                await agent.WriteAsync(output + "\n", context.RequestAborted).ConfigureAwait(false);
-                if (line.Length == 0)
-                {
-                    await agent.Body.FlushAsync(context.RequestAborted).ConfigureAwait(false);
+                    if (held.Count == MaxEventsBeforeEndpoint)
+                    {
+                        refusal = $"it sent {MaxEventsBeforeEndpoint} events without an 'endpoint' event";
+                        break;
+                    }
+
+                    held.Add(events.Current);
                 }
             }
+            catch (SseEventTooLargeException ex)
+            {
+                refusal = ex.Message;
+            }
+            catch (Exception ex) when (ex is IOException or HttpRequestException && !ct.IsCancellationRequested)
+            {
+                refusal = "its event stream broke before it sent an 'endpoint' event";
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+
+            if (refusal is not null)
+            {
+                Log.StreamRefused(log, name, refusal);
+                await GatewayErrors.WriteAsync(context, 502, "mcp_stream_refused", $"The MCP server '{name}' was not followed: {refusal}.",
+                    "The server is broken or hostile; check its URL ('latchkey status') with its operator. Nothing was sent to any other origin.", name).ConfigureAwait(false);
+                return;
+            }
+
+            var agent = context.Response;
+            agent.StatusCode = 200;
+            agent.ContentType = "text/event-stream";
+            agent.Headers.CacheControl = "no-cache";
+            context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
+            await agent.StartAsync(ct).ConfigureAwait(false);
+            try
+            {
+                await SseFormatter.WriteAsync(RelayAsync(held, events, name, upstream), agent.Body, ct).ConfigureAwait(false);
+            }
+            catch (McpStreamRefusedException ex)
+            {
+                Log.StreamRefused(log, name, ex.Message);
+                Audit.AuditFacts.Of(context)?.Reason = "mcp_stream_refused";
+                await EndWithCommentAsync(context, ex.Message).ConfigureAwait(false);
+            }
+            catch (SseEventTooLargeException ex)
+            {
+                Log.StreamRefused(log, name, ex.Message);
+                Audit.AuditFacts.Of(context)?.Reason = "mcp_stream_refused";
+                await EndWithCommentAsync(context, ex.Message).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is IOException or HttpRequestException or OperationCanceledException)
+            {
+                context.Abort();
+            }
         }
-        catch (Exception ex) when (ex is IOException or HttpRequestException or OperationCanceledException)
+    }
+
+    /// <summary>The held events, then the rest of the stream, each later <c>endpoint</c> event checked and rewritten too.</summary>
+    private static async IAsyncEnumerable<SseItem<string>> RelayAsync(List<SseItem<string>> held, IAsyncEnumerator<SseItem<string>> events, string name, Uri upstream)
+    {
+        foreach (var item in held)
+        {
+            yield return item;
+        }
+
+        while (await events.MoveNextAsync().ConfigureAwait(false))
+        {
+            var item = events.Current;
+            if (item.EventType == "endpoint")
+            {
+                item = Rewrite(item, name, upstream, out var problem);
+                if (problem is not null)
+                {
+                    throw new McpStreamRefusedException($"The MCP server '{name}' was not followed further: {problem}.");
+                }
+            }
+
+            yield return item;
+        }
+    }
+
+    /// <summary>The endpoint event with its URL pointing back through the proxy, or <paramref name="problem"/> set.</summary>
+    private static SseItem<string> Rewrite(SseItem<string> item, string name, Uri upstream, out string? problem)
+    {
+        if (McpSse.ResolveEndpoint(upstream, item.Data, out var why) is not { } endpoint)
+        {
+            problem = why;
+            return item;
+        }
+
+        problem = null;
+        return new SseItem<string>($"/mcp/{name}/~{endpoint.PathAndQuery}", "endpoint") { EventId = item.EventId, ReconnectionInterval = item.ReconnectionInterval };
+    }
+
+    /// <summary>Ends a stream already under way with an SSE comment saying why (clients ignore comments; anyone reading
+    /// the raw stream sees it). The stream then ends cleanly, so the comment is certain to arrive before the end.</summary>
+    private static async Task EndWithCommentAsync(HttpContext context, string why)
+    {
+        try
+        {
+            var line = ": latchkey: " + why.ReplaceLineEndings(" ") + "\n\n";
+            await context.Response.Body.WriteAsync(Encoding.UTF8.GetBytes(line), context.RequestAborted).ConfigureAwait(false);
+            await context.Response.Body.FlushAsync(context.RequestAborted).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or OperationCanceledException)
         {
             context.Abort();
         }
     }
+
+    /// <summary>How many events a legacy stream may send before its <c>endpoint</c> event (normally it is the first).</summary>
+    private const int MaxEventsBeforeEndpoint = 16;
+
+    /// <summary>A legacy stream that went bad after it had started.</summary>
+    private sealed class McpStreamRefusedException(string message) : Exception(message);
 
     private static partial class Log
     {
         [LoggerMessage(EventId = 500, Level = LogLevel.Warning, Message = "MCP server '{Server}' asked for more scope ({Scopes}); recorded, the client was told to run 'latchkey login {Server}'")]
         public static partial void StepUp(ILogger logger, string server, string scopes);
 
-        [LoggerMessage(EventId = 501, Level = LogLevel.Warning, Message = "MCP server '{Server}' named a message endpoint on another origin ({Origin}); the stream was closed, no credential was sent there")]
-        public static partial void ForeignEndpoint(ILogger logger, string server, string origin);
+        [LoggerMessage(EventId = 501, Level = LogLevel.Warning, Message = "MCP server '{Server}': the legacy event stream was refused, no credential was sent anywhere else: {Reason}")]
+        public static partial void StreamRefused(ILogger logger, string server, string reason);
     }
 }

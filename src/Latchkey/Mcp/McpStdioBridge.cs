@@ -20,11 +20,15 @@ namespace Latchkey.Mcp;
 /// the SDK's client would terminate the protocol and re-originate it. The loop is faithful by construction.</para>
 /// <para><b>Tokens.</b> From the store through the token engine, so any number of bridges (and the gateway) share
 /// one grant and one refresh; a 401 forces a refresh (conditional on the refused token still being the stored
-/// one) and a retry, at most twice per message. A 403 <c>insufficient_scope</c> is recorded and answered with a JSON-RPC error
+/// one, and bounded per grant by the engine: <see cref="TokenEngine.RefreshSkipped"/>) and a retry, at most twice per
+/// message. A 403 <c>insufficient_scope</c> is recorded and answered with a JSON-RPC error
 /// (<see cref="McpStepUp"/>). No browser is ever opened.</para>
 /// <para><b>Concurrency.</b> Requests after <c>initialize</c> are forwarded concurrently (a long tool call does not
 /// hold up the others); output lines are written whole, one at a time.</para>
-/// <para><b>Security.</b> Logs go to standard error and never hold a token or a message body.</para>
+/// <para><b>Security.</b> Logs go to standard error and never hold a token or a message body. Every request passes
+/// the URL policy as it leaves (<see cref="Http.UrlPolicyHandler"/>, fed the record's
+/// <see cref="CredentialMetadata.AllowInsecureHttp"/>). Event streams are read with a bound per event
+/// (<see cref="McpSse"/>), and the legacy transport's <c>endpoint</c> must be a URL on the server's own origin.</para>
 /// </remarks>
 internal sealed partial class McpStdioBridge : IAsyncDisposable
 {
@@ -51,14 +55,14 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
         _url = new Uri(record.Metadata.Upstream!);
         _logs = LoggerFactory.Create(b => b.AddProvider(new StderrLoggerProvider(stderr)).SetMinimumLevel(LogLevel.Information));
         _log = _logs.CreateLogger("latchkey.mcp.stdio");
-        _http = new HttpClient(new SocketsHttpHandler
+        _http = new HttpClient(new Http.UrlPolicyHandler(new SocketsHttpHandler
         {
             UseProxy = false,
             AllowAutoRedirect = false,
             UseCookies = false,
             ConnectTimeout = TimeSpan.FromSeconds(10),
             AutomaticDecompression = DecompressionMethods.None,
-        })
+        }))
         {
             Timeout = Timeout.InfiniteTimeSpan,
         };
@@ -66,7 +70,8 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
 
     private string Name => _record.Name;
 
-    /// <summary>Runs until standard input ends (or <paramref name="ct"/>); returns the exit code.</summary>
+    /// <summary>Runs until standard input ends (or <paramref name="ct"/>), or, on the legacy transport, until the
+    /// server's event stream ends (it carries every answer: without it the bridge is of no use); returns the exit code.</summary>
     public async Task<int> RunAsync(Stream stdin, Stream stdout, CancellationToken ct)
     {
         _stdout = stdout;
@@ -74,10 +79,11 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
         Log.Started(_log, Name, _record.Metadata.McpTransport!, shown);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         Task? background = null;
+        Task? legacyStream = null;
         if (_record.Metadata.McpTransport == McpTransports.Sse)
         {
             var opened = new TaskCompletionSource<Uri?>(TaskCreationOptions.RunContinuationsAsynchronously);
-            background = PumpLegacyAsync(opened, stop.Token);
+            background = legacyStream = PumpLegacyAsync(opened, stop.Token);
             _legacyEndpoint = await opened.Task.ConfigureAwait(false);
             if (_legacyEndpoint is null)
             {
@@ -87,8 +93,23 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
 
         var inflight = new List<Task>();
         using var reader = new StreamReader(stdin, new UTF8Encoding(false));
-        while (await reader.ReadLineAsync(ct).ConfigureAwait(false) is { } line)
+        while (true)
         {
+            // Standard input cannot be cancelled mid-read, so a stream that ends is noticed by racing the read.
+            var reading = reader.ReadLineAsync(ct).AsTask();
+            if (legacyStream is not null && await Task.WhenAny(reading, legacyStream).ConfigureAwait(false) == legacyStream && !reading.IsCompleted)
+            {
+                Log.LegacyStreamEnded(_log, Name);
+                await stop.CancelAsync().ConfigureAwait(false);
+                await Task.WhenAll(inflight).ConfigureAwait(false);
+                return 1;
+            }
+
+            if (await reading.ConfigureAwait(false) is not { } line)
+            {
+                break;
+            }
+
             if (string.IsNullOrWhiteSpace(line))
             {
                 continue;
@@ -160,6 +181,15 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
                     return;
                 }
 
+                if (token.Reason is { Code: TokenEngine.RefreshSkipped } skipped)
+                {
+                    // The engine declined to spend the grant again: sending the same token would only be refused again.
+                    Log.Refused(_log, Name, skipped.Code);
+                    await _store.RecordUpstreamFailureAsync(Name, new UpstreamFailure("token_rejected", $"The MCP server '{Name}' refused the token. {skipped.Message}", skipped.Fix, 401, null, _time.GetUtcNow()), CancellationToken.None).ConfigureAwait(false);
+                    await ReplyErrorAsync(body, $"The MCP server '{Name}' refused the token. {skipped.Message} {skipped.Fix}", ct).ConfigureAwait(false);
+                    return;
+                }
+
                 using var request = new HttpRequestMessage(HttpMethod.Post, _legacyEndpoint ?? _url) { Content = new ByteArrayContent(body) };
                 request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
                 AddHeaders(request, token.AccessToken);
@@ -212,6 +242,16 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
         }
+        catch (Http.UrlRefusedException ex)
+        {
+            Log.UrlRefused(_log, Name, ex.Problem);
+            await ReplyErrorAsync(body, $"Latchkey refused to send to the MCP server '{Name}', and nothing was sent: {ex.Problem} {UrlFix}", CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (SseEventTooLargeException ex)
+        {
+            Log.StreamRefused(_log, Name, ex.Message);
+            await ReplyErrorAsync(body, $"The answer of the MCP server '{Name}' was refused: {ex.Message}", CancellationToken.None).ConfigureAwait(false);
+        }
         catch (HttpRequestException ex)
         {
             var error = ex.HttpRequestError.ToString();
@@ -220,8 +260,11 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
         }
     }
 
+    private string UrlFix => $"Use an https URL; if plain http to that machine is intended (a network you trust), add the server again with --allow-insecure-http: latchkey mcp remove {Name}, then latchkey mcp add {Name} URL --allow-insecure-http";
+
     private void AddHeaders(HttpRequestMessage request, string accessToken)
     {
+        Http.UrlPolicyHandler.PermitInsecureHttp(request, _record.Metadata.AllowInsecureHttp);
         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", accessToken);
         request.Headers.Accept.ParseAdd("application/json");
         request.Headers.Accept.ParseAdd("text/event-stream");
@@ -359,6 +402,14 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
                 }
             }
         }
+        catch (Http.UrlRefusedException ex)
+        {
+            Log.UrlRefused(_log, Name, ex.Problem);
+        }
+        catch (SseEventTooLargeException ex)
+        {
+            Log.StreamRefused(_log, Name, ex.Message);
+        }
         catch (Exception ex) when (ex is OperationCanceledException or HttpRequestException or IOException)
         {
         }
@@ -380,7 +431,14 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
                     break;
                 }
 
+                if (token.Reason is { Code: TokenEngine.RefreshSkipped } skipped)
+                {
+                    Log.StreamRefused(_log, Name, skipped.Message);
+                    break;
+                }
+
                 using var request = new HttpRequestMessage(HttpMethod.Get, _url);
+                Http.UrlPolicyHandler.PermitInsecureHttp(request, _record.Metadata.AllowInsecureHttp);
                 request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token.AccessToken);
                 request.Headers.Accept.ParseAdd("text/event-stream");
                 using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
@@ -401,11 +459,9 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
                 {
                     if (eventName == "endpoint")
                     {
-                        var endpoint = new Uri(_url, data.Trim());
-                        if (!string.Equals(endpoint.GetLeftPart(UriPartial.Authority), _url.GetLeftPart(UriPartial.Authority), StringComparison.OrdinalIgnoreCase))
+                        if (McpSse.ResolveEndpoint(_url, data, out var problem) is not { } endpoint)
                         {
-                            var origin = endpoint.GetLeftPart(UriPartial.Authority);
-                            Log.ForeignEndpoint(_log, Name, origin);
+                            Log.StreamRefused(_log, Name, $"the server was not followed: {problem}");
                             break;
                         }
 
@@ -419,6 +475,14 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
 
                 break;
             }
+        }
+        catch (Http.UrlRefusedException ex)
+        {
+            Log.UrlRefused(_log, Name, $"{ex.Problem} {UrlFix}");
+        }
+        catch (SseEventTooLargeException ex)
+        {
+            Log.StreamRefused(_log, Name, ex.Message);
         }
         catch (Exception ex) when (ex is OperationCanceledException or HttpRequestException or IOException)
         {
@@ -455,55 +519,14 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
         }
     }
 
-    /// <summary>Server-Sent Events (WHATWG): yields (event name or null, joined data) per dispatched event.</summary>
+    /// <summary>Server-Sent Events: yields (event name, data) per dispatched event, read with the BCL's parser and
+    /// each event bounded (<see cref="McpSse"/>). An event without a name is a <c>message</c>.</summary>
+    /// <exception cref="SseEventTooLargeException">An event grew past <see cref="McpSse.MaxEventBytes"/>.</exception>
     internal static async IAsyncEnumerable<(string? Event, string Data)> ReadEventsAsync(Stream stream, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
     {
-        using var reader = new StreamReader(stream, new UTF8Encoding(false));
-        string? eventName = null;
-        var data = new StringBuilder();
-        var hasData = false;
-        while (await reader.ReadLineAsync(ct).ConfigureAwait(false) is { } line)
+        await foreach (var item in McpSse.ReadAsync(stream, ct).ConfigureAwait(false))
         {
-            if (line.Length == 0)
-            {
-                if (hasData)
-                {
-                    yield return (eventName, data.ToString());
-                }
-
-                eventName = null;
-                data.Clear();
-                hasData = false;
-                continue;
-            }
-
-            if (line[0] == ':')
-            {
-                continue;
-            }
-
-            var colon = line.IndexOf(':', StringComparison.Ordinal);
-            var field = colon < 0 ? line : line[..colon];
-            var value = colon < 0 ? string.Empty : line[(colon + 1)..];
-            if (value.StartsWith(' '))
-            {
-                value = value[1..];
-            }
-
-            if (field == "event")
-            {
-                eventName = value;
-            }
-            else if (field == "data")
-            {
-                if (hasData)
-                {
-                    data.Append('\n');
-                }
-
-                data.Append(value);
-                hasData = true;
-            }
+            yield return (item.EventType, item.Data);
         }
     }
 
@@ -533,8 +556,14 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
         [LoggerMessage(EventId = 517, Level = LogLevel.Warning, Message = "'{Server}' answered HTTP {Status}")]
         public static partial void UpstreamStatus(ILogger logger, string server, int status);
 
-        [LoggerMessage(EventId = 518, Level = LogLevel.Warning, Message = "'{Server}' named a message endpoint on another origin ({Origin}); not followed")]
-        public static partial void ForeignEndpoint(ILogger logger, string server, string origin);
+        [LoggerMessage(EventId = 518, Level = LogLevel.Warning, Message = "'{Server}': its event stream was refused, and nothing was sent anywhere else: {Reason}")]
+        public static partial void StreamRefused(ILogger logger, string server, string reason);
+
+        [LoggerMessage(EventId = 520, Level = LogLevel.Warning, Message = "the legacy event stream of '{Server}' ended, and it carries every answer: the bridge stops (the MCP client may start it again)")]
+        public static partial void LegacyStreamEnded(ILogger logger, string server);
+
+        [LoggerMessage(EventId = 519, Level = LogLevel.Warning, Message = "'{Server}': the URL policy refused the request before it was sent: {Problem}")]
+        public static partial void UrlRefused(ILogger logger, string server, string problem);
     }
 
     /// <summary>Writes log lines to standard error (never standard output, which carries the protocol).</summary>

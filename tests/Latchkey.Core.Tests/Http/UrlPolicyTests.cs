@@ -36,3 +36,103 @@ public sealed class UrlPolicyTests
         Assert.Contains(expected, problem, StringComparison.Ordinal);
     }
 }
+
+public sealed class UrlPolicyOptInTests
+{
+    [Theory]
+    [InlineData("http://10.0.0.5:8000")]
+    [InlineData("http://api.example.com/v1")]
+    public void TryParse_PlainHttpToAnotherMachineWithTheOptIn_Accepted(string url)
+    {
+        Assert.True(UrlPolicy.TryParse(url, allowInsecureHttp: true, out var uri, out var problem), problem);
+        Assert.True(UrlPolicy.NeedsInsecureOptIn(uri));
+    }
+
+    [Theory]
+    [InlineData("ftp://example.com", "scheme")]
+    [InlineData("http://user:pw@10.0.0.5", "user name")]
+    [InlineData("http://10.0.0.5/#x", "fragment")]
+    public void TryParse_TheOptIn_AllowsNothingButPlainHttp(string url, string expected)
+    {
+        Assert.False(UrlPolicy.TryParse(url, allowInsecureHttp: true, out _, out var problem));
+        Assert.Contains(expected, problem, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Check_AnHttpsUrlOnTheHotPath_AllocatesNothing()
+    {
+        var uri = new Uri("https://api.anthropic.com/v1/messages?beta=true");
+        Assert.Equal(UrlVerdict.Allowed, UrlPolicy.Check(uri, allowInsecureHttp: false)); // warm up Uri's caches
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 1000; i++)
+        {
+            UrlPolicy.Check(uri, allowInsecureHttp: false);
+        }
+
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+}
+
+/// <summary>The send-time check every credential-carrying request passes, with a handler that records what reached it.</summary>
+public sealed class UrlPolicyHandlerTests
+{
+    [Theory]
+    [InlineData("http://10.0.0.5:8000/v1/messages")]
+    [InlineData("http://api.example.com/")]
+    [InlineData("ftp://example.com/")]
+    public async Task Send_UrlTheCredentialMayNotGoTo_RefusedAndNothingReachesTheNetwork(string url)
+    {
+        var network = new Recorder();
+        using var client = new HttpMessageInvoker(new UrlPolicyHandler(network));
+        using var request = new HttpRequestMessage(HttpMethod.Get, url);
+        request.Headers.TryAddWithoutValidation("x-api-key", "sk-secret");
+
+        var refused = await Assert.ThrowsAsync<UrlRefusedException>(() => client.SendAsync(request, default));
+
+        Assert.Empty(network.Seen);
+        Assert.Contains(new Uri(url).GetLeftPart(UriPartial.Authority), refused.Problem, StringComparison.Ordinal);
+        Assert.DoesNotContain("sk-secret", refused.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("https://api.anthropic.com/v1/messages", false)]
+    [InlineData("http://127.0.0.1:9/x", false)]
+    [InlineData("http://localhost:8080/x", false)]
+    [InlineData("http://10.0.0.5:8000/v1/messages", true)]
+    public async Task Send_AllowedUrlOrRecordedOptIn_Sent(string url, bool optIn)
+    {
+        var network = new Recorder();
+        using var client = new HttpMessageInvoker(new UrlPolicyHandler(network));
+        using var request = new HttpRequestMessage(HttpMethod.Get, url);
+        UrlPolicyHandler.PermitInsecureHttp(request, optIn);
+
+        using var response = await client.SendAsync(request, default);
+
+        Assert.Equal(url, Assert.Single(network.Seen).ToString());
+    }
+
+    [Fact]
+    public async Task Send_OptInFalse_DoesNotLetPlainHttpThrough()
+    {
+        var network = new Recorder();
+        using var client = new HttpMessageInvoker(new UrlPolicyHandler(network));
+        using var request = new HttpRequestMessage(HttpMethod.Get, "http://10.0.0.5/");
+        UrlPolicyHandler.PermitInsecureHttp(request, allowed: false);
+
+        await Assert.ThrowsAsync<UrlRefusedException>(() => client.SendAsync(request, default));
+
+        Assert.Empty(network.Seen);
+    }
+
+    private sealed class Recorder : HttpMessageHandler
+    {
+        public System.Collections.Concurrent.ConcurrentQueue<Uri> Seen { get; } = new();
+
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            Seen.Enqueue(request.RequestUri!);
+            return Task.FromResult(new HttpResponseMessage(System.Net.HttpStatusCode.OK));
+        }
+    }
+}
