@@ -37,6 +37,12 @@ internal sealed class SimBehaviour
 
     /// <summary>The <c>retry-after</c> seconds sent with 429 and 529.</summary>
     public int RetryAfterSeconds { get; set; } = 1;
+
+    /// <summary>
+    /// When set, answers every request itself (after it is recorded) instead of the scenarios: a hostile upstream
+    /// for the security tests (forged headers, redirects, cookies, a credential echoed in an error).
+    /// </summary>
+    public Func<HttpContext, Task>? Respond { get; set; }
 }
 
 /// <summary>One request as the upstream received it.</summary>
@@ -103,6 +109,12 @@ internal sealed class SimulatedUpstream(SimBehaviour? behaviour = null) : IAsync
         {
             var headers = request.Headers.ToDictionary(h => h.Key, h => h.Value.ToString(), StringComparer.OrdinalIgnoreCase);
             Requests.Enqueue(new SeenRequest(request.Method, request.Path + request.QueryString, headers, body, credential));
+        }
+
+        if (Behaviour.Respond is { } respond)
+        {
+            await respond(context).ConfigureAwait(false);
+            return;
         }
 
         var openAi = request.Path.StartsWithSegments("/v1/chat/completions") || request.Path.StartsWithSegments("/v1/models");
