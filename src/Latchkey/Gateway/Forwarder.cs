@@ -20,11 +20,15 @@ namespace Latchkey.Gateway;
 /// <para><b>Concurrency.</b> One instance serves every request; it holds only the shared invoker.</para>
 /// <para><b>Security.</b> Headers named in <c>skipRequestHeaders</c> (the agent's client key) are never copied;
 /// the caller adds the real credential through the <c>inject</c> callback. No redirect is followed, no cookie
-/// kept, nothing decompressed.</para>
+/// kept, nothing decompressed. An upstream's <c>latchkey-*</c> response headers are dropped: only Latchkey adds
+/// those.</para>
 /// </remarks>
 internal sealed class Forwarder(HttpMessageInvoker invoker, TimeSpan responseTimeout)
 {
     private const int BufferSize = 64 * 1024;
+
+    /// <summary>The prefix of Latchkey's own response headers (<c>latchkey-diagnostic</c>, <c>latchkey-credential</c>, ...).</summary>
+    private const string LatchkeyHeaderPrefix = "latchkey-";
 
     /// <summary>The one tuned handler every upstream request goes through (the YARP settings).</summary>
     public static SocketsHttpHandler CreateHandler() => new()
@@ -229,11 +233,15 @@ internal sealed class Forwarder(HttpMessageInvoker invoker, TimeSpan responseTim
         return false;
     }
 
+    /// <summary>
+    /// Copies end-to-end headers. Headers named <c>latchkey-*</c> are Latchkey's own voice to the agent (a diagnostic
+    /// with a fix to run, the credential that served): an upstream's are dropped, so it cannot speak in Latchkey's name.
+    /// </summary>
     private static void CopyResponseHeaders(HttpHeaders source, IHeaderDictionary destination)
     {
         foreach (var header in source.NonValidated)
         {
-            if (HopByHopHeaders.All.Contains(header.Key))
+            if (HopByHopHeaders.All.Contains(header.Key) || header.Key.StartsWith(LatchkeyHeaderPrefix, StringComparison.OrdinalIgnoreCase))
             {
                 continue;
             }
