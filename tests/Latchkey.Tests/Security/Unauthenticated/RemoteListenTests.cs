@@ -1,3 +1,5 @@
+using System.Diagnostics;
+
 namespace Latchkey.Tests.Security.Unauthenticated;
 
 /// <summary>
@@ -26,7 +28,27 @@ public sealed class RemoteListenTests
             environment[source] = address;
         }
 
-        var result = await Processes.Latchkey(home.Path, null, environment, args);
+        var info = Processes.StartInfo(Processes.LatchkeyExe, home.Path, args);
+        foreach (var (name, value) in environment)
+        {
+            info.Environment[name] = value;
+        }
+
+        using var serve = Process.Start(info)!;
+        serve.StandardInput.Close();
+        var stdout = serve.StandardOutput.ReadToEndAsync();
+        var stderr = serve.StandardError.ReadToEndAsync();
+        try
+        {
+            await serve.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        }
+        catch (TimeoutException)
+        {
+            serve.Kill(entireProcessTree: true); // it listens: the refusal is gone
+            throw;
+        }
+
+        var result = new Processes.Result(serve.ExitCode, await stdout, await stderr);
 
         Assert.Equal(2, result.ExitCode);
         Assert.Contains("is not a loopback address", result.Stderr, StringComparison.Ordinal);
