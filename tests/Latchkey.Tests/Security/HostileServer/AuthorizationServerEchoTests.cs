@@ -90,13 +90,14 @@ public sealed class AuthorizationServerEchoTests(ITestOutputHelper output)
         var status = await Processes.Latchkey(lk.Home, null, "status", "claude", "--json"); // not echoed to the test output
 
         // The server did answer so, and what it said was reported (quoted), or the absence of the secrets proves nothing.
-        Assert.True((await lk.Peer.CountersAsync()).RefreshRequests >= 1, gateway.Log);
+        // (None of these assertions prints what it looked at: on a regression that text holds the secrets.)
+        Assert.True((await lk.Peer.CountersAsync()).RefreshRequests >= 1, "the gateway never asked the authorization server for a refresh");
         Assert.Equal(answer == "terminal" ? HttpStatusCode.Unauthorized : HttpStatusCode.ServiceUnavailable, first.Status);
-        Assert.Contains("is not valid", first.Text, StringComparison.Ordinal);
-        Assert.Contains("is not valid", status.Stdout, StringComparison.Ordinal);
+        Assert.True(first.Text.Contains("is not valid", StringComparison.Ordinal), "the agent's answer does not quote the server");
+        Assert.True(status.Stdout.Contains("is not valid", StringComparison.Ordinal), "status does not quote the server");
         if (answer == "terminal")
         {
-            Assert.Contains("refreshing it failed", first.Diagnostic, StringComparison.Ordinal); // the upstream's 401, explained
+            Assert.True(first.Diagnostic.Contains("refreshing it failed", StringComparison.Ordinal), "the diagnostic does not explain the refresh failure"); // the upstream's 401, explained
             Assert.Equal(HttpStatusCode.Unauthorized, second.Status); // then the gateway's own: needs sign-in
         }
 
