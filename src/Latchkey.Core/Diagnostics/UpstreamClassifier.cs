@@ -147,7 +147,7 @@ internal static class UpstreamClassifier
 
             if (error.ValueKind == JsonValueKind.String)
             {
-                return (null, null, error.GetString(), requestId);
+                return (null, null, Text(error), requestId);
             }
 
             return error.ValueKind == JsonValueKind.Object
@@ -161,5 +161,23 @@ internal static class UpstreamClassifier
     }
 
     private static string? Text(JsonElement element, string property) =>
-        element.TryGetProperty(property, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
+        element.TryGetProperty(property, out var value) ? Text(value) : null;
+
+    /// <summary>A string value, or null when it is not a string or does not decode (a lone surrogate escape).</summary>
+    private static string? Text(JsonElement value)
+    {
+        if (value.ValueKind != JsonValueKind.String)
+        {
+            return null;
+        }
+
+        try
+        {
+            return value.GetString();
+        }
+        catch (InvalidOperationException)
+        {
+            return null;
+        }
+    }
 }

@@ -13,6 +13,7 @@ namespace Latchkey.Tests.Security.HostileServer;
 /// failure in <c>latchkey-diagnostic</c>, its log and <c>status</c>, quoting the upstream, but every copy of the
 /// credential in what Latchkey itself writes is masked. (The upstream's own error body still reaches the agent
 /// unchanged: Latchkey does not rewrite bodies, and an upstream can always hand out the credential it receives.)
+/// A message the JSON reader cannot turn into a string (a lone surrogate escape) is treated as no message.
 /// </summary>
 public sealed class UpstreamErrorEchoTests
 {
@@ -46,6 +47,33 @@ public sealed class UpstreamErrorEchoTests
         Assert.Equal("authentication_failed", JsonNode.Parse(status.Stdout)![0]!["last_upstream_failure"]!["code"]!.GetValue<string>());
         Assert.DoesNotContain(gateway.Log.Split('\n'), line => line.StartsWith(ForgedLogLine, StringComparison.Ordinal));
         Assert.DoesNotContain('\u001b', gateway.Log + status.Stdout);
+    }
+
+    [Fact]
+    public async Task Forward_UpstreamErrorMessageWithABrokenSurrogate_TheAgentStillGetsTheUpstreamsAnswerExplained()
+    {
+        const string body = """{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key \ud800"}}""";
+        await using var upstream = new SimulatedUpstream(new SimBehaviour
+        {
+            Respond = context =>
+            {
+                context.Response.StatusCode = 401;
+                context.Response.ContentType = "application/json";
+                return context.Response.WriteAsync(body, context.RequestAborted);
+            },
+        });
+        await upstream.StartAsync();
+        await using var gateway = await GatewayProcess.StartAsync();
+        await gateway.AddApiKeyAsync("broken", upstream.Url, "sk-ant-api03-" + Guid.NewGuid().ToString("N"), "--header", "x-api-key", "--format", "{secret}");
+        var key = await gateway.CreateKeyAsync("agent", "broken");
+
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/c/broken/v1/messages") { Content = new StringContent("{}", Encoding.UTF8, "application/json") };
+        request.Headers.Add("x-api-key", key);
+        using var response = await gateway.Http.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode); // the upstream's answer, not a crash of the gateway's
+        Assert.StartsWith("authentication_failed;", response.Headers.GetValues("latchkey-diagnostic").Single(), StringComparison.Ordinal);
+        Assert.Equal(body, await response.Content.ReadAsStringAsync());
     }
 
     /// <summary>A 401 in Anthropic's error shape that quotes the x-api-key it received everywhere it can.</summary>
