@@ -38,6 +38,12 @@ internal sealed class SimBehaviour
 
     /// <summary>The <c>retry-after</c> seconds sent with 429 and 529.</summary>
     public int RetryAfterSeconds { get; set; } = 1;
+
+    /// <summary>
+    /// When set, answers every request itself (after it is recorded) instead of the scenarios: a hostile upstream
+    /// for the security tests (forged headers, redirects, cookies, a credential echoed in an error).
+    /// </summary>
+    public Func<HttpContext, Task>? Respond { get; set; }
 }
 
 /// <summary>One request as the upstream received it.</summary>
@@ -116,6 +122,12 @@ internal sealed class SimulatedUpstream(SimBehaviour? behaviour = null) : IAsync
         if (HttpMethods.IsTrace(request.Method))
         {
             await TraceAsync(context).ConfigureAwait(false);
+            return;
+        }
+
+        if (Behaviour.Respond is { } respond)
+        {
+            await respond(context).ConfigureAwait(false);
             return;
         }
 

@@ -19,8 +19,6 @@ internal static class UpstreamClassifier
     /// <summary>The most of an error body the gateway reads to classify it.</summary>
     public const int MaxBodyBytes = 64 * 1024;
 
-    private const int MaxQuotedMessage = 200;
-
     /// <summary>Whether a response with this status is worth reading the body of (it may be a failure to explain).</summary>
     public static bool IsFailure(int status) => status is 400 or 401 or 403 or 429 or >= 500;
 
@@ -32,14 +30,16 @@ internal static class UpstreamClassifier
     /// <param name="body">Up to <see cref="MaxBodyBytes"/> of the body, or empty.</param>
     /// <param name="requestId">The upstream's request id header, if any.</param>
     /// <param name="retryAfter">The upstream's <c>retry-after</c> header value, if any.</param>
-    /// <param name="credential">The credential that was used.</param>
-    /// <param name="secret">The secret that was injected, masked out of anything quoted from the body.</param>
+    /// <param name="credential">The credential that was used; all its secrets are masked out of what is quoted.</param>
+    /// <param name="secret">The secret that was injected, masked out of what is quoted (the message and request id).</param>
     public static UpstreamDiagnosis? Classify(int status, ReadOnlySpan<byte> body, string? requestId, string? retryAfter, CredentialRecord credential, string? secret)
     {
         ArgumentNullException.ThrowIfNull(credential);
-        var (type, code, message, bodyRequestId) = ParseError(body);
-        requestId ??= bodyRequestId;
-        var quoted = message is null ? null : Quote(message, secret);
+        var (type, code, raw, bodyRequestId) = ParseError(body);
+        string?[] secrets = [secret, .. ServerText.SecretsOf(credential.Secrets)];
+        requestId = (requestId ?? bodyRequestId) is { } id ? ServerText.Quote(id, secrets, ServerText.MaxRequestIdLength) : null;
+        var message = raw is null ? null : ServerText.Sanitize(raw, secrets);
+        var quoted = message is null ? null : ServerText.Quote(message, []);
         var name = credential.Name;
         var oauth = credential.Kind == CredentialKind.OAuth;
         var said = quoted is null ? string.Empty : $" The upstream said: \"{quoted}\"";
@@ -147,7 +147,7 @@ internal static class UpstreamClassifier
 
             if (error.ValueKind == JsonValueKind.String)
             {
-                return (null, null, error.GetString(), requestId);
+                return (null, null, Text(error), requestId);
             }
 
             return error.ValueKind == JsonValueKind.Object
@@ -161,15 +161,23 @@ internal static class UpstreamClassifier
     }
 
     private static string? Text(JsonElement element, string property) =>
-        element.TryGetProperty(property, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
+        element.TryGetProperty(property, out var value) ? Text(value) : null;
 
-    private static string Quote(string message, string? secret)
+    /// <summary>A string value, or null when it is not a string or does not decode (a lone surrogate escape).</summary>
+    private static string? Text(JsonElement value)
     {
-        if (!string.IsNullOrEmpty(secret))
+        if (value.ValueKind != JsonValueKind.String)
         {
-            message = message.Replace(secret, "***", StringComparison.Ordinal);
+            return null;
         }
 
-        return message.Length <= MaxQuotedMessage ? message : string.Concat(message.AsSpan(0, MaxQuotedMessage), "…");
+        try
+        {
+            return value.GetString();
+        }
+        catch (InvalidOperationException)
+        {
+            return null;
+        }
     }
 }

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Latchkey.Diagnostics;
 using Latchkey.Store;
 
 namespace Latchkey.OAuth;
@@ -106,13 +107,14 @@ internal sealed class ClientRegistrar(OAuthHttp http)
         {
             var error = json?.String("error");
             var description = json?.String("error_description");
+            var shown = error is null ? null : ServerText.Quote(error, [], ServerText.MaxCodeLength);
             var hint = error switch
             {
                 "invalid_redirect_uri" => " The server refused Latchkey's loopback redirect URI; register a client by hand and pass --client-id.",
                 _ when (int)response.Status == 401 => " The server requires an initial access token for registration; register a client by hand and pass --client-id.",
                 _ => " Register a client by hand and pass --client-id, or --client-metadata-url.",
             };
-            throw new OAuthException("registration_failed", $"Dynamic registration at {server.RegistrationEndpoint} was refused (HTTP {(int)response.Status}{(error is null ? string.Empty : $", {error}")}{(description is null ? string.Empty : $": {description}")}).{hint}");
+            throw new OAuthException("registration_failed", $"Dynamic registration at {server.RegistrationEndpoint} was refused (HTTP {(int)response.Status}{(shown is null ? string.Empty : $", {shown}")}{(description is null ? string.Empty : $": {ServerText.Quote(description, [])}")}).{hint}");
         }
 
         var clientId = json?.String("client_id")

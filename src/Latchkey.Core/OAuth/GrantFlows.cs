@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using Latchkey.Diagnostics;
 using Latchkey.Http;
 using Latchkey.Store;
 
@@ -134,7 +135,7 @@ internal sealed class GrantFlows(OAuthHttp http, TokenEndpointClient tokens, Tim
         if (q.TryGetValue("error", out var error))
         {
             q.TryGetValue("error_description", out var description);
-            return $"The authorization server refused the sign-in ({error}{(string.IsNullOrEmpty(description) ? string.Empty : ": " + description)}).";
+            return $"The authorization server refused the sign-in ({ServerText.Quote(error, [], ServerText.MaxCodeLength)}{(string.IsNullOrEmpty(description) ? string.Empty : ": " + ServerText.Quote(description, []))}).";
         }
 
         return q.TryGetValue("code", out var code) && code.Length > 0 ? null : "The answer carries no authorization code.";

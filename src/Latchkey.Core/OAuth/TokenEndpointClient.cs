@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
+using Latchkey.Diagnostics;
 
 namespace Latchkey.OAuth;
 
@@ -35,9 +36,26 @@ internal enum TokenOutcomeKind
     NotSent,
 }
 
-/// <summary>What a token request came to, with the server's error, status and request id for the reason.</summary>
+/// <summary>
+/// What a token request came to, with the server's error, status and request id for the reason. The server's words
+/// (<see cref="Error"/>, <see cref="ErrorDescription"/>, <see cref="RequestId"/>) come quoted by
+/// <see cref="ServerText"/> from <see cref="TokenEndpointClient.RequestAsync"/>, with the secrets it sent masked.
+/// </summary>
 internal sealed record TokenOutcome(TokenOutcomeKind Kind, TokenSet? Tokens, string? Error, string? ErrorDescription, int? Status, TimeSpan? RetryAfter, string? RequestId)
 {
+    /// <summary>This outcome with the server's words quoted by <see cref="ServerText"/>, every one of <paramref name="secrets"/> masked.</summary>
+    public TokenOutcome Masked(IEnumerable<string?> secrets)
+    {
+        ArgumentNullException.ThrowIfNull(secrets);
+        var all = secrets.ToList();
+        return this with
+        {
+            Error = Error is null ? null : ServerText.Quote(Error, all, ServerText.MaxCodeLength),
+            ErrorDescription = ErrorDescription is null ? null : ServerText.Quote(ErrorDescription, all),
+            RequestId = RequestId is null ? null : ServerText.Quote(RequestId, all, ServerText.MaxRequestIdLength),
+        };
+    }
+
     public string Describe() =>
         Error is null
             ? $"{Kind.ToString().ToLowerInvariant()}{(Status is { } s ? $" (HTTP {s})" : string.Empty)}{(ErrorDescription is null ? string.Empty : $": {ErrorDescription}")}"
@@ -51,6 +69,12 @@ internal sealed record TokenOutcome(TokenOutcomeKind Kind, TokenSet? Tokens, str
 /// </summary>
 internal sealed class TokenEndpointClient
 {
+    /// <summary>The form parameters that carry a secret, masked out of whatever the server says back.</summary>
+    private static readonly HashSet<string> SecretParameters = new(StringComparer.Ordinal)
+    {
+        "refresh_token", "code", "code_verifier", "device_code", "token", "client_secret", "client_assertion", "assertion", "password",
+    };
+
     private readonly Lazy<OAuthHttp> _http;
     private readonly TimeProvider _time;
 
@@ -107,7 +131,8 @@ internal sealed class TokenEndpointClient
             return new TokenOutcome(TokenOutcomeKind.Ambiguous, null, ex.Code, ex.Message, null, null, null);
         }
 
-        return Classify(response, _time.GetUtcNow());
+        var sent = form.Where(p => SecretParameters.Contains(p.Key)).Select(p => (string?)p.Value).Append(client.ClientSecret);
+        return Classify(response, _time.GetUtcNow()).Masked(sent);
     }
 
     /// <summary>Classifies a token-endpoint answer as failure-modes.md §2.6 says.</summary>

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using Latchkey.Diagnostics;
 using Latchkey.OAuth;
 using Latchkey.Store;
 
@@ -314,6 +315,9 @@ internal sealed class TokenEngine(ICredentialStore store, TokenEndpointClient to
             }
         }
 
+        // The server's words end up in reasons the agent, the log and status show: none may carry a secret of this credential.
+        outcome = outcome.Masked(ServerText.SecretsOf(row.Secrets));
+
         switch (outcome.Kind)
         {
             case TokenOutcomeKind.Success:
@@ -349,6 +353,7 @@ internal sealed class TokenEngine(ICredentialStore store, TokenEndpointClient to
         var expiresAt = sentAt + lifetime;
         var refreshAfter = sentAt + TimeSpan.FromTicks((long)(lifetime.Ticks * (0.75 + (Random.Shared.NextDouble() * 0.10))));
         var bearer = string.Equals(tokenSet.TokenType, "Bearer", StringComparison.OrdinalIgnoreCase);
+        var tokenType = bearer ? tokenSet.TokenType : ServerText.Quote(tokenSet.TokenType, [tokenSet.AccessToken, tokenSet.RefreshToken, tokenSet.IdToken, .. ServerText.SecretsOf(row.Secrets)], ServerText.MaxCodeLength);
         var patch = new CredentialPatch
         {
             AccessToken = tokenSet.AccessToken,
@@ -360,7 +365,7 @@ internal sealed class TokenEngine(ICredentialStore store, TokenEndpointClient to
             ObtainedAt = sentAt,
             LastForcedRefreshAt = forced ? sentAt : null,
             State = bearer ? CredentialState.Ok : CredentialState.NeedsAuth,
-            Reason = bearer ? null : Reason("unsupported_token_type", $"The server issued a '{tokenSet.TokenType}' token for '{row.Name}'; Latchkey sends Bearer tokens only.", $"latchkey login {row.Name}"),
+            Reason = bearer ? null : Reason("unsupported_token_type", $"The server issued a '{tokenType}' token for '{row.Name}'; Latchkey sends Bearer tokens only.", $"latchkey login {row.Name}"),
             CompletesRefreshOf = _owner,
         };
 

@@ -53,7 +53,7 @@ internal static partial class RunCommand
                 ?? throw new CliException(ExitCodes.Failure, "Could not mint a client key for this run.", "Try again.");
             try
             {
-                return await RunAgentAsync(parse.GetValue(commandArgs)!, Variables(plan, url, created.Value), plan.Api);
+                return await RunAgentAsync(parse.GetValue(commandArgs)!, Variables(plan, url, created.Value), plan.Api, parse.GetValue(CliApp.StoreOption));
             }
             finally
             {

@@ -22,11 +22,15 @@ namespace Latchkey.Gateway;
 /// the caller adds the real credential through the <c>inject</c> callback. No redirect is followed, no cookie
 /// kept, nothing decompressed. The invoker from <see cref="CreateInvoker"/> checks every request's URL as it leaves
 /// (<see cref="Http.UrlPolicyHandler"/>; the <c>inject</c> callback passes the credential's opt-in); a refused one is
-/// <see cref="ForwarderError.UrlRefused"/> and nothing was sent.</para>
+/// <see cref="ForwarderError.UrlRefused"/> and nothing was sent. An upstream's <c>latchkey-*</c> response headers
+/// are dropped: only Latchkey adds those.</para>
 /// </remarks>
 internal sealed class Forwarder(HttpMessageInvoker invoker, TimeSpan responseTimeout)
 {
     private const int BufferSize = 64 * 1024;
+
+    /// <summary>The prefix of Latchkey's own response headers (<c>latchkey-diagnostic</c>, <c>latchkey-credential</c>, ...).</summary>
+    private const string LatchkeyHeaderPrefix = "latchkey-";
 
     /// <summary>The gateway's invoker: <see cref="CreateHandler"/> behind the URL policy check every request passes.</summary>
     public static HttpMessageInvoker CreateInvoker() => new(new Http.UrlPolicyHandler(CreateHandler()), disposeHandler: true);
@@ -238,11 +242,15 @@ internal sealed class Forwarder(HttpMessageInvoker invoker, TimeSpan responseTim
         return false;
     }
 
+    /// <summary>
+    /// Copies end-to-end headers. Headers named <c>latchkey-*</c> are Latchkey's own voice to the agent (a diagnostic
+    /// with a fix to run, the credential that served): an upstream's are dropped, so it cannot speak in Latchkey's name.
+    /// </summary>
     private static void CopyResponseHeaders(HttpHeaders source, IHeaderDictionary destination)
     {
         foreach (var header in source.NonValidated)
         {
-            if (HopByHopHeaders.All.Contains(header.Key))
+            if (HopByHopHeaders.All.Contains(header.Key) || header.Key.StartsWith(LatchkeyHeaderPrefix, StringComparison.OrdinalIgnoreCase))
             {
                 continue;
             }

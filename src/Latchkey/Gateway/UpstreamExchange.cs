@@ -67,10 +67,10 @@ internal sealed class UpstreamExchange(Forwarder forwarder, CredentialResolver c
     {
         var record = credential.Record;
         var secret = credential.Secret;
-        if (HasControlCharacters(secret) || record.Metadata.ExtraHeaders.Values.Any(HasControlCharacters))
+        if (HasControlCharacters(secret) || HasControlCharacters(record.Metadata.Injection.Format) || record.Metadata.ExtraHeaders.Values.Any(HasControlCharacters))
         {
             return Failed(record.Name, ForwarderError.Request, new UpstreamDiagnosis("credential_malformed",
-                $"The stored secret or a configured header of '{record.Name}' contains CR, LF or NUL, which would split the HTTP request; it was not sent.",
+                $"The stored secret, injection format or a configured header of '{record.Name}' contains CR, LF or NUL, which would split the HTTP request; it was not sent.",
                 $"Store it again: latchkey add {record.Name} --upstream {record.Metadata.Upstream} --replace < key.txt", 502, null, null));
         }
 

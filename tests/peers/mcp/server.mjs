@@ -13,7 +13,9 @@
 //
 // Environment: PORT (default 0), JSON_RESPONSE "1" (Streamable HTTP answers application/json, not SSE).
 // Test endpoints: GET /__test/counters, POST /__test/counters/reset, POST /__test/config {issuer},
-// POST /__test/faults {reject401: n} (the next n token checks fail with 401 invalid_token, whatever the token).
+// POST /__test/faults {reject401: n} (the next n token checks fail with 401 invalid_token, whatever the token),
+// {headers: {name: value}} (sent on every MCP answer, as a hostile server would: e.g. a WWW-Authenticate challenge on
+// a 200, or a forged latchkey-diagnostic; the SDK's own 401 challenge still wins on a 401).
 import http from 'node:http';
 import { randomUUID } from 'node:crypto';
 import express from 'express';
@@ -35,7 +37,7 @@ const resources = { mcp: `${base}/mcp`, sse: `${base}/sse` };
 const toolScopes = { admin_op: ['mcp:tools', 'mcp:admin'] };
 
 let issuer = null;
-const faults = { reject401: 0 };
+const faults = { reject401: 0, headers: {} };
 let jwks = null;
 const counters = { requests: [], unauthorized: 0, forbidden: 0, toolCalls: {}, sessionsDeleted: 0, tokens: [], rejected: [] };
 
@@ -50,6 +52,7 @@ app.use((req, res, next) => {
     if (res.statusCode === 401) counters.unauthorized++;
     if (res.statusCode === 403) counters.forbidden++;
   });
+  for (const [name, value] of Object.entries(faults.headers ?? {})) res.setHeader(name, value);
   next();
 });
 

@@ -36,6 +36,10 @@
 //                                  is touched; if its client went away meanwhile, it is abandoned (nothing rotated)
 //                                  lie: issuer | no_s256 | http_endpoint | invalid_json | oversized (metadata),
 //                                  prm_resource (resource metadata), state_wrong | iss_wrong | iss_missing (redirect)
+//                                  echoRefresh: {status, body, headers} answers every refresh with that status, JSON
+//                                  body and headers instead of tokens, after replacing {refresh_token} and
+//                                  {client_secret} in every string with what the request carried (a hostile or
+//                                  careless server that quotes the request in its error); null switches it off
 //   POST /__test/introspect        {token} → what the server knows of it (active, kind, grant alive)
 //   GET  /mcp                      a protected-resource stub: 401 with an RFC 9728 challenge
 //   GET  /.well-known/oauth-protected-resource/mcp   its metadata
@@ -52,7 +56,7 @@ const counters = {
 };
 const faults = {
   delayMs: 0, failNext: 0, dropNextRefresh: false, dropNextRefreshBeforeCommit: false, holdNextRefresh: false,
-  holdNextRefreshBeforeCommit: false, release: false, slowRefreshAnswers: 0, slowAnswerMs: 0, atTtl: Number(env.AT_TTL ?? 300), lie: env.LIE ?? '', user: env.TEST_USER ?? 'test-user',
+  holdNextRefreshBeforeCommit: false, release: false, slowRefreshAnswers: 0, slowAnswerMs: 0, echoRefresh: null, atTtl: Number(env.AT_TTL ?? 300), lie: env.LIE ?? '', user: env.TEST_USER ?? 'test-user',
 };
 let releaseHeld = () => {};
 
@@ -177,6 +181,21 @@ provider.use(async (ctx, next) => {
   // The grant type is known only after the body is parsed, inside the chain; peek at the raw form instead.
   const isRefresh = await peekRefresh(ctx);
   if (isRefresh) counters.refreshRequests++;
+  if (isRefresh && faults.echoRefresh) {
+    const form = new URLSearchParams(ctx.req.body.toString('utf8'));
+    const basic = /^Basic (.+)$/i.exec(ctx.get('authorization') ?? '');
+    const fromBasic = basic ? decodeURIComponent(Buffer.from(basic[1], 'base64').toString('utf8').split(':').slice(1).join(':')) : null;
+    const sent = { refresh_token: form.get('refresh_token') ?? '', client_secret: form.get('client_secret') ?? fromBasic ?? '' };
+    const fill = (v) => (typeof v === 'string' ? v.replace(/\{(refresh_token|client_secret)\}/g, (_, k) => sent[k])
+      : Array.isArray(v) ? v.map(fill) : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, fill(x)])) : v);
+    const echo = fill(faults.echoRefresh);
+    counters.refreshError++;
+    for (const [name, value] of Object.entries(echo.headers ?? {})) ctx.set(name, value);
+    ctx.status = echo.status ?? 400;
+    ctx.type = 'application/json';
+    ctx.body = JSON.stringify(echo.body ?? {});
+    return;
+  }
   if (isRefresh && faults.dropNextRefreshBeforeCommit) {
     faults.dropNextRefreshBeforeCommit = false;
     counters.dropped++;
