@@ -113,7 +113,7 @@ internal sealed class GatewayServer : IAsyncDisposable
         app.Use(ActivatorUtilities.CreateInstance<StoreFailureAnswer>(app.Services).InvokeAsync);
         var credentialRoute = app.Services.GetRequiredService<CredentialRoute>();
         var routerRoute = app.Services.GetRequiredService<ModelRouterRoute>();
-        app.MapGet("/healthz", (HttpContext context) => WriteHealthAsync(context, home, store.Backend));
+        app.MapGet("/healthz", (HttpContext context) => WriteHealthAsync(context, home, store.Backend, options.ProofKey));
         app.Map("/c/{credential}/{**rest}", credentialRoute.HandleAsync);
         app.Map("/c/{credential}", credentialRoute.HandleAsync);
         app.Map("/r/{router}/{**rest}", routerRoute.HandleAsync);
@@ -147,8 +147,16 @@ internal sealed class GatewayServer : IAsyncDisposable
         await _store.DisposeAsync().ConfigureAwait(false);
     }
 
-    private static Task WriteHealthAsync(HttpContext context, StoreHome home, string backend)
+    /// <summary>The health answer; with a challenge, also the proof that this is the home's own gateway
+    /// (<see cref="GatewayProof"/>), bound to the port the request arrived on.</summary>
+    private static Task WriteHealthAsync(HttpContext context, StoreHome home, string backend, byte[]? proofKey)
     {
+        if (proofKey is not null && GatewayProof.Answer(proofKey, context.Request.Headers[GatewayProof.ChallengeHeader].ToString(), context.Connection.LocalPort) is { } proof)
+        {
+            context.Response.Headers[GatewayProof.ProofHeader] = proof;
+        }
+
+        context.Response.Headers.CacheControl = "no-store";
         context.Response.ContentType = "application/json";
         var body = JsonSerializer.SerializeToUtf8Bytes(new HealthView("ok", typeof(GatewayServer).Assembly.GetName().Version?.ToString(3) ?? "0", backend, Environment.ProcessId, home.Path), GatewayJsonContext.Default.HealthView);
         return context.Response.Body.WriteAsync(body, context.RequestAborted).AsTask();
@@ -163,5 +171,9 @@ internal sealed record HealthView(string Status, string Version, string Store, i
 [System.Text.Json.Serialization.JsonSerializable(typeof(GatewayInfo))]
 internal sealed partial class GatewayJsonContext : System.Text.Json.Serialization.JsonSerializerContext;
 
-/// <summary>What a running gateway writes to <c>gateway.json</c> in the home folder, so <c>latchkey run</c> finds it.</summary>
-internal sealed record GatewayInfo(string Url, string? Socket, int Pid, DateTimeOffset StartedAt);
+/// <summary>What a running gateway writes to <c>gateway.json</c> in the home folder (0600), so <c>latchkey run</c>
+/// finds it. <paramref name="ProofKey"/> is the key it proves itself with (<see cref="GatewayProof"/>): secret.</summary>
+internal sealed record GatewayInfo(string Url, string? Socket, int Pid, DateTimeOffset StartedAt, string? ProofKey)
+{
+    public override string ToString() => $"GatewayInfo({Url}, {Socket}, pid {Pid}, {StartedAt:u})";
+}
