@@ -27,10 +27,12 @@ internal sealed class GatewayServer : IAsyncDisposable
     private readonly OAuthHttp _oauthHttp;
     private readonly HttpMessageInvoker _invoker;
     private readonly AuditWriter _audit;
+    private readonly PrivateUnixSocket? _socket;
 
-    private GatewayServer(WebApplication app, ILatchkeyStore store, OAuthHttp oauthHttp, HttpMessageInvoker invoker, AuditWriter audit)
+    private GatewayServer(WebApplication app, ILatchkeyStore store, OAuthHttp oauthHttp, HttpMessageInvoker invoker, AuditWriter audit, PrivateUnixSocket? socket)
     {
         _app = app;
+        _socket = socket;
         _audit = audit;
         _store = store;
         _oauthHttp = oauthHttp;
@@ -54,6 +56,7 @@ internal sealed class GatewayServer : IAsyncDisposable
             throw new InvalidOperationException($"{options.Listen} is not a loopback address; listening there needs --allow-remote.");
         }
 
+        var socket = options.SocketPath is { } socketPath ? PrivateUnixSocket.Prepare(socketPath) : null;
         var store = StoreSelector.Open(options.Store, home, time);
         var oauthHttp = OAuthHttp.CreateDefault();
         var invoker = new HttpMessageInvoker(Forwarder.CreateHandler(), disposeHandler: true);
@@ -80,14 +83,9 @@ internal sealed class GatewayServer : IAsyncDisposable
             kestrel.Limits.MaxRequestBodySize = null; // credential routes stream any size; routers enforce their own limit
             kestrel.Limits.MinRequestBodyDataRate = null;
             kestrel.Listen(options.Listen);
-            if (options.SocketPath is { } socket)
+            if (socket is not null)
             {
-                if (File.Exists(socket))
-                {
-                    File.Delete(socket); // a stale socket from a gateway that died; a live one was ruled out by the caller
-                }
-
-                kestrel.ListenUnixSocket(socket);
+                kestrel.ListenUnixSocket(socket.StagedPath); // private until StartAsync renames it into place
             }
         });
 
@@ -122,17 +120,13 @@ internal sealed class GatewayServer : IAsyncDisposable
         app.MapFallback((HttpContext context) => GatewayErrors.WriteAsync(context, 404, "route_not_found",
             $"The gateway serves /c/CREDENTIAL/... and /r/ROUTER/...; '{context.Request.Path}' is neither.",
             "Point the agent's base URL at /c/NAME (for example with 'latchkey run --credential NAME -- AGENT')."));
-        return new GatewayServer(app, store, oauthHttp, invoker, audit);
+        return new GatewayServer(app, store, oauthHttp, invoker, audit, socket);
     }
 
     public async Task StartAsync(CancellationToken ct)
     {
         await _app.StartAsync(ct).ConfigureAwait(false);
-        var options = _app.Services.GetRequiredService<GatewayOptions>();
-        if (!OperatingSystem.IsWindows() && options.SocketPath is { } socket && File.Exists(socket))
-        {
-            File.SetUnixFileMode(socket, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        }
+        _socket?.Place(); // 0600 while still in its private folder, then renamed to where clients connect
     }
 
     /// <summary>Runs until <paramref name="ct"/> is cancelled (Ctrl-C, SIGTERM), then stops gracefully.</summary>
@@ -145,6 +139,7 @@ internal sealed class GatewayServer : IAsyncDisposable
         _invoker.Dispose();
         _oauthHttp.Dispose();
         await _store.DisposeAsync().ConfigureAwait(false);
+        _socket?.Dispose();
     }
 
     /// <summary>The health answer; with a challenge, also the proof that this is the home's own gateway
