@@ -85,13 +85,13 @@ public sealed class GatewaySquatTests : IAsyncLifetime
     {
         var result = await LatchkeyAsync(0, "run", "--credential", "anthropic", "--", "sh", "-c", Agent);
 
+        AssertSquatterGotNothing();
         Assert.True(result.ExitCode == 0, Redacted(result));
         Assert.Contains("cannot prove it is this home's gateway", result.Stderr, StringComparison.Ordinal);
         var given = await File.ReadAllTextAsync(Path.Combine(_home.Root, "url"));
         Assert.NotEqual(_squatter.Url, given);
         Assert.Equal((string?)JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(_home.Path, "gateway.json")))!["url"], given);
         Assert.Equal(_secret, Assert.Single(_upstream.Requests).Credential);
-        AssertSquatterGotNothing();
     }
 
     [Fact]
