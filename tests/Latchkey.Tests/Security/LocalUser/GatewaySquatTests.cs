@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Latchkey.Tests.Gateway;
+using Latchkey.Tests.Ssh;
 using Latchkey.UpstreamSim;
 
 namespace Latchkey.Tests.Security.LocalUser;
@@ -8,7 +9,7 @@ namespace Latchkey.Tests.Security.LocalUser;
 /// <summary>
 /// Another local user squats the port of a gateway that died: <c>kill -9</c> leaves <c>gateway.json</c> behind, and
 /// the squatter answers <c>/healthz</c> with exactly the bytes the real gateway answered (home path, pid, version).
-/// <c>latchkey run</c>, <c>env</c> and <c>dashboard</c> must hand it nothing: no client key, no sign-in link, no
+/// <c>latchkey run</c>, <c>env</c>, <c>ssh</c> and <c>dashboard</c> must hand it nothing: no client key, no sign-in link, no
 /// agent traffic. They either start a gateway of their own elsewhere or fail naming the squatted port.
 /// </summary>
 public sealed class GatewaySquatTests : IAsyncLifetime
@@ -32,7 +33,7 @@ public sealed class GatewaySquatTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         await _upstream.StartAsync();
-        _gateway = await GatewayProcess.StartAsync(_home);
+        _gateway = await GatewayProcess.StartAsync(_home, "--no-socket"); // latchkey ssh would forward a socket (stale after kill -9) before the port
         await _gateway.AddApiKeyAsync("anthropic", _upstream.Url, _secret, "--header", "x-api-key", "--format", "{secret}");
         var health = await _gateway.Http.GetByteArrayAsync(new Uri("/healthz", UriKind.Relative));
         _port = new Uri(_gateway.Url).Port;
@@ -70,11 +71,11 @@ public sealed class GatewaySquatTests : IAsyncLifetime
     {
         var result = await LatchkeyAsync(_port, "run", "--credential", "anthropic", "--", "sh", "-c", Agent);
 
+        AssertSquatterGotNothing();
         Assert.True(result.ExitCode != 0, "run must not go on with a gateway that cannot prove it is this home's: " + Redacted(result));
         Assert.Contains($"port {_port}", result.Stderr, StringComparison.Ordinal);
         Assert.Contains("could not prove", result.Stderr, StringComparison.Ordinal);
         Assert.False(File.Exists(Path.Combine(_home.Root, "headers")), "the agent was started although no gateway of this home runs");
-        AssertSquatterGotNothing();
         Assert.Empty(_upstream.Requests);
         var keys = await LatchkeyAsync(0, "keys", "list", "--json");
         Assert.DoesNotContain("run-", keys.Stdout, StringComparison.Ordinal);
@@ -106,6 +107,22 @@ public sealed class GatewaySquatTests : IAsyncLifetime
         AssertSquatterGotNothing();
         var keys = await LatchkeyAsync(0, "keys", "list", "--json");
         Assert.DoesNotContain("env-", keys.Stdout, StringComparison.Ordinal);
+    }
+
+    [SkippableSshFact]
+    public async Task Ssh_DeadGatewaysPortSquattedAndWantedAgain_NoSessionKeyOrRemoteTrafficReachesTheSquatter()
+    {
+        await using var server = await SshServer.StartAsync();
+        const string remote = """printf 'header = "x-api-key: %s"\n' "$ANTHROPIC_AUTH_TOKEN" | curl -sS -m 10 -K - -o /dev/null -X POST "$ANTHROPIC_BASE_URL/v1/messages" -d '{}'; echo remote-ran""";
+
+        var result = await LatchkeyAsync(_port, "ssh", "--credential", "anthropic", "-F", server.ClientConfig, SshServer.HostAlias, "--", remote);
+
+        AssertSquatterGotNothing();
+        Assert.True(result.ExitCode != 0, Redacted(result));
+        Assert.DoesNotContain("remote-ran", result.Stdout, StringComparison.Ordinal);
+        Assert.Contains($"port {_port}", result.Stderr, StringComparison.Ordinal);
+        var keys = await LatchkeyAsync(0, "keys", "list", "--json");
+        Assert.DoesNotContain("ssh-", keys.Stdout, StringComparison.Ordinal);
     }
 
     [Theory]
