@@ -46,8 +46,10 @@ internal sealed partial class PrivateUnixSocket : IDisposable
         var parent = System.IO.Path.GetDirectoryName(full) ?? throw new IOException($"The socket path {full} has no folder.");
         for (var attempt = 0; ; attempt++)
         {
-            // Short (the staged path must fit in sun_path like the final one) and unguessable.
-            var folder = System.IO.Path.Combine(parent, ".lk" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6)));
+            // Short: ".lkXXXXXX/s" is no longer than "gateway.sock", so a staged path fits in sun_path whenever the
+            // default one does. The name need not be secret: mkdir refuses one that is taken (anything there, a
+            // symbolic link included), and then another is drawn.
+            var folder = System.IO.Path.Combine(parent, ".lk" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3)));
             if (Mkdir(folder, OwnerOnlyFolder) == 0)
             {
                 return new PrivateUnixSocket(full, System.IO.Path.Combine(folder, "s"), folder);
