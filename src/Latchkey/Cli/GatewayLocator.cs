@@ -149,16 +149,17 @@ internal static class GatewayLocator
                 "Look at the terminal or log of that 'latchkey serve' (one from an older Latchkey cannot prove itself: stop it and try again); stop it if it hangs, and try again.");
         }
 
+        string Tail(int lines) => File.Exists(log) ? string.Join(Environment.NewLine + "    ", File.ReadLines(log).TakeLast(lines)) : "(no log)";
         if (impostor is not null && ReadInfo(home) is { } still && still.Url == impostor)
         {
             var port = new Uri(impostor).Port;
+            var tail = Tail(2); // the gateway's own sentence and fix
             throw new CliException(ExitCodes.Failure,
-                $"Something that is not this home's gateway listens on {impostor} (port {port}), where gateway.json says the gateway was (pid {still.Pid}, now gone), and a new gateway could not start there. It answered /healthz but could not prove it is this home's gateway, so nothing was sent to it: another program, perhaps another user's, took the port after the gateway stopped.",
-                $"See who holds it: ss -ltnp 'sport = :{port}'. Stop that program, or run the gateway on another port: latchkey serve --listen 127.0.0.1:PORT (or set {ServeCommand.ListenVariable}=127.0.0.1:PORT), and update agents configured with port {port}.");
+                $"Something that is not this home's gateway listens on {impostor} (port {port}), where gateway.json says the gateway was (pid {still.Pid}, now gone). It answered /healthz but could not prove it is this home's gateway, so nothing was sent to it: another program, perhaps another user's, took the port after the gateway stopped. A new gateway did not start; its log ({log}) ends with:{Environment.NewLine}    {tail}",
+                $"See who holds the port: ss -ltnp 'sport = :{port}'. Stop that program, or run the gateway on another port: latchkey serve --listen 127.0.0.1:PORT (or set {ServeCommand.ListenVariable}=127.0.0.1:PORT), and update agents configured with port {port}.");
         }
 
-        var tail = File.Exists(log) ? string.Join(Environment.NewLine + "    ", File.ReadLines(log).TakeLast(5)) : "(no log)";
-        throw new CliException(ExitCodes.Failure, $"The gateway did not become healthy within {wait.TotalSeconds:0} s. Its log ({log}) ends with:{Environment.NewLine}    {tail}",
+        throw new CliException(ExitCodes.Failure, $"The gateway did not become healthy within {wait.TotalSeconds:0} s. Its log ({log}) ends with:{Environment.NewLine}    {Tail(5)}",
             "Run 'latchkey serve' in a terminal to see what stops it.");
     }
 
