@@ -31,8 +31,9 @@ public sealed class DashboardCookieTests(ChromiumFixture chromium, ITestOutputHe
         await using var other = new PortSquatter(0, "{}"u8.ToArray(), Lure);
 
         // The person follows a link from the dashboard to the other server; its page sends the browser on, under /ui.
+        var left = page.WaitForURLAsync(other.Url + "/docs");
         await page.EvaluateAsync("u => { const a = document.createElement('a'); a.href = u; document.body.append(a); a.click(); }", other.Url + "/docs");
-        await page.WaitForURLAsync(other.Url + "/docs");
+        await left;
         await page.ClickAsync("#lure");
         await page.WaitForURLAsync(other.Url + "/ui/");
         await page.GotoAsync(other.Url + "/ui/keys"); // and typed, as a person pasting a link would
