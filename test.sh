@@ -15,7 +15,8 @@ log() { printf '==> %s\n' "$*" >&2; }
 #   The ssh tests run a real OpenSSH server (a throwaway user and host key) and the system ssh client.
 #   The dashboard tests drive Debian's Chromium through Playwright (never a downloaded browser).
 #   The attack tests write and count the SQLite store with the real sqlite3 shell, as someone with the file would.
-apt_needs=("/usr/lib/postgresql/*/bin/initdb:postgresql" node:nodejs npm:npm /usr/sbin/sshd:openssh-server ssh:openssh-client curl:curl chromium:chromium sqlite3:sqlite3)
+#   The socket attack test connects as another user with setpriv (util-linux).
+apt_needs=("/usr/lib/postgresql/*/bin/initdb:postgresql" node:nodejs npm:npm /usr/sbin/sshd:openssh-server ssh:openssh-client curl:curl chromium:chromium sqlite3:sqlite3 /usr/bin/setpriv:util-linux)
 missing=()
 have() {
   case "$1" in

@@ -9,6 +9,10 @@ namespace Latchkey.OAuth;
 /// </summary>
 internal sealed class BrowserLauncher(TextWriter error, bool noBrowser, Func<string, string?>? getEnvironment = null)
 {
+    /// <summary>Where the person is told what happens meanwhile (standard error), e.g. that a stray request to the
+    /// sign-in listener was ignored.</summary>
+    public TextWriter Notices => error;
+
     /// <summary>Opens or prints <paramref name="url"/>; the caller has already checked it is http(s).</summary>
     public void Open(Uri url)
     {

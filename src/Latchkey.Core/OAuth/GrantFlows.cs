@@ -81,10 +81,17 @@ internal sealed class GrantFlows(OAuthHttp http, TokenEndpointClient tokens, Tim
         {
             callback = await listener.WaitForCallbackAsync(q =>
             {
+                // A wrong or missing state is not this sign-in's answer: any local process can send one to the
+                // loopback port. It must not end the sign-in; the right answer may still come.
+                if (!StateMatches(q, state))
+                {
+                    return new CallbackAnswer(CallbackVerdict.Ignore, "This request does not carry the state of the sign-in Latchkey is waiting for, so it was ignored and the sign-in goes on. If you did not expect this page, another program on this computer sent it.");
+                }
+
                 failure = CheckCallback(q, state, server);
                 return failure is null
-                    ? (true, "You are signed in. You can close this window and return to the terminal.")
-                    : (false, $"Latchkey refused this sign-in: {failure} Nothing was changed. Return to the terminal.");
+                    ? new CallbackAnswer(CallbackVerdict.Accept, "You are signed in. You can close this window and return to the terminal.")
+                    : new CallbackAnswer(CallbackVerdict.Refuse, $"Latchkey refused this sign-in: {failure} Nothing was changed. Return to the terminal.");
             }, timeout.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
@@ -112,10 +119,14 @@ internal sealed class GrantFlows(OAuthHttp http, TokenEndpointClient tokens, Tim
         return Require(await tokens.RequestAsync(server.TokenEndpoint, request.Auth, parameters, ct).ConfigureAwait(false), "the authorization code exchange");
     }
 
+    /// <summary>Whether the callback carries <paramref name="expectedState"/> (compared in constant time).</summary>
+    internal static bool StateMatches(IReadOnlyDictionary<string, string> q, string expectedState) =>
+        q.TryGetValue("state", out var state) && CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(state), Encoding.UTF8.GetBytes(expectedState));
+
     /// <summary>Checks the callback's <c>state</c> and <c>iss</c> (RFC 9207) before anything in it is used.</summary>
     internal static string? CheckCallback(IReadOnlyDictionary<string, string> q, string expectedState, AuthorizationServerMetadata server)
     {
-        if (!q.TryGetValue("state", out var state) || !CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(state), Encoding.UTF8.GetBytes(expectedState)))
+        if (!StateMatches(q, expectedState))
         {
             return "The answer's state does not match the sign-in Latchkey started (a stale or forged redirect).";
         }

@@ -19,20 +19,38 @@ internal interface IAuthorizationRedirect : IDisposable
     void Open(Uri authorizationUrl);
 
     /// <summary>Waits for the redirect back, answers it with the page <paramref name="respond"/> describes, and returns
-    /// its query parameters.</summary>
-    Task<IReadOnlyDictionary<string, string>> WaitForCallbackAsync(Func<IReadOnlyDictionary<string, string>, (bool Ok, string Message)> respond, CancellationToken ct);
+    /// its query parameters. A request <paramref name="respond"/> says to <see cref="CallbackVerdict.Ignore"/> is
+    /// answered and then forgotten: the wait goes on (until <paramref name="ct"/>).</summary>
+    Task<IReadOnlyDictionary<string, string>> WaitForCallbackAsync(Func<IReadOnlyDictionary<string, string>, CallbackAnswer> respond, CancellationToken ct);
 }
+
+/// <summary>What a sign-in makes of a request to its redirect URI.</summary>
+internal enum CallbackVerdict
+{
+    /// <summary>The answer to this sign-in, and it is good: the wait ends.</summary>
+    Accept,
+
+    /// <summary>The answer to this sign-in (its <c>state</c> matches), and it says no or is wrong: the wait ends.</summary>
+    Refuse,
+
+    /// <summary>Not the answer to this sign-in (a wrong or missing <c>state</c>: anyone on this machine can send
+    /// one to a loopback port): answered plainly, and the wait goes on.</summary>
+    Ignore,
+}
+
+/// <summary>The verdict on a callback and the sentence its page shows.</summary>
+internal readonly record struct CallbackAnswer(CallbackVerdict Verdict, string Message);
 
 /// <summary>The CLI's redirect: a loopback listener on an ephemeral port, and the browser the launcher opens.</summary>
 internal sealed class LoopbackRedirect(BrowserLauncher browser) : IAuthorizationRedirect
 {
-    private readonly LoopbackListener _listener = new();
+    private readonly LoopbackListener _listener = new(browser.Notices);
 
     public string RedirectUri => _listener.RedirectUri;
 
     public void Open(Uri authorizationUrl) => browser.Open(authorizationUrl);
 
-    public Task<IReadOnlyDictionary<string, string>> WaitForCallbackAsync(Func<IReadOnlyDictionary<string, string>, (bool Ok, string Message)> respond, CancellationToken ct) =>
+    public Task<IReadOnlyDictionary<string, string>> WaitForCallbackAsync(Func<IReadOnlyDictionary<string, string>, CallbackAnswer> respond, CancellationToken ct) =>
         _listener.WaitForCallbackAsync(respond, ct);
 
     public void Dispose() => _listener.Dispose();

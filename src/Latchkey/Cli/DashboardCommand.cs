@@ -20,7 +20,7 @@ internal static class DashboardCommand
         {
             var home = StoreHome.Resolve(parse.GetValue(CliApp.HomeOption));
             home.EnsureReady();
-            var gateway = await GatewayLocator.EnsureRunningAsync(home, TimeSpan.FromSeconds(30), ct, parse.GetValue(CliApp.StoreOption));
+            var gateway = (await GatewayLocator.EnsureRunningAsync(home, TimeSpan.FromSeconds(30), ct, parse.GetValue(CliApp.StoreOption), app.Console.Error)).Url;
             if (!Uri.TryCreate(gateway, UriKind.Absolute, out var gatewayUri) || !System.Net.IPAddress.TryParse(gatewayUri.Host, out var address) || !System.Net.IPAddress.IsLoopback(address))
             {
                 throw new CliException(ExitCodes.Failure, $"The gateway listens on {gateway}, not on a loopback address; the dashboard is served on 127.0.0.1 only.",

@@ -6,8 +6,9 @@ using Latchkey.Store;
 namespace Latchkey.Cli;
 
 /// <summary>
-/// Finds the gateway serving a home folder (<c>gateway.json</c> plus a health check), starts one in the
-/// background when there is none, and keeps two from serving the same home (<c>gateway.lock</c>).
+/// Finds the gateway serving a home folder (<c>gateway.json</c> plus a health check in which the gateway proves it
+/// is this home's own, <see cref="GatewayProof"/>), starts one in the background when there is none, and keeps two
+/// from serving the same home (<c>gateway.lock</c>).
 /// </summary>
 internal static class GatewayLocator
 {
@@ -39,7 +40,8 @@ internal static class GatewayLocator
     {
         var path = Path.Combine(home.Path, "gateway.json");
         var temp = path + ".tmp";
-        using (var stream = new FileStream(temp, StoreHome.PrivateFileOptions(FileMode.Create, FileAccess.Write)))
+        File.Delete(temp); // a leftover of a crash: created anew below, so its mode is certainly 0600
+        using (var stream = new FileStream(temp, StoreHome.PrivateFileOptions(FileMode.CreateNew, FileAccess.Write, FileShare.None)))
         {
             JsonSerializer.Serialize(stream, info, GatewayJsonContext.Default.GatewayInfo);
         }
@@ -69,26 +71,41 @@ internal static class GatewayLocator
 
     public static string Describe(StoreHome home) => ReadInfo(home) is { } info ? $"pid {info.Pid}, {info.Url}" : "see gateway.json";
 
-    /// <summary>The URL of a healthy gateway serving <paramref name="home"/>, or null.</summary>
-    public static async Task<string?> FindHealthyAsync(StoreHome home, CancellationToken ct)
+    /// <summary>
+    /// The gateway recorded in <c>gateway.json</c> when it answers <c>/healthz</c> at the recorded address and proves
+    /// it is this home's own (<see cref="GatewayProof"/>); else null. Nothing else is sent to the address first.
+    /// </summary>
+    public static async Task<GatewayInfo?> FindHealthyAsync(StoreHome home, CancellationToken ct)
     {
         if (ReadInfo(home) is not { } info)
         {
             return null;
         }
 
-        return await IsHealthyAsync(info.Url, home, ct) ? info.Url : null;
+        return await ProbeAsync(info, home, ct) == Probe.Proven ? info : null;
     }
 
     /// <summary>
-    /// A healthy gateway's URL: the running one, or a new <c>latchkey serve</c> started in its own session
-    /// (so Ctrl-C in the terminal does not stop it), waited for up to <paramref name="wait"/>.
+    /// This home's gateway, proven (<see cref="FindHealthyAsync"/>): the running one, or a new <c>latchkey serve</c>
+    /// started in its own session (so Ctrl-C in the terminal does not stop it), waited for up to
+    /// <paramref name="wait"/>. Something that answers at the recorded address without proving itself gets nothing:
+    /// a new gateway is started where <c>latchkey serve</c> listens, and when that address is the one taken, the
+    /// command fails naming it.
     /// </summary>
-    public static async Task<string> EnsureRunningAsync(StoreHome home, TimeSpan wait, CancellationToken ct, string? store = null)
+    public static async Task<GatewayInfo> EnsureRunningAsync(StoreHome home, TimeSpan wait, CancellationToken ct, string? store = null, TextWriter? warnings = null)
     {
-        if (await FindHealthyAsync(home, ct) is { } running)
+        string? impostor = null;
+        if (ReadInfo(home) is { } recorded)
         {
-            return running;
+            switch (await ProbeAsync(recorded, home, ct))
+            {
+                case Probe.Proven:
+                    return recorded;
+                case Probe.Unproven:
+                    impostor = recorded.Url;
+                    warnings?.WriteLine($"warning: {recorded.Url}, where gateway.json says this home's gateway listens, answers but cannot prove it is this home's gateway; nothing is sent to it. Starting a gateway of this home's own.");
+                    break;
+            }
         }
 
         var exe = Environment.ProcessPath ?? throw new CliException(ExitCodes.Failure, "Cannot tell where the latchkey executable is, so cannot start a gateway.", "Start one yourself: latchkey serve");
@@ -110,9 +127,9 @@ internal static class GatewayLocator
         var deadline = DateTime.UtcNow + wait; // wall-clock wait for another process; not domain time
         while (DateTime.UtcNow < deadline)
         {
-            if (await FindHealthyAsync(home, ct) is { } url)
+            if (await FindHealthyAsync(home, ct) is { } proven)
             {
-                return url;
+                return proven;
             }
 
             // The one we started stopped. That is the end only when no other process holds the home: a gateway
@@ -128,12 +145,21 @@ internal static class GatewayLocator
 
         if (HeldByAnother(home))
         {
-            throw new CliException(ExitCodes.Failure, $"A gateway holds the home folder {home.Path} ({Describe(home)}) but did not answer /healthz within {wait.TotalSeconds:0} s.",
-                "Look at the terminal or log of that 'latchkey serve'; stop it if it hangs, and try again.");
+            throw new CliException(ExitCodes.Failure, $"A gateway holds the home folder {home.Path} ({Describe(home)}) but did not answer /healthz with proof that it is this home's gateway within {wait.TotalSeconds:0} s.",
+                "Look at the terminal or log of that 'latchkey serve' (one from an older Latchkey cannot prove itself: stop it and try again); stop it if it hangs, and try again.");
         }
 
-        var tail = File.Exists(log) ? string.Join(Environment.NewLine + "    ", File.ReadLines(log).TakeLast(5)) : "(no log)";
-        throw new CliException(ExitCodes.Failure, $"The gateway did not become healthy within {wait.TotalSeconds:0} s. Its log ({log}) ends with:{Environment.NewLine}    {tail}",
+        string Tail(int lines) => File.Exists(log) ? string.Join(Environment.NewLine + "    ", File.ReadLines(log).TakeLast(lines)) : "(no log)";
+        if (impostor is not null && ReadInfo(home) is { } still && still.Url == impostor)
+        {
+            var port = new Uri(impostor).Port;
+            var tail = Tail(2); // the gateway's own sentence and fix
+            throw new CliException(ExitCodes.Failure,
+                $"Something that is not this home's gateway listens on {impostor} (port {port}), where gateway.json says the gateway was (pid {still.Pid}, now gone). It answered /healthz but could not prove it is this home's gateway, so nothing was sent to it: another program, perhaps another user's, took the port after the gateway stopped. A new gateway did not start; its log ({log}) ends with:{Environment.NewLine}    {tail}",
+                $"See who holds the port: ss -ltnp 'sport = :{port}'. Stop that program, or run the gateway on another port: latchkey serve --listen 127.0.0.1:PORT (or set {ServeCommand.ListenVariable}=127.0.0.1:PORT), and update agents configured with port {port}.");
+        }
+
+        throw new CliException(ExitCodes.Failure, $"The gateway did not become healthy within {wait.TotalSeconds:0} s. Its log ({log}) ends with:{Environment.NewLine}    {Tail(5)}",
             "Run 'latchkey serve' in a terminal to see what stops it.");
     }
 
@@ -180,24 +206,58 @@ internal static class GatewayLocator
         return () => process.HasExited;
     }
 
-    private static async Task<bool> IsHealthyAsync(string url, StoreHome home, CancellationToken ct)
+    /// <summary>What answered at a recorded address.</summary>
+    private enum Probe
     {
-        using var handler = new SocketsHttpHandler { UseProxy = false, AllowAutoRedirect = false, ConnectTimeout = TimeSpan.FromSeconds(1) };
+        /// <summary>Nothing (no listener, or no answer in time).</summary>
+        Silent,
+
+        /// <summary>Something answered but did not prove it is this home's gateway.</summary>
+        Unproven,
+
+        /// <summary>This home's gateway: it answered a fresh challenge with the key recorded in gateway.json.</summary>
+        Proven,
+    }
+
+    /// <summary>
+    /// Sends <c>GET /healthz</c> with a fresh challenge to the recorded address and checks the answer against the
+    /// recorded key (<see cref="GatewayProof"/>) and the home's path. The request carries nothing but the challenge.
+    /// </summary>
+    private static async Task<Probe> ProbeAsync(GatewayInfo info, StoreHome home, CancellationToken ct)
+    {
+        if (!Uri.TryCreate(info.Url, UriKind.Absolute, out var url) || url.Scheme != Uri.UriSchemeHttp)
+        {
+            return Probe.Silent;
+        }
+
+        using var handler = new SocketsHttpHandler { UseProxy = false, AllowAutoRedirect = false, UseCookies = false, ConnectTimeout = TimeSpan.FromSeconds(1) };
         using var http = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(2) };
+        var challenge = GatewayProof.NewChallenge();
+        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(url, "/healthz"));
+        request.Headers.TryAddWithoutValidation(GatewayProof.ChallengeHeader, challenge);
         try
         {
-            using var response = await http.GetAsync(new Uri(url + "/healthz"), ct);
-            if (!response.IsSuccessStatusCode)
+            using var response = await http.SendAsync(request, ct);
+            var proof = response.Headers.TryGetValues(GatewayProof.ProofHeader, out var values) ? values.FirstOrDefault() : null;
+            if (!response.IsSuccessStatusCode || GatewayProof.Decode(info.ProofKey) is not { } key || !GatewayProof.Verify(key, challenge, url.Port, proof))
             {
-                return false;
+                return Probe.Unproven;
             }
 
             var health = JsonSerializer.Deserialize(await response.Content.ReadAsByteArrayAsync(ct), GatewayJsonContext.Default.HealthView);
-            return health is not null && string.Equals(Path.GetFullPath(health.Home), home.Path, StringComparison.Ordinal);
+            return health is not null && string.Equals(Path.GetFullPath(health.Home), home.Path, StringComparison.Ordinal) ? Probe.Proven : Probe.Unproven;
         }
-        catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException or JsonException)
+        catch (HttpRequestException ex) when (ex.HttpRequestError is HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError)
         {
-            return false;
+            return Probe.Silent;
+        }
+        catch (TaskCanceledException) when (!ct.IsCancellationRequested)
+        {
+            return Probe.Silent;
+        }
+        catch (Exception ex) when (ex is HttpRequestException or JsonException)
+        {
+            return Probe.Unproven; // something answered, but not as a gateway does
         }
     }
 }

@@ -200,7 +200,7 @@ internal static class McpCommands
             else
             {
                 var home = StoreHome.Resolve(parse.GetValue(CliApp.HomeOption));
-                var baseUrl = (parse.GetValue(gateway) ?? GatewayLocator.ReadInfo(home)?.Url ?? $"http://127.0.0.1:{Gateway.GatewayOptions.DefaultPort}").TrimEnd('/');
+                var baseUrl = (parse.GetValue(gateway) ?? (await GatewayLocator.FindHealthyAsync(home, ct))?.Url ?? $"http://127.0.0.1:{Gateway.GatewayOptions.DefaultPort}").TrimEnd('/');
                 await using var store = app.OpenStore(parse);
                 var keyName = $"mcp-{serverName}-{McpClientConfig.Id(target)}-{app.Time.GetUtcNow():yyyyMMddHHmmss}";
                 var created = await store.CreateKeyAsync(keyName, [serverName], null, ct)

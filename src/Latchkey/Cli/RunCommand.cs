@@ -46,7 +46,7 @@ internal static partial class RunCommand
 
             var home = StoreHome.Resolve(parse.GetValue(CliApp.HomeOption));
             var plan = await PlanAsync(app, parse, home, parse.GetValue(credential), parse.GetValue(router), parse.GetValue(api), ct);
-            var url = await GatewayLocator.EnsureRunningAsync(home, TimeSpan.FromSeconds(20), ct, parse.GetValue(CliApp.StoreOption));
+            var url = (await GatewayLocator.EnsureRunningAsync(home, TimeSpan.FromSeconds(20), ct, parse.GetValue(CliApp.StoreOption), app.Console.Error)).Url;
             var keyName = $"run-{Environment.ProcessId}-{Guid.NewGuid().ToString("N")[..6]}";
             await using var store = app.OpenStore(parse);
             var created = await store.CreateKeyAsync(keyName, [plan.Target], app.Time.GetUtcNow() + TimeSpan.FromDays(1), ct)
@@ -78,7 +78,7 @@ internal static partial class RunCommand
             var home = StoreHome.Resolve(parse.GetValue(CliApp.HomeOption));
             var plan = await PlanAsync(app, parse, home, parse.GetValue(credential), parse.GetValue(router), parse.GetValue(api), ct);
             var lifetime = Durations.Parse(parse.GetValue(expires)!, "--expires");
-            var url = await GatewayLocator.EnsureRunningAsync(home, TimeSpan.FromSeconds(20), ct, parse.GetValue(CliApp.StoreOption));
+            var url = (await GatewayLocator.EnsureRunningAsync(home, TimeSpan.FromSeconds(20), ct, parse.GetValue(CliApp.StoreOption), app.Console.Error)).Url;
             await using var store = app.OpenStore(parse);
             var keyName = $"env-{plan.Target}-{Guid.NewGuid().ToString("N")[..6]}";
             var created = await store.CreateKeyAsync(keyName, [plan.Target], app.Time.GetUtcNow() + lifetime, ct)

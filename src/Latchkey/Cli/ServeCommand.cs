@@ -38,9 +38,11 @@ internal static class ServeCommand
                     "Add --allow-remote to mean it (put TLS in front; docs/gateway.md), or listen on 127.0.0.1.");
             }
 
+            var proofKey = GatewayProof.NewKey(); // known to this process and gateway.json (0600) only
             var options = new GatewayOptions
             {
                 Listen = endpoint,
+                ProofKey = proofKey,
                 Store = parse.GetValue(CliApp.StoreOption),
                 AllowRemote = parse.GetValue(allowRemote),
                 SocketPath = parse.GetValue(noSocket) ? null : parse.GetValue(socket) ?? Path.Combine(home.Path, "gateway.sock"),
@@ -68,7 +70,7 @@ internal static class ServeCommand
 
             var url = server.Addresses.Select(a => a.Replace("[::]", "127.0.0.1", StringComparison.Ordinal)).First(a => a.StartsWith("http://", StringComparison.Ordinal));
             url = url.Replace("://localhost", "://127.0.0.1", StringComparison.Ordinal).TrimEnd('/');
-            GatewayLocator.WriteInfo(home, new GatewayInfo(url, options.SocketPath, Environment.ProcessId, app.Time.GetUtcNow()));
+            GatewayLocator.WriteInfo(home, new GatewayInfo(url, options.SocketPath, Environment.ProcessId, app.Time.GetUtcNow(), GatewayProof.Encode(proofKey)));
             app.Console.Out.WriteLine($"Latchkey gateway on {url}{(options.SocketPath is { } s ? $" and unix:{s}" : string.Empty)} (home {home.Path})");
             app.Console.Out.WriteLine($"  Agents: latchkey run --credential NAME -- AGENT   (or base URL {url}/c/NAME with a key from 'latchkey keys create')");
             app.Console.Out.Flush();

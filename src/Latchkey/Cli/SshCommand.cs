@@ -58,8 +58,8 @@ internal static class SshCommand
                 _ = await store.GetAsync(other, ct) ?? throw CliException.NotFound(other);
             }
 
-            var url = await GatewayLocator.EnsureRunningAsync(home, TimeSpan.FromSeconds(20), ct, parse.GetValue(CliApp.StoreOption));
-            var target = Target(GatewayLocator.ReadInfo(home), url);
+            var gateway = await GatewayLocator.EnsureRunningAsync(home, TimeSpan.FromSeconds(20), ct, parse.GetValue(CliApp.StoreOption), app.Console.Error);
+            var target = Target(gateway);
             var id = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8));
             var keyName = "ssh-" + id;
             var allowed = names.Count > 0 ? names : [plan.Target];
@@ -122,15 +122,15 @@ internal static class SshCommand
         }
     }
 
-    /// <summary>The gateway's Unix socket when it has one (its permissions keep other local users out), else its TCP address.</summary>
-    private static ForwardTarget Target(GatewayInfo? info, string url)
+    /// <summary>The proven gateway's Unix socket when it has one (its permissions keep other local users out), else its TCP address.</summary>
+    private static ForwardTarget Target(GatewayInfo gateway)
     {
-        if (info?.Socket is { } socket && !socket.Contains(':', StringComparison.Ordinal) && File.Exists(socket))
+        if (gateway.Socket is { } socket && !socket.Contains(':', StringComparison.Ordinal) && File.Exists(socket))
         {
             return new ForwardTarget(socket);
         }
 
-        var uri = new Uri(url);
+        var uri = new Uri(gateway.Url);
         return new ForwardTarget($"{uri.Host}:{uri.Port.ToString(CultureInfo.InvariantCulture)}");
     }
 

@@ -56,7 +56,7 @@ internal static class DashboardAssets
 
     /// <summary>
     /// The page script: on the sign-in page it moves the one-time token from the URL fragment into a form post (and
-    /// off the address bar); on the other pages it listens to <c>/ui/events</c> and reloads when the store changed.
+    /// off the address bar); on the other pages it listens to the session's <c>events</c> stream and reloads when the store changed.
     /// </summary>
     public const string Script = """
         (() => {
@@ -73,9 +73,10 @@ internal static class DashboardAssets
             return;
           }
           const mark = document.body.dataset.fingerprint;
-          if (!mark || !window.EventSource) return;
+          const stream = document.body.dataset.events;
+          if (!mark || !stream || !window.EventSource) return;
           const live = document.getElementById('live');
-          const events = new EventSource('/ui/events');
+          const events = new EventSource(stream);
           events.onmessage = (e) => {
             if (e.data === mark) return;
             if (document.querySelector('[data-hold]') || document.querySelector('details[open] form, input:focus')) {

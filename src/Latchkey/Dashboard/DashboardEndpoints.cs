@@ -21,7 +21,17 @@ namespace Latchkey.Dashboard;
 /// names the loopback interface (no DNS rebinding). Everyone else gets 403: the team option, with explicit admin
 /// credentials for a gateway shared over the network, is future work (docs/dashboard.md).</para>
 /// <para><b>Signing in.</b> <c>latchkey dashboard</c> mints a one-time token (<see cref="SignInLinks"/>); the page
-/// posts it to <c>/ui/session</c>, which sets an <c>HttpOnly; SameSite=Strict; Path=/ui</c> session cookie.</para>
+/// posts it to <c>/ui/session</c>, which starts a session with a random path tag and sends the browser to
+/// <c>/ui/s/TAG/</c>, setting an <c>HttpOnly; SameSite=Strict; Path=/ui/s/TAG</c> session cookie.</para>
+/// <para><b>Other ports.</b> Browsers send a cookie to every port of its host, so a cookie alone would reach any
+/// server another local user runs on 127.0.0.1 and could be replayed from any process (Host, Origin and the
+/// Sec-Fetch headers are easy to forge outside a browser). Every signed-in page therefore lives under the session's
+/// tag as well: the cookie's path keeps the browser from sending it anywhere else, and the gateway opens a page only
+/// when cookie and tag belong to the same session (compared in constant time). A cookie under any other path gets
+/// the sign-in page, never a redirect to its tagged path. Pages send a referrer only to their own origin (port
+/// included), so the tag never reaches another port either.</para>
+/// <para><b>Spelling.</b> Routing ignores case; so does the guard: every request routed to a dashboard endpoint, and
+/// every path under <c>/ui</c> in any case, gets the loopback, Host and Origin checks and the security headers.</para>
 /// <para><b>Forgery.</b> Every state-changing request needs the session and its synchronizer token (form field
 /// <c>_csrf</c>, compared in constant time), and a same-origin <c>Origin</c> when the browser sends one.</para>
 /// <para><b>Secrets.</b> Pages are built from metadata only; the one secret a page ever shows is a client key, once,
@@ -56,30 +66,43 @@ internal sealed partial class DashboardEndpoints
     {
         ArgumentNullException.ThrowIfNull(app);
         var ui = new DashboardEndpoints(store, home, app.Services);
-        // Every other route passes straight through (no state machine on the gateway's hot path).
-        app.Use((context, next) => !context.Request.Path.StartsWithSegments("/ui", StringComparison.Ordinal) ? next(context)
+        // Every other route passes straight through (no state machine on the gateway's hot path). The guard runs
+        // after routing, so it sees what routing decided: a request routed to a dashboard endpoint is guarded however
+        // its path is spelled, and so is every path under /ui in any case (a 404 there carries the headers too).
+        app.Use((context, next) => !IsDashboard(context) ? next(context)
             : ui.Guard(context) is { } refusal ? refusal.ExecuteAsync(context)
             : next(context));
 
         // Plain request delegates, not handlers for the request delegate factory: no expression trees compiled
         // (and their assemblies loaded) when the gateway answers its first request.
-        var group = app.MapGroup("/ui");
-        group.MapGet("/", Page(ui.CredentialsPageAsync));
+        var group = app.MapGroup("/ui").WithMetadata(DashboardEndpoint.Instance);
+        group.MapGet("/", Page(ui.SignInPageAsync));
         group.MapGet("/style.css", Page(_ => Task.FromResult(Results.Text(DashboardAssets.Css, "text/css; charset=utf-8"))));
         group.MapGet("/app.js", Page(_ => Task.FromResult(Results.Text(DashboardAssets.Script, "text/javascript; charset=utf-8"))));
         group.MapPost("/session", Page(ui.SignInAsync));
-        group.MapPost("/signout", Page(ui.SignOutAsync));
-        group.MapGet("/mcp", Page(ui.McpPageAsync));
-        group.MapGet("/keys", Page(ui.KeysPageAsync));
-        group.MapPost("/keys", Page(ui.CreateKeyAsync));
-        group.MapPost("/keys/{name}/revoke", Named(ui.RevokeKeyAsync));
-        group.MapGet("/audit", Page(ui.AuditPageAsync));
-        group.MapPost("/credentials/{name}/reconnect", Named(ui.ReconnectAsync));
-        group.MapPost("/credentials/{name}/remove", Named(ui.RemoveAsync));
-        group.MapPost("/credentials/{name}/restore", Named(ui.RestoreAsync));
         group.MapGet("/callback", Page(ui.CallbackAsync));
-        group.MapGet("/events", (RequestDelegate)ui.EventsAsync);
+        group.MapGet("/{**rest}", Page(ui.SignInPageAsync)); // an old or mistyped link: the sign-in page, nothing more
+
+        // A session's pages: under its tag, and only with its cookie (see Session).
+        var session = group.MapGroup("/s/{tag}");
+        session.MapGet("/", Page(ui.CredentialsPageAsync));
+        session.MapPost("/signout", Page(ui.SignOutAsync));
+        session.MapGet("/mcp", Page(ui.McpPageAsync));
+        session.MapGet("/keys", Page(ui.KeysPageAsync));
+        session.MapPost("/keys", Page(ui.CreateKeyAsync));
+        session.MapPost("/keys/{name}/revoke", Named(ui.RevokeKeyAsync));
+        session.MapGet("/audit", Page(ui.AuditPageAsync));
+        session.MapPost("/credentials/{name}/reconnect", Named(ui.ReconnectAsync));
+        session.MapPost("/credentials/{name}/remove", Named(ui.RemoveAsync));
+        session.MapPost("/credentials/{name}/restore", Named(ui.RestoreAsync));
+        session.MapGet("/events", (RequestDelegate)ui.EventsAsync);
     }
+
+    /// <summary>Whether the dashboard's guard applies: the request was routed to a dashboard endpoint, or its path is
+    /// under <c>/ui</c> in any spelling of the letters (routing ignores case, so the guard must too).</summary>
+    private static bool IsDashboard(HttpContext context) =>
+        context.GetEndpoint()?.Metadata.GetMetadata<DashboardEndpoint>() is not null
+        || context.Request.Path.StartsWithSegments("/ui", StringComparison.OrdinalIgnoreCase);
 
     private static RequestDelegate Page(Func<HttpContext, Task<IResult>> handler) =>
         async context => await (await handler(context).ConfigureAwait(false)).ExecuteAsync(context).ConfigureAwait(false);
@@ -95,37 +118,45 @@ internal sealed partial class DashboardEndpoints
         response.Headers.CacheControl = "no-store";
         response.Headers.XContentTypeOptions = "nosniff";
         response.Headers.XFrameOptions = "DENY";
-        response.Headers["Referrer-Policy"] = "same-origin"; // not no-referrer: that makes Chromium send "Origin: null" on our own forms
+        // same-origin: a referrer (it holds the session's tag) goes only to this origin, port included, so never to a
+        // page on another port. Not no-referrer: that makes Chromium send "Origin: null" on our own forms.
+        response.Headers["Referrer-Policy"] = "same-origin";
         response.Headers.ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'";
         var remote = context.Connection.RemoteIpAddress;
         if (remote is not null && !IPAddress.IsLoopback(remote))
         {
-            LogRefused(_logger, context.Request.Path, "non-loopback peer");
+            LogRefused(_logger, LoggedPath(context), "non-loopback peer");
             return Page(403, "Not available from here", null, DashboardPages.Message("The Latchkey dashboard answers only on this machine (127.0.0.1). A dashboard for a shared team gateway, with its own admin sign-in, is not built yet."));
         }
 
         var host = context.Request.Host.Host;
         if (host is not ("127.0.0.1" or "localhost" or "[::1]" or "::1"))
         {
-            LogRefused(_logger, context.Request.Path, "foreign Host header");
+            LogRefused(_logger, LoggedPath(context), "foreign Host header");
             return Page(403, "Wrong address", null, DashboardPages.Message("Open the dashboard at http://127.0.0.1 (run latchkey dashboard); it does not answer under other host names."));
         }
 
         if (HttpMethods.IsPost(context.Request.Method) && context.Request.Headers.Origin is { Count: > 0 } origin
             && !string.Equals(origin.ToString(), $"{context.Request.Scheme}://{context.Request.Host}", StringComparison.OrdinalIgnoreCase))
         {
-            LogRefused(_logger, context.Request.Path, "cross-origin form");
+            LogRefused(_logger, LoggedPath(context), "cross-origin form");
             return Page(403, "Refused", null, DashboardPages.Message("This form came from another site, so it was refused. Nothing was changed."));
         }
 
         return null;
     }
 
+    /// <summary>The sign-in page: whatever the request carries (a cookie included), it names no session and never
+    /// redirects to one, so a replayed cookie learns nothing here.</summary>
+    private Task<IResult> SignInPageAsync(HttpContext context) => Task.FromResult<IResult>(SignInPage());
+
+    private HtmlResult SignInPage() => Page(401, "Sign in", null, DashboardPages.SignIn(null));
+
     private async Task<IResult> CredentialsPageAsync(HttpContext context)
     {
         if (Session(context) is not { } session)
         {
-            return Page(401, "Sign in", null, DashboardPages.SignIn(null));
+            return SignInPage();
         }
 
         var ct = context.RequestAborted;
@@ -137,47 +168,47 @@ internal sealed partial class DashboardEndpoints
         }
 
         var body = DashboardPages.Credentials(records, history, session, _time.GetUtcNow());
-        return await LayoutAsync("Credentials", "/ui/", session, session.TakeFlash(), body, ct);
+        return await LayoutAsync("Credentials", session.Base, session, session.TakeFlash(), body, ct);
     }
 
     private async Task<IResult> McpPageAsync(HttpContext context)
     {
         if (Session(context) is not { } session)
         {
-            return Page(401, "Sign in", null, DashboardPages.SignIn(null));
+            return SignInPage();
         }
 
         var records = await _store.ListAsync(context.RequestAborted);
-        return await LayoutAsync("MCP servers", "/ui/mcp", session, session.TakeFlash(), DashboardPages.Mcp(records, _time.GetUtcNow()), context.RequestAborted);
+        return await LayoutAsync("MCP servers", session.Base + "mcp", session, session.TakeFlash(), DashboardPages.Mcp(records, session, _time.GetUtcNow()), context.RequestAborted);
     }
 
     private async Task<IResult> KeysPageAsync(HttpContext context)
     {
         if (Session(context) is not { } session)
         {
-            return Page(401, "Sign in", null, DashboardPages.SignIn(null));
+            return SignInPage();
         }
 
         var ct = context.RequestAborted;
         var flash = session.TakeFlash();
         var body = DashboardPages.Keys(await _store.ListKeysAsync(ct), await _store.ListAsync(ct), session, flash, _time.GetUtcNow());
-        return await LayoutAsync("Client keys", "/ui/keys", session, flash, body, ct);
+        return await LayoutAsync("Client keys", session.Base + "keys", session, flash, body, ct);
     }
 
     private async Task<IResult> AuditPageAsync(HttpContext context)
     {
         if (Session(context) is not { } session)
         {
-            return Page(401, "Sign in", null, DashboardPages.SignIn(null));
+            return SignInPage();
         }
 
         if (_audit is null)
         {
-            return Page(404, "No audit log", session, DashboardPages.Message("This store keeps no audit log."));
+            return Page(404, "No audit log", session, DashboardPages.Message("This store keeps no audit log.", session.Base));
         }
 
         var entries = await _audit.RecentAsync(200, context.RequestAborted);
-        return await LayoutAsync("Audit log", "/ui/audit", session, session.TakeFlash(), DashboardPages.Audit(entries), context.RequestAborted);
+        return await LayoutAsync("Audit log", session.Base + "audit", session, session.TakeFlash(), DashboardPages.Audit(entries), context.RequestAborted);
     }
 
     private async Task<IResult> SignInAsync(HttpContext context)
@@ -194,14 +225,15 @@ internal sealed partial class DashboardEndpoints
         {
             HttpOnly = true,
             SameSite = SameSiteMode.Strict,
-            Path = "/ui",
+            Path = session.Base.TrimEnd('/'), // the browser sends it to this session's pages only, on any port
+
             Secure = false, // plain HTTP on loopback; the cookie never leaves this machine
             MaxAge = DashboardSessions.Lifetime,
             IsEssential = true,
         });
         session.SetFlash(new Flash(true, "Signed in. This browser stays signed in for 8 hours, or until the gateway restarts."));
         LogSignedIn(_logger);
-        return Results.Redirect(DashboardPages.Root);
+        return Results.Redirect(session.Base); // the tag goes only to the browser that redeemed the one-time token
     }
 
     private async Task<IResult> SignOutAsync(HttpContext context)
@@ -212,7 +244,7 @@ internal sealed partial class DashboardEndpoints
         }
 
         _sessions.Remove(session);
-        context.Response.Cookies.Delete(DashboardSessions.CookieName, new CookieOptions { Path = "/ui" });
+        context.Response.Cookies.Delete(DashboardSessions.CookieName, new CookieOptions { Path = session.Base.TrimEnd('/') });
         return Page(200, "Signed out", null, DashboardPages.SignIn("You are signed out. Run latchkey dashboard to sign in again."));
     }
 
@@ -248,19 +280,19 @@ internal sealed partial class DashboardEndpoints
         if (problem is not null)
         {
             session.SetFlash(new Flash(false, $"The key was not created: {problem}"));
-            return Results.Redirect("/ui/keys");
+            return Results.Redirect(session.Base + "keys");
         }
 
         var created = await _store.CreateKeyAsync(name, allowed, expiresAt, ct);
         if (created is not { } c)
         {
             session.SetFlash(new Flash(false, $"The key was not created: a client key named '{name}' already exists. Choose another name, or revoke that one first."));
-            return Results.Redirect("/ui/keys");
+            return Results.Redirect(session.Base + "keys");
         }
 
         LogAction(_logger, "create key", name);
         session.SetFlash(new Flash(true, $"Created client key '{name}' for {string.Join(", ", allowed)}{(expiresAt is { } x ? $", working until {x:u}" : string.Empty)}.", name, c.Value));
-        return Results.Redirect("/ui/keys");
+        return Results.Redirect(session.Base + "keys");
     }
 
     private async Task<IResult> RevokeKeyAsync(HttpContext context, string name)
@@ -275,7 +307,7 @@ internal sealed partial class DashboardEndpoints
         session.SetFlash(revoked
             ? new Flash(true, $"Revoked client key '{name}'. The gateway refuses it from now on (within a second).")
             : new Flash(false, $"No active client key is named '{name}'; it may have been revoked already."));
-        return Results.Redirect("/ui/keys");
+        return Results.Redirect(session.Base + "keys");
     }
 
     private async Task<IResult> RemoveAsync(HttpContext context, string name)
@@ -289,7 +321,7 @@ internal sealed partial class DashboardEndpoints
         if (await _store.GetAsync(name, ct) is not { } record)
         {
             session.SetFlash(new Flash(false, $"No credential is named '{name}'; it may have been removed already."));
-            return Results.Redirect(DashboardPages.Root);
+            return Results.Redirect(session.Base);
         }
 
         string? revoked;
@@ -303,7 +335,7 @@ internal sealed partial class DashboardEndpoints
         session.SetFlash(removed
             ? new Flash(true, $"Removed '{name}' and its saved versions{(revoked is null ? "." : $"; its grant was {revoked}.")}")
             : new Flash(false, $"'{name}' was removed by someone else meanwhile."));
-        return Results.Redirect(DashboardPages.Root);
+        return Results.Redirect(session.Base);
     }
 
     private async Task<IResult> RestoreAsync(HttpContext context, string name)
@@ -317,7 +349,7 @@ internal sealed partial class DashboardEndpoints
             || !long.TryParse(form.GetValueOrDefault("current"), System.Globalization.CultureInfo.InvariantCulture, out var current))
         {
             session.SetFlash(new Flash(false, "The restore form was incomplete (no version given). Nothing was changed."));
-            return Results.Redirect(DashboardPages.Root);
+            return Results.Redirect(session.Base);
         }
 
         var ct = context.RequestAborted;
@@ -327,7 +359,7 @@ internal sealed partial class DashboardEndpoints
         {
             // As 'latchkey restore' without --force: a spent refresh token replayed can make the server revoke the grant.
             session.SetFlash(new Flash(false, $"Version {version} of '{name}' holds a refresh token that has since been rotated; restoring it could make the server revoke the whole grant, so nothing was changed. Press Reconnect to sign in again (or, if you are sure, run latchkey restore {name} --version {version} --force)."));
-            return Results.Redirect(DashboardPages.Root + "#cred-" + Uri.EscapeDataString(name));
+            return Results.Redirect(session.Base + "#cred-" + Uri.EscapeDataString(name));
         }
 
         var result = await _store.RestoreAsync(name, version, WriteCondition.Version(current), ct);
@@ -339,7 +371,7 @@ internal sealed partial class DashboardEndpoints
             WriteOutcome.Quarantined => new Flash(false, $"Version {version} of '{name}' cannot be decrypted with this install's key, so it cannot be restored."),
             _ => new Flash(false, $"'{name}' has no version {version}. Nothing was changed."),
         });
-        return Results.Redirect(DashboardPages.Root + "#cred-" + Uri.EscapeDataString(name));
+        return Results.Redirect(session.Base + "#cred-" + Uri.EscapeDataString(name));
     }
 
     private async Task<IResult> ReconnectAsync(HttpContext context, string name)
@@ -352,8 +384,8 @@ internal sealed partial class DashboardEndpoints
         var port = context.Connection.LocalPort;
         if (port == 0)
         {
-            session.SetFlash(new Flash(false, "Reconnect works from the dashboard's web address (http://127.0.0.1:PORT/ui/), not over the Unix socket."));
-            return Results.Redirect(DashboardPages.Root);
+            session.SetFlash(new Flash(false, "Reconnect works from the dashboard's web address (http://127.0.0.1:PORT/ui/...), not over the Unix socket."));
+            return Results.Redirect(session.Base);
         }
 
         try
@@ -366,12 +398,12 @@ internal sealed partial class DashboardEndpoints
         {
             LogReconnectRefused(_logger, name, ex.Code);
             session.SetFlash(new Flash(false, $"Reconnecting '{name}' could not start: {ex.Message}"));
-            return Results.Redirect(DashboardPages.Root);
+            return Results.Redirect(session.Base);
         }
         catch (Exception ex) when (ex is HttpRequestException or StoreException)
         {
             session.SetFlash(new Flash(false, $"Reconnecting '{name}' could not start: {ex.Message} Nothing was changed."));
-            return Results.Redirect(DashboardPages.Root);
+            return Results.Redirect(session.Base);
         }
     }
 
@@ -387,12 +419,16 @@ internal sealed partial class DashboardEndpoints
             return Page(400, "Sign-in not recognised", null, DashboardPages.Message("This sign-in answer matches no reconnect in progress: it is stale, was used already, or the gateway restarted. Nothing was changed; press Reconnect again."));
         }
 
-        _sessions.FindById(done.SessionId)?.SetFlash(done.Outcome);
+        // Back to the session that started the reconnect: its tagged path goes only to whoever holds this
+        // reconnect's state, which only the browser and the authorization server saw, and which works once.
+        var owner = _sessions.FindById(done.SessionId);
+        owner?.SetFlash(done.Outcome);
+        var back = owner?.Base ?? DashboardPages.Root;
         var body = Html.Of($"""
             <div class="flash {(done.Outcome.Ok ? "ok" : "error")}" role="status" id="outcome"><p>{done.Outcome.Message}</p></div>
-            <p><a id="continue" href="/ui/#cred-{done.Credential}">Back to the dashboard</a></p>
+            <p><a id="continue" href="{back}#cred-{done.Credential}">Back to the dashboard</a></p>
             """);
-        return new HtmlResult(done.Outcome.Ok ? 200 : 400, DashboardPages.Layout(done.Outcome.Ok ? "Reconnected" : "Reconnect failed", string.Empty, null, null, false, null, body), refresh: "2;url=/ui/");
+        return new HtmlResult(done.Outcome.Ok ? 200 : 400, DashboardPages.Layout(done.Outcome.Ok ? "Reconnected" : "Reconnect failed", string.Empty, null, null, false, null, body), refresh: $"2;url={back}");
     }
 
     /// <summary>Server-sent events: the store's fingerprint, sent at once and whenever it changes (checked every second).</summary>
@@ -473,7 +509,41 @@ internal sealed partial class DashboardEndpoints
         return Page(403, "Refused", null, DashboardPages.Message("This request carried no valid sign-in or anti-forgery token, so it was refused. Nothing was changed. Reload the dashboard and try again, or run latchkey dashboard to sign in."));
     }
 
-    private DashboardSession? Session(HttpContext context) => _sessions.Find(context.Request.Cookies[DashboardSessions.CookieName]);
+    /// <summary>The session whose cookie this request carries <em>and</em> whose tag its path names; null otherwise.
+    /// A browser may hold several sessions' cookies (one per tag path): the one for this path is the one that counts.</summary>
+    private DashboardSession? Session(HttpContext context)
+    {
+        var tag = context.Request.RouteValues["tag"] as string;
+        foreach (var cookie in CookieValues(context.Request.Headers.Cookie))
+        {
+            if (_sessions.Find(cookie, tag) is { } session)
+            {
+                return session;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>Every value of the session cookie in the request (a page on another port can add cookies for
+    /// 127.0.0.1 too; at most a few are looked at).</summary>
+    private static IEnumerable<string> CookieValues(Microsoft.Extensions.Primitives.StringValues headers) =>
+        Microsoft.Net.Http.Headers.CookieHeaderValue.TryParseList(headers, out var cookies)
+            ? cookies.Where(c => c.Name.Equals(DashboardSessions.CookieName, StringComparison.Ordinal)).Take(8).Select(c => c.Value.ToString())
+            : [];
+
+    /// <summary>The request's path for a log line, the session tag cut out.</summary>
+    private static string LoggedPath(HttpContext context)
+    {
+        var path = context.Request.Path.Value ?? string.Empty;
+        if (!path.StartsWith(DashboardSessions.PathPrefix, StringComparison.OrdinalIgnoreCase))
+        {
+            return path;
+        }
+
+        var end = path.IndexOf('/', DashboardSessions.PathPrefix.Length);
+        return DashboardSessions.PathPrefix + "(tag)" + (end < 0 ? string.Empty : path[end..]);
+    }
 
     /// <summary>The session and form of a state-changing request, or nulls when the session or its
     /// anti-forgery token is missing or wrong.</summary>
@@ -519,6 +589,12 @@ internal sealed partial class DashboardEndpoints
 
     [LoggerMessage(14, LogLevel.Warning, "Dashboard: reconnect of {Name} could not start: {Code}")]
     private static partial void LogReconnectRefused(ILogger logger, string name, string code);
+
+    /// <summary>Marks the dashboard's endpoints, for the guard.</summary>
+    private sealed class DashboardEndpoint
+    {
+        public static readonly DashboardEndpoint Instance = new();
+    }
 
     /// <summary>An HTML page answer.</summary>
     private sealed class HtmlResult(int status, HtmlContent html, string? refresh = null) : IResult

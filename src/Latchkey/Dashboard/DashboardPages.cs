@@ -9,16 +9,20 @@ namespace Latchkey.Dashboard;
 /// </summary>
 internal static class DashboardPages
 {
+    /// <summary>The sign-in page, and where a browser without a session is sent.</summary>
     public const string Root = "/ui/";
 
-    /// <summary>The page around every view: navigation, the outcome of the last action, the live-status marker.</summary>
+    /// <summary>The page around every view: navigation, the outcome of the last action, the live-status marker.
+    /// Every link and form of a signed-in page is under the session's tagged path (<see cref="DashboardSession.Base"/>);
+    /// <paramref name="current"/> is the page's own path.</summary>
     public static HtmlContent Layout(string title, string current, DashboardSession? session, string? fingerprint, bool hasAudit, Flash? flash, HtmlContent body)
     {
+        var b = session?.Base;
         var nav = session is null ? HtmlContent.Empty : Html.Of($"""
             <nav aria-label="Sections"><ul>
-            {NavItem("/ui/", "Credentials", current)}{NavItem("/ui/mcp", "MCP servers", current)}{NavItem("/ui/keys", "Client keys", current)}{(hasAudit ? NavItem("/ui/audit", "Audit log", current) : HtmlContent.Empty)}
+            {NavItem(b!, "Credentials", current)}{NavItem(b + "mcp", "MCP servers", current)}{NavItem(b + "keys", "Client keys", current)}{(hasAudit ? NavItem(b + "audit", "Audit log", current) : HtmlContent.Empty)}
             </ul>
-            <form method="post" action="/ui/signout" class="inline">{Csrf(session)}<button type="submit" class="link">Sign out</button></form>
+            <form method="post" action="{b}signout" class="inline">{Csrf(session)}<button type="submit" class="link">Sign out</button></form>
             </nav>
             """);
         return Html.Of($"""
@@ -32,7 +36,7 @@ internal static class DashboardPages
             <link rel="stylesheet" href="/ui/style.css">
             <script src="/ui/app.js" defer></script>
             </head>
-            <body{(fingerprint is null ? HtmlContent.Empty : Html.Of($" data-fingerprint=\"{fingerprint}\""))}>
+            <body{(fingerprint is null || session is null ? HtmlContent.Empty : Html.Of($" data-fingerprint=\"{fingerprint}\" data-events=\"{session.Base}events\""))}>
             <header><p class="brand">Latchkey</p>{nav}</header>
             <main>
             <h1>{title}</h1>
@@ -53,7 +57,7 @@ internal static class DashboardPages
         </form>
         """);
 
-    public static HtmlContent Message(string text) => Html.Of($"<p>{text}</p><p><a href=\"/ui/\">Back to the dashboard</a></p>");
+    public static HtmlContent Message(string text, string back = Root) => Html.Of($"<p>{text}</p><p><a href=\"{back}\">Back to the dashboard</a></p>");
 
     public static HtmlContent Credentials(IReadOnlyList<CredentialRecord> records, IReadOnlyDictionary<string, IReadOnlyList<CredentialVersion>> history, DashboardSession session, DateTimeOffset now)
     {
@@ -67,7 +71,7 @@ internal static class DashboardPages
         return Html.Join([summary, Html.Join(records, r => Credential(r, history.GetValueOrDefault(r.Name) ?? [], session, now))]);
     }
 
-    public static HtmlContent Mcp(IReadOnlyList<CredentialRecord> records, DateTimeOffset now)
+    public static HtmlContent Mcp(IReadOnlyList<CredentialRecord> records, DashboardSession session, DateTimeOffset now)
     {
         var oauth = records.Where(r => r.Kind != CredentialKind.ApiKey).ToList();
         if (oauth.Count == 0)
@@ -76,11 +80,11 @@ internal static class DashboardPages
         }
 
         return Html.Of($"""
-            <p>MCP servers and the other OAuth grants the gateway keeps fresh. Reconnect or remove them on the <a href="/ui/">Credentials</a> page.</p>
+            <p>MCP servers and the other OAuth grants the gateway keeps fresh. Reconnect or remove them on the <a href="{session.Base}">Credentials</a> page.</p>
             <div class="scroll"><table>
             <caption>OAuth credentials</caption>
             <thead><tr><th scope="col">Name</th><th scope="col">State</th><th scope="col">Resource</th><th scope="col">Authorization server</th><th scope="col">Scopes granted</th><th scope="col">Expires</th></tr></thead>
-            <tbody>{Html.Join(oauth, r => McpRow(r, now))}</tbody>
+            <tbody>{Html.Join(oauth, r => McpRow(r, session, now))}</tbody>
             </table></div>
             """);
     }
@@ -111,7 +115,7 @@ internal static class DashboardPages
             {rows}
             <section aria-labelledby="create-title">
             <h2 id="create-title">Create a key</h2>
-            <form method="post" action="/ui/keys" class="stack">
+            <form method="post" action="{session.Base}keys" class="stack">
             {Csrf(session)}
             <label for="key-name">Name (who or what holds it)</label>
             <input id="key-name" name="name" required maxlength="64" pattern="[A-Za-z0-9][A-Za-z0-9._-]*" placeholder="laptop-claude">
@@ -163,11 +167,11 @@ internal static class DashboardPages
             <dd class="upstream-failure">{u.Message} <span class="code">(HTTP {u.Status}, {u.Code}, {Html.Time(u.At)})</span>{(u.RequestId is null ? HtmlContent.Empty : Html.Of($"<br>Request id: <code class=\"request-id\">{u.RequestId}</code>"))}{(u.Fix is null ? HtmlContent.Empty : Html.Of($"<br>What to do: {u.Fix}"))}</dd>
             """) : HtmlContent.Empty;
         var reconnect = r.Kind == CredentialKind.OAuth && r.State != CredentialState.Quarantined && m.GrantType == "authorization_code"
-            ? Html.Of($"<form method=\"post\" action=\"/ui/credentials/{Uri.EscapeDataString(r.Name)}/reconnect\" class=\"inline\">{Csrf(session)}<button type=\"submit\" aria-label=\"Reconnect {r.Name}\">Reconnect</button></form>")
+            ? Html.Of($"<form method=\"post\" action=\"{session.Base}credentials/{Uri.EscapeDataString(r.Name)}/reconnect\" class=\"inline\">{Csrf(session)}<button type=\"submit\" aria-label=\"Reconnect {r.Name}\">Reconnect</button></form>")
             : HtmlContent.Empty;
         var remove = Html.Of($"""
             <details class="inline danger"><summary>Remove…</summary>
-            <form method="post" action="/ui/credentials/{Uri.EscapeDataString(r.Name)}/remove">{Csrf(session)}
+            <form method="post" action="{session.Base}credentials/{Uri.EscapeDataString(r.Name)}/remove">{Csrf(session)}
             <p>Removes '{r.Name}' and its saved versions{(r.Kind == CredentialKind.OAuth ? ", after revoking its grant at the authorization server" : string.Empty)}. Agents using it start failing.</p>
             <button type="submit" class="danger" aria-label="Remove {r.Name} for good">Remove for good</button></form>
             </details>
@@ -202,24 +206,24 @@ internal static class DashboardPages
             <thead><tr><th scope="col">Version</th><th scope="col">State</th><th scope="col">Written</th><th scope="col"><span class="sr">Restore</span></th></tr></thead>
             <tbody>{Html.Join(history, v => Html.Of($"""
                 <tr><td>{v.Version}</td><td>{StateWords(RowCodec.StateText(v.State))}</td><td>{Html.Time(v.WrittenAt)}</td><td>{(v.Readable
-                    ? Html.Of($"<form method=\"post\" action=\"/ui/credentials/{Uri.EscapeDataString(r.Name)}/restore\" class=\"inline\">{Csrf(session)}<input type=\"hidden\" name=\"version\" value=\"{v.Version}\"><input type=\"hidden\" name=\"current\" value=\"{r.Version}\"><button type=\"submit\" aria-label=\"Restore version {v.Version} of {r.Name}\">Restore</button></form>")
+                    ? Html.Of($"<form method=\"post\" action=\"{session.Base}credentials/{Uri.EscapeDataString(r.Name)}/restore\" class=\"inline\">{Csrf(session)}<input type=\"hidden\" name=\"version\" value=\"{v.Version}\"><input type=\"hidden\" name=\"current\" value=\"{r.Version}\"><button type=\"submit\" aria-label=\"Restore version {v.Version} of {r.Name}\">Restore</button></form>")
                     : Html.Of($"<span class=\"muted\">unreadable</span>"))}</td></tr>
                 """))}</tbody>
             </table></div>
             </details>
             """);
 
-    private static HtmlContent McpRow(CredentialRecord r, DateTimeOffset now)
+    private static HtmlContent McpRow(CredentialRecord r, DashboardSession session, DateTimeOffset now)
     {
         var (state, reason) = CredentialView.Derive(r, now);
-        return Html.Of($"<tr><th scope=\"row\"><a href=\"/ui/#cred-{r.Name}\">{r.Name}</a></th><td><span class=\"badge\" data-state=\"{state}\">{StateWords(state)}</span>{(reason is null ? HtmlContent.Empty : Html.Of($"<br><span class=\"reason-message\">{reason.Message}</span>"))}</td><td>{r.Metadata.Resource ?? r.Metadata.Upstream ?? "-"}</td><td>{r.Metadata.Issuer ?? "-"}</td><td>{Scopes(r.Metadata.ScopesGranted)}</td><td>{Html.Time(r.Metadata.ExpiresAt)}</td></tr>");
+        return Html.Of($"<tr><th scope=\"row\"><a href=\"{session.Base}#cred-{r.Name}\">{r.Name}</a></th><td><span class=\"badge\" data-state=\"{state}\">{StateWords(state)}</span>{(reason is null ? HtmlContent.Empty : Html.Of($"<br><span class=\"reason-message\">{reason.Message}</span>"))}</td><td>{r.Metadata.Resource ?? r.Metadata.Upstream ?? "-"}</td><td>{r.Metadata.Issuer ?? "-"}</td><td>{Scopes(r.Metadata.ScopesGranted)}</td><td>{Html.Time(r.Metadata.ExpiresAt)}</td></tr>");
     }
 
     private static HtmlContent KeyRow(ClientKey k, DashboardSession session, DateTimeOffset now)
     {
         var state = k.StateAt(now);
         var revoke = state == "active"
-            ? Html.Of($"<form method=\"post\" action=\"/ui/keys/{Uri.EscapeDataString(k.Name)}/revoke\" class=\"inline\">{Csrf(session)}<button type=\"submit\" class=\"danger\" aria-label=\"Revoke key {k.Name}\">Revoke</button></form>")
+            ? Html.Of($"<form method=\"post\" action=\"{session.Base}keys/{Uri.EscapeDataString(k.Name)}/revoke\" class=\"inline\">{Csrf(session)}<button type=\"submit\" class=\"danger\" aria-label=\"Revoke key {k.Name}\">Revoke</button></form>")
             : HtmlContent.Empty;
         return Html.Of($"<tr id=\"key-{k.Name}\"><th scope=\"row\">{k.Name}</th><td><span class=\"badge\" data-state=\"{(state == "active" ? "ok" : "needs-auth")}\">{state}</span></td><td>{string.Join(", ", k.Credentials)}</td><td>{Html.Time(k.CreatedAt)}</td><td>{(k.ExpiresAt is null ? Html.Of($"until revoked") : Html.Time(k.ExpiresAt))}</td><td>{Html.Time(k.LastUsedAt)}</td><td>{revoke}</td></tr>");
     }

@@ -4,14 +4,24 @@ using System.Text;
 
 namespace Latchkey.Dashboard;
 
-/// <summary>One signed-in browser: its anti-forgery token and the message to show on its next page.</summary>
-internal sealed class DashboardSession(string id, string antiforgery, DateTimeOffset expiresAt)
+/// <summary>One signed-in browser: its path tag, its anti-forgery token and the message to show on its next page.</summary>
+internal sealed class DashboardSession(string id, string tag, string antiforgery, DateTimeOffset expiresAt)
 {
     private readonly Lock _lock = new();
     private Flash? _flash;
 
     /// <summary>The session's key in <see cref="DashboardSessions"/>: the SHA-256 of the cookie value.</summary>
     public string Id { get; } = id;
+
+    /// <summary>
+    /// The random path segment of this session's pages (<c>/ui/s/TAG/</c>). The cookie is scoped to that path, so
+    /// the browser sends it nowhere else (cookies ignore ports, paths they do not), and a request must carry both:
+    /// the cookie alone, replayed from another process, opens nothing.
+    /// </summary>
+    public string Tag { get; } = tag;
+
+    /// <summary>The path every page, form and link of this session lives under: <c>/ui/s/TAG/</c>.</summary>
+    public string Base => DashboardSessions.PathPrefix + Tag + "/";
 
     /// <summary>The synchronizer token every state-changing form carries (hidden field <c>_csrf</c>).</summary>
     public string Antiforgery { get; } = antiforgery;
@@ -61,6 +71,9 @@ internal sealed class DashboardSessions(TimeProvider time)
 
     public const string CookieName = "latchkey_ui";
 
+    /// <summary>Where the tagged session paths start.</summary>
+    public const string PathPrefix = "/ui/s/";
+
     private const int MaxSessions = 256;
     private readonly ConcurrentDictionary<string, DashboardSession> _sessions = new(StringComparer.Ordinal);
 
@@ -82,20 +95,23 @@ internal sealed class DashboardSessions(TimeProvider time)
         }
 
         var cookie = SignInLinks.Base64Url(RandomNumberGenerator.GetBytes(32));
-        var session = new DashboardSession(SignInLinks.Hash(cookie), SignInLinks.Base64Url(RandomNumberGenerator.GetBytes(32)), now + Lifetime);
+        var tag = SignInLinks.Base64Url(RandomNumberGenerator.GetBytes(16));
+        var session = new DashboardSession(SignInLinks.Hash(cookie), tag, SignInLinks.Base64Url(RandomNumberGenerator.GetBytes(32)), now + Lifetime);
         _sessions[session.Id] = session;
         return (session, cookie);
     }
 
-    /// <summary>The live session for a cookie value, or null.</summary>
-    public DashboardSession? Find(string? cookie)
+    /// <summary>The live session for a cookie value whose tag is <paramref name="tag"/> (compared in constant time),
+    /// or null: a cookie presented under any other path opens nothing.</summary>
+    public DashboardSession? Find(string? cookie, string? tag)
     {
-        if (string.IsNullOrEmpty(cookie) || cookie.Length > 128)
+        if (string.IsNullOrEmpty(cookie) || cookie.Length > 128 || string.IsNullOrEmpty(tag) || tag.Length > 64)
         {
             return null;
         }
 
-        if (_sessions.TryGetValue(SignInLinks.Hash(cookie), out var session) && session.ExpiresAt > time.GetUtcNow())
+        if (_sessions.TryGetValue(SignInLinks.Hash(cookie), out var session) && session.ExpiresAt > time.GetUtcNow()
+            && CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(tag), Encoding.UTF8.GetBytes(session.Tag)))
         {
             return session;
         }

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Threading.Channels;
 using Latchkey.Cli;
 using Latchkey.OAuth;
 using Latchkey.Store;
@@ -96,7 +97,7 @@ internal sealed partial class Reconnects(ICredentialStore store, TimeProvider ti
     /// <summary>The gateway's side of one reconnect's redirect: the URL to send the browser to, and the callback.</summary>
     private sealed class GatewayRedirect(string redirectUri, string sessionId, string credential, Reconnects owner) : IAuthorizationRedirect
     {
-        private readonly TaskCompletionSource<IReadOnlyDictionary<string, string>> _callback = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly Channel<IReadOnlyDictionary<string, string>> _callbacks = Channel.CreateUnbounded<IReadOnlyDictionary<string, string>>(new UnboundedChannelOptions { SingleReader = true });
         private string? _state;
 
         public TaskCompletionSource<Uri> Opened { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -117,16 +118,23 @@ internal sealed partial class Reconnects(ICredentialStore store, TimeProvider ti
             Opened.TrySetResult(authorizationUrl);
         }
 
-        public async Task<IReadOnlyDictionary<string, string>> WaitForCallbackAsync(Func<IReadOnlyDictionary<string, string>, (bool Ok, string Message)> respond, CancellationToken ct)
+        /// <summary>Callbacks arrive here only when their state is this reconnect's (<see cref="CompleteAsync"/> finds
+        /// the reconnect by it), so none is ignored in practice; one that were would leave the wait going on.</summary>
+        public async Task<IReadOnlyDictionary<string, string>> WaitForCallbackAsync(Func<IReadOnlyDictionary<string, string>, CallbackAnswer> respond, CancellationToken ct)
         {
-            var query = await _callback.Task.WaitAsync(ct).ConfigureAwait(false);
-            respond(query); // the grant flow records whether the answer is acceptable; the dashboard shows the outcome
-            return query;
+            while (true)
+            {
+                var query = await _callbacks.Reader.ReadAsync(ct).ConfigureAwait(false);
+                if (respond(query).Verdict != CallbackVerdict.Ignore)
+                {
+                    return query; // the grant flow records whether the answer is acceptable; the dashboard shows the outcome
+                }
+            }
         }
 
-        public void Deliver(IReadOnlyDictionary<string, string> query) => _callback.TrySetResult(query);
+        public void Deliver(IReadOnlyDictionary<string, string> query) => _callbacks.Writer.TryWrite(query);
 
-        public void Cancel() => _callback.TrySetCanceled();
+        public void Cancel() => _callbacks.Writer.TryComplete(new OperationCanceledException("The reconnect was abandoned."));
 
         public void Dispose()
         {
@@ -135,7 +143,7 @@ internal sealed partial class Reconnects(ICredentialStore store, TimeProvider ti
                 owner.Forget(_state);
             }
 
-            _callback.TrySetCanceled();
+            Cancel();
         }
     }
 }

@@ -34,6 +34,10 @@ internal sealed record GatewayOptions
     /// <summary>How long audit entries are kept (<c>--audit-retention</c>, <c>LATCHKEY_AUDIT_RETENTION</c>).</summary>
     public TimeSpan AuditRetention { get; init; } = TimeSpan.FromDays(30);
 
+    /// <summary>The key the gateway proves itself with on <c>/healthz</c> (<see cref="GatewayProof"/>), recorded in
+    /// <c>gateway.json</c>; null answers no challenge.</summary>
+    public byte[]? ProofKey { get; init; }
+
     /// <summary>The longest <c>retry-after</c> the router waits out when every target is cooling down.</summary>
     public TimeSpan ShortRetryAfter { get; init; } = TimeSpan.FromSeconds(5);
 }

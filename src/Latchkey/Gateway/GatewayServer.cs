@@ -28,10 +28,12 @@ internal sealed class GatewayServer : IAsyncDisposable
     private readonly OAuthHttp _oauthHttp;
     private readonly HttpMessageInvoker _invoker;
     private readonly AuditWriter _audit;
+    private readonly PrivateUnixSocket? _socket;
 
-    private GatewayServer(WebApplication app, ILatchkeyStore store, OAuthHttp oauthHttp, HttpMessageInvoker invoker, AuditWriter audit)
+    private GatewayServer(WebApplication app, ILatchkeyStore store, OAuthHttp oauthHttp, HttpMessageInvoker invoker, AuditWriter audit, PrivateUnixSocket? socket)
     {
         _app = app;
+        _socket = socket;
         _audit = audit;
         _store = store;
         _oauthHttp = oauthHttp;
@@ -55,6 +57,7 @@ internal sealed class GatewayServer : IAsyncDisposable
             throw new InvalidOperationException($"{options.Listen} is not a loopback address; listening there needs --allow-remote.");
         }
 
+        var socket = options.SocketPath is { } socketPath ? PrivateUnixSocket.Prepare(socketPath) : null;
         var store = StoreSelector.Open(options.Store, home, time);
         var oauthHttp = OAuthHttp.CreateDefault();
         var invoker = Forwarder.CreateInvoker();
@@ -84,14 +87,9 @@ internal sealed class GatewayServer : IAsyncDisposable
             // whose key has passed may stream at any pace (AgentRequest.AuthorizeAsync lifts it per request).
             kestrel.Limits.MinRequestBodyDataRate = new MinDataRate(bytesPerSecond: 240, gracePeriod: TimeSpan.FromSeconds(5));
             kestrel.Listen(options.Listen);
-            if (options.SocketPath is { } socket)
+            if (socket is not null)
             {
-                if (File.Exists(socket))
-                {
-                    File.Delete(socket); // a stale socket from a gateway that died; a live one was ruled out by the caller
-                }
-
-                kestrel.ListenUnixSocket(socket);
+                kestrel.ListenUnixSocket(socket.StagedPath); // private until StartAsync renames it into place
             }
         });
 
@@ -118,7 +116,7 @@ internal sealed class GatewayServer : IAsyncDisposable
         app.Use(AllowedMethods.InvokeAsync);
         var credentialRoute = app.Services.GetRequiredService<CredentialRoute>();
         var routerRoute = app.Services.GetRequiredService<ModelRouterRoute>();
-        app.MapGet("/healthz", (HttpContext context) => WriteHealthAsync(context, home, store.Backend));
+        app.MapGet("/healthz", (HttpContext context) => WriteHealthAsync(context, home, store.Backend, options.ProofKey));
         app.Map("/c/{credential}/{**rest}", credentialRoute.HandleAsync);
         app.Map("/c/{credential}", credentialRoute.HandleAsync);
         app.Map("/r/{router}/{**rest}", routerRoute.HandleAsync);
@@ -127,17 +125,13 @@ internal sealed class GatewayServer : IAsyncDisposable
         app.MapFallback((HttpContext context) => GatewayErrors.WriteAsync(context, 404, "route_not_found",
             $"The gateway serves /c/CREDENTIAL/... and /r/ROUTER/...; '{context.Request.Path}' is neither.",
             "Point the agent's base URL at /c/NAME (for example with 'latchkey run --credential NAME -- AGENT')."));
-        return new GatewayServer(app, store, oauthHttp, invoker, audit);
+        return new GatewayServer(app, store, oauthHttp, invoker, audit, socket);
     }
 
     public async Task StartAsync(CancellationToken ct)
     {
         await _app.StartAsync(ct).ConfigureAwait(false);
-        var options = _app.Services.GetRequiredService<GatewayOptions>();
-        if (!OperatingSystem.IsWindows() && options.SocketPath is { } socket && File.Exists(socket))
-        {
-            File.SetUnixFileMode(socket, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        }
+        _socket?.Place(); // 0600 while still in its private folder, then renamed to where clients connect
     }
 
     /// <summary>Runs until <paramref name="ct"/> is cancelled (Ctrl-C, SIGTERM), then stops gracefully.</summary>
@@ -150,10 +144,19 @@ internal sealed class GatewayServer : IAsyncDisposable
         _invoker.Dispose();
         _oauthHttp.Dispose();
         await _store.DisposeAsync().ConfigureAwait(false);
+        _socket?.Dispose();
     }
 
-    private static Task WriteHealthAsync(HttpContext context, StoreHome home, string backend)
+    /// <summary>The health answer; with a challenge, also the proof that this is the home's own gateway
+    /// (<see cref="GatewayProof"/>), bound to the port the request arrived on.</summary>
+    private static Task WriteHealthAsync(HttpContext context, StoreHome home, string backend, byte[]? proofKey)
     {
+        if (proofKey is not null && GatewayProof.Answer(proofKey, context.Request.Headers[GatewayProof.ChallengeHeader].ToString(), context.Connection.LocalPort) is { } proof)
+        {
+            context.Response.Headers[GatewayProof.ProofHeader] = proof;
+        }
+
+        context.Response.Headers.CacheControl = "no-store";
         context.Response.ContentType = "application/json";
         var body = JsonSerializer.SerializeToUtf8Bytes(new HealthView("ok", typeof(GatewayServer).Assembly.GetName().Version?.ToString(3) ?? "0", backend, Environment.ProcessId, home.Path), GatewayJsonContext.Default.HealthView);
         return context.Response.Body.WriteAsync(body, context.RequestAborted).AsTask();
@@ -168,5 +171,9 @@ internal sealed record HealthView(string Status, string Version, string Store, i
 [System.Text.Json.Serialization.JsonSerializable(typeof(GatewayInfo))]
 internal sealed partial class GatewayJsonContext : System.Text.Json.Serialization.JsonSerializerContext;
 
-/// <summary>What a running gateway writes to <c>gateway.json</c> in the home folder, so <c>latchkey run</c> finds it.</summary>
-internal sealed record GatewayInfo(string Url, string? Socket, int Pid, DateTimeOffset StartedAt);
+/// <summary>What a running gateway writes to <c>gateway.json</c> in the home folder (0600), so <c>latchkey run</c>
+/// finds it. <paramref name="ProofKey"/> is the key it proves itself with (<see cref="GatewayProof"/>): secret.</summary>
+internal sealed record GatewayInfo(string Url, string? Socket, int Pid, DateTimeOffset StartedAt, string? ProofKey)
+{
+    public override string ToString() => $"GatewayInfo({Url}, {Socket}, pid {Pid}, {StartedAt:u})";
+}

@@ -28,8 +28,9 @@ public sealed class DashboardBrowserTests(ChromiumFixture chromium, ITestOutputH
         await Assertions.Expect(page.Locator("#cred-anthropic .badge")).ToHaveTextAsync("working");
         await Assertions.Expect(page.Locator("#outcome")).ToContainTextAsync("Signed in");
         Assert.DoesNotContain("token=", page.Url, StringComparison.Ordinal);
+        var sessionPath = new Uri(DashboardWorld.SessionBase(page)).AbsolutePath.TrimEnd('/');
         var cookie = Assert.Single(await world.Context.CookiesAsync());
-        Assert.Equal(("latchkey_ui", "/ui", true, SameSiteAttribute.Strict), (cookie.Name, cookie.Path, cookie.HttpOnly, cookie.SameSite));
+        Assert.Equal(("latchkey_ui", sessionPath, true, SameSiteAttribute.Strict), (cookie.Name, cookie.Path, cookie.HttpOnly, cookie.SameSite));
         await world.AssertNoSecretAsync(page);
         await AssertLabelledAndNarrowAsync(page);
 
@@ -39,7 +40,7 @@ public sealed class DashboardBrowserTests(ChromiumFixture chromium, ITestOutputH
         await second.GotoAsync(link);
         await Assertions.Expect(second.Locator("#signin-status")).ToContainTextAsync("already used or has expired");
         Assert.Empty(await other.CookiesAsync());
-        var direct = await second.GotoAsync(world.Gateway.Url + "/ui/keys");
+        var direct = await second.GotoAsync(world.Gateway.Url + sessionPath + "/keys");
         Assert.Equal(401, direct!.Status);
         Assert.Contains("sign-in", world.Gateway.Log, StringComparison.OrdinalIgnoreCase);
         Assert.DoesNotContain(link[(link.IndexOf('=', StringComparison.Ordinal) + 1)..], world.Gateway.Log, StringComparison.Ordinal);
@@ -139,14 +140,15 @@ public sealed class DashboardBrowserTests(ChromiumFixture chromium, ITestOutputH
     {
         await using var world = await DashboardWorld.StartAsync(chromium, output);
         var page = await world.SignInAsync();
-        await page.GotoAsync(world.Gateway.Url + "/ui/keys");
-        var token = await page.Locator("form[action='/ui/keys'] input[name=_csrf]").InputValueAsync();
+        var keysPage = DashboardWorld.SessionBase(page) + "keys";
+        await page.GotoAsync(keysPage);
+        var token = await page.Locator($"form[action='{new Uri(keysPage).AbsolutePath}'] input[name=_csrf]").InputValueAsync();
         var api = world.Context.APIRequest; // carries the session cookie, like the browser
 
-        var without = await api.PostAsync(world.Gateway.Url + "/ui/keys", new() { Form = Form(api, ("name", "forged"), ("credentials", "*")), MaxRedirects = 0 });
-        var wrong = await api.PostAsync(world.Gateway.Url + "/ui/keys", new() { Form = Form(api, ("name", "forged2"), ("credentials", "*"), ("_csrf", token[..^2] + "xx")), MaxRedirects = 0 });
-        var crossSite = await api.PostAsync(world.Gateway.Url + "/ui/keys", new() { Form = Form(api, ("name", "forged3"), ("credentials", "*"), ("_csrf", token)), Headers = new Dictionary<string, string> { ["Origin"] = "http://evil.example" }, MaxRedirects = 0 });
-        var proper = await api.PostAsync(world.Gateway.Url + "/ui/keys", new() { Form = Form(api, ("name", "proper"), ("credentials", "*"), ("_csrf", token)), MaxRedirects = 0 });
+        var without = await api.PostAsync(keysPage, new() { Form = Form(api, ("name", "forged"), ("credentials", "*")), MaxRedirects = 0 });
+        var wrong = await api.PostAsync(keysPage, new() { Form = Form(api, ("name", "forged2"), ("credentials", "*"), ("_csrf", token[..^2] + "xx")), MaxRedirects = 0 });
+        var crossSite = await api.PostAsync(keysPage, new() { Form = Form(api, ("name", "forged3"), ("credentials", "*"), ("_csrf", token)), Headers = new Dictionary<string, string> { ["Origin"] = "http://evil.example" }, MaxRedirects = 0 });
+        var proper = await api.PostAsync(keysPage, new() { Form = Form(api, ("name", "proper"), ("credentials", "*"), ("_csrf", token)), MaxRedirects = 0 });
 
         Assert.Equal((403, 403, 403, 302), (without.Status, wrong.Status, crossSite.Status, proper.Status));
         Assert.Contains("anti-forgery", await without.TextAsync(), StringComparison.Ordinal);
@@ -156,7 +158,7 @@ public sealed class DashboardBrowserTests(ChromiumFixture chromium, ITestOutputH
 
         // A page asked for under another host name (DNS rebinding) is refused, even with the cookie.
         using var http = new HttpClient(new SocketsHttpHandler { UseProxy = false, UseCookies = false });
-        using var rebound = new HttpRequestMessage(HttpMethod.Get, world.Gateway.Url + "/ui/");
+        using var rebound = new HttpRequestMessage(HttpMethod.Get, DashboardWorld.SessionBase(page));
         rebound.Headers.Host = "attacker.example";
         rebound.Headers.Add("Cookie", string.Join("; ", (await world.Context.CookiesAsync()).Select(c => $"{c.Name}={c.Value}")));
         Assert.Equal(HttpStatusCode.Forbidden, (await http.SendAsync(rebound)).StatusCode);
@@ -195,7 +197,8 @@ public sealed class DashboardBrowserTests(ChromiumFixture chromium, ITestOutputH
         await world.CollectSecretsAsync("mcp");
         var page = await world.SignInAsync();
         await Assertions.Expect(page.Locator("#cred-mcp .badge")).ToHaveTextAsync(new System.Text.RegularExpressions.Regex("^working"));
-        await page.GotoAsync(world.Gateway.Url + "/ui/");
+        var dashboard = DashboardWorld.SessionBase(page);
+        await page.GotoAsync(dashboard);
 
         // Break it at the authorization server: revoke the grant (RFC 7009), then let a refresh find out.
         using (var http = new HttpClient(new SocketsHttpHandler { UseProxy = false }))
@@ -224,10 +227,10 @@ public sealed class DashboardBrowserTests(ChromiumFixture chromium, ITestOutputH
         output.WriteLine("reason shown: " + reason);
         await world.AssertNoSecretAsync(page);
         await world.ScreenshotAsync(page, "credentials-broken");
-        await page.GotoAsync(world.Gateway.Url + "/ui/mcp");
+        await page.GotoAsync(dashboard + "mcp");
         await Assertions.Expect(page.Locator("td .badge")).ToHaveTextAsync("needs sign-in");
         await world.ScreenshotAsync(page, "mcp");
-        await page.GotoAsync(world.Gateway.Url + "/ui/");
+        await page.GotoAsync(dashboard);
 
         // Reconnect: the browser goes to oidc-provider, signs in and consents, and comes back to /ui/callback.
         var beforeRequests = (await peer.CountersAsync()).TokenRequests;
@@ -236,8 +239,8 @@ public sealed class DashboardBrowserTests(ChromiumFixture chromium, ITestOutputH
         await Assertions.Expect(page.Locator("#outcome")).ToContainTextAsync("Reconnected 'mcp'");
         await world.AssertNoSecretAsync(page);
 
-        // The callback page sends the browser on to the dashboard, where the session cookie applies again.
-        await page.WaitForURLAsync(world.Gateway.Url + "/ui/", new() { Timeout = 10_000 });
+        // The callback page sends the browser on to the session's dashboard, where its cookie applies again.
+        await page.WaitForURLAsync(dashboard, new() { Timeout = 10_000 });
         await Assertions.Expect(page.Locator("#outcome")).ToContainTextAsync("Reconnected 'mcp'");
         await Assertions.Expect(page.Locator("#cred-mcp .badge")).ToHaveTextAsync(new System.Text.RegularExpressions.Regex("^working"));
 

@@ -75,12 +75,23 @@ internal sealed partial class DashboardWorld : IAsyncDisposable
         await page.GotoAsync(link);
         try
         {
-            await page.WaitForURLAsync(Gateway.Url + "/ui/", new() { Timeout = 10_000 });
+            // The session's own pages (/ui/s/TAG/; SessionBase checks that form); the bare /ui/ is accepted too, so
+            // that the attack tests in Security/ can show what an older gateway did.
+            await page.WaitForURLAsync(new Regex("^" + Regex.Escape(Gateway.Url) + "/ui/(s/[A-Za-z0-9_-]{22}/)?$"), new() { Timeout = 10_000 });
         }
         catch (TimeoutException)
         {
             throw new InvalidOperationException($"sign-in stuck at {page.Url}; console: {string.Join(" | ", console)}; page: {await page.ContentAsync()}\ngateway: {Gateway.Log}");
         }
+    }
+
+    /// <summary>The signed-in session's own path on the page's URL, <c>http://127.0.0.1:PORT/ui/s/TAG/</c>: every page
+    /// of the session is under it.</summary>
+    public static string SessionBase(IPage page)
+    {
+        var m = SessionPath().Match(page.Url);
+        Assert.True(m.Success, $"{page.Url} is not a signed-in dashboard page");
+        return m.Value;
     }
 
     /// <summary>Signs in to the peer with the CLI, the headless test browser standing in for the person.</summary>
@@ -148,4 +159,7 @@ internal sealed partial class DashboardWorld : IAsyncDisposable
 
     [GeneratedRegex(@"http://127\.0\.0\.1:\d+/ui/#token=[A-Za-z0-9_-]+")]
     private static partial Regex LinkLine();
+
+    [GeneratedRegex(@"^http://127\.0\.0\.1:\d+/ui/s/[A-Za-z0-9_-]{22}/")]
+    private static partial Regex SessionPath();
 }

@@ -19,7 +19,6 @@ public sealed class SignInLiesRealServerTests(ITestOutputHelper output)
     [InlineData("invalid_json", "invalid_json", "did not answer with valid JSON")]
     [InlineData("oversized", "too_large", "at most 65536")]
     [InlineData("prm_resource", "resource_mismatch", "RFC 9728")]
-    [InlineData("state_wrong", "callback_invalid", "state does not match")]
     [InlineData("iss_wrong", "callback_invalid", "RFC 9207 mix-up")]
     [InlineData("iss_missing", "callback_invalid", "carries no iss parameter")]
     public async Task Login_ServerLies_RefusedWithItsOwnReasonAndNothingStoredChanges(string lie, string code, string because)
@@ -42,6 +41,42 @@ public sealed class SignInLiesRealServerTests(ITestOutputHelper output)
 
         Assert.Equal(before, await lk.SnapshotAsync("mcp"));
         Assert.Null(await lk.ReadAsync("fresh"));
+        await lk.Peer.SetFaultsAsync(new { lie = string.Empty });
+        Assert.Equal(0, (await lk.TokenAsync("mcp")).ExitCode); // the old grant still works
+    }
+
+    /// <summary>An answer with a wrong state is not this sign-in's answer (any local process can send one to the
+    /// loopback listener, so it must not end the sign-in): it is ignored, the sign-in keeps waiting for the right
+    /// one until its timeout, and nothing stored changes.</summary>
+    [Fact]
+    public async Task Login_ServerAnswersWithAWrongState_IgnoredWhileTheSignInWaitsAndNothingStoredChanges()
+    {
+        await using var lk = await LatchkeyAgainstPeer.StartAsync(output);
+        await lk.LoginAsync("mcp", "--resource", lk.Peer.Resource);
+        var before = await lk.SnapshotAsync("mcp");
+        await lk.Peer.SetFaultsAsync(new { lie = "state_wrong" });
+        File.Delete(lk.BrowserLog);
+
+        using var login = System.Diagnostics.Process.Start(lk.StartInfo("login", "mcp"))!;
+        login.StandardInput.Close();
+        var stderr = login.StandardError.ReadToEndAsync();
+        _ = login.StandardOutput.ReadToEndAsync();
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (!lk.ReadBrowserLog().Contains("delivered to", StringComparison.Ordinal))
+        {
+            Assert.True(waited.Elapsed < TimeSpan.FromSeconds(60) && !login.HasExited, $"the browser never came back: {lk.ReadBrowserLog()}\n{(login.HasExited ? await stderr : string.Empty)}");
+            await Task.Delay(100);
+        }
+
+        Assert.Contains("/callback: 400", lk.ReadBrowserLog(), StringComparison.Ordinal);
+        await Task.Delay(500);
+        Assert.False(login.HasExited, "the wrong state ended the sign-in: " + (login.HasExited ? await stderr : string.Empty));
+        Latchkey.Tests.Gateway.NativeSignal.Terminate(login.Id); // the person gives up (Ctrl-C would do the same)
+        await login.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.NotEqual(0, login.ExitCode);
+        Assert.Contains("Ignored a request to the sign-in listener", await stderr, StringComparison.Ordinal);
+
+        Assert.Equal(before, await lk.SnapshotAsync("mcp"));
         await lk.Peer.SetFaultsAsync(new { lie = string.Empty });
         Assert.Equal(0, (await lk.TokenAsync("mcp")).ExitCode); // the old grant still works
     }
