@@ -90,6 +90,9 @@ internal sealed partial class RowCodec(SecretProtector protector)
             failure ??= kind is null ? $"its kind '{row.Kind}' is unknown" : state is null ? $"its state '{row.State}' is unknown" : "its metadata is empty";
         }
 
+        // The ciphertext is opened before the seal is checked only to tell damage to the sealed secret itself
+        // (decrypt_failed, as before seals existed) from any other change (tampered); a row that fails either is
+        // quarantined, and its plaintext is wiped without being used.
         var secrets = CredentialSecrets.Empty;
         if (failure is null && !string.Equals(row.KeyId, protector.KeyId, StringComparison.Ordinal))
         {
@@ -97,22 +100,30 @@ internal sealed partial class RowCodec(SecretProtector protector)
             protector.TryOpen(row.SealedSecrets, row.Id, row.KeyId, out _, out var keyFailure);
             failure = keyFailure;
         }
-        else if (failure is null && !sealOk)
-        {
-            code = TamperedCode;
-            failure = "its fields do not match the seal this install's master key put on them, so it was changed outside Latchkey " +
-                "(by someone who can write the database, or by copying rows in from elsewhere); none of it is trusted and its secret is sent nowhere";
-            fix = saved
-                ? $"latchkey history {row.Name} shows which versions can still be restored; or latchkey remove {row.Name} and add it again. Then find out who can write the database."
-                : $"latchkey history {row.Name}, then latchkey restore {row.Name} --version N (one marked restorable); or latchkey remove {row.Name} and add it again. Then find out who can write the database.";
-        }
         else if (failure is null)
         {
-            if (protector.TryOpen(row.SealedSecrets, row.Id, row.KeyId, out var plaintext, out var openFailure))
+            if (!protector.TryOpen(row.SealedSecrets, row.Id, row.KeyId, out var plaintext, out var openFailure))
+            {
+                code = "decrypt_failed";
+                failure = openFailure;
+            }
+            else
             {
                 try
                 {
-                    secrets = JsonSerializer.Deserialize(plaintext, StoreJsonContext.Default.CredentialSecrets) ?? CredentialSecrets.Empty;
+                    if (!sealOk)
+                    {
+                        code = TamperedCode;
+                        failure = "its fields do not match the seal this install's master key put on them, so it was changed outside Latchkey " +
+                            "(by someone who can write the database, or by copying rows in from elsewhere); none of it is trusted and its secret is sent nowhere";
+                        fix = saved
+                            ? $"latchkey history {row.Name} shows which versions can still be restored; or latchkey remove {row.Name} and add it again. Then find out who can write the database."
+                            : $"latchkey history {row.Name}, then latchkey restore {row.Name} --version N (one marked restorable); or latchkey remove {row.Name} and add it again. Then find out who can write the database.";
+                    }
+                    else
+                    {
+                        secrets = JsonSerializer.Deserialize(plaintext, StoreJsonContext.Default.CredentialSecrets) ?? CredentialSecrets.Empty;
+                    }
                 }
                 catch (JsonException)
                 {
@@ -122,11 +133,6 @@ internal sealed partial class RowCodec(SecretProtector protector)
                 {
                     CryptographicOperations.ZeroMemory(plaintext);
                 }
-            }
-            else
-            {
-                code = "decrypt_failed";
-                failure = openFailure;
             }
         }
 

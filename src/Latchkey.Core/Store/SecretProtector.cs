@@ -80,7 +80,7 @@ internal sealed class SecretProtector : IDisposable
         }
         catch (AuthenticationTagMismatchException)
         {
-            failure = "its sealed secret failed the integrity check (the bytes were changed on disk)";
+            failure = "its sealed secret failed the integrity check (its bytes were changed, on disk or in the database)";
             return false;
         }
 
