@@ -14,7 +14,7 @@ log() { printf '==> %s\n' "$*" >&2; }
 #   The OAuth tests run a real authorization server (npm oidc-provider) under Node.js.
 #   The ssh tests run a real OpenSSH server (a throwaway user and host key) and the system ssh client.
 #   The dashboard tests drive Debian's Chromium through Playwright (never a downloaded browser).
-apt_needs=("/usr/lib/postgresql/*/bin/initdb:postgresql" node:nodejs npm:npm /usr/sbin/sshd:openssh-server ssh:openssh-client curl:curl chromium:chromium)
+apt_needs=("/usr/lib/postgresql/*/bin/initdb:postgresql" psql:postgresql-client sqlite3:sqlite3 node:nodejs npm:npm /usr/sbin/sshd:openssh-server ssh:openssh-client curl:curl chromium:chromium)
 missing=()
 have() {
   case "$1" in
