@@ -106,6 +106,51 @@ public sealed class CredentialRowTamperingTests(PostgresServer server)
     [Theory]
     [InlineData("sqlite")]
     [InlineData("postgresql")]
+    public async Task McpProxyAndStdioBridge_ServerUrlPointedAtTheAttacker_TokenNeverArrivesThere(string backend)
+    {
+        const string accessToken = "at-DBWRITER-mcp-3f7b21";
+        const string initialize = """{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}""";
+        await using var store = await WritableStore.CreateAsync(backend, server);
+        await using var mcpServer = new SimulatedUpstream();
+        await using var attacker = new SimulatedUpstream();
+        await mcpServer.StartAsync();
+        await attacker.StartAsync();
+        string key;
+        await using (var latchkey = store.Open())
+        {
+            await latchkey.CreateAsync(new NewCredential("tracker", CredentialKind.OAuth, new CredentialMetadata
+            {
+                Upstream = mcpServer.Url + "/mcp",
+                McpTransport = "streamable-http",
+                Issuer = mcpServer.Url,
+                Resource = mcpServer.Url + "/mcp",
+                ObtainedAt = DateTimeOffset.UtcNow,
+                ExpiresAt = DateTimeOffset.UtcNow.AddHours(1),
+            }, new CredentialSecrets { AccessToken = accessToken }), default);
+            key = (await latchkey.CreateKeyAsync("agent", ["tracker"], null, default))!.Value.Value;
+        }
+
+        await store.TamperAsync($"UPDATE credential SET metadata_json = replace(metadata_json, '{mcpServer.Url}/mcp', '{attacker.Url}/mcp') WHERE name = 'tracker'");
+        await using var gateway = await store.StartGatewayAsync();
+
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/mcp/tracker") { Content = new StringContent(initialize, Encoding.UTF8, "application/json") };
+        request.Headers.Add("Authorization", "Bearer " + key);
+        request.Headers.Add("Accept", "application/json, text/event-stream");
+        using var proxied = await gateway.Http.SendAsync(request);
+        var bridged = await store.Cli(initialize + "\n", "mcp", "stdio", "tracker");
+
+        Assert.Empty(Arrivals(attacker, accessToken));
+        Assert.Empty(Arrivals(mcpServer, accessToken));
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, proxied.StatusCode);
+        Assert.Equal("quarantined", Reason(await proxied.Content.ReadAsStringAsync()));
+        Assert.Equal(3, bridged.ExitCode);
+        Assert.Contains("changed outside Latchkey", bridged.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain(accessToken, bridged.All + gateway.Log, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("sqlite")]
+    [InlineData("postgresql")]
     public async Task Gateway_TwoRecordsNamesSwapped_KeyForOneNeverReachesTheOthersSecret(string backend)
     {
         const string secretA = "sk-DBWRITER-swap-a-61f0";
