@@ -222,8 +222,8 @@ internal sealed partial class PostgresCredentialStore
 
     /// <summary>
     /// Reads a row selected with <see cref="StoredRow.Columns"/> followed by the database's clock
-    /// (<see cref="PostgresSchema.NowMs"/>, ordinal 26), moving coordination times onto this process's clock.
+    /// (<see cref="PostgresSchema.NowMs"/>, ordinal 28), moving coordination times onto this process's clock.
     /// </summary>
     private StoredRow ReadStoredRow(NpgsqlDataReader reader) =>
-        StoredRow.From(reader, _time.GetUtcNow().ToUnixTimeMilliseconds() - reader.GetInt64(26));
+        StoredRow.From(reader, _time.GetUtcNow().ToUnixTimeMilliseconds() - reader.GetInt64(28));
 }

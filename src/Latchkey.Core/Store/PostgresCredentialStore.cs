@@ -198,7 +198,7 @@ internal sealed partial class PostgresCredentialStore : ILatchkeyStore, IDisposa
                     """
                     ,
                       attempt_id = NULL, attempt_rt_fp = NULL, attempt_owner = NULL, attempt_sent_at = NULL,
-                      attempt_recovery_of = NULL, failures = 0, backoff_until = NULL, last_error_json = NULL,
+                      attempt_recovery_of = NULL, failures = 0, backoff_until = NULL, last_error_json = NULL, last_error_mac = NULL,
                       lease_owner = CASE WHEN lease_owner = @owner THEN NULL ELSE lease_owner END,
                       lease_until = CASE WHEN lease_owner = @owner THEN NULL ELSE lease_until END
                     """;
@@ -300,7 +300,7 @@ internal sealed partial class PostgresCredentialStore : ILatchkeyStore, IDisposa
                 UPDATE credential SET version = version + 1, state = @state, reason_json = @reason, metadata_json = @metadata,
                   key_id = @key_id, secret_ct = @secret_ct, rt_fp = @rt_fp, at_fp = @at_fp, updated_at = @now, updated_by = @by, row_mac = @mac,
                   attempt_id = NULL, attempt_rt_fp = NULL, attempt_owner = NULL, attempt_sent_at = NULL, attempt_recovery_of = NULL,
-                  failures = 0, backoff_until = NULL, last_error_json = NULL
+                  failures = 0, backoff_until = NULL, last_error_json = NULL, last_error_mac = NULL
                 WHERE id = @id AND version = @current
                 """, connection, transaction))
             {
@@ -355,23 +355,29 @@ internal sealed partial class PostgresCredentialStore : ILatchkeyStore, IDisposa
 
     /// <remarks>The backoff is kept on the database's clock: it ends as long after the database's "now" as
     /// <paramref name="backoffUntil"/> is after this process's.</remarks>
-    public Task<bool> RecordRefreshFailureAsync(string name, string owner, StateReason error, DateTimeOffset backoffUntil, bool clearAttempt, CancellationToken cancellationToken) =>
-        CoordinateAsync(
+    public Task<bool> RecordRefreshFailureAsync(string name, string owner, StateReason error, DateTimeOffset backoffUntil, bool clearAttempt, CancellationToken cancellationToken)
+    {
+        var json = JsonSerializer.Serialize(error, StoreJsonContext.Default.StateReason);
+        return CoordinateAsync(
             $"""
-            UPDATE credential SET failures = failures + 1, backoff_until = {PostgresSchema.NowMs} + @backoff, last_error_json = @error,
+            UPDATE credential SET failures = failures + 1, backoff_until = {PostgresSchema.NowMs} + @backoff, last_error_json = @error, last_error_mac = @error_mac,
               {(clearAttempt ? "attempt_id = NULL, attempt_rt_fp = NULL, attempt_owner = NULL, attempt_sent_at = NULL, attempt_recovery_of = NULL," : string.Empty)}
               lease_owner = NULL, lease_until = NULL
             WHERE name = @name AND lease_owner = @owner
             """,
             [Text("name", name), Text("owner", owner), Bigint("backoff", Math.Max(0, Milliseconds(backoffUntil - _time.GetUtcNow()))),
-                Text("error", JsonSerializer.Serialize(error, StoreJsonContext.Default.StateReason))],
+                Text("error", json), Text("error_mac", _codec.SealDiagnostic(name, RowCodec.LastErrorColumn, json))],
             cancellationToken);
+    }
 
-    public Task<bool> RecordUpstreamFailureAsync(string name, UpstreamFailure? failure, CancellationToken cancellationToken) =>
-        CoordinateAsync(
-            "UPDATE credential SET upstream_failure_json = @failure WHERE name = @name",
-            [Text("name", name), Text("failure", failure is null ? null : JsonSerializer.Serialize(failure, StoreJsonContext.Default.UpstreamFailure))],
+    public Task<bool> RecordUpstreamFailureAsync(string name, UpstreamFailure? failure, CancellationToken cancellationToken)
+    {
+        var json = failure is null ? null : JsonSerializer.Serialize(failure, StoreJsonContext.Default.UpstreamFailure);
+        return CoordinateAsync(
+            "UPDATE credential SET upstream_failure_json = @failure, upstream_failure_mac = @mac WHERE name = @name",
+            [Text("name", name), Text("failure", json), Text("mac", _codec.SealDiagnostic(name, RowCodec.UpstreamFailureColumn, json))],
             cancellationToken);
+    }
 
     /// <summary>
     /// Whether the store's record that its rows are sealed (written when they were first sealed) is there and

@@ -117,6 +117,8 @@ internal static class PostgresSchema
         """,
         """
         ALTER TABLE credential ADD COLUMN row_mac text;           -- the row's seal (RowSeal): HMAC under a key derived from the master key
+        ALTER TABLE credential ADD COLUMN last_error_mac text;    -- the seals of the two diagnostics written without a content write
+        ALTER TABLE credential ADD COLUMN upstream_failure_mac text;
         ALTER TABLE credential_history ADD COLUMN row_mac text;
         ALTER TABLE client_key ADD COLUMN row_mac text
         """,

@@ -56,7 +56,9 @@ internal sealed partial class RowCodec
 
         foreach (var row in rows)
         {
-            Execute(connection, transaction, "UPDATE credential SET row_mac = @mac WHERE id = @id", ("@mac", SealCurrent(row)), ("@id", row.Id));
+            Execute(connection, transaction, "UPDATE credential SET row_mac = @mac, last_error_mac = @error, upstream_failure_mac = @failure WHERE id = @id",
+                ("@mac", SealCurrent(row)), ("@id", row.Id),
+                ("@error", SealDiagnostic(row.Name, LastErrorColumn, row.LastErrorJson)), ("@failure", SealDiagnostic(row.Name, UpstreamFailureColumn, row.UpstreamFailureJson)));
         }
 
         var saved = new List<StoredRow>();

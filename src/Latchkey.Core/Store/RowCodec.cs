@@ -136,6 +136,14 @@ internal sealed partial class RowCodec(SecretProtector protector)
             }
         }
 
+        // Diagnostics are shown to people and agents: one that does not match its own seal is dropped, not shown.
+        var coordination = row.Coordination.LastError is not null && !VerifiesDiagnostic(row.Name, LastErrorColumn, row.LastErrorJson, row.LastErrorSeal)
+            ? row.Coordination with { LastError = null }
+            : row.Coordination;
+        var upstreamFailure = row.UpstreamFailure is not null && VerifiesDiagnostic(row.Name, UpstreamFailureColumn, row.UpstreamFailureJson, row.UpstreamFailureSeal)
+            ? row.UpstreamFailure
+            : null;
+
         var record = new CredentialRecord
         {
             Id = row.Id,
@@ -148,8 +156,8 @@ internal sealed partial class RowCodec(SecretProtector protector)
             Secrets = secrets,
             RefreshTokenFingerprint = row.RefreshTokenFingerprint,
             AccessTokenFingerprint = row.AccessTokenFingerprint,
-            Coordination = row.Coordination,
-            LastUpstreamFailure = row.UpstreamFailure,
+            Coordination = coordination,
+            LastUpstreamFailure = upstreamFailure,
             CreatedAt = DateTimeOffset.FromUnixTimeMilliseconds(row.CreatedAt),
             UpdatedAt = DateTimeOffset.FromUnixTimeMilliseconds(row.UpdatedAt),
         };
@@ -169,6 +177,19 @@ internal sealed partial class RowCodec(SecretProtector protector)
                 DateTimeOffset.FromUnixTimeMilliseconds(row.UpdatedAt)),
         };
     }
+
+    /// <summary>The column that holds the last refresh error (its seal is in <c>last_error_mac</c>).</summary>
+    public const string LastErrorColumn = "last_error_json";
+
+    /// <summary>The column that holds the last upstream failure (its seal is in <c>upstream_failure_mac</c>).</summary>
+    public const string UpstreamFailureColumn = "upstream_failure_json";
+
+    /// <summary>The seal of a diagnostic <paramref name="json"/> written to <paramref name="column"/> of the record <paramref name="name"/>; null for null.</summary>
+    public string? SealDiagnostic(string name, string column, string? json) =>
+        json is null ? null : protector.SealRow(RowSeal.Diagnostic(name, column, json));
+
+    private bool VerifiesDiagnostic(string name, string column, string? json, string? seal) =>
+        json is not null && protector.VerifyRow(RowSeal.Diagnostic(name, column, json), seal);
 
     /// <summary>The content columns of a new record, its secrets sealed for <paramref name="id"/>.</summary>
     public PatchedContent NewContent(NewCredential credential, string id)

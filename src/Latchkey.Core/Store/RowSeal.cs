@@ -14,9 +14,10 @@ namespace Latchkey.Store;
 /// <para>The seal itself is HMAC-SHA256 of these bytes under a key derived from the master key
 /// (<see cref="SecretProtector.SealRow"/>), so someone who can write the database but lacks the key file can
 /// neither make a seal for a row they wrote nor change a sealed field without the row failing to verify.</para>
-/// <para>Not bound, deliberately: refresh coordination (lease, attempt, backoff, failure count, last refresh
-/// error) and the last upstream failure, which the token engine and the gateway write without a content write;
-/// changing them can delay a refresh or show a wrong diagnostic, never send a secret anywhere. Also not bound:
+/// <para>Not bound, deliberately: refresh coordination (lease, attempt, backoff, failure count), which the token
+/// engine writes without a content write; changing it can delay a refresh, never send a secret anywhere. The last
+/// refresh error and the last upstream failure are sealed on their own (<see cref="Diagnostic"/>), since their
+/// text is shown to people and agents; one that does not verify is dropped. Also not bound:
 /// <c>created_at</c>, <c>updated_at</c>, <c>updated_by</c> of credentials and <c>last_used_at</c> of client keys,
 /// which are shown, never acted on.</para>
 /// </remarks>
@@ -82,6 +83,20 @@ internal static class RowSeal
         Integer(writer, createdAt);
         Integer(writer, expiresAt);
         Integer(writer, revokedAt);
+        return writer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>
+    /// A diagnostic a process records without a content write (the last refresh error, the last upstream failure),
+    /// bound to the record's name and its column: its text reaches <c>status</c> and agents' error answers, so it must
+    /// be Latchkey's own, not a sentence someone wrote into the database.
+    /// </summary>
+    public static byte[] Diagnostic(string name, string column, string json)
+    {
+        var writer = Start("latchkey/row/diagnostic/v1");
+        Text(writer, name);
+        Text(writer, column);
+        Text(writer, json);
         return writer.WrittenSpan.ToArray();
     }
 

@@ -209,7 +209,7 @@ internal sealed partial class SqliteCredentialStore : ILatchkeyStore, IDisposabl
                         """
                         ;
                         UPDATE credential SET attempt_id = NULL, attempt_rt_fp = NULL, attempt_owner = NULL, attempt_sent_at = NULL,
-                          attempt_recovery_of = NULL, failures = 0, backoff_until = NULL, last_error_json = NULL,
+                          attempt_recovery_of = NULL, failures = 0, backoff_until = NULL, last_error_json = NULL, last_error_mac = NULL,
                           lease_owner = CASE WHEN lease_owner = $owner THEN NULL ELSE lease_owner END,
                           lease_until = CASE WHEN lease_owner = $owner THEN NULL ELSE lease_until END
                         WHERE id = $id
@@ -323,7 +323,7 @@ internal sealed partial class SqliteCredentialStore : ILatchkeyStore, IDisposabl
                     UPDATE credential SET version = version + 1, state = $state, reason_json = $reason, metadata_json = $metadata,
                       key_id = $key_id, secret_ct = $secret_ct, rt_fp = $rt_fp, at_fp = $at_fp, updated_at = $now, updated_by = $by, row_mac = $mac,
                       attempt_id = NULL, attempt_rt_fp = NULL, attempt_owner = NULL, attempt_sent_at = NULL, attempt_recovery_of = NULL,
-                      failures = 0, backoff_until = NULL, last_error_json = NULL
+                      failures = 0, backoff_until = NULL, last_error_json = NULL, last_error_mac = NULL
                     WHERE id = $id AND version = $current
                     """;
                 var content = RowCodec.Content(saved, FingerprintOrNull(restored.Secrets.AccessToken));
@@ -375,22 +375,28 @@ internal sealed partial class SqliteCredentialStore : ILatchkeyStore, IDisposabl
             [("$name", name), ("$owner", owner), ("$attempt", attemptId), ("$fp", refreshTokenFingerprint), ("$now", _time.GetUtcNow().ToUnixTimeMilliseconds()), ("$recovery", recoveryOf)],
             cancellationToken);
 
-    public Task<bool> RecordRefreshFailureAsync(string name, string owner, StateReason error, DateTimeOffset backoffUntil, bool clearAttempt, CancellationToken cancellationToken) =>
-        Coordinate(
+    public Task<bool> RecordRefreshFailureAsync(string name, string owner, StateReason error, DateTimeOffset backoffUntil, bool clearAttempt, CancellationToken cancellationToken)
+    {
+        var json = JsonSerializer.Serialize(error, StoreJsonContext.Default.StateReason);
+        return Coordinate(
             $"""
-            UPDATE credential SET failures = failures + 1, backoff_until = $backoff, last_error_json = $error,
+            UPDATE credential SET failures = failures + 1, backoff_until = $backoff, last_error_json = $error, last_error_mac = $error_mac,
               {(clearAttempt ? "attempt_id = NULL, attempt_rt_fp = NULL, attempt_owner = NULL, attempt_sent_at = NULL, attempt_recovery_of = NULL," : string.Empty)}
               lease_owner = NULL, lease_until = NULL
             WHERE name = $name AND lease_owner = $owner
             """,
-            [("$name", name), ("$owner", owner), ("$backoff", backoffUntil.ToUnixTimeMilliseconds()), ("$error", JsonSerializer.Serialize(error, StoreJsonContext.Default.StateReason))],
+            [("$name", name), ("$owner", owner), ("$backoff", backoffUntil.ToUnixTimeMilliseconds()), ("$error", json), ("$error_mac", _codec.SealDiagnostic(name, RowCodec.LastErrorColumn, json))],
             cancellationToken);
+    }
 
-    public Task<bool> RecordUpstreamFailureAsync(string name, UpstreamFailure? failure, CancellationToken cancellationToken) =>
-        Coordinate(
-            "UPDATE credential SET upstream_failure_json = $failure WHERE name = $name",
-            [("$name", name), ("$failure", failure is null ? null : JsonSerializer.Serialize(failure, StoreJsonContext.Default.UpstreamFailure))],
+    public Task<bool> RecordUpstreamFailureAsync(string name, UpstreamFailure? failure, CancellationToken cancellationToken)
+    {
+        var json = failure is null ? null : JsonSerializer.Serialize(failure, StoreJsonContext.Default.UpstreamFailure);
+        return Coordinate(
+            "UPDATE credential SET upstream_failure_json = $failure, upstream_failure_mac = $mac WHERE name = $name",
+            [("$name", name), ("$failure", json), ("$mac", _codec.SealDiagnostic(name, RowCodec.UpstreamFailureColumn, json))],
             cancellationToken);
+    }
 
     private Task<bool> Coordinate(string sql, (string Name, object? Value)[] parameters, CancellationToken cancellationToken)
     {

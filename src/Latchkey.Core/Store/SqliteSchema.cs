@@ -93,6 +93,8 @@ internal static class SqliteSchema
         """,
         """
         ALTER TABLE credential ADD COLUMN row_mac TEXT;           -- the row's seal (RowSeal): HMAC under a key derived from the master key
+        ALTER TABLE credential ADD COLUMN last_error_mac TEXT;    -- the seals of the two diagnostics written without a content write
+        ALTER TABLE credential ADD COLUMN upstream_failure_mac TEXT;
         ALTER TABLE credential_history ADD COLUMN row_mac TEXT;
         ALTER TABLE client_key ADD COLUMN row_mac TEXT;
         CREATE TABLE IF NOT EXISTS store_meta (                   -- facts about the store itself: the key's id, the sealed marker

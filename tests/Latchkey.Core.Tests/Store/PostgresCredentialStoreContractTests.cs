@@ -29,7 +29,7 @@ public sealed class PostgresCredentialStoreContractTests(PostgresServer server) 
     }
 
     internal override Task TurnBackBeforeSealsAsync(bool keepMarker) => ExecuteSqlAsync(
-        "ALTER TABLE credential DROP COLUMN row_mac; ALTER TABLE credential_history DROP COLUMN row_mac; ALTER TABLE client_key DROP COLUMN row_mac; " +
+        "ALTER TABLE credential DROP COLUMN row_mac; ALTER TABLE credential DROP COLUMN last_error_mac; ALTER TABLE credential DROP COLUMN upstream_failure_mac; ALTER TABLE credential_history DROP COLUMN row_mac; ALTER TABLE client_key DROP COLUMN row_mac; " +
         (keepMarker ? string.Empty : $"DELETE FROM store_meta WHERE name = '{RowCodec.RowsSealedMarkerName}'; ") +
         $"DELETE FROM schema_version WHERE version >= {PostgresSchema.RowsSealedFrom}");
 }
