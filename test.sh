@@ -14,9 +14,9 @@ log() { printf '==> %s\n' "$*" >&2; }
 #   The OAuth tests run a real authorization server (npm oidc-provider) under Node.js.
 #   The ssh tests run a real OpenSSH server (a throwaway user and host key) and the system ssh client.
 #   The dashboard tests drive Debian's Chromium through Playwright (never a downloaded browser).
-#   The attack tests write and count the SQLite store with the real sqlite3 shell, as someone with the file would.
+#   The attack tests write and count the stores with the real sqlite3 and psql shells, as someone with the file would.
 #   The socket attack test connects as another user with setpriv (util-linux).
-apt_needs=("/usr/lib/postgresql/*/bin/initdb:postgresql" node:nodejs npm:npm /usr/sbin/sshd:openssh-server ssh:openssh-client curl:curl chromium:chromium sqlite3:sqlite3 /usr/bin/setpriv:util-linux)
+apt_needs=("/usr/lib/postgresql/*/bin/initdb:postgresql" psql:postgresql-client sqlite3:sqlite3 node:nodejs npm:npm /usr/sbin/sshd:openssh-server ssh:openssh-client curl:curl chromium:chromium /usr/bin/setpriv:util-linux)
 missing=()
 have() {
   case "$1" in

@@ -9,6 +9,9 @@ internal sealed record ClientKey
     /// <summary>The entry in <see cref="Credentials"/> that allows every credential and router.</summary>
     public const string Everything = "*";
 
+    /// <summary>What <see cref="StateAt"/> says for a key whose stored row was changed outside Latchkey.</summary>
+    public const string TamperedState = "tampered";
+
     public required string Name { get; init; }
 
     /// <summary>The public part of the key (after <c>lk_</c>), used to find the record without scanning.</summary>
@@ -25,11 +28,17 @@ internal sealed record ClientKey
 
     public DateTimeOffset? LastUsedAt { get; init; }
 
+    /// <summary>
+    /// The stored row does not match its seal (someone who can write the database changed it), or it reads as not
+    /// revoked after this process saw it revoked. Such a key allows nothing and is always refused.
+    /// </summary>
+    public bool Tampered { get; init; }
+
     /// <summary>Whether this key may use the credential or router <paramref name="name"/>.</summary>
     public bool Allows(string name) =>
-        Credentials.Any(c => c == Everything || string.Equals(c, name, StringComparison.Ordinal));
+        !Tampered && Credentials.Any(c => c == Everything || string.Equals(c, name, StringComparison.Ordinal));
 
-    /// <summary><c>active</c>, <c>expired</c> or <c>revoked</c> at <paramref name="now"/>.</summary>
+    /// <summary><c>active</c>, <c>expired</c>, <c>revoked</c> or <c>tampered</c> at <paramref name="now"/>.</summary>
     public string StateAt(DateTimeOffset now) =>
-        RevokedAt is not null ? "revoked" : ExpiresAt is { } e && e <= now ? "expired" : "active";
+        Tampered ? TamperedState : RevokedAt is not null ? "revoked" : ExpiresAt is { } e && e <= now ? "expired" : "active";
 }

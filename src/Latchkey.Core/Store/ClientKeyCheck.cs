@@ -15,6 +15,9 @@ internal enum ClientKeyStatus
     Revoked,
 
     Expired,
+
+    /// <summary>The key matched, but its stored row was changed outside Latchkey; it is refused.</summary>
+    Tampered,
 }
 
 /// <summary>A checked client key: its status, and the stored record when the id was known.</summary>

@@ -155,6 +155,11 @@ internal sealed partial class PostgresCredentialStore
             record.ExecuteNonQuery();
         }
 
+        if (version < PostgresSchema.RowsSealedFrom)
+        {
+            _codec.SealExistingRows(connection, transaction, Location);
+        }
+
         transaction.Commit();
         return 0;
     });
@@ -217,8 +222,8 @@ internal sealed partial class PostgresCredentialStore
 
     /// <summary>
     /// Reads a row selected with <see cref="StoredRow.Columns"/> followed by the database's clock
-    /// (<see cref="PostgresSchema.NowMs"/>, ordinal 25), moving coordination times onto this process's clock.
+    /// (<see cref="PostgresSchema.NowMs"/>, ordinal 28), moving coordination times onto this process's clock.
     /// </summary>
     private StoredRow ReadStoredRow(NpgsqlDataReader reader) =>
-        StoredRow.From(reader, _time.GetUtcNow().ToUnixTimeMilliseconds() - reader.GetInt64(25));
+        StoredRow.From(reader, _time.GetUtcNow().ToUnixTimeMilliseconds() - reader.GetInt64(28));
 }

@@ -130,27 +130,22 @@ internal sealed partial class PostgresCredentialStore : ILatchkeyStore, IDisposa
         }
 
         var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
-        var sealedSecrets = SealSecrets(credential.Secrets, id);
+        var kind = RowCodec.KindText(credential.Kind);
+        var content = _codec.NewContent(credential, id);
+        var seal = _codec.SealCredential(id, credential.Name, kind, 1, content);
         return RunAsync(async (connection, ct) =>
         {
             await using var transaction = await connection.BeginTransactionAsync(ct).ConfigureAwait(false);
             await using (var command = new NpgsqlCommand(
                 """
-                INSERT INTO credential (id, name, kind, version, state, reason_json, metadata_json, key_id, secret_ct, rt_fp, at_fp, created_at, updated_at, updated_by)
-                VALUES (@id, @name, @kind, 1, 'ok', NULL, @metadata, @key_id, @secret_ct, @rt_fp, @at_fp, @now, @now, @by)
+                INSERT INTO credential (id, name, kind, version, state, reason_json, metadata_json, key_id, secret_ct, rt_fp, at_fp, created_at, updated_at, updated_by, row_mac)
+                VALUES (@id, @name, @kind, 1, @state, @reason, @metadata, @key_id, @secret_ct, @rt_fp, @at_fp, @now, @now, @by, @mac)
                 ON CONFLICT (name) DO NOTHING
                 """, connection, transaction))
             {
-                command.Parameters.Add(Text("id", id));
+                AddContent(command, content, id, seal);
                 command.Parameters.Add(Text("name", credential.Name));
-                command.Parameters.Add(Text("kind", RowCodec.KindText(credential.Kind)));
-                command.Parameters.Add(Text("metadata", JsonSerializer.Serialize(credential.Metadata, StoreJsonContext.Default.CredentialMetadata)));
-                command.Parameters.Add(Text("key_id", _protector.KeyId));
-                command.Parameters.Add(Bytes("secret_ct", sealedSecrets));
-                command.Parameters.Add(Text("rt_fp", FingerprintOrNull(credential.Secrets.RefreshToken)));
-                command.Parameters.Add(Text("at_fp", FingerprintOrNull(credential.Secrets.AccessToken)));
-                command.Parameters.Add(Bigint("now", _time.GetUtcNow().ToUnixTimeMilliseconds()));
-                command.Parameters.Add(Text("by", _writer));
+                command.Parameters.Add(Text("kind", kind));
                 if (await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false) == 0)
                 {
                     var existing = await ReadRowAsync(connection, transaction, credential.Name, forUpdate: false, ct).ConfigureAwait(false);
@@ -195,7 +190,7 @@ internal sealed partial class PostgresCredentialStore : ILatchkeyStore, IDisposa
             var sql =
                 """
                 UPDATE credential SET version = version + 1, state = @state, reason_json = @reason, metadata_json = @metadata,
-                  key_id = @key_id, secret_ct = @secret_ct, rt_fp = @rt_fp, at_fp = @at_fp, updated_at = @now, updated_by = @by
+                  key_id = @key_id, secret_ct = @secret_ct, rt_fp = @rt_fp, at_fp = @at_fp, updated_at = @now, updated_by = @by, row_mac = @mac
                 """;
             if (patch.CompletesRefreshOf is not null)
             {
@@ -203,7 +198,7 @@ internal sealed partial class PostgresCredentialStore : ILatchkeyStore, IDisposa
                     """
                     ,
                       attempt_id = NULL, attempt_rt_fp = NULL, attempt_owner = NULL, attempt_sent_at = NULL,
-                      attempt_recovery_of = NULL, failures = 0, backoff_until = NULL, last_error_json = NULL,
+                      attempt_recovery_of = NULL, failures = 0, backoff_until = NULL, last_error_json = NULL, last_error_mac = NULL,
                       lease_owner = CASE WHEN lease_owner = @owner THEN NULL ELSE lease_owner END,
                       lease_until = CASE WHEN lease_owner = @owner THEN NULL ELSE lease_until END
                     """;
@@ -216,7 +211,7 @@ internal sealed partial class PostgresCredentialStore : ILatchkeyStore, IDisposa
                     command.Parameters.Add(Text("owner", patch.CompletesRefreshOf));
                 }
 
-                AddContent(command, content, row.Id);
+                AddContent(command, content, row.Id, _codec.SealCredential(row.Id, row.Name, row.Kind, row.Version + 1, content));
                 command.Parameters.Add(Bigint("version", row.Version));
                 await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
             }
@@ -247,23 +242,13 @@ internal sealed partial class PostgresCredentialStore : ILatchkeyStore, IDisposa
         return RunAsync<IReadOnlyList<CredentialVersion>>(async (connection, ct) =>
         {
             await using var command = new NpgsqlCommand(
-                """
-                SELECT h.credential_id, h.version, h.state, h.key_id, h.secret_ct, h.rt_fp, h.written_at
-                FROM credential_history h JOIN credential c ON c.id = h.credential_id
-                WHERE c.name = @name ORDER BY h.version DESC
-                """, connection);
+                $"SELECT {StoredRow.SavedColumns}, {PostgresSchema.NowMs} FROM {StoredRow.SavedFrom} WHERE c.name = @name ORDER BY h.version DESC", connection);
             command.Parameters.Add(Text("name", name));
             await using var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
             var versions = new List<CredentialVersion>();
             while (await reader.ReadAsync(ct).ConfigureAwait(false))
             {
-                var readable = _codec.CanOpen((byte[])reader["secret_ct"], reader.GetString(0), reader.GetString(3));
-                versions.Add(new CredentialVersion(
-                    reader.GetInt64(1),
-                    RowCodec.ParseState(reader.GetString(2)) ?? CredentialState.Quarantined,
-                    DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(6)),
-                    readable,
-                    reader.IsDBNull(5) ? null : reader.GetString(5)));
+                versions.Add(_codec.Version(ReadStoredRow(reader)));
             }
 
             return versions;
@@ -290,17 +275,9 @@ internal sealed partial class PostgresCredentialStore : ILatchkeyStore, IDisposa
 
             StoredRow? saved;
             await using (var select = new NpgsqlCommand(
-                $"""
-                SELECT @id, @name, @kind, version, state, reason_json, metadata_json, key_id, secret_ct, rt_fp, @created, written_at,
-                  NULL::text, NULL::text, NULL::bigint, 0::bigint, NULL::text, NULL::text, NULL::text, NULL::bigint, NULL::text, NULL::bigint, 0, NULL::text, NULL::text,
-                  {PostgresSchema.NowMs}
-                FROM credential_history WHERE credential_id = @id AND version = @version
-                """, connection, transaction))
+                $"SELECT {StoredRow.SavedColumns}, {PostgresSchema.NowMs} FROM {StoredRow.SavedFrom} WHERE h.credential_id = @id AND h.version = @version", connection, transaction))
             {
                 select.Parameters.Add(Text("id", row.Id));
-                select.Parameters.Add(Text("name", row.Name));
-                select.Parameters.Add(Text("kind", row.Kind));
-                select.Parameters.Add(Bigint("created", row.CreatedAt));
                 select.Parameters.Add(Bigint("version", version));
                 await using var reader = await select.ExecuteReaderAsync(ct).ConfigureAwait(false);
                 saved = await reader.ReadAsync(ct).ConfigureAwait(false) ? ReadStoredRow(reader) : null;
@@ -311,7 +288,7 @@ internal sealed partial class PostgresCredentialStore : ILatchkeyStore, IDisposa
                 return new WriteResult(WriteOutcome.NotFound, Decode(row));
             }
 
-            var restored = Decode(saved);
+            var restored = _codec.DecodeSaved(saved);
             if (restored.State == CredentialState.Quarantined)
             {
                 return new WriteResult(WriteOutcome.Quarantined, restored);
@@ -321,13 +298,14 @@ internal sealed partial class PostgresCredentialStore : ILatchkeyStore, IDisposa
             await using (var command = new NpgsqlCommand(
                 """
                 UPDATE credential SET version = version + 1, state = @state, reason_json = @reason, metadata_json = @metadata,
-                  key_id = @key_id, secret_ct = @secret_ct, rt_fp = @rt_fp, at_fp = @at_fp, updated_at = @now, updated_by = @by,
+                  key_id = @key_id, secret_ct = @secret_ct, rt_fp = @rt_fp, at_fp = @at_fp, updated_at = @now, updated_by = @by, row_mac = @mac,
                   attempt_id = NULL, attempt_rt_fp = NULL, attempt_owner = NULL, attempt_sent_at = NULL, attempt_recovery_of = NULL,
-                  failures = 0, backoff_until = NULL, last_error_json = NULL
+                  failures = 0, backoff_until = NULL, last_error_json = NULL, last_error_mac = NULL
                 WHERE id = @id AND version = @current
                 """, connection, transaction))
             {
-                AddContent(command, RowCodec.Content(saved, FingerprintOrNull(restored.Secrets.AccessToken)), row.Id);
+                var content = RowCodec.Content(saved, FingerprintOrNull(restored.Secrets.AccessToken));
+                AddContent(command, content, row.Id, _codec.SealCredential(row.Id, row.Name, row.Kind, row.Version + 1, content));
                 command.Parameters.Add(Bigint("current", row.Version));
                 await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
             }
@@ -377,23 +355,40 @@ internal sealed partial class PostgresCredentialStore : ILatchkeyStore, IDisposa
 
     /// <remarks>The backoff is kept on the database's clock: it ends as long after the database's "now" as
     /// <paramref name="backoffUntil"/> is after this process's.</remarks>
-    public Task<bool> RecordRefreshFailureAsync(string name, string owner, StateReason error, DateTimeOffset backoffUntil, bool clearAttempt, CancellationToken cancellationToken) =>
-        CoordinateAsync(
+    public Task<bool> RecordRefreshFailureAsync(string name, string owner, StateReason error, DateTimeOffset backoffUntil, bool clearAttempt, CancellationToken cancellationToken)
+    {
+        var json = JsonSerializer.Serialize(error, StoreJsonContext.Default.StateReason);
+        return CoordinateAsync(
             $"""
-            UPDATE credential SET failures = failures + 1, backoff_until = {PostgresSchema.NowMs} + @backoff, last_error_json = @error,
+            UPDATE credential SET failures = failures + 1, backoff_until = {PostgresSchema.NowMs} + @backoff, last_error_json = @error, last_error_mac = @error_mac,
               {(clearAttempt ? "attempt_id = NULL, attempt_rt_fp = NULL, attempt_owner = NULL, attempt_sent_at = NULL, attempt_recovery_of = NULL," : string.Empty)}
               lease_owner = NULL, lease_until = NULL
             WHERE name = @name AND lease_owner = @owner
             """,
             [Text("name", name), Text("owner", owner), Bigint("backoff", Math.Max(0, Milliseconds(backoffUntil - _time.GetUtcNow()))),
-                Text("error", JsonSerializer.Serialize(error, StoreJsonContext.Default.StateReason))],
+                Text("error", json), Text("error_mac", _codec.SealDiagnostic(name, RowCodec.LastErrorColumn, json))],
             cancellationToken);
+    }
 
-    public Task<bool> RecordUpstreamFailureAsync(string name, UpstreamFailure? failure, CancellationToken cancellationToken) =>
-        CoordinateAsync(
-            "UPDATE credential SET upstream_failure_json = @failure WHERE name = @name",
-            [Text("name", name), Text("failure", failure is null ? null : JsonSerializer.Serialize(failure, StoreJsonContext.Default.UpstreamFailure))],
+    public Task<bool> RecordUpstreamFailureAsync(string name, UpstreamFailure? failure, CancellationToken cancellationToken)
+    {
+        var json = failure is null ? null : JsonSerializer.Serialize(failure, StoreJsonContext.Default.UpstreamFailure);
+        return CoordinateAsync(
+            "UPDATE credential SET upstream_failure_json = @failure, upstream_failure_mac = @mac WHERE name = @name",
+            [Text("name", name), Text("failure", json), Text("mac", _codec.SealDiagnostic(name, RowCodec.UpstreamFailureColumn, json))],
             cancellationToken);
+    }
+
+    /// <summary>
+    /// Whether the store's record that its rows are sealed (written when they were first sealed) is there and
+    /// matches its own seal; false means someone removed or changed it (used by <c>doctor</c>).
+    /// </summary>
+    public bool RowsSealedMarkerIntact() => Run(connection =>
+    {
+        using var command = new NpgsqlCommand("SELECT value FROM store_meta WHERE name = @name", connection);
+        command.Parameters.AddWithValue("name", RowCodec.RowsSealedMarkerName);
+        return _codec.IsRowsSealedMarker(command.ExecuteScalar() as string);
+    });
 
     /// <summary>Seals and opens a probe, proving the key works.</summary>
     public bool SelfTest()
@@ -446,11 +441,11 @@ internal sealed partial class PostgresCredentialStore : ILatchkeyStore, IDisposa
     {
         await using var command = new NpgsqlCommand(
             """
-            INSERT INTO credential_history (credential_id, version, state, reason_json, metadata_json, key_id, secret_ct, rt_fp, written_at, archived_at)
-            VALUES (@id, @version, @state, @reason, @metadata, @key_id, @secret_ct, @rt_fp, @written, @now)
+            INSERT INTO credential_history (credential_id, version, state, reason_json, metadata_json, key_id, secret_ct, rt_fp, written_at, archived_at, row_mac)
+            VALUES (@id, @version, @state, @reason, @metadata, @key_id, @secret_ct, @rt_fp, @written, @now, @mac)
             ON CONFLICT (credential_id, version) DO UPDATE SET state = excluded.state, reason_json = excluded.reason_json,
               metadata_json = excluded.metadata_json, key_id = excluded.key_id, secret_ct = excluded.secret_ct, rt_fp = excluded.rt_fp,
-              written_at = excluded.written_at, archived_at = excluded.archived_at
+              written_at = excluded.written_at, archived_at = excluded.archived_at, row_mac = excluded.row_mac
             """, connection, transaction);
         command.Parameters.Add(Text("id", row.Id));
         command.Parameters.Add(Bigint("version", row.Version));
@@ -462,6 +457,7 @@ internal sealed partial class PostgresCredentialStore : ILatchkeyStore, IDisposa
         command.Parameters.Add(Text("rt_fp", row.RefreshTokenFingerprint));
         command.Parameters.Add(Bigint("written", row.UpdatedAt));
         command.Parameters.Add(Bigint("now", _time.GetUtcNow().ToUnixTimeMilliseconds()));
+        command.Parameters.Add(Text("mac", _codec.SealAsSaved(row)));
         await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
     }
 
@@ -477,8 +473,8 @@ internal sealed partial class PostgresCredentialStore : ILatchkeyStore, IDisposa
         await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
     }
 
-    /// <summary>The parameters of a content write: the content columns, who and when, and the row's id.</summary>
-    private void AddContent(NpgsqlCommand command, PatchedContent content, string id)
+    /// <summary>The parameters of a content write: the content columns, who and when, the row's id and its new seal.</summary>
+    private void AddContent(NpgsqlCommand command, PatchedContent content, string id, string seal)
     {
         command.Parameters.Add(Text("state", content.State));
         command.Parameters.Add(Text("reason", content.ReasonJson));
@@ -490,9 +486,8 @@ internal sealed partial class PostgresCredentialStore : ILatchkeyStore, IDisposa
         command.Parameters.Add(Bigint("now", _time.GetUtcNow().ToUnixTimeMilliseconds()));
         command.Parameters.Add(Text("by", _writer));
         command.Parameters.Add(Text("id", id));
+        command.Parameters.Add(Text("mac", seal));
     }
-
-    private byte[] SealSecrets(CredentialSecrets secrets, string id) => _codec.SealSecrets(secrets, id);
 
     private string? FingerprintOrNull(string? token) => _codec.FingerprintOrNull(token);
 }

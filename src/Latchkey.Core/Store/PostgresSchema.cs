@@ -30,6 +30,12 @@ internal static class PostgresSchema
         )
         """;
 
+    /// <summary>
+    /// The schema version that added row seals. Migrating from below it seals every existing row in the same
+    /// transaction (<see cref="RowCodec.SealExistingRows"/>).
+    /// </summary>
+    public const int RowsSealedFrom = 3;
+
     public static IReadOnlyList<string> Migrations { get; } =
     [
         """
@@ -108,6 +114,13 @@ internal static class PostgresSchema
         );
         CREATE INDEX audit_event_at ON audit_event (at);
         CREATE INDEX audit_event_credential_at ON audit_event (credential, at)
+        """,
+        """
+        ALTER TABLE credential ADD COLUMN row_mac text;           -- the row's seal (RowSeal): HMAC under a key derived from the master key
+        ALTER TABLE credential ADD COLUMN last_error_mac text;    -- the seals of the two diagnostics written without a content write
+        ALTER TABLE credential ADD COLUMN upstream_failure_mac text;
+        ALTER TABLE credential_history ADD COLUMN row_mac text;
+        ALTER TABLE client_key ADD COLUMN row_mac text
         """,
     ];
 }

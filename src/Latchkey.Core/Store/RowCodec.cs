@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Data.Common;
 using System.Security.Cryptography;
 using System.Text;
@@ -7,26 +8,69 @@ namespace Latchkey.Store;
 
 /// <summary>
 /// What both backends do between a stored row and a record: decoding (with quarantine for whatever does not
-/// decode), sealing secrets, fingerprints, client-key rows, and the text forms of kinds and states.
+/// decode or does not match its seal), sealing secrets and rows, fingerprints, client-key rows, and the text forms
+/// of kinds and states. Every row either backend reads passes through here, so the seal is checked in one place.
 /// </summary>
-/// <remarks>Stateless apart from the protector; safe to share between threads.</remarks>
-internal sealed class RowCodec(SecretProtector protector)
+/// <remarks>
+/// Safe to share between threads. Its only state besides the protector is the set of client keys it has seen
+/// revoked (see <see cref="RememberRevoked"/>).
+/// </remarks>
+internal sealed partial class RowCodec(SecretProtector protector)
 {
     /// <summary>The client-key columns <see cref="ReadKey"/> reads, in its order.</summary>
-    public const string KeyColumns = "name, key_id, credentials_json, created_at, expires_at, revoked_at, last_used_at";
+    public const string KeyColumns = "name, key_id, credentials_json, created_at, expires_at, revoked_at, last_used_at, secret_fp, row_mac";
+
+    /// <summary>The reason code of a row whose fields do not match their seal.</summary>
+    public const string TamperedCode = "tampered";
 
     /// <summary>
-    /// Turns a stored row into a record. Never throws for bad content: a row that does not decode becomes a
-    /// quarantined record whose reason says what failed, and its bytes stay as they are.
+    /// The ids of client keys this instance has seen revoked (or revoked or deleted itself). Revocation is final, so
+    /// a later read of the same key as not revoked is a replay of its earlier row, refused as tampered. Lives as long
+    /// as the store instance (a gateway's lifetime); see docs/store.md for what it cannot catch.
+    /// </summary>
+    private readonly ConcurrentDictionary<string, byte> _revokedKeyIds = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Turns a stored row into a record. Never throws for bad content: a row that does not decode, does not match
+    /// its seal, or does not decrypt becomes a quarantined record whose reason says what failed, with no secrets
+    /// and (unless its seal verified) none of its metadata; its bytes stay as they are.
     /// </summary>
     public CredentialRecord Decode(StoredRow row)
     {
         ArgumentNullException.ThrowIfNull(row);
+        return DecodeCore(row, VerifiesAsCurrent(row), saved: false);
+    }
+
+    /// <summary>Decodes a saved version read with <see cref="StoredRow.SavedColumns"/>, checking its own seal.</summary>
+    public CredentialRecord DecodeSaved(StoredRow saved)
+    {
+        ArgumentNullException.ThrowIfNull(saved);
+        return DecodeCore(saved, VerifiesAsSaved(saved), saved: true);
+    }
+
+    /// <summary>A saved version (read with <see cref="StoredRow.SavedColumns"/>) as <c>history</c> lists it.</summary>
+    public CredentialVersion Version(StoredRow saved)
+    {
+        ArgumentNullException.ThrowIfNull(saved);
+        var keyMatches = string.Equals(saved.KeyId, protector.KeyId, StringComparison.Ordinal);
+        var sealedOk = VerifiesAsSaved(saved);
+        return new CredentialVersion(
+            saved.Version,
+            ParseState(saved.State) ?? CredentialState.Quarantined,
+            DateTimeOffset.FromUnixTimeMilliseconds(saved.UpdatedAt),
+            sealedOk && CanOpen(saved.SealedSecrets, saved.Id, saved.KeyId),
+            saved.RefreshTokenFingerprint,
+            Tampered: keyMatches && !sealedOk);
+    }
+
+    private CredentialRecord DecodeCore(StoredRow row, bool sealOk, bool saved)
+    {
         var kind = ParseKind(row.Kind);
         var state = ParseState(row.State);
         CredentialMetadata? metadata = null;
         StateReason? reason = null;
         string? failure = null;
+        string? fix = null;
         var code = "row_corrupt";
         try
         {
@@ -46,14 +90,40 @@ internal sealed class RowCodec(SecretProtector protector)
             failure ??= kind is null ? $"its kind '{row.Kind}' is unknown" : state is null ? $"its state '{row.State}' is unknown" : "its metadata is empty";
         }
 
+        // The ciphertext is opened before the seal is checked only to tell damage to the sealed secret itself
+        // (decrypt_failed, as before seals existed) from any other change (tampered); a row that fails either is
+        // quarantined, and its plaintext is wiped without being used.
         var secrets = CredentialSecrets.Empty;
-        if (failure is null)
+        if (failure is null && !string.Equals(row.KeyId, protector.KeyId, StringComparison.Ordinal))
         {
-            if (protector.TryOpen(row.SealedSecrets, row.Id, row.KeyId, out var plaintext, out var openFailure))
+            code = "decrypt_failed";
+            protector.TryOpen(row.SealedSecrets, row.Id, row.KeyId, out _, out var keyFailure);
+            failure = keyFailure;
+        }
+        else if (failure is null)
+        {
+            if (!protector.TryOpen(row.SealedSecrets, row.Id, row.KeyId, out var plaintext, out var openFailure))
+            {
+                code = "decrypt_failed";
+                failure = openFailure;
+            }
+            else
             {
                 try
                 {
-                    secrets = JsonSerializer.Deserialize(plaintext, StoreJsonContext.Default.CredentialSecrets) ?? CredentialSecrets.Empty;
+                    if (!sealOk)
+                    {
+                        code = TamperedCode;
+                        failure = "its fields do not match the seal this install's master key put on them, so it was changed outside Latchkey " +
+                            "(by someone who can write the database, or by copying rows in from elsewhere); none of it is trusted and its secret is sent nowhere";
+                        fix = saved
+                            ? $"latchkey history {row.Name} shows which versions can still be restored; or latchkey remove {row.Name} and add it again. Then find out who can write the database."
+                            : $"latchkey history {row.Name}, then latchkey restore {row.Name} --version N (one marked restorable); or latchkey remove {row.Name} and add it again. Then find out who can write the database.";
+                    }
+                    else
+                    {
+                        secrets = JsonSerializer.Deserialize(plaintext, StoreJsonContext.Default.CredentialSecrets) ?? CredentialSecrets.Empty;
+                    }
                 }
                 catch (JsonException)
                 {
@@ -64,12 +134,15 @@ internal sealed class RowCodec(SecretProtector protector)
                     CryptographicOperations.ZeroMemory(plaintext);
                 }
             }
-            else
-            {
-                code = "decrypt_failed";
-                failure = openFailure;
-            }
         }
+
+        // Diagnostics are shown to people and agents: one that does not match its own seal is dropped, not shown.
+        var coordination = row.Coordination.LastError is not null && !VerifiesDiagnostic(row.Name, LastErrorColumn, row.LastErrorJson, row.LastErrorSeal)
+            ? row.Coordination with { LastError = null }
+            : row.Coordination;
+        var upstreamFailure = row.UpstreamFailure is not null && VerifiesDiagnostic(row.Name, UpstreamFailureColumn, row.UpstreamFailureJson, row.UpstreamFailureSeal)
+            ? row.UpstreamFailure
+            : null;
 
         var record = new CredentialRecord
         {
@@ -79,12 +152,12 @@ internal sealed class RowCodec(SecretProtector protector)
             Version = row.Version,
             State = state ?? CredentialState.Quarantined,
             Reason = reason,
-            Metadata = metadata ?? new CredentialMetadata(),
+            Metadata = (sealOk ? metadata : null) ?? new CredentialMetadata(),
             Secrets = secrets,
             RefreshTokenFingerprint = row.RefreshTokenFingerprint,
             AccessTokenFingerprint = row.AccessTokenFingerprint,
-            Coordination = row.Coordination,
-            LastUpstreamFailure = row.UpstreamFailure,
+            Coordination = coordination,
+            LastUpstreamFailure = upstreamFailure,
             CreatedAt = DateTimeOffset.FromUnixTimeMilliseconds(row.CreatedAt),
             UpdatedAt = DateTimeOffset.FromUnixTimeMilliseconds(row.UpdatedAt),
         };
@@ -100,10 +173,64 @@ internal sealed class RowCodec(SecretProtector protector)
             Secrets = CredentialSecrets.Empty,
             Reason = new StateReason(code,
                 $"The stored record '{row.Name}' (version {row.Version}) cannot be read: {failure}. Its bytes are kept unchanged.",
-                $"latchkey history {row.Name}, then latchkey restore {row.Name} --version N; or latchkey remove {row.Name} and add it again",
+                fix ?? $"latchkey history {row.Name}, then latchkey restore {row.Name} --version N; or latchkey remove {row.Name} and add it again",
                 DateTimeOffset.FromUnixTimeMilliseconds(row.UpdatedAt)),
         };
     }
+
+    /// <summary>The column that holds the last refresh error (its seal is in <c>last_error_mac</c>).</summary>
+    public const string LastErrorColumn = "last_error_json";
+
+    /// <summary>The column that holds the last upstream failure (its seal is in <c>upstream_failure_mac</c>).</summary>
+    public const string UpstreamFailureColumn = "upstream_failure_json";
+
+    /// <summary>The seal of a diagnostic <paramref name="json"/> written to <paramref name="column"/> of the record <paramref name="name"/>; null for null.</summary>
+    public string? SealDiagnostic(string name, string column, string? json) =>
+        json is null ? null : protector.SealRow(RowSeal.Diagnostic(name, column, json));
+
+    private bool VerifiesDiagnostic(string name, string column, string? json, string? seal) =>
+        json is not null && protector.VerifyRow(RowSeal.Diagnostic(name, column, json), seal);
+
+    /// <summary>The content columns of a new record, its secrets sealed for <paramref name="id"/>.</summary>
+    public PatchedContent NewContent(NewCredential credential, string id)
+    {
+        ArgumentNullException.ThrowIfNull(credential);
+        return new PatchedContent(
+            StateText(CredentialState.Ok), null,
+            JsonSerializer.Serialize(credential.Metadata, StoreJsonContext.Default.CredentialMetadata),
+            protector.KeyId, SealSecrets(credential.Secrets, id),
+            FingerprintOrNull(credential.Secrets.RefreshToken), FingerprintOrNull(credential.Secrets.AccessToken));
+    }
+
+    /// <summary>The seal of a credential row that will hold <paramref name="content"/> at <paramref name="version"/>.</summary>
+    public string SealCredential(string id, string name, string kind, long version, PatchedContent content)
+    {
+        ArgumentNullException.ThrowIfNull(content);
+        return protector.SealRow(RowSeal.Credential(id, name, kind, version, content.State, content.ReasonJson, content.MetadataJson,
+            content.KeyId, content.SealedSecrets, content.RefreshTokenFingerprint, content.AccessTokenFingerprint));
+    }
+
+    /// <summary>
+    /// The seal <paramref name="current"/> gets when it is archived as a saved version; null when the row does not
+    /// match its own seal, so that a changed row archived by a restore can never be restored in its turn.
+    /// </summary>
+    public string? SealAsSaved(StoredRow current)
+    {
+        ArgumentNullException.ThrowIfNull(current);
+        return VerifiesAsCurrent(current) ? SealSaved(current) : null;
+    }
+
+    private bool VerifiesAsCurrent(StoredRow r) =>
+        protector.VerifyRow(RowSeal.Credential(r.Id, r.Name, r.Kind, r.Version, r.State, r.ReasonJson, r.MetadataJson, r.KeyId, r.SealedSecrets, r.RefreshTokenFingerprint, r.AccessTokenFingerprint), r.Seal);
+
+    private bool VerifiesAsSaved(StoredRow s) =>
+        protector.VerifyRow(RowSeal.History(s.Id, s.Name, s.Kind, s.Version, s.State, s.ReasonJson, s.MetadataJson, s.KeyId, s.SealedSecrets, s.RefreshTokenFingerprint, s.UpdatedAt), s.Seal);
+
+    private string SealCurrent(StoredRow r) =>
+        protector.SealRow(RowSeal.Credential(r.Id, r.Name, r.Kind, r.Version, r.State, r.ReasonJson, r.MetadataJson, r.KeyId, r.SealedSecrets, r.RefreshTokenFingerprint, r.AccessTokenFingerprint));
+
+    private string SealSaved(StoredRow s) =>
+        protector.SealRow(RowSeal.History(s.Id, s.Name, s.Kind, s.Version, s.State, s.ReasonJson, s.MetadataJson, s.KeyId, s.SealedSecrets, s.RefreshTokenFingerprint, s.UpdatedAt));
 
     /// <summary>Seals <paramref name="secrets"/> bound to the record id; the plaintext is wiped before returning.</summary>
     public byte[] SealSecrets(CredentialSecrets secrets, string id)
@@ -166,11 +293,13 @@ internal sealed class RowCodec(SecretProtector protector)
     public string? FingerprintOrNull(string? token) => string.IsNullOrEmpty(token) ? null : protector.Fingerprint(token);
 
     /// <summary>
-    /// Checks a presented key against the row read with <see cref="KeyColumns"/> plus <c>secret_fp</c> (ordinal 7):
-    /// constant time, so how much of the key matched does not show in how long the answer took.
+    /// Checks a presented key against the row read with <see cref="KeyColumns"/> (<c>secret_fp</c> at ordinal 7):
+    /// constant time, so how much of the key matched does not show in how long the answer took. A row that does
+    /// not match its seal is <see cref="ClientKeyStatus.Tampered"/>, whatever it says.
     /// </summary>
-    public static ClientKeyCheck CheckKey(DbDataReader reader, byte[] presentedFingerprint, DateTimeOffset now)
+    public ClientKeyCheck CheckKey(DbDataReader reader, byte[] presentedFingerprint, DateTimeOffset now)
     {
+        ArgumentNullException.ThrowIfNull(reader);
         var key = ReadKey(reader);
         if (!CryptographicOperations.FixedTimeEquals(presentedFingerprint, Encoding.ASCII.GetBytes(reader.GetString(7))))
         {
@@ -179,6 +308,7 @@ internal sealed class RowCodec(SecretProtector protector)
 
         var status = key.StateAt(now) switch
         {
+            ClientKey.TamperedState => ClientKeyStatus.Tampered,
             "revoked" => ClientKeyStatus.Revoked,
             "expired" => ClientKeyStatus.Expired,
             _ => ClientKeyStatus.Valid,
@@ -186,17 +316,49 @@ internal sealed class RowCodec(SecretProtector protector)
         return new ClientKeyCheck(status, key);
     }
 
-    /// <summary>Reads a client key selected with <see cref="KeyColumns"/>.</summary>
-    public static ClientKey ReadKey(DbDataReader r) => new()
+    /// <summary>
+    /// Reads a client key selected with <see cref="KeyColumns"/> and checks its seal. A key that does not match its
+    /// seal, or that this instance saw revoked and now reads as not revoked, comes back
+    /// <see cref="ClientKey.Tampered"/>, allowing nothing.
+    /// </summary>
+    public ClientKey ReadKey(DbDataReader r)
     {
-        Name = r.GetString(0),
-        KeyId = r.GetString(1),
-        Credentials = DecodeNames(r.GetString(2)),
-        CreatedAt = DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(3)),
-        ExpiresAt = r.IsDBNull(4) ? null : DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(4)),
-        RevokedAt = r.IsDBNull(5) ? null : DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(5)),
-        LastUsedAt = r.IsDBNull(6) ? null : DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(6)),
-    };
+        ArgumentNullException.ThrowIfNull(r);
+        var name = r.GetString(0);
+        var keyId = r.GetString(1);
+        var credentialsJson = r.GetString(2);
+        var createdAt = r.GetInt64(3);
+        long? expiresAt = r.IsDBNull(4) ? null : r.GetInt64(4);
+        long? revokedAt = r.IsDBNull(5) ? null : r.GetInt64(5);
+        var sealOk = protector.VerifyRow(RowSeal.ClientKey(name, keyId, r.GetString(7), credentialsJson, createdAt, expiresAt, revokedAt), r.IsDBNull(8) ? null : r.GetString(8));
+        if (sealOk && revokedAt is not null)
+        {
+            RememberRevoked(keyId);
+        }
+
+        var tampered = !sealOk || (revokedAt is null && _revokedKeyIds.ContainsKey(keyId));
+        return new ClientKey
+        {
+            Name = name,
+            KeyId = keyId,
+            Credentials = tampered ? [] : DecodeNames(credentialsJson),
+            CreatedAt = DateTimeOffset.FromUnixTimeMilliseconds(createdAt),
+            ExpiresAt = expiresAt is { } e ? DateTimeOffset.FromUnixTimeMilliseconds(e) : null,
+            RevokedAt = revokedAt is { } v ? DateTimeOffset.FromUnixTimeMilliseconds(v) : null,
+            LastUsedAt = r.IsDBNull(6) ? null : DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(6)),
+            Tampered = tampered,
+        };
+    }
+
+    /// <summary>The seal of a client-key row with these fields.</summary>
+    public string SealKey(string name, string keyId, string secretFingerprint, string credentialsJson, long createdAt, long? expiresAt, long? revokedAt) =>
+        protector.SealRow(RowSeal.ClientKey(name, keyId, secretFingerprint, credentialsJson, createdAt, expiresAt, revokedAt));
+
+    /// <summary>Notes that the key <paramref name="keyId"/> was revoked or deleted: this instance never accepts it again.</summary>
+    public void RememberRevoked(string keyId) => _revokedKeyIds.TryAdd(keyId, 0);
+
+    /// <summary>Whether <paramref name="value"/> is the marker <see cref="SealExistingRows"/> records.</summary>
+    public bool IsRowsSealedMarker(string? value) => protector.VerifyRow(RowSeal.RowsSealedMarker(), value);
 
     public static string EncodeNames(IReadOnlyList<string> names) => JsonSerializer.Serialize(names.ToArray(), StoreJsonContext.Default.StringArray);
 

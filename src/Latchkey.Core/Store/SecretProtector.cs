@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
@@ -12,7 +13,8 @@ namespace Latchkey.Store;
 /// <remarks>
 /// Layout of a sealed blob: <c>version(1) ‖ nonce(12) ‖ tag(16) ‖ ciphertext</c>. Thread-safe: every call uses its
 /// own <see cref="AesGcm"/> instance. Fingerprints use <c>HKDF-SHA256(master, "latchkey/rt-fp/v1")</c> as their
-/// key, so they never reveal the token and stay stable while the data key is used.
+/// key, so they never reveal the token and stay stable while the data key is used. Row seals (see
+/// <see cref="RowSeal"/>) use <c>HKDF-SHA256(master, "latchkey/row-mac/v1")</c>, a key of their own.
 /// </remarks>
 internal sealed class SecretProtector : IDisposable
 {
@@ -23,6 +25,7 @@ internal sealed class SecretProtector : IDisposable
 
     private readonly byte[] _key;
     private readonly byte[] _fingerprintKey;
+    private readonly byte[] _rowKey;
 
     public SecretProtector(ReadOnlySpan<byte> masterKey)
     {
@@ -33,6 +36,7 @@ internal sealed class SecretProtector : IDisposable
 
         _key = masterKey.ToArray();
         _fingerprintKey = HKDF.DeriveKey(HashAlgorithmName.SHA256, _key, 32, salt: [], info: "latchkey/rt-fp/v1"u8.ToArray());
+        _rowKey = HKDF.DeriveKey(HashAlgorithmName.SHA256, _key, 32, salt: [], info: "latchkey/row-mac/v1"u8.ToArray());
         KeyId = Convert.ToHexStringLower(SHA256.HashData([.. "latchkey/key-id/v1"u8, .. _key]))[..16];
     }
 
@@ -76,7 +80,7 @@ internal sealed class SecretProtector : IDisposable
         }
         catch (AuthenticationTagMismatchException)
         {
-            failure = "its sealed secret failed the integrity check (the bytes were changed on disk)";
+            failure = "its sealed secret failed the integrity check (its bytes were changed, on disk or in the database)";
             return false;
         }
 
@@ -99,10 +103,35 @@ internal sealed class SecretProtector : IDisposable
         }
     }
 
+    /// <summary>
+    /// The part of a sealed blob a row seal binds: its format byte, nonce and GCM tag. The tag authenticates the
+    /// ciphertext under the master key, so binding it pins the exact ciphertext: another genuine blob (an earlier
+    /// version's, say) has another nonce and tag, while changed ciphertext bytes under the same tag fail to open.
+    /// </summary>
+    public static ReadOnlySpan<byte> SealIdentity(ReadOnlySpan<byte> sealedBlob) => sealedBlob[..Math.Min(sealedBlob.Length, HeaderSize)];
+
+    /// <summary>The seal of a row's bound fields (<see cref="RowSeal"/>): HMAC-SHA256 under the row key, lower-case hex.</summary>
+    public string SealRow(ReadOnlySpan<byte> encodedFields) => Convert.ToHexStringLower(HMACSHA256.HashData(_rowKey, encodedFields));
+
+    /// <summary>Whether <paramref name="seal"/> is the seal of <paramref name="encodedFields"/>, compared in constant time.</summary>
+    public bool VerifyRow(ReadOnlySpan<byte> encodedFields, string? seal)
+    {
+        Span<byte> presented = stackalloc byte[32];
+        if (seal is not { Length: 64 } || Convert.FromHexString(seal, presented, out _, out var written) != OperationStatus.Done || written != 32)
+        {
+            return false;
+        }
+
+        Span<byte> expected = stackalloc byte[32];
+        HMACSHA256.HashData(_rowKey, encodedFields, expected);
+        return CryptographicOperations.FixedTimeEquals(expected, presented);
+    }
+
     public void Dispose()
     {
         CryptographicOperations.ZeroMemory(_key);
         CryptographicOperations.ZeroMemory(_fingerprintKey);
+        CryptographicOperations.ZeroMemory(_rowKey);
     }
 
     private static byte[] AssociatedData(string recordId, string keyId)

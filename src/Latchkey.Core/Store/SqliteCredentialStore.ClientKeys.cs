@@ -1,4 +1,4 @@
-using System.Security.Cryptography;
+using System.Data;
 using System.Text;
 using System.Text.Json;
 using Microsoft.Data.Sqlite;
@@ -16,21 +16,25 @@ internal sealed partial class SqliteCredentialStore
         var (value, keyId) = ClientKeyFormat.Generate();
         var now = _time.GetUtcNow();
         var key = new ClientKey { Name = name, KeyId = keyId, Credentials = [.. credentials], CreatedAt = now, ExpiresAt = expiresAt };
+        var fingerprint = _protector.Fingerprint(value);
+        var credentialsJson = RowCodec.EncodeNames(credentials);
+        var seal = _codec.SealKey(name, keyId, fingerprint, credentialsJson, now.ToUnixTimeMilliseconds(), expiresAt?.ToUnixTimeMilliseconds(), null);
         return Task.FromResult(Run<(ClientKey, string)?>(connection =>
         {
             using var command = connection.CreateCommand();
             command.CommandText =
                 """
-                INSERT INTO client_key (name, key_id, secret_fp, credentials_json, created_at, expires_at)
-                VALUES ($name, $id, $fp, $credentials, $created, $expires)
+                INSERT INTO client_key (name, key_id, secret_fp, credentials_json, created_at, expires_at, row_mac)
+                VALUES ($name, $id, $fp, $credentials, $created, $expires, $mac)
                 ON CONFLICT (name) DO NOTHING
                 """;
             command.Parameters.AddWithValue("$name", name);
             command.Parameters.AddWithValue("$id", keyId);
-            command.Parameters.AddWithValue("$fp", _protector.Fingerprint(value));
-            command.Parameters.AddWithValue("$credentials", RowCodec.EncodeNames(credentials));
+            command.Parameters.AddWithValue("$fp", fingerprint);
+            command.Parameters.AddWithValue("$credentials", credentialsJson);
             command.Parameters.AddWithValue("$created", now.ToUnixTimeMilliseconds());
             command.Parameters.AddWithValue("$expires", expiresAt is { } e ? e.ToUnixTimeMilliseconds() : DBNull.Value);
+            command.Parameters.AddWithValue("$mac", seal);
             return command.ExecuteNonQuery() == 1 ? (key, value) : null;
         }));
     }
@@ -46,19 +50,82 @@ internal sealed partial class SqliteCredentialStore
             var keys = new List<ClientKey>();
             while (reader.Read())
             {
-                keys.Add(RowCodec.ReadKey(reader));
+                keys.Add(_codec.ReadKey(reader));
             }
 
             return keys;
         }));
     }
 
-    public Task<bool> RevokeKeyAsync(string name, CancellationToken cancellationToken) =>
-        Coordinate("UPDATE client_key SET revoked_at = $now WHERE name = $name AND revoked_at IS NULL",
-            [("$name", name), ("$now", _time.GetUtcNow().ToUnixTimeMilliseconds())], cancellationToken);
+    /// <remarks>
+    /// One transaction: the row is read, its revocation time set and the row sealed again. A row that does not match
+    /// its seal is revoked too, but keeps its broken seal, so it stays refused (as tampered) rather than being
+    /// made genuine by the new seal.
+    /// </remarks>
+    public Task<bool> RevokeKeyAsync(string name, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        cancellationToken.ThrowIfCancellationRequested();
+        return Task.FromResult(Run(connection =>
+        {
+            using var transaction = connection.BeginTransaction(IsolationLevel.Serializable, deferred: false);
+            ClientKey key;
+            string fingerprint, credentialsJson;
+            string? seal;
+            using (var select = connection.CreateCommand())
+            {
+                select.Transaction = transaction;
+                select.CommandText = $"SELECT {RowCodec.KeyColumns}, credentials_json FROM client_key WHERE name = $name AND revoked_at IS NULL";
+                select.Parameters.AddWithValue("$name", name);
+                using var reader = select.ExecuteReader();
+                if (!reader.Read())
+                {
+                    return false;
+                }
 
-    public Task<bool> DeleteKeyAsync(string name, CancellationToken cancellationToken) =>
-        Coordinate("DELETE FROM client_key WHERE name = $name", [("$name", name)], cancellationToken);
+                key = _codec.ReadKey(reader);
+                fingerprint = reader.GetString(7);
+                seal = reader.IsDBNull(8) ? null : reader.GetString(8);
+                credentialsJson = reader.GetString(9);
+            }
+
+            var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+            using (var update = connection.CreateCommand())
+            {
+                update.Transaction = transaction;
+                update.CommandText = "UPDATE client_key SET revoked_at = $now, row_mac = $mac WHERE name = $name";
+                update.Parameters.AddWithValue("$name", name);
+                update.Parameters.AddWithValue("$now", now);
+                update.Parameters.AddWithValue("$mac", key.Tampered
+                    ? (object?)seal ?? DBNull.Value
+                    : _codec.SealKey(key.Name, key.KeyId, fingerprint, credentialsJson, key.CreatedAt.ToUnixTimeMilliseconds(), key.ExpiresAt?.ToUnixTimeMilliseconds(), now));
+                update.ExecuteNonQuery();
+            }
+
+            transaction.Commit();
+            _codec.RememberRevoked(key.KeyId);
+            return true;
+        }));
+    }
+
+    public Task<bool> DeleteKeyAsync(string name, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        cancellationToken.ThrowIfCancellationRequested();
+        return Task.FromResult(Run(connection =>
+        {
+            using var command = connection.CreateCommand();
+            command.CommandText = "DELETE FROM client_key WHERE name = $name RETURNING key_id";
+            command.Parameters.AddWithValue("$name", name);
+            if (command.ExecuteScalar() is not string keyId)
+            {
+                return false;
+            }
+
+            _codec.RememberRevoked(keyId);
+            return true;
+        }));
+    }
 
     public Task<ClientKeyCheck> VerifyKeyAsync(string presented, CancellationToken cancellationToken)
     {
@@ -73,7 +140,7 @@ internal sealed partial class SqliteCredentialStore
         return Task.FromResult(Run(connection =>
         {
             using var command = connection.CreateCommand();
-            command.CommandText = $"SELECT {RowCodec.KeyColumns}, secret_fp FROM client_key WHERE key_id = $id";
+            command.CommandText = $"SELECT {RowCodec.KeyColumns} FROM client_key WHERE key_id = $id";
             command.Parameters.AddWithValue("$id", keyId);
             using var reader = command.ExecuteReader();
             if (!reader.Read())
@@ -81,7 +148,7 @@ internal sealed partial class SqliteCredentialStore
                 return ClientKeyCheck.Unknown;
             }
 
-            return RowCodec.CheckKey(reader, presentedFingerprint, _time.GetUtcNow());
+            return _codec.CheckKey(reader, presentedFingerprint, _time.GetUtcNow());
         }));
     }
 }

@@ -140,26 +140,19 @@ internal sealed partial class SqliteCredentialStore : ILatchkeyStore, IDisposabl
         return Task.FromResult(Run(connection =>
         {
             var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
-            var now = _time.GetUtcNow();
-            var sealedSecrets = SealSecrets(credential.Secrets, id);
+            var kind = RowCodec.KindText(credential.Kind);
+            var content = _codec.NewContent(credential, id);
             using var transaction = connection.BeginTransaction(IsolationLevel.Serializable, deferred: false);
             using var command = connection.CreateCommand();
             command.CommandText =
                 """
-                INSERT INTO credential (id, name, kind, version, state, reason_json, metadata_json, key_id, secret_ct, rt_fp, at_fp, created_at, updated_at, updated_by)
-                VALUES ($id, $name, $kind, 1, 'ok', NULL, $metadata, $key_id, $secret_ct, $rt_fp, $at_fp, $now, $now, $by)
+                INSERT INTO credential (id, name, kind, version, state, reason_json, metadata_json, key_id, secret_ct, rt_fp, at_fp, created_at, updated_at, updated_by, row_mac)
+                VALUES ($id, $name, $kind, 1, $state, $reason, $metadata, $key_id, $secret_ct, $rt_fp, $at_fp, $now, $now, $by, $mac)
                 ON CONFLICT (name) DO NOTHING
                 """;
-            command.Parameters.AddWithValue("$id", id);
+            AddContent(command, content, id, _codec.SealCredential(id, credential.Name, kind, 1, content));
             command.Parameters.AddWithValue("$name", credential.Name);
-            command.Parameters.AddWithValue("$kind", RowCodec.KindText(credential.Kind));
-            command.Parameters.AddWithValue("$metadata", JsonSerializer.Serialize(credential.Metadata, StoreJsonContext.Default.CredentialMetadata));
-            command.Parameters.AddWithValue("$key_id", _protector.KeyId);
-            command.Parameters.AddWithValue("$secret_ct", sealedSecrets);
-            command.Parameters.AddWithValue("$rt_fp", (object?)FingerprintOrNull(credential.Secrets.RefreshToken) ?? DBNull.Value);
-            command.Parameters.AddWithValue("$at_fp", (object?)FingerprintOrNull(credential.Secrets.AccessToken) ?? DBNull.Value);
-            command.Parameters.AddWithValue("$now", now.ToUnixTimeMilliseconds());
-            command.Parameters.AddWithValue("$by", _writer);
+            command.Parameters.AddWithValue("$kind", kind);
             command.Transaction = transaction;
             if (command.ExecuteNonQuery() == 0)
             {
@@ -207,7 +200,7 @@ internal sealed partial class SqliteCredentialStore : ILatchkeyStore, IDisposabl
                 command.CommandText =
                     """
                     UPDATE credential SET version = version + 1, state = $state, reason_json = $reason, metadata_json = $metadata,
-                      key_id = $key_id, secret_ct = $secret_ct, rt_fp = $rt_fp, at_fp = $at_fp, updated_at = $now, updated_by = $by
+                      key_id = $key_id, secret_ct = $secret_ct, rt_fp = $rt_fp, at_fp = $at_fp, updated_at = $now, updated_by = $by, row_mac = $mac
                     WHERE id = $id AND version = $version
                     """;
                 if (patch.CompletesRefreshOf is not null)
@@ -216,14 +209,14 @@ internal sealed partial class SqliteCredentialStore : ILatchkeyStore, IDisposabl
                         """
                         ;
                         UPDATE credential SET attempt_id = NULL, attempt_rt_fp = NULL, attempt_owner = NULL, attempt_sent_at = NULL,
-                          attempt_recovery_of = NULL, failures = 0, backoff_until = NULL, last_error_json = NULL,
+                          attempt_recovery_of = NULL, failures = 0, backoff_until = NULL, last_error_json = NULL, last_error_mac = NULL,
                           lease_owner = CASE WHEN lease_owner = $owner THEN NULL ELSE lease_owner END,
                           lease_until = CASE WHEN lease_owner = $owner THEN NULL ELSE lease_until END
                         WHERE id = $id
                         """;
                     command.Parameters.AddWithValue("$owner", patch.CompletesRefreshOf);
                 }
-                AddContent(command, content, row.Id);
+                AddContent(command, content, row.Id, _codec.SealCredential(row.Id, row.Name, row.Kind, row.Version + 1, content));
                 command.Parameters.AddWithValue("$version", row.Version);
                 command.ExecuteNonQuery();
             }
@@ -267,24 +260,13 @@ internal sealed partial class SqliteCredentialStore : ILatchkeyStore, IDisposabl
         return Task.FromResult(Run<IReadOnlyList<CredentialVersion>>(connection =>
         {
             using var command = connection.CreateCommand();
-            command.CommandText =
-                """
-                SELECT h.credential_id, h.version, h.state, h.key_id, h.secret_ct, h.rt_fp, h.written_at
-                FROM credential_history h JOIN credential c ON c.id = h.credential_id
-                WHERE c.name = $name ORDER BY h.version DESC
-                """;
+            command.CommandText = $"SELECT {StoredRow.SavedColumns} FROM {StoredRow.SavedFrom} WHERE c.name = $name ORDER BY h.version DESC";
             command.Parameters.AddWithValue("$name", name);
             using var reader = command.ExecuteReader();
             var versions = new List<CredentialVersion>();
             while (reader.Read())
             {
-                var readable = _codec.CanOpen((byte[])reader["secret_ct"], reader.GetString(0), reader.GetString(3));
-                versions.Add(new CredentialVersion(
-                    reader.GetInt64(1),
-                    RowCodec.ParseState(reader.GetString(2)) ?? CredentialState.Quarantined,
-                    DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(6)),
-                    readable,
-                    reader.IsDBNull(5) ? null : reader.GetString(5)));
+                versions.Add(_codec.Version(StoredRow.From(reader, 0)));
             }
 
             return versions;
@@ -314,16 +296,8 @@ internal sealed partial class SqliteCredentialStore : ILatchkeyStore, IDisposabl
             using (var select = connection.CreateCommand())
             {
                 select.Transaction = transaction;
-                select.CommandText =
-                    """
-                    SELECT $id, $name, $kind, version, state, reason_json, metadata_json, key_id, secret_ct, rt_fp, $created, written_at,
-                      NULL, NULL, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL
-                    FROM credential_history WHERE credential_id = $id AND version = $version
-                    """;
+                select.CommandText = $"SELECT {StoredRow.SavedColumns} FROM {StoredRow.SavedFrom} WHERE h.credential_id = $id AND h.version = $version";
                 select.Parameters.AddWithValue("$id", row.Id);
-                select.Parameters.AddWithValue("$name", row.Name);
-                select.Parameters.AddWithValue("$kind", row.Kind);
-                select.Parameters.AddWithValue("$created", row.CreatedAt);
                 select.Parameters.AddWithValue("$version", version);
                 using var reader = select.ExecuteReader();
                 saved = reader.Read() ? StoredRow.From(reader, 0) : null;
@@ -334,7 +308,7 @@ internal sealed partial class SqliteCredentialStore : ILatchkeyStore, IDisposabl
                 return new WriteResult(WriteOutcome.NotFound, Decode(row));
             }
 
-            var restored = Decode(saved);
+            var restored = _codec.DecodeSaved(saved);
             if (restored.State == CredentialState.Quarantined)
             {
                 return new WriteResult(WriteOutcome.Quarantined, restored);
@@ -347,12 +321,13 @@ internal sealed partial class SqliteCredentialStore : ILatchkeyStore, IDisposabl
                 command.CommandText =
                     """
                     UPDATE credential SET version = version + 1, state = $state, reason_json = $reason, metadata_json = $metadata,
-                      key_id = $key_id, secret_ct = $secret_ct, rt_fp = $rt_fp, at_fp = $at_fp, updated_at = $now, updated_by = $by,
+                      key_id = $key_id, secret_ct = $secret_ct, rt_fp = $rt_fp, at_fp = $at_fp, updated_at = $now, updated_by = $by, row_mac = $mac,
                       attempt_id = NULL, attempt_rt_fp = NULL, attempt_owner = NULL, attempt_sent_at = NULL, attempt_recovery_of = NULL,
-                      failures = 0, backoff_until = NULL, last_error_json = NULL
+                      failures = 0, backoff_until = NULL, last_error_json = NULL, last_error_mac = NULL
                     WHERE id = $id AND version = $current
                     """;
-                AddContent(command, RowCodec.Content(saved, FingerprintOrNull(restored.Secrets.AccessToken)), row.Id);
+                var content = RowCodec.Content(saved, FingerprintOrNull(restored.Secrets.AccessToken));
+                AddContent(command, content, row.Id, _codec.SealCredential(row.Id, row.Name, row.Kind, row.Version + 1, content));
                 command.Parameters.AddWithValue("$current", row.Version);
                 command.ExecuteNonQuery();
             }
@@ -400,22 +375,28 @@ internal sealed partial class SqliteCredentialStore : ILatchkeyStore, IDisposabl
             [("$name", name), ("$owner", owner), ("$attempt", attemptId), ("$fp", refreshTokenFingerprint), ("$now", _time.GetUtcNow().ToUnixTimeMilliseconds()), ("$recovery", recoveryOf)],
             cancellationToken);
 
-    public Task<bool> RecordRefreshFailureAsync(string name, string owner, StateReason error, DateTimeOffset backoffUntil, bool clearAttempt, CancellationToken cancellationToken) =>
-        Coordinate(
+    public Task<bool> RecordRefreshFailureAsync(string name, string owner, StateReason error, DateTimeOffset backoffUntil, bool clearAttempt, CancellationToken cancellationToken)
+    {
+        var json = JsonSerializer.Serialize(error, StoreJsonContext.Default.StateReason);
+        return Coordinate(
             $"""
-            UPDATE credential SET failures = failures + 1, backoff_until = $backoff, last_error_json = $error,
+            UPDATE credential SET failures = failures + 1, backoff_until = $backoff, last_error_json = $error, last_error_mac = $error_mac,
               {(clearAttempt ? "attempt_id = NULL, attempt_rt_fp = NULL, attempt_owner = NULL, attempt_sent_at = NULL, attempt_recovery_of = NULL," : string.Empty)}
               lease_owner = NULL, lease_until = NULL
             WHERE name = $name AND lease_owner = $owner
             """,
-            [("$name", name), ("$owner", owner), ("$backoff", backoffUntil.ToUnixTimeMilliseconds()), ("$error", JsonSerializer.Serialize(error, StoreJsonContext.Default.StateReason))],
+            [("$name", name), ("$owner", owner), ("$backoff", backoffUntil.ToUnixTimeMilliseconds()), ("$error", json), ("$error_mac", _codec.SealDiagnostic(name, RowCodec.LastErrorColumn, json))],
             cancellationToken);
+    }
 
-    public Task<bool> RecordUpstreamFailureAsync(string name, UpstreamFailure? failure, CancellationToken cancellationToken) =>
-        Coordinate(
-            "UPDATE credential SET upstream_failure_json = $failure WHERE name = $name",
-            [("$name", name), ("$failure", failure is null ? null : JsonSerializer.Serialize(failure, StoreJsonContext.Default.UpstreamFailure))],
+    public Task<bool> RecordUpstreamFailureAsync(string name, UpstreamFailure? failure, CancellationToken cancellationToken)
+    {
+        var json = failure is null ? null : JsonSerializer.Serialize(failure, StoreJsonContext.Default.UpstreamFailure);
+        return Coordinate(
+            "UPDATE credential SET upstream_failure_json = $failure, upstream_failure_mac = $mac WHERE name = $name",
+            [("$name", name), ("$failure", json), ("$mac", _codec.SealDiagnostic(name, RowCodec.UpstreamFailureColumn, json))],
             cancellationToken);
+    }
 
     private Task<bool> Coordinate(string sql, (string Name, object? Value)[] parameters, CancellationToken cancellationToken)
     {
@@ -450,6 +431,18 @@ internal sealed partial class SqliteCredentialStore : ILatchkeyStore, IDisposabl
         }
 
         return problems;
+    });
+
+    /// <summary>
+    /// Whether the store's record that its rows are sealed (written when they were first sealed) is there and
+    /// matches its own seal; false means someone removed or changed it (used by <c>doctor</c>).
+    /// </summary>
+    public bool RowsSealedMarkerIntact() => Run(connection =>
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT value FROM store_meta WHERE name = $name";
+        command.Parameters.AddWithValue("$name", RowCodec.RowsSealedMarkerName);
+        return _codec.IsRowsSealedMarker(command.ExecuteScalar() as string);
     });
 
     /// <summary>Seals and opens a probe, proving the key works (used by <c>doctor</c>).</summary>
@@ -632,6 +625,11 @@ internal sealed partial class SqliteCredentialStore : ILatchkeyStore, IDisposabl
             command.ExecuteNonQuery();
         }
 
+        if (version < SqliteSchema.RowsSealedFrom)
+        {
+            _codec.SealExistingRows(connection, transaction, Home.DatabasePath);
+        }
+
         transaction.Commit();
         return 0;
     });
@@ -660,8 +658,8 @@ internal sealed partial class SqliteCredentialStore : ILatchkeyStore, IDisposabl
         command.Transaction = transaction;
         command.CommandText =
             """
-            INSERT OR REPLACE INTO credential_history (credential_id, version, state, reason_json, metadata_json, key_id, secret_ct, rt_fp, written_at, archived_at)
-            VALUES ($id, $version, $state, $reason, $metadata, $key_id, $secret_ct, $rt_fp, $written, $now)
+            INSERT OR REPLACE INTO credential_history (credential_id, version, state, reason_json, metadata_json, key_id, secret_ct, rt_fp, written_at, archived_at, row_mac)
+            VALUES ($id, $version, $state, $reason, $metadata, $key_id, $secret_ct, $rt_fp, $written, $now, $mac)
             """;
         command.Parameters.AddWithValue("$id", row.Id);
         command.Parameters.AddWithValue("$version", row.Version);
@@ -673,6 +671,7 @@ internal sealed partial class SqliteCredentialStore : ILatchkeyStore, IDisposabl
         command.Parameters.AddWithValue("$rt_fp", (object?)row.RefreshTokenFingerprint ?? DBNull.Value);
         command.Parameters.AddWithValue("$written", row.UpdatedAt);
         command.Parameters.AddWithValue("$now", _time.GetUtcNow().ToUnixTimeMilliseconds());
+        command.Parameters.AddWithValue("$mac", (object?)_codec.SealAsSaved(row) ?? DBNull.Value);
         command.ExecuteNonQuery();
     }
 
@@ -690,8 +689,8 @@ internal sealed partial class SqliteCredentialStore : ILatchkeyStore, IDisposabl
         command.ExecuteNonQuery();
     }
 
-    /// <summary>The parameters of a content write: the content columns, who and when, and the row's id.</summary>
-    private void AddContent(SqliteCommand command, PatchedContent content, string id)
+    /// <summary>The parameters of a content write: the content columns, who and when, the row's id and its new seal.</summary>
+    private void AddContent(SqliteCommand command, PatchedContent content, string id, string seal)
     {
         command.Parameters.AddWithValue("$state", content.State);
         command.Parameters.AddWithValue("$reason", (object?)content.ReasonJson ?? DBNull.Value);
@@ -703,9 +702,8 @@ internal sealed partial class SqliteCredentialStore : ILatchkeyStore, IDisposabl
         command.Parameters.AddWithValue("$now", _time.GetUtcNow().ToUnixTimeMilliseconds());
         command.Parameters.AddWithValue("$by", _writer);
         command.Parameters.AddWithValue("$id", id);
+        command.Parameters.AddWithValue("$mac", seal);
     }
-
-    private byte[] SealSecrets(CredentialSecrets secrets, string id) => _codec.SealSecrets(secrets, id);
 
     private string? FingerprintOrNull(string? token) => _codec.FingerprintOrNull(token);
 

@@ -7,6 +7,12 @@ namespace Latchkey.Store;
 /// </summary>
 internal static class SqliteSchema
 {
+    /// <summary>
+    /// The schema version that added row seals. Migrating from below it seals every existing row in the same
+    /// transaction (<see cref="RowCodec.SealExistingRows"/>).
+    /// </summary>
+    public const int RowsSealedFrom = 5;
+
     public static IReadOnlyList<string> Migrations { get; } =
     [
         """
@@ -84,6 +90,17 @@ internal static class SqliteSchema
         ) STRICT;
         CREATE INDEX audit_event_at ON audit_event (at);
         CREATE INDEX audit_event_credential_at ON audit_event (credential, at)
+        """,
+        """
+        ALTER TABLE credential ADD COLUMN row_mac TEXT;           -- the row's seal (RowSeal): HMAC under a key derived from the master key
+        ALTER TABLE credential ADD COLUMN last_error_mac TEXT;    -- the seals of the two diagnostics written without a content write
+        ALTER TABLE credential ADD COLUMN upstream_failure_mac TEXT;
+        ALTER TABLE credential_history ADD COLUMN row_mac TEXT;
+        ALTER TABLE client_key ADD COLUMN row_mac TEXT;
+        CREATE TABLE IF NOT EXISTS store_meta (                   -- facts about the store itself: the key's id, the sealed marker
+          name  TEXT PRIMARY KEY NOT NULL,
+          value TEXT NOT NULL
+        ) STRICT
         """,
     ];
 }

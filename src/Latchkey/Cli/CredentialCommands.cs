@@ -275,7 +275,7 @@ internal static class CredentialCommands
             await using var store = app.OpenStore(parse);
             var current = await store.GetAsync(credentialName, ct) ?? throw CliException.NotFound(credentialName);
             var versions = (await store.GetHistoryAsync(credentialName, ct))
-                .Select(v => new VersionView(v.Version, RowCodec.StateText(v.State), v.WrittenAt, v.Readable)).ToList();
+                .Select(v => new VersionView(v.Version, RowCodec.StateText(v.State), v.WrittenAt, v.Readable, v.Tampered)).ToList();
             if (parse.GetValue(json))
             {
                 WriteJson(app, versions);
@@ -292,7 +292,7 @@ internal static class CredentialCommands
             var table = NewTable("VERSION", "STATE", "WRITTEN", "RESTORABLE");
             foreach (var v in versions)
             {
-                table.AddRow(v.Version.ToString(), v.State, v.WrittenAt.ToString("u"), v.Readable ? "yes" : "no (cannot be decrypted)");
+                table.AddRow(v.Version.ToString(), v.State, v.WrittenAt.ToString("u"), v.Readable ? "yes" : v.Tampered ? "no (changed outside Latchkey)" : "no (cannot be decrypted)");
             }
 
             Render(app, table);
@@ -317,6 +317,11 @@ internal static class CredentialCommands
             var target = wanted is { } n
                 ? history.FirstOrDefault(v => v.Version == n) ?? throw new CliException(ExitCodes.NotFound, $"'{credentialName}' has no saved version {n}.", $"'latchkey history {credentialName}' lists the saved versions.")
                 : history.FirstOrDefault(v => v.Readable) ?? throw new CliException(ExitCodes.NotFound, $"'{credentialName}' has no saved version that can be decrypted.", $"Remove it ('latchkey remove {credentialName}') and add it again.");
+            if (target.Tampered)
+            {
+                throw new CliException(ExitCodes.NotUsable, $"Version {target.Version} of '{credentialName}' was changed outside Latchkey (it does not match its seal), so it cannot be restored.", $"'latchkey history {credentialName}' shows which versions are restorable; or remove it ('latchkey remove {credentialName}') and add it again.");
+            }
+
             if (!target.Readable)
             {
                 throw new CliException(ExitCodes.NotUsable, $"Version {target.Version} of '{credentialName}' cannot be decrypted, so it cannot be restored.", $"'latchkey history {credentialName}' shows which versions are restorable.");
@@ -335,7 +340,7 @@ internal static class CredentialCommands
             {
                 WriteOutcome.Written => Done(app, $"Restored '{credentialName}' to the content of version {target.Version} (now version {result.Record!.Version}; the replaced content is kept as version {current.Version})."),
                 WriteOutcome.ConditionFailed => throw new CliException(ExitCodes.Failure, $"'{credentialName}' changed while it was being restored; nothing was written.", "Run the command again."),
-                WriteOutcome.Quarantined => throw new CliException(ExitCodes.NotUsable, $"Version {target.Version} of '{credentialName}' cannot be decrypted.", $"'latchkey history {credentialName}' shows which versions are restorable."),
+                WriteOutcome.Quarantined => throw new CliException(ExitCodes.NotUsable, $"Version {target.Version} of '{credentialName}' cannot be restored: {result.Record?.Reason?.Message}", $"'latchkey history {credentialName}' shows which versions are restorable."),
                 _ => throw CliException.NotFound(credentialName),
             };
         });

@@ -115,7 +115,7 @@ internal sealed record InjectionView(string Header, string Format);
 /// <summary>A doctor finding, as <c>doctor --json</c> shows it.</summary>
 internal sealed record DoctorFinding(string Check, string Status, string Detail, string? Fix);
 
-internal sealed record VersionView(long Version, string State, DateTimeOffset WrittenAt, bool Readable);
+internal sealed record VersionView(long Version, string State, DateTimeOffset WrittenAt, bool Readable, bool Tampered);
 
 [JsonSourceGenerationOptions(
     PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,

@@ -47,6 +47,11 @@ internal static class DoctorCommand
     public static async Task<IReadOnlyList<DoctorFinding>> RunPostgresChecksAsync(PostgresLocation location, StoreHome home, TimeProvider time, Func<string, string?> getEnvironment, CancellationToken ct)
     {
         var findings = new List<DoctorFinding>();
+        findings.Add(location.TransportWarning() is { } transport
+            ? new("connection", "warn", transport, "Add sslmode=verify-full to LATCHKEY_STORE (docs/team.md).")
+            : new("connection", "ok", location.Builder.SslMode is Npgsql.SslMode.VerifyFull or Npgsql.SslMode.VerifyCA
+                ? $"The connection to {location} verifies the server's certificate (sslmode={(location.Builder.SslMode == Npgsql.SslMode.VerifyFull ? "verify-full" : "verify-ca")})."
+                : $"{location} is on this machine (loopback or a Unix socket).", null));
         var keyFile = getEnvironment(StoreSelector.KeyFileVariable);
         if (string.IsNullOrEmpty(keyFile) && !File.Exists(home.KeyFilePath))
         {
@@ -90,17 +95,7 @@ internal static class DoctorCommand
             findings.Add(store.SelfTest()
                 ? new("key self-test", "ok", $"Sealing and opening a probe with key {store.KeyId} works.", null)
                 : new("key self-test", "fail", "The master key cannot seal and open a probe.", "Copy the key file from a replica that works."));
-            var records = await store.ListAsync(ct);
-            var quarantined = records.Where(r => r.State == CredentialState.Quarantined).ToList();
-            foreach (var record in quarantined)
-            {
-                findings.Add(new($"record '{record.Name}'", "fail", record.Reason?.Message ?? "It cannot be read.", record.Reason?.Fix));
-            }
-
-            if (quarantined.Count == 0)
-            {
-                findings.Add(new("records", "ok", $"All {records.Count} record(s) decrypt and decode.", null));
-            }
+            await CheckRowsAsync(findings, store, store.RowsSealedMarkerIntact(), ct);
         }
 
         return findings;
@@ -169,19 +164,48 @@ internal static class DoctorCommand
                 ? new("database integrity", "ok", $"SQLite's integrity check passed ({home.DatabasePath}).", null)
                 : new("database integrity", "fail", $"SQLite's integrity check found: {string.Join("; ", integrity.Take(5))}", "Restore the home folder from a backup; 'sqlite3 latchkey.db .recover' can save what is left."));
 
-            var records = await store.ListAsync(ct);
-            var quarantined = records.Where(r => r.State == CredentialState.Quarantined).ToList();
-            foreach (var record in quarantined)
-            {
-                findings.Add(new($"record '{record.Name}'", "fail", record.Reason?.Message ?? "It cannot be read.", record.Reason?.Fix));
-            }
-
-            if (quarantined.Count == 0)
-            {
-                findings.Add(new("records", "ok", $"All {records.Count} record(s) decrypt and decode.", null));
-            }
+            await CheckRowsAsync(findings, store, store.RowsSealedMarkerIntact(), ct);
         }
 
         return findings;
+    }
+
+    /// <summary>
+    /// Every record and client key: quarantined records (a changed one has the reason <c>tampered</c>) and client keys
+    /// whose row was changed outside Latchkey fail, with what to do; so does a missing or changed sealed marker.
+    /// </summary>
+    private static async Task CheckRowsAsync(List<DoctorFinding> findings, ILatchkeyStore store, bool markerIntact, CancellationToken ct)
+    {
+        var records = await store.ListAsync(ct);
+        var quarantined = records.Where(r => r.State == CredentialState.Quarantined).ToList();
+        foreach (var record in quarantined)
+        {
+            findings.Add(new($"record '{record.Name}'", "fail", record.Reason?.Message ?? "It cannot be read.", record.Reason?.Fix));
+        }
+
+        if (quarantined.Count == 0)
+        {
+            findings.Add(new("records", "ok", $"All {records.Count} record(s) match their seals, decrypt and decode.", null));
+        }
+
+        var keys = await store.ListKeysAsync(ct);
+        var tampered = keys.Where(k => k.Tampered).ToList();
+        foreach (var key in tampered)
+        {
+            findings.Add(new($"client key '{key.Name}'", "fail",
+                $"The client key '{key.Name}' was changed outside Latchkey: its row does not match the seal this install's master key put on it (its credentials, expiry or revocation were edited, or an earlier copy of it was put back). The gateway refuses it.",
+                $"latchkey keys revoke {key.Name}, create a new key for whoever used it (latchkey keys create NAME --credential ...), and find out who can write the database."));
+        }
+
+        if (tampered.Count == 0)
+        {
+            findings.Add(new("client keys", "ok", $"All {keys.Count} client key(s) match their seals.", null));
+        }
+
+        findings.Add(markerIntact
+            ? new("row seals", "ok", "The store records that every row carries a seal, and that record is intact.", null)
+            : new("row seals", "fail",
+                "The store's record that its rows are sealed is missing or changed: someone edited the database's own bookkeeping. Rows are still checked one by one, but the database was tampered with.",
+                "Find out who can write the database; restore it from a backup you trust if records or keys above are reported changed."));
     }
 }

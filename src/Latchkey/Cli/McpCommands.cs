@@ -156,6 +156,11 @@ internal static class McpCommands
             var serverName = parse.GetValue(name)!;
             await using var store = app.OpenStore(parse);
             var record = await store.GetAsync(serverName, ct) ?? throw CliException.NotFound(serverName);
+            if (record.State == CredentialState.Quarantined)
+            {
+                throw new CliException(ExitCodes.NotUsable, $"'{serverName}' is quarantined: {record.Reason?.Message}", record.Reason?.Fix);
+            }
+
             if (record.Metadata.McpTransport is null)
             {
                 throw NotMcp(serverName);

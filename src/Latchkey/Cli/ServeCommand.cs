@@ -57,6 +57,11 @@ internal static class ServeCommand
                 ?? throw new CliException(ExitCodes.Failure, $"A gateway is already running on the home folder {home.Path} ({GatewayLocator.Describe(home)}).",
                     "Use it, or stop it first. 'latchkey run' finds it by itself.");
 
+            if (StoreSelector.Choose(options.Store).Postgres?.TransportWarning() is { } transport)
+            {
+                app.Console.Error.WriteLine($"warning: {transport}");
+            }
+
             await using var server = GatewayServer.Create(home, options, app.Time);
             try
             {

@@ -96,6 +96,11 @@ internal sealed class AgentRequest(ClientKeyAuth auth, CredentialResolver creden
             case ClientKeyStatus.Expired:
                 await RefuseAsync(context, 401, "client_key_expired", $"The client key '{check.Key!.Name}' has expired.", $"Create a new one: latchkey keys create NAME --credential {name}").ConfigureAwait(false);
                 return false;
+            case ClientKeyStatus.Tampered:
+                await RefuseAsync(context, 401, "client_key_tampered",
+                    $"The client key '{check.Key!.Name}' is refused: its record in the store was changed outside Latchkey (it does not match its seal, or a revocation was undone).",
+                    "Ask the gateway's owner to run 'latchkey doctor', revoke this key and create a new one: latchkey keys create NAME --credential " + name).ConfigureAwait(false);
+                return false;
             default:
                 await RefuseAsync(context, 401, "client_key_invalid", "The client key on this request is not one this gateway issued (or it was deleted).",
                     $"Create one with 'latchkey keys create NAME --credential {name}'; 'latchkey keys list' shows the keys that exist.").ConfigureAwait(false);

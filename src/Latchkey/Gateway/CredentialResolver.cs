@@ -60,6 +60,13 @@ internal sealed class CredentialResolver(ICredentialStore store, TokenEngine eng
             return (null, TokenResult.NotFound);
         }
 
+        if (record.State == CredentialState.Quarantined)
+        {
+            // Changed (or broken) between the token engine's read and this one: its metadata (where the secret would
+            // go) is not trusted, so the secret goes nowhere.
+            return (null, new TokenResult(TokenStatus.Quarantined, null, record.Reason, null));
+        }
+
         var resolved = new ResolvedCredential(record, result.AccessToken);
         var until = time.GetUtcNow() + options.CacheTime;
         if (result.ExpiresAt is { } expires && expires < until)

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using Latchkey.Store;
+using Npgsql;
 
 namespace Latchkey.Tests.Store;
 
@@ -18,4 +19,17 @@ public sealed class PostgresCredentialStoreContractTests(PostgresServer server) 
 
     internal override Task<ICredentialStore> OpenAgainAsync() =>
         Task.FromResult<ICredentialStore>(PostgresCredentialStore.Open(PostgresLocation.Parse(_url!), new SecretProtector(Key), TimeProvider.System));
+
+    internal override async Task ExecuteSqlAsync(string sql)
+    {
+        await using var connection = new NpgsqlConnection(server.ConnectionStringFor(_url!));
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync();
+    }
+
+    internal override Task TurnBackBeforeSealsAsync(bool keepMarker) => ExecuteSqlAsync(
+        "ALTER TABLE credential DROP COLUMN row_mac; ALTER TABLE credential DROP COLUMN last_error_mac; ALTER TABLE credential DROP COLUMN upstream_failure_mac; ALTER TABLE credential_history DROP COLUMN row_mac; ALTER TABLE client_key DROP COLUMN row_mac; " +
+        (keepMarker ? string.Empty : $"DELETE FROM store_meta WHERE name = '{RowCodec.RowsSealedMarkerName}'; ") +
+        $"DELETE FROM schema_version WHERE version >= {PostgresSchema.RowsSealedFrom}");
 }

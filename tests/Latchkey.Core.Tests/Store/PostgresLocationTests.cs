@@ -1,4 +1,8 @@
+using FsCheck;
+using FsCheck.Fluent;
+using FsCheck.Xunit;
 using Latchkey.Store;
+using Npgsql;
 
 namespace Latchkey.Tests.Store;
 
@@ -61,5 +65,170 @@ public sealed class PostgresLocationTests
     public void Mask_Passwords_Replaced(string spec, string expected)
     {
         Assert.Equal(expected, PostgresLocation.Mask(spec));
+    }
+
+    [Theory]
+    [InlineData("pa#ss")]
+    [InlineData("pa/ss")]
+    [InlineData("pa?ss")]
+    [InlineData("p@/?#:&=%zz")]
+    public void Parse_UnencodedPasswordWithUrlDelimiters_WholePasswordParsedAndNeverShown(string password)
+    {
+        var spec = $"postgresql://lk:{password}@db.example:5433/latchkey?sslmode=verify-full";
+
+        var location = PostgresLocation.Parse(spec);
+
+        Assert.Equal(password, location.Builder.Password);
+        Assert.Equal("db.example", location.Builder.Host);
+        Assert.Equal(5433, location.Builder.Port);
+        Assert.Equal("latchkey", location.Builder.Database);
+        Assert.Equal("postgresql://lk@db.example:5433/latchkey", location.ToString());
+        Assert.Equal("postgresql://lk:***@db.example:5433/latchkey?sslmode=verify-full", PostgresLocation.Mask(spec));
+    }
+
+    [Theory]
+    [InlineData("postgresql://lk:Qx7#Jv9@db.example:notaport/x")]
+    [InlineData("postgresql://lk:Qx7/Jv9@db.example/x?nope=1")]
+    [InlineData("postgresql://lk:Qx7?Jv9@[::1/x")]
+    [InlineData("postgresql://lk@db.example/x?password=Qx7&Jv9&sslmode=verify-full")]
+    [InlineData("postgresql://lk@db.example:notaport/x?password=Qx7#Jv9")]
+    [InlineData("postgresql://lk@db.example/x?sslmode=require&password=Qx7@Jv9")]
+    [InlineData("Host=db.example;Password=Qx7;Jv9;Database=x")]
+    public void Parse_BrokenSpecWithPasswordHoldingDelimiters_ErrorShowsNoPieceOfIt(string spec)
+    {
+        var ex = Assert.Throws<StoreException>(() => StoreSelector.Choose(null, name => name == StoreSelector.StoreVariable ? spec : null));
+
+        Assert.Equal("store_invalid", ex.Code);
+        Assert.DoesNotContain("Qx7", ex.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("Jv9", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("***", ex.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// Any password, in every form a PostgreSQL store can be written in (URL user info or <c>password</c> parameter,
+    /// raw or percent-encoded; a keyword string, quoted as Npgsql quotes it), is masked whole: the masked text is
+    /// the form with <c>***</c> in place of the password (or, where that is ambiguous, cut at the password), so no
+    /// character of the password is left in it.
+    /// </summary>
+    [Property(MaxTest = 1000, Arbitrary = [typeof(Passwords)])]
+    public bool Mask_AnyPasswordInAnyForm_NothingOfThePasswordLeft(string password)
+    {
+        var encoded = Uri.EscapeDataString(password);
+        (string Spec, string[] Allowed)[] forms =
+        [
+            ($"postgresql://lk:{password}@db.example:5432/latchkey", ["postgresql://lk:***@db.example:5432/latchkey", "postgresql://lk:***"]),
+            ($"postgresql://lk:{encoded}@db.example:5432/latchkey", ["postgresql://lk:***@db.example:5432/latchkey"]),
+            ($"POSTGRES://lk:{password}@db.example/latchkey?sslmode=require", ["POSTGRES://lk:***@db.example/latchkey?sslmode=require", "POSTGRES://lk:***"]),
+            ($"postgresql://lk@db.example/latchkey?sslmode=require&password={password}", ["postgresql://lk@db.example/latchkey?sslmode=require&password=***"]),
+            ($"postgresql://lk@db.example/latchkey?password={encoded}&sslmode=require", ["postgresql://lk@db.example/latchkey?password=***"]),
+            ($"postgresql://lk@db.example/latchkey?pass%77ord={encoded}", ["postgresql://lk@db.example/latchkey?pass%77ord=***"]),
+            .. KeywordForms(password, "Host=db.example;Database=latchkey;", string.Empty, "Password=").Select(spec => (spec, new[] { "Host=db.example;Database=latchkey;Password=***" })),
+            .. KeywordForms(password, "Host=db.example;", ";Database=latchkey", "pwd = ").Select(spec => (spec, new[] { "Host=db.example;pwd = ***;Database=latchkey" })),
+        ];
+
+        foreach (var (spec, allowed) in forms)
+        {
+            var masked = PostgresLocation.Mask(spec);
+            if (!allowed.Contains(masked))
+            {
+                throw new InvalidOperationException($"{spec} was masked as {masked}");
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// Whatever the password, no message a store specification can produce (a refusal of the specification, of a
+    /// password on the command line, of an unknown backend) and no location Latchkey prints carries it.
+    /// </summary>
+    [Property(MaxTest = 1000, Arbitrary = [typeof(Passwords)])]
+    public bool Messages_AnyPassword_NeverCarryIt(string password)
+    {
+        var marked = "\u00a7" + password + "\u00b6"; // § and ¶ appear in no message: any quoted piece of the password that reaches an end shows
+        var encoded = Uri.EscapeDataString(marked);
+        string[] specs =
+        [
+            $"postgresql://lk:{marked}@db.example:5432/latchkey",
+            $"postgresql://lk:{marked}@db.example:notaport/latchkey",
+            $"postgresql://lk:{marked}@db.example/latchkey?nope=1",
+            $"postgresql://lk:{encoded}@db.example/latchkey?sslmode=nope",
+            $"postgresql://lk@db.example/latchkey?sslmode=require&password={marked}",
+            $"postgresql://lk@db.example/latchkey?password={marked}&nope=1",
+            $"postgresql://lk@db.example:notaport/latchkey?password={encoded}",
+            $"mysql://lk:{marked}@db.example/latchkey",
+            .. KeywordForms(marked, "Host=db.example;Database=latchkey;", string.Empty, "Password="),
+            .. KeywordForms(marked, "Host=db.example;Nope=1;", string.Empty, "Password="),
+        ];
+
+        foreach (var spec in specs)
+        {
+            foreach (var (option, environment) in new[] { (spec, (string?)null), (null, spec) })
+            {
+                string text;
+                try
+                {
+                    var choice = StoreSelector.Choose(option, name => name == StoreSelector.StoreVariable ? environment : null);
+                    text = choice.Postgres!.ToString() + "\n" + (choice.Postgres.TransportWarning() ?? string.Empty);
+                }
+                catch (StoreException ex)
+                {
+                    text = ex.Message;
+                }
+
+                if (text.Contains('\u00a7', StringComparison.Ordinal) || text.Contains('\u00b6', StringComparison.Ordinal) || text.Contains("%C2%A7", StringComparison.Ordinal) || text.Contains("%C2%B6", StringComparison.Ordinal))
+                {
+                    throw new InvalidOperationException($"{spec} gave: {text}");
+                }
+            }
+        }
+
+        return true;
+    }
+
+    [Theory]
+    [InlineData("postgresql://lk@db.example/latchkey", true)]
+    [InlineData("postgresql://lk@db.example/latchkey?sslmode=require", true)]
+    [InlineData("postgresql://lk@10.0.0.5/latchkey?sslmode=prefer", true)]
+    [InlineData("Host=db1.example,127.0.0.1;Database=latchkey;Username=lk", true)]
+    [InlineData("postgresql://lk@db.example/latchkey?sslmode=verify-full", false)]
+    [InlineData("postgresql://lk@db.example/latchkey?sslmode=verify-ca", false)]
+    [InlineData("postgresql://lk@127.0.0.1:5432/latchkey", false)]
+    [InlineData("postgresql://lk@[::1]:5432/latchkey", false)]
+    [InlineData("postgresql://lk@localhost/latchkey", false)]
+    [InlineData("postgresql:///latchkey?host=/run/postgresql", false)]
+    public void TransportWarning_HostAndSslMode_WarnsOnlyForUnverifiedNetworkConnections(string spec, bool warns)
+    {
+        var warning = PostgresLocation.Parse(spec).TransportWarning();
+
+        Assert.Equal(warns, warning is not null);
+        if (warning is not null)
+        {
+            Assert.Contains("sslmode=verify-full", warning, StringComparison.Ordinal);
+        }
+    }
+
+    /// <summary>
+    /// <paramref name="password"/> as a keyword string carries it: quoted by Npgsql's own builder, as a person following
+    /// its rules would write it. None for a password holding NUL, which no connection string can carry.
+    /// </summary>
+    private static IEnumerable<string> KeywordForms(string password, string before, string after, string keyword)
+    {
+        if (password.Contains('\0', StringComparison.Ordinal))
+        {
+            yield break;
+        }
+
+        yield return before + new NpgsqlConnectionStringBuilder { Password = password }.ConnectionString.Replace("Password=", keyword, StringComparison.Ordinal) + after;
+    }
+
+    /// <summary>Passwords of any characters, including every URL and connection-string delimiter, but never empty.</summary>
+    public static class Passwords
+    {
+        public static Arbitrary<string> Strings() =>
+            Gen.OneOf(
+                    ArbMap.Default.GeneratorFor<NonEmptyString>().Select(s => s.Get),
+                    Gen.Elements('@', '/', '?', '#', ':', '&', '=', ';', '%', '\'', '"', ' ', '\\', '[', ']', 'a', 'Z', '0', '\u00e9', '\n').ArrayOf().Where(a => a.Length > 0).Select(a => new string(a)))
+                .ToArbitrary();
     }
 }

@@ -1,4 +1,5 @@
 using Latchkey.Store;
+using Microsoft.Data.Sqlite;
 
 namespace Latchkey.Tests.Store;
 
@@ -11,6 +12,25 @@ public sealed class SqliteCredentialStoreContractTests : CredentialStoreContract
         Task.FromResult<ICredentialStore>(SqliteCredentialStore.Open(_home.Home, TimeProvider.System));
 
     internal override Task<ICredentialStore> OpenAgainAsync() => OpenFreshAsync();
+
+    internal override Task ExecuteSqlAsync(string sql)
+    {
+        using var connection = new SqliteConnection($"Data Source={_home.Home.DatabasePath};Pooling=False");
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        command.ExecuteNonQuery();
+        return Task.CompletedTask;
+    }
+
+    internal override async Task TurnBackBeforeSealsAsync(bool keepMarker)
+    {
+        // The open store's pooled connections cache the schema this changes; a fresh process would not have them.
+        SqliteConnection.ClearAllPools();
+        await ExecuteSqlAsync(
+            "ALTER TABLE credential DROP COLUMN row_mac; ALTER TABLE credential DROP COLUMN last_error_mac; ALTER TABLE credential DROP COLUMN upstream_failure_mac; ALTER TABLE credential_history DROP COLUMN row_mac; ALTER TABLE client_key DROP COLUMN row_mac; " +
+            (keepMarker ? string.Empty : "DROP TABLE store_meta; ") + $"PRAGMA user_version = {SqliteSchema.RowsSealedFrom - 1}");
+    }
 
     public void Dispose() => _home.Dispose();
 }

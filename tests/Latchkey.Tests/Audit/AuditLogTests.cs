@@ -172,7 +172,9 @@ public sealed class AuditLogPostgresTests(PostgresServer server) : IAsyncLifetim
         using var home = new TempHome();
         var first = await Processes.Latchkey(home.Path, null, environment, "list");
         Assert.True(first.ExitCode == 0, first.ToString());
-        await ExecuteAsync(url, "DROP TABLE audit_event; DELETE FROM schema_version WHERE version > 1"); // what schema 1 was
+        await ExecuteAsync(url, // what schema 1 was: no audit log, no row seals (nor the marker that rows are sealed)
+            "DROP TABLE audit_event; ALTER TABLE credential DROP COLUMN row_mac, DROP COLUMN last_error_mac, DROP COLUMN upstream_failure_mac; ALTER TABLE credential_history DROP COLUMN row_mac; ALTER TABLE client_key DROP COLUMN row_mac; " +
+            "DELETE FROM store_meta WHERE name = 'rows_sealed'; DELETE FROM schema_version WHERE version > 1");
 
         var results = await Task.WhenAll(Enumerable.Range(0, 6).Select(_ => Processes.Latchkey(home.Path, null, environment, "audit", "--json")));
 
