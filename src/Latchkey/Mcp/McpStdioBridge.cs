@@ -32,6 +32,9 @@ namespace Latchkey.Mcp;
 /// </remarks>
 internal sealed partial class McpStdioBridge : IAsyncDisposable
 {
+    /// <summary>The most of an MCP server's error body read for its message; the rest is never buffered.</summary>
+    private const int MaxErrorBodyBytes = 64 * 1024;
+
     private readonly CredentialRecord _record;
     private readonly ICredentialStore _store;
     private readonly TokenEngine _engine;
@@ -235,7 +238,7 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
                     _session ??= id;
                 }
 
-                await RelayAsync(response, body, ct).ConfigureAwait(false);
+                await RelayAsync(response, body, token.AccessToken, ct).ConfigureAwait(false);
                 return;
             }
         }
@@ -279,8 +282,13 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
         }
     }
 
-    /// <summary>Writes a JSON answer, or each SSE event as it arrives; a 202 has nothing to write.</summary>
-    private async Task RelayAsync(HttpResponseMessage response, byte[] request, CancellationToken ct)
+    /// <summary>
+    /// Writes a JSON answer, or each SSE event as it arrives; a 202 has nothing to write. A JSON answer is read up to
+    /// the size of the largest SSE event (<see cref="McpSse.MaxEventBytes"/>), an error body up to
+    /// <see cref="MaxErrorBodyBytes"/>; the server's error message is quoted with <paramref name="accessToken"/>
+    /// masked, since a hostile server could echo the token it was sent.
+    /// </summary>
+    private async Task RelayAsync(HttpResponseMessage response, byte[] request, string accessToken, CancellationToken ct)
     {
         var status = (int)response.StatusCode;
         if (status is 202 or 204)
@@ -303,7 +311,24 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
             return;
         }
 
-        var text = await response.Content.ReadAsStringAsync(ct).ConfigureAwait(false);
+        var limit = response.IsSuccessStatusCode ? McpSse.MaxEventBytes : MaxErrorBodyBytes;
+        string text;
+        try
+        {
+            await response.Content.LoadIntoBufferAsync(limit, ct).ConfigureAwait(false);
+            text = await response.Content.ReadAsStringAsync(ct).ConfigureAwait(false);
+        }
+        catch (HttpRequestException) when (!ct.IsCancellationRequested && !response.IsSuccessStatusCode)
+        {
+            text = string.Empty; // an error body too large (or broken off): the status alone is reported
+        }
+        catch (HttpRequestException) when (!ct.IsCancellationRequested)
+        {
+            Log.UpstreamStatus(_log, Name, status);
+            await ReplyErrorAsync(request, $"The MCP server '{Name}' sent an answer that is larger than {McpSse.MaxEventBytes / (1024 * 1024)} MiB or broke off; it was not passed on.", ct).ConfigureAwait(false);
+            return;
+        }
+
         if (response.IsSuccessStatusCode && media == "application/json" && text.Length > 0)
         {
             await WriteMessageAsync(text, ct).ConfigureAwait(false);
@@ -311,7 +336,7 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
         }
 
         Log.UpstreamStatus(_log, Name, status);
-        var detail = TryRpcMessage(text);
+        var detail = TryRpcMessage(text) is { } message ? Diagnostics.ServerText.Quote(message, [accessToken]) : null;
         await ReplyErrorAsync(request, $"The MCP server '{Name}' answered HTTP {status}{(detail is null ? "." : $": {detail}")}", ct).ConfigureAwait(false);
     }
 

@@ -15,7 +15,8 @@ namespace Latchkey.Tests.Security.HostileServer;
 /// A hostile MCP server on Kestrel (127.0.0.1, a free port) speaking the legacy HTTP+SSE transport: <c>GET /sse</c>
 /// answers with the event stream <see cref="Stream"/> writes, and every other request is recorded (a POST that
 /// reaches it carries the token Latchkey sent). Endless output stops once the client hangs up, after
-/// <see cref="MaxBytes"/>, or when <see cref="StopWhen"/> says so (so a test run against broken code cannot take
+/// <see cref="MaxBytes"/>, or when <see cref="StopWhen"/> says so; <see cref="Answer"/> makes it answer other
+/// requests (the streamable HTTP transport's POSTs) as a test says (so a test run against broken code cannot take
 /// the machine's memory with it).
 /// </summary>
 internal sealed class HostileMcpServer : IAsyncDisposable
@@ -37,6 +38,9 @@ internal sealed class HostileMcpServer : IAsyncDisposable
 
     /// <summary>Requests other than <c>GET /sse</c>: method, path and whether they carried a bearer token.</summary>
     public ConcurrentQueue<(string Method, string Path, bool Bearer)> Others { get; } = new();
+
+    /// <summary>How requests other than <c>GET /sse</c> are answered, after they are recorded (default: 202, nothing).</summary>
+    public Func<HttpContext, Task>? Answer { get; set; }
 
     public string Url { get; private set; } = string.Empty;
 
@@ -103,6 +107,12 @@ internal sealed class HostileMcpServer : IAsyncDisposable
         }
 
         Others.Enqueue((context.Request.Method, context.Request.Path.Value ?? string.Empty, context.Request.Headers.Authorization.ToString().StartsWith("Bearer ", StringComparison.Ordinal)));
+        if (Answer is { } answer)
+        {
+            await answer(context);
+            return;
+        }
+
         context.Response.StatusCode = 202;
     }
 }
