@@ -191,7 +191,8 @@ internal sealed class RequestBody : IDisposable
     private static ReadOnlySequence<byte> Sequence(List<byte[]> chunks, List<int> filled) =>
         Sequence(chunks.Select((chunk, i) => (ReadOnlyMemory<byte>)chunk.AsMemory(0, filled[i])).ToList());
 
-    private static ReadOnlySequence<byte> Sequence(List<ReadOnlyMemory<byte>> parts)
+    /// <summary>The parts, in order, as one sequence (empty parts left out).</summary>
+    internal static ReadOnlySequence<byte> Sequence(List<ReadOnlyMemory<byte>> parts)
     {
         parts.RemoveAll(p => p.IsEmpty);
         if (parts.Count == 0)

@@ -80,30 +80,6 @@ public sealed class ModelRouterFindModelTests
     private static ReadOnlySequence<byte> Split(byte[] bytes, int[] cuts)
     {
         var offsets = cuts.Select(c => c % (bytes.Length + 1)).Append(0).Append(bytes.Length).Distinct().Order().ToList();
-        Segment? first = null;
-        Segment? last = null;
-        for (var i = 0; i + 1 < offsets.Count; i++)
-        {
-            var part = bytes.AsMemory(offsets[i], offsets[i + 1] - offsets[i]);
-            last = last is null ? first = new Segment(part, 0) : last.Append(part);
-        }
-
-        return first is null ? ReadOnlySequence<byte>.Empty : new ReadOnlySequence<byte>(first, 0, last!, last!.Memory.Length);
-    }
-
-    private sealed class Segment : ReadOnlySequenceSegment<byte>
-    {
-        public Segment(ReadOnlyMemory<byte> memory, long runningIndex)
-        {
-            Memory = memory;
-            RunningIndex = runningIndex;
-        }
-
-        public Segment Append(ReadOnlyMemory<byte> memory)
-        {
-            var next = new Segment(memory, RunningIndex + Memory.Length);
-            Next = next;
-            return next;
-        }
+        return RequestBody.Sequence([.. offsets.Zip(offsets.Skip(1), (from, to) => (ReadOnlyMemory<byte>)bytes.AsMemory(from, to - from))]);
     }
 }
