@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using Latchkey.Gateway;
+using Latchkey.Local;
 using Latchkey.Ssh;
 using Latchkey.Store;
 
@@ -52,7 +53,8 @@ internal static class SshCommand
             var names = (parse.GetValue(credentials) ?? []).Distinct(StringComparer.Ordinal).ToList();
             var home = StoreHome.Resolve(parse.GetValue(CliApp.HomeOption));
             var plan = await RunCommand.PlanAsync(app, parse, home, names.FirstOrDefault(), parse.GetValue(router), parse.GetValue(api), ct);
-            await using var store = app.OpenStore(parse);
+            await using var services = app.Open(parse);
+            var store = services.Store;
             foreach (var other in names.Skip(1))
             {
                 _ = await store.GetAsync(other, ct) ?? throw CliException.NotFound(other);

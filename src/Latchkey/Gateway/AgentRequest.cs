@@ -69,7 +69,7 @@ internal sealed class AgentRequest(ClientKeyAuth auth, CredentialResolver creden
         }
 
         var check = await auth.CheckAsync(presented.Value, context.RequestAborted).ConfigureAwait(false);
-        Audit.AuditFacts.Of(context)?.ClientKey = check.Key?.Name;
+        AuditFacts.Of(context)?.ClientKey = check.Key?.Name;
         switch (check.Status)
         {
             case ClientKeyStatus.Valid when check.Key!.Allows(name):
@@ -83,7 +83,7 @@ internal sealed class AgentRequest(ClientKeyAuth auth, CredentialResolver creden
                     rate.MinDataRate = null; // authorized: an agent may stream a request body at its own pace
                 }
 
-                Audit.AuditFacts.Of(context)?.Authorized = true;
+                AuditFacts.Of(context)?.Authorized = true;
                 return true;
             case ClientKeyStatus.Valid:
                 await RefuseAsync(context, 403, "client_key_not_allowed",
