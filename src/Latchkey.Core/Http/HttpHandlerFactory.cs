@@ -24,7 +24,7 @@ internal enum HttpPurpose
 /// <remarks>
 /// Callers put the handler behind <see cref="UrlPolicyHandler"/> (every request Latchkey sends with a credential
 /// or token is checked as it leaves) and own what they create: the composition root
-/// (<see cref="Composition.LatchkeyServices"/>) creates one of each, on first use, for the whole process.
+/// (<c>Composition.LatchkeyServices</c>, above this layer) creates one of each, on first use, for the whole process.
 /// </remarks>
 internal static class HttpHandlerFactory
 {
