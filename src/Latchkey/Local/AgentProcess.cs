@@ -9,10 +9,6 @@ namespace Latchkey.Local;
 /// </summary>
 internal static class AgentProcess
 {
-    private const int Sighup = 1;
-    private const int Sigquit = 3;
-    private const int Sigterm = 15;
-
     /// <summary>
     /// Starts <paramref name="argv"/> with the variables named in <paramref name="withheld"/> removed from the
     /// environment it inherits and <paramref name="variables"/> set; null when the system started nothing.
@@ -45,15 +41,12 @@ internal static class AgentProcess
     /// <summary>
     /// Waits for <paramref name="child"/> to exit and returns its exit code. Ctrl-C in a terminal reaches the agent
     /// directly (same process group), so SIGINT neither ends this process first nor is sent twice; SIGTERM, SIGHUP
-    /// and SIGQUIT sent to this process are passed on.
+    /// and SIGQUIT sent to this process are passed on (<see cref="SignalRelay"/>).
     /// </summary>
     public static async Task<int> WaitPassingSignalsAsync(Process child)
     {
         ArgumentNullException.ThrowIfNull(child);
-        using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => c.Cancel = true);
-        using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; NativeMethods.Kill(child.Id, Sigterm); });
-        using var onHup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => { c.Cancel = true; NativeMethods.Kill(child.Id, Sighup); });
-        using var onQuit = PosixSignalRegistration.Create(PosixSignal.SIGQUIT, c => { c.Cancel = true; NativeMethods.Kill(child.Id, Sigquit); });
+        using var relay = new SignalRelay(() => child, PosixSignal.SIGTERM, PosixSignal.SIGHUP, PosixSignal.SIGQUIT);
         await child.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
         return child.ExitCode;
     }
