@@ -17,8 +17,9 @@ namespace Latchkey.Composition;
 /// <remarks>
 /// <para><b>Lazy.</b> Nothing but the store is built until it is asked for: <c>latchkey token</c> on an API key
 /// builds no HTTP client at all, and a refresh builds only the OAuth one.</para>
-/// <para><b>One of each.</b> Every property returns the same instance each time, whichever thread asks first, so a
-/// process has one token engine (one refresh flight per grant) and one connection pool per purpose.</para>
+/// <para><b>One of each.</b> Every property returns the same instance each time, whichever thread asks first (they
+/// are made under one lock), so a process has one token engine (one refresh flight per grant) and one connection
+/// pool per purpose.</para>
 /// <para><b>Ownership.</b> The root owns what it builds and disposes it in <see cref="DisposeAsync"/>: the HTTP
 /// clients, then the store. <see cref="CreateAuditWriter"/> is the exception: its caller owns the writer and must
 /// dispose it (writing what is queued) before the root.</para>
@@ -45,26 +46,66 @@ internal sealed class LatchkeyServices(ILatchkeyStore store, TimeProvider time) 
     public TimeProvider Time { get; } = time;
 
     /// <summary>The process's one token engine: the only code that spends a grant.</summary>
-    public TokenEngine Engine => Once(ref _engine, () => new TokenEngine(Store, Tokens, Time));
+    public TokenEngine Engine
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _engine ??= new TokenEngine(Store, Tokens, Time);
+            }
+        }
+    }
 
     /// <summary>Sign-in (<c>latchkey login</c>, <c>mcp add</c>, the dashboard's reconnect), on the same OAuth client.</summary>
-    public SignInService SignIn => Once(ref _signIn, () =>
+    public SignInService SignIn
     {
-        var http = OAuthHttp;
-        return new SignInService(Store, http, new Discovery(http), new ClientRegistrar(http), new GrantFlows(http, Tokens, Time), Time);
-    });
+        get
+        {
+            lock (_gate)
+            {
+                return _signIn ??= new SignInService(Store, OAuthHttp, new Discovery(OAuthHttp), new ClientRegistrar(OAuthHttp), new GrantFlows(OAuthHttp, Tokens, Time), Time);
+            }
+        }
+    }
 
     /// <summary>The gateway's upstream invoker: the <see cref="HttpPurpose.Forwarding"/> handler behind the URL policy.</summary>
-    public HttpMessageInvoker ForwardingInvoker => Once(ref _forwarding, () => Own(new HttpMessageInvoker(HttpHandlerFactory.CreateChecked(HttpPurpose.Forwarding), disposeHandler: true)));
+    public HttpMessageInvoker ForwardingInvoker
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _forwarding ??= Own(new HttpMessageInvoker(HttpHandlerFactory.CreateChecked(HttpPurpose.Forwarding), disposeHandler: true));
+            }
+        }
+    }
 
     /// <summary>The stdio bridge's client: the <see cref="HttpPurpose.Mcp"/> handler behind the URL policy, no
     /// overall timeout (an event stream stays open for as long as the session).</summary>
-    public HttpClient McpClient => Once(ref _mcp, () => Own(new HttpClient(HttpHandlerFactory.CreateChecked(HttpPurpose.Mcp), disposeHandler: true) { Timeout = Timeout.InfiniteTimeSpan }));
+    public HttpClient McpClient
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _mcp ??= Own(new HttpClient(HttpHandlerFactory.CreateChecked(HttpPurpose.Mcp), disposeHandler: true) { Timeout = Timeout.InfiniteTimeSpan });
+            }
+        }
+    }
 
-    /// <summary>The OAuth client, built on its first request (a token engine that never refreshes never builds it).</summary>
-    private TokenEndpointClient Tokens => Once(ref _tokens, () => new TokenEndpointClient(new Lazy<OAuthHttp>(() => OAuthHttp), Time));
+    /// <summary>The token endpoint client; its HTTP client is built on its first request (a token engine that never
+    /// refreshes never builds it). Called under the lock.</summary>
+    private TokenEndpointClient Tokens => _tokens ??= new TokenEndpointClient(new Lazy<OAuthHttp>(() =>
+    {
+        lock (_gate)
+        {
+            return OAuthHttp;
+        }
+    }), Time);
 
-    private OAuthHttp OAuthHttp => Once(ref _oauthHttp, () => Own(new OAuthHttp(HttpHandlerFactory.Create(HttpPurpose.OAuth))));
+    /// <summary>The OAuth client on the <see cref="HttpPurpose.OAuth"/> handler. Called under the lock.</summary>
+    private OAuthHttp OAuthHttp => _oauthHttp ??= Own(new OAuthHttp(HttpHandlerFactory.Create(HttpPurpose.OAuth)));
 
     /// <summary>A new audit writer over the store's audit log, keeping <paramref name="retention"/>. The caller owns
     /// it: dispose it (it writes what is queued) before this root closes the store.</summary>
@@ -92,25 +133,5 @@ internal sealed class LatchkeyServices(ILatchkeyStore store, TimeProvider time) 
     {
         _owned.Add(value);
         return value;
-    }
-
-    /// <summary>The value in <paramref name="field"/>, made by <paramref name="create"/> the first time (once, under the lock).</summary>
-    private T Once<T>(ref T? field, Func<T> create)
-        where T : class
-    {
-        if (Volatile.Read(ref field) is { } made)
-        {
-            return made;
-        }
-
-        lock (_gate)
-        {
-            if (field is null)
-            {
-                Volatile.Write(ref field, create());
-            }
-
-            return field;
-        }
     }
 }
