@@ -7,9 +7,7 @@ using Latchkey.Store;
 using Latchkey.Text;
 using Latchkey.Tokens;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -260,9 +258,9 @@ internal sealed partial class DashboardEndpoints(
 
         if (problem is null && form.GetValueOrDefault("expires") is { Length: > 0 } expires)
         {
-            if (HumanDuration.TryParse(expires, out var lifetime))
+            if (HumanDuration.TryParse(expires, out var validFor))
             {
-                expiresAt = _time.GetUtcNow() + lifetime;
+                expiresAt = _time.GetUtcNow() + validFor;
             }
             else
             {
