@@ -10,8 +10,8 @@ namespace Latchkey.Composition;
 /// <summary>
 /// The composition root: the one place Latchkey's services are built, for every entry point — the commands (through
 /// <c>CliApp</c>), the gateway (which hands these same instances to its container), the dashboard's actions, the
-/// stdio bridge and the native <c>latchkey-token</c>. It holds the store (with its key material), the HTTP handlers
-/// (one per <see cref="HttpPurpose"/>, from <see cref="HttpHandlerFactory"/>), the OAuth client, the one
+/// stdio bridge and the native <c>latchkey-token</c>. It holds the store (with its key material), the HTTP clients
+/// for forwarding, OAuth and MCP (each on its own handler from <see cref="HttpHandlerFactory"/>), the OAuth client, the one
 /// <see cref="TokenEngine"/> of the process, and makes the audit writer.
 /// </summary>
 /// <remarks>

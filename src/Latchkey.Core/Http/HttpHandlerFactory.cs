@@ -13,17 +13,22 @@ internal enum HttpPurpose
 
     /// <summary>The stdio bridge's requests to one remote MCP server, and its long-lived event stream.</summary>
     Mcp,
+
+    /// <summary>A command's health check of this home's own gateway on loopback (<c>/healthz</c>): a 1 s connect
+    /// timeout, since a gateway that is there answers at once.</summary>
+    GatewayProbe,
 }
 
 /// <summary>
 /// The one place Latchkey's <see cref="SocketsHttpHandler"/>s are configured, one per <see cref="HttpPurpose"/>
 /// (the pattern of YARP's <c>ForwarderHttpClientFactory</c>). Every handler sends only what it is given: no proxy
-/// from the environment, no redirect followed, no cookie kept, nothing decompressed, a connect timeout of 10 s, and
-/// pooled connections retired after <see cref="PooledConnectionLifetime"/> so a changed DNS answer is picked up.
+/// from the environment, no redirect followed, no cookie kept, nothing decompressed, a connect timeout of 10 s (1 s for
+/// the loopback <see cref="HttpPurpose.GatewayProbe"/>), and pooled connections retired after
+/// <see cref="PooledConnectionLifetime"/> so a changed DNS answer is picked up.
 /// </summary>
 /// <remarks>
 /// Callers put the handler behind <see cref="UrlPolicyHandler"/> (every request Latchkey sends with a credential
-/// or token is checked as it leaves) and own what they create: the composition root
+/// or token is checked as it leaves; the gateway probe carries neither) and own what they create: the composition root
 /// (<c>Composition.LatchkeyServices</c>, above this layer) creates one of each, on first use, for the whole process.
 /// </remarks>
 internal static class HttpHandlerFactory
@@ -45,7 +50,7 @@ internal static class HttpHandlerFactory
             AllowAutoRedirect = false,
             UseCookies = false,
             AutomaticDecompression = DecompressionMethods.None,
-            ConnectTimeout = ConnectTimeout,
+            ConnectTimeout = purpose == HttpPurpose.GatewayProbe ? TimeSpan.FromSeconds(1) : ConnectTimeout,
             PooledConnectionLifetime = purpose == HttpPurpose.OAuth ? OAuthConnectionLifetime : PooledConnectionLifetime,
         };
 

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using Latchkey.Diagnostics;
 using Latchkey.Gateway;
+using Latchkey.Http;
 using Latchkey.Store;
 
 namespace Latchkey.Local;
@@ -231,8 +232,7 @@ internal static class GatewayLocator
             return Probe.Silent;
         }
 
-        using var handler = new SocketsHttpHandler { UseProxy = false, AllowAutoRedirect = false, UseCookies = false, ConnectTimeout = TimeSpan.FromSeconds(1) };
-        using var http = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(2) };
+        using var http = new HttpClient(HttpHandlerFactory.Create(HttpPurpose.GatewayProbe), disposeHandler: true) { Timeout = TimeSpan.FromSeconds(2) };
         var challenge = GatewayProof.NewChallenge();
         using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(url, "/healthz"));
         request.Headers.TryAddWithoutValidation(GatewayProof.ChallengeHeader, challenge);
