@@ -112,13 +112,15 @@ internal sealed partial class PostgresCredentialStore
 
     /// <summary>
     /// Brings the schema up to date in one transaction under an advisory lock, so replicas that start at once
-    /// migrate exactly once; a database already current is left alone without taking the lock.
+    /// migrate exactly once; a database already current is left alone without taking the lock, its sealed marker
+    /// checked against the home's record. A store from before seals is sealed as <paramref name="sealing"/> allows.
+    /// Returns whether the store is sealed (its marker verifies), so the home can record it.
     /// </summary>
-    private void Migrate() => Run(connection =>
+    private bool Migrate(string identity, StoreSealing sealing) => Run(connection =>
     {
         if (ReadSchemaVersion(connection, null) == SchemaVersion)
         {
-            return 0;
+            return _codec.CheckSealed(connection, null, Location, identity, sealing);
         }
 
         using var transaction = connection.BeginTransaction();
@@ -142,6 +144,16 @@ internal sealed partial class PostgresCredentialStore
                 $"The store at {Location} was written by a newer Latchkey (schema {version}; this one knows {SchemaVersion}). Nothing was changed. Upgrade Latchkey on this replica.");
         }
 
+        if (version == SchemaVersion)
+        {
+            return _codec.CheckSealed(connection, transaction, Location, identity, sealing); // another replica migrated it meanwhile
+        }
+
+        if (version > 0 && version < PostgresSchema.RowsSealedFrom)
+        {
+            RowCodec.RefuseUnsealable(connection, transaction, Location, identity, version, sealing); // before any migration runs
+        }
+
         for (var next = version + 1; next <= SchemaVersion; next++)
         {
             using (var migrate = new NpgsqlCommand(PostgresSchema.Migrations[next - 1], connection, transaction))
@@ -155,17 +167,23 @@ internal sealed partial class PostgresCredentialStore
             record.ExecuteNonQuery();
         }
 
-        if (version < PostgresSchema.RowsSealedFrom)
+        if (version < PostgresSchema.RowsSealedFrom
+            && !_codec.SealExistingRows(connection, transaction, Location, identity, version, sealing, _time.GetUtcNow(), _writer))
         {
-            _codec.SealExistingRows(connection, transaction, Location);
+            transaction.Rollback(); // a preview: nothing is kept
+            return false;
         }
 
         transaction.Commit();
-        return 0;
+        return version < PostgresSchema.RowsSealedFrom || _codec.CheckSealed(connection, null, Location, identity, sealing);
     });
 
-    /// <summary>Refuses a schema this build would have to migrate, or cannot read, without changing it.</summary>
-    private void CheckSchemaCurrent() => Run(connection =>
+    /// <summary>
+    /// Refuses a schema this build would have to migrate, or cannot read, without changing it; a store from before
+    /// seals that must not be sealed on open is refused as such (rolled back, or waiting for <c>latchkey store
+    /// seal</c>). Returns whether a current store's sealed marker verifies.
+    /// </summary>
+    private bool CheckSchemaCurrent(string identity, StoreSealing sealing) => Run(connection =>
     {
         var version = ReadSchemaVersion(connection, null);
         if (version > SchemaVersion)
@@ -174,13 +192,18 @@ internal sealed partial class PostgresCredentialStore
                 $"The store at {Location} was written by a newer Latchkey (schema {version}; this one knows {SchemaVersion}). Upgrade Latchkey on this replica.");
         }
 
+        if (version > 0 && version < PostgresSchema.RowsSealedFrom)
+        {
+            RowCodec.RefuseUnsealable(connection, null, Location, identity, version, sealing);
+        }
+
         if (version < SchemaVersion)
         {
             throw new StoreException("schema_behind",
                 $"The store at {Location} has schema {version}; this Latchkey uses {SchemaVersion}. Nothing was changed. Any command or 'latchkey serve' migrates it on start.");
         }
 
-        return 0;
+        return _codec.CheckSealed(connection, null, Location, identity, sealing);
     });
 
     /// <summary>The highest applied migration, 0 for an empty database.</summary>

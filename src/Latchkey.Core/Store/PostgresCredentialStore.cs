@@ -69,27 +69,33 @@ internal sealed partial class PostgresCredentialStore : ILatchkeyStore, IDisposa
     /// Opens the store at <paramref name="location"/>: brings the schema up to date (safely when other replicas
     /// start at the same time) and checks that the database's secrets are sealed with the same master key.
     /// Takes ownership of <paramref name="protector"/>. With <paramref name="readOnly"/> (for <c>doctor</c>), nothing is
-    /// written: a schema that is not current, or a key that does not match, is refused instead.
+    /// written: a schema that is not current, or a key that does not match, is refused instead. A store from before
+    /// seals is sealed only as <paramref name="sealing"/> allows (<see cref="StoreSealing"/>); without it, never on
+    /// open (as with a shared key file, and no home to record in).
     /// </summary>
     /// <exception cref="StoreException">The store cannot be used; the message says why and what to do.</exception>
-    public static PostgresCredentialStore Open(PostgresLocation location, SecretProtector protector, TimeProvider time, bool readOnly = false)
+    public static PostgresCredentialStore Open(PostgresLocation location, SecretProtector protector, TimeProvider time, bool readOnly = false, StoreSealing? sealing = null)
     {
         ArgumentNullException.ThrowIfNull(location);
         ArgumentNullException.ThrowIfNull(protector);
         ArgumentNullException.ThrowIfNull(time);
+        sealing ??= StoreSealing.ForSharedKey(null);
         var store = new PostgresCredentialStore(location, protector, time);
         try
         {
-            if (readOnly)
+            var identity = StoreSealing.IdentityOf(location);
+            var isSealed = readOnly ? store.CheckSchemaCurrent(identity, sealing) : store.Migrate(identity, sealing);
+            if (sealing.Mode == SealMode.Preview && sealing.Found is not null)
             {
-                store.CheckSchemaCurrent();
-            }
-            else
-            {
-                store.Migrate();
+                return store; // only looked: nothing of the store was written, not even the key's id
             }
 
             store.CheckKey(record: !readOnly);
+            if (isSealed)
+            {
+                sealing.Remember(identity, protector.KeyId, time.GetUtcNow());
+            }
+
             return store;
         }
         catch

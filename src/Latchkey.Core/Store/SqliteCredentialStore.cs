@@ -59,10 +59,12 @@ internal sealed partial class SqliteCredentialStore : ILatchkeyStore, IDisposabl
 
     /// <summary>
     /// Opens (creating when missing) the store in <paramref name="home"/>: checks the folder, loads or creates the
-    /// master key, pre-creates the database 0600, and brings the schema up to date.
+    /// master key, pre-creates the database 0600, and brings the schema up to date. A store from before seals is
+    /// sealed then only as <paramref name="sealing"/> allows; by default (the key is the home's <c>master.key</c>),
+    /// once, unless the home recorded the store as sealed before (<see cref="StoreSealing"/>).
     /// </summary>
     /// <exception cref="StoreException">The store cannot be used; the message says why and what to do.</exception>
-    public static SqliteCredentialStore Open(StoreHome home, TimeProvider time)
+    public static SqliteCredentialStore Open(StoreHome home, TimeProvider time, StoreSealing? sealing = null)
     {
         home.EnsureReady();
         PrecreateDatabase(home.DatabasePath);
@@ -93,7 +95,12 @@ internal sealed partial class SqliteCredentialStore : ILatchkeyStore, IDisposabl
         var store = new SqliteCredentialStore(home, protector, time);
         try
         {
-            store.Migrate();
+            sealing ??= StoreSealing.ForHomeKey(SealLedger.In(home));
+            if (store.Migrate(sealing))
+            {
+                sealing.Remember(StoreSealing.SqliteIdentity, protector.KeyId, time.GetUtcNow());
+            }
+
             return store;
         }
         catch
@@ -588,7 +595,12 @@ internal sealed partial class SqliteCredentialStore : ILatchkeyStore, IDisposabl
             $"The store at {home.DatabasePath} failed (SQLite error {ex.SqliteErrorCode}: {ex.Message}). Nothing was changed; 'latchkey doctor' checks the store.", retryable: ex.SqliteErrorCode == 10, innerException: ex),
     };
 
-    private void Migrate() => Run(connection =>
+    /// <summary>
+    /// Brings the schema up to date in one <c>BEGIN IMMEDIATE</c> transaction, sealing a store from before seals as
+    /// <paramref name="sealing"/> allows; a current store's sealed marker is checked against the home's record.
+    /// Returns whether the store is sealed (its marker verifies), so the home can record it.
+    /// </summary>
+    private bool Migrate(StoreSealing sealing) => Run(connection =>
     {
         using (var journal = connection.CreateCommand())
         {
@@ -606,7 +618,7 @@ internal sealed partial class SqliteCredentialStore : ILatchkeyStore, IDisposabl
 
         if (ReadUserVersion(connection, null) == SchemaVersion)
         {
-            return 0;
+            return _codec.CheckSealed(connection, null, Home.DatabasePath, StoreSealing.SqliteIdentity, sealing);
         }
 
         using var transaction = connection.BeginTransaction(IsolationLevel.Serializable, deferred: false);
@@ -617,6 +629,11 @@ internal sealed partial class SqliteCredentialStore : ILatchkeyStore, IDisposabl
                 $"The store at {Home.DatabasePath} was written by a newer Latchkey (schema {version}; this one knows {SchemaVersion}). Nothing was changed. Upgrade Latchkey.");
         }
 
+        if (version == SchemaVersion)
+        {
+            return _codec.CheckSealed(connection, transaction, Home.DatabasePath, StoreSealing.SqliteIdentity, sealing); // another process migrated it meanwhile
+        }
+
         for (var next = version + 1; next <= SchemaVersion; next++)
         {
             using var command = connection.CreateCommand();
@@ -625,13 +642,15 @@ internal sealed partial class SqliteCredentialStore : ILatchkeyStore, IDisposabl
             command.ExecuteNonQuery();
         }
 
-        if (version < SqliteSchema.RowsSealedFrom)
+        if (version < SqliteSchema.RowsSealedFrom
+            && !_codec.SealExistingRows(connection, transaction, Home.DatabasePath, StoreSealing.SqliteIdentity, version, sealing, _time.GetUtcNow(), _writer))
         {
-            _codec.SealExistingRows(connection, transaction, Home.DatabasePath);
+            transaction.Rollback(); // a preview: nothing is kept
+            return false;
         }
 
         transaction.Commit();
-        return 0;
+        return version < SqliteSchema.RowsSealedFrom || _codec.CheckSealed(connection, null, Home.DatabasePath, StoreSealing.SqliteIdentity, sealing);
     });
 
     private static long ReadUserVersion(SqliteConnection connection, SqliteTransaction? transaction)
