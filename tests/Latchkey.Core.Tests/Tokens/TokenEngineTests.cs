@@ -6,8 +6,9 @@ using Latchkey.Tokens;
 namespace Latchkey.Tests.Tokens;
 
 /// <summary>
-/// The token engine's decisions against a scripted token endpoint: the outcome table (F12), merges (F8), the
-/// fence (F11), lost responses (F13), single flight (F1 in-process, F22, F24) and forced refreshes (F20).
+/// The token engine's decisions against a scripted token endpoint: every class of token-endpoint answer, merges of
+/// partial responses, the refresh-token fence, lost responses, single flight and forced refreshes (each explained in
+/// docs/failure-modes.md).
 /// Cross-process behaviour is tested with real processes and a real authorization server in Latchkey.Tests.
 /// </summary>
 public sealed class TokenEngineTests : IAsyncLifetime
@@ -88,7 +89,7 @@ public sealed class TokenEngineTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task F08_ResponseWithoutRefreshToken_KeepsTheOldOne()
+    public async Task GetAccessToken_ResponseWithoutRefreshToken_KeepsTheOldOne()
     {
         await SeedAsync();
         _endpoint.Then(HttpStatusCode.OK, """{"access_token":"at-2","token_type":"bearer"}""");
@@ -103,7 +104,7 @@ public sealed class TokenEngineTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task F08_ResponseWithoutExpiresIn_LifetimeFromJwtExp()
+    public async Task GetAccessToken_ResponseWithoutExpiresIn_LifetimeFromJwtExp()
     {
         await SeedAsync();
         var exp = DateTimeOffset.UtcNow.AddMinutes(10).ToUnixTimeSeconds();
@@ -117,7 +118,7 @@ public sealed class TokenEngineTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task F12_InvalidGrant_NeedsAuthWithServerReasonAndSecretsKept()
+    public async Task GetAccessToken_InvalidGrant_NeedsAuthWithServerReasonAndSecretsKept()
     {
         await SeedAsync();
         _endpoint.Then(HttpStatusCode.BadRequest, """{"error":"invalid_grant","error_description":"grant request is invalid"}""", r => r.Headers.Add("x-request-id", "req-42"));
@@ -141,7 +142,7 @@ public sealed class TokenEngineTests : IAsyncLifetime
     [InlineData("unauthorized_client", "client_rejected")]
     [InlineData("invalid_scope", "invalid_scope")]
     [InlineData("invalid_target", "invalid_target")]
-    public async Task F12_Rejections_NeedsAuthNamingTheCause(string error, string reason)
+    public async Task GetAccessToken_Rejections_NeedsAuthNamingTheCause(string error, string reason)
     {
         await SeedAsync();
         _endpoint.Then(HttpStatusCode.BadRequest, $$"""{"error":"{{error}}"}""");
@@ -157,7 +158,7 @@ public sealed class TokenEngineTests : IAsyncLifetime
     [InlineData(HttpStatusCode.InternalServerError, "{}")]
     [InlineData(HttpStatusCode.BadRequest, """{"error":"temporarily_unavailable"}""")]
     [InlineData(HttpStatusCode.OK, """{"error":"server_error"}""")]
-    public async Task F12_Transient_CredentialKeptAndSharedBackoffRecorded(HttpStatusCode status, string body)
+    public async Task GetAccessToken_TransientFailure_CredentialKeptAndSharedBackoffRecorded(HttpStatusCode status, string body)
     {
         await SeedAsync();
         _endpoint.Then(status, body);
@@ -177,7 +178,7 @@ public sealed class TokenEngineTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task F12_TransientWhileAccessTokenStillUsable_ServesTheStoredToken()
+    public async Task GetAccessToken_TransientFailureWhileAccessTokenStillUsable_ServesTheStoredToken()
     {
         var now = DateTimeOffset.UtcNow;
         await SeedAsync(expired: false);
@@ -191,7 +192,7 @@ public sealed class TokenEngineTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task F12_TooManyRequests_BackoffFollowsRetryAfter()
+    public async Task GetAccessToken_TooManyRequests_BackoffFollowsRetryAfter()
     {
         await SeedAsync();
         _endpoint.Then(HttpStatusCode.TooManyRequests, "{}", r => r.Headers.RetryAfter = new System.Net.Http.Headers.RetryConditionHeaderValue(TimeSpan.FromSeconds(120)));
@@ -203,7 +204,7 @@ public sealed class TokenEngineTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task F12_UnknownErrorThreeTimes_ThenNeedsAuthUnexpectedResponse()
+    public async Task GetAccessToken_UnknownErrorThreeTimes_ThenNeedsAuthUnexpectedResponse()
     {
         await SeedAsync();
         _endpoint.Default = _ => Task.FromResult(ScriptedTokenEndpoint.Json(HttpStatusCode.BadRequest, """{"error":"weird_thing"}"""));
@@ -220,7 +221,7 @@ public sealed class TokenEngineTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task F13_LostResponseThenRetrySucceeds_CommitsTheRetrysTokens()
+    public async Task GetAccessToken_LostResponseThenRetrySucceeds_CommitsTheRetrysTokens()
     {
         await SeedAsync();
         _endpoint.Then(HttpStatusCode.BadGateway, "{}");
@@ -234,7 +235,7 @@ public sealed class TokenEngineTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task F13_LostResponseThenRetryRefused_NeedsAuthLostResponseRotation()
+    public async Task GetAccessToken_LostResponseThenRetryRefused_NeedsAuthLostResponseRotation()
     {
         await SeedAsync();
         _endpoint.Then(HttpStatusCode.GatewayTimeout, "{}");
@@ -248,7 +249,7 @@ public sealed class TokenEngineTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task F13_MarkerLeftByDeadProcess_OneRecoveryPostWithTheSameToken()
+    public async Task GetAccessToken_MarkerLeftByDeadProcess_OneRecoveryPostWithTheSameToken()
     {
         await SeedAsync();
         // A refresher on this host died after sending: its lease and attempt marker are left behind.
@@ -265,7 +266,7 @@ public sealed class TokenEngineTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task F11_LoserInvalidGrantAfterWinnerCommitted_WinnerKept()
+    public async Task GetAccessToken_LoserInvalidGrantAfterWinnerCommitted_WinnerKept()
     {
         await SeedAsync();
         // While our request is in flight, another process rotates the grant (rt-1 -> rt-2) and commits; the server
@@ -287,7 +288,7 @@ public sealed class TokenEngineTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task F01_ManyConcurrentCallersInOneProcess_OnePost()
+    public async Task GetAccessToken_ManyConcurrentCallersInOneProcess_OnePost()
     {
         await SeedAsync();
         var release = new TaskCompletionSource();
@@ -307,7 +308,7 @@ public sealed class TokenEngineTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task F22_FirstCallerCancels_OthersStillGetTheToken()
+    public async Task GetAccessToken_FirstCallerCancels_OthersStillGetTheToken()
     {
         await SeedAsync();
         var release = new TaskCompletionSource();
@@ -331,7 +332,7 @@ public sealed class TokenEngineTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task F24_LateArrivalAfterRefresh_AdoptsWinnerWithoutSecondPost()
+    public async Task GetAccessToken_LateArrivalAfterRefresh_AdoptsWinnerWithoutSecondPost()
     {
         await SeedAsync();
         _endpoint.Then(HttpStatusCode.OK, ScriptedTokenEndpoint.Tokens("at-2", "rt-2"));
@@ -344,7 +345,7 @@ public sealed class TokenEngineTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task F20_ForcedRefreshForTheStoredToken_RefreshesOnceEvenIfFresh()
+    public async Task GetAccessToken_ForcedRefreshForTheStoredToken_RefreshesOnceEvenIfFresh()
     {
         await SeedAsync(expired: false);
         _endpoint.Then(HttpStatusCode.OK, ScriptedTokenEndpoint.Tokens("at-2", "rt-2"));
@@ -357,7 +358,7 @@ public sealed class TokenEngineTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task F20_ForcedRefreshForASupersededToken_NoRefresh()
+    public async Task GetAccessToken_ForcedRefreshForASupersededToken_NoRefresh()
     {
         await SeedAsync(expired: false, accessToken: "at-current");
 
@@ -368,7 +369,7 @@ public sealed class TokenEngineTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task F20_ForcedRefreshForASupersededTokenWhoseReplacementIsDue_RefreshesInsteadOfHandingItBack()
+    public async Task GetAccessToken_ForcedRefreshForASupersededTokenWhoseReplacementIsDue_RefreshesInsteadOfHandingItBack()
     {
         await SeedAsync(expired: false, accessToken: "at-current", due: true); // still usable, past its refresh-ahead point
         _endpoint.Then(HttpStatusCode.OK, ScriptedTokenEndpoint.Tokens("at-2", "rt-2"));

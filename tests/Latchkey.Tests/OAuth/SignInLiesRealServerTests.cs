@@ -6,7 +6,8 @@ namespace Latchkey.Tests.OAuth;
 /// <summary>
 /// A real authorization server that lies (its answers rewritten by a post-middleware in the peer) or that
 /// refuses: every lie is refused with its own reason, and nothing stored changes: the working grant stays
-/// byte-for-byte the same and usable (F21), and a new name is never created.
+/// byte-for-byte the same and usable (an abandoned or refused sign-in never costs the grant that works), and a new
+/// name is never created.
 /// The unit tests in Latchkey.Core.Tests (DiscoveryTests, GrantFlowsTests) cover the same checks in isolation;
 /// these run them end to end through <c>latchkey login</c> against oidc-provider.
 /// </summary>

@@ -298,7 +298,7 @@ public sealed class SignInRealServerTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task F10_ConcurrentSignIns_8ProcessesAtOnce_EveryGrantBoundToItsOwnRegistration()
+    public async Task Login_8ConcurrentSignIns_EveryGrantBoundToItsOwnRegistration()
     {
         const int signIns = 8;
         await using var lk = await LatchkeyAgainstPeer.StartAsync(output);
@@ -321,7 +321,7 @@ public sealed class SignInRealServerTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task F21_AbandonedSignIn_KilledWhileWaitingForTheBrowser_OldGrantIntactAndUsable()
+    public async Task Login_KilledWhileWaitingForTheBrowser_OldGrantIntactAndUsable()
     {
         await using var lk = await LatchkeyAgainstPeer.StartAsync(output);
         await lk.LoginAsync("mcp", "--resource", lk.Peer.Resource);
@@ -365,7 +365,7 @@ public sealed class SignInRealServerTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task F19_TwoAccountsOnOneServer_RefreshAndLogoutOfOneLeaveTheOtherUntouched()
+    public async Task Login_TwoAccountsOnOneServer_RefreshAndLogoutOfOneLeaveTheOtherUntouched()
     {
         await using var lk = await LatchkeyAgainstPeer.StartAsync(output);
         await lk.Peer.SetFaultsAsync(new { user = "alice", atTtl = 2 });
@@ -408,7 +408,7 @@ public sealed class SignInRealServerTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task F27_RealTokens_NeverInAnyOutputOrInTheStoreFilesInClear()
+    public async Task Commands_RealTokensAfterLoginAndRefresh_NeverInAnyOutputOrInTheStoreFilesInClear()
     {
         await using var lk = await LatchkeyAgainstPeer.StartAsync(output, new Dictionary<string, string> { ["AT_TTL"] = "2" });
         var outputs = new List<Processes.Result> { await lk.RunAsync("login", "mcp", "--resource", lk.Peer.Resource) };
