@@ -62,17 +62,14 @@ public sealed class SignInLiesRealServerTests(ITestOutputHelper output)
         login.StandardInput.Close();
         var stderr = login.StandardError.ReadToEndAsync();
         _ = login.StandardOutput.ReadToEndAsync();
-        var waited = System.Diagnostics.Stopwatch.StartNew();
-        while (!lk.ReadBrowserLog().Contains("delivered to", StringComparison.Ordinal))
-        {
-            Assert.True(waited.Elapsed < TimeSpan.FromSeconds(60) && !login.HasExited, $"the browser never came back: {lk.ReadBrowserLog()}\n{(login.HasExited ? await stderr : string.Empty)}");
-            await Task.Delay(100);
-        }
+        bool Delivered() => lk.ReadBrowserLog().Contains("delivered to", StringComparison.Ordinal);
+        await RealTime.UntilAsync(() => Delivered() || login.HasExited, TimeSpan.FromSeconds(60));
+        Assert.True(Delivered(), $"the browser never came back: {lk.ReadBrowserLog()}\n{(login.HasExited ? await stderr : string.Empty)}");
 
         Assert.Contains("/callback: 400", lk.ReadBrowserLog(), StringComparison.Ordinal);
-        await Task.Delay(500);
+        await RealTime.ForAsync(TimeSpan.FromMilliseconds(500)); // time for the login process to (wrongly) give up
         Assert.False(login.HasExited, "the wrong state ended the sign-in: " + (login.HasExited ? await stderr : string.Empty));
-        Latchkey.Tests.Gateway.NativeSignal.Terminate(login.Id); // the person gives up (Ctrl-C would do the same)
+        NativeSignal.Terminate(login.Id); // the person gives up (Ctrl-C would do the same)
         await login.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
         Assert.NotEqual(0, login.ExitCode);
         Assert.Contains("Ignored a request to the sign-in listener", await stderr, StringComparison.Ordinal);

@@ -103,11 +103,11 @@ public sealed class SqliteCredentialStoreProcessTests(ITestOutputHelper output) 
             });
             if (!fromStart)
             {
-                await Task.WhenAny(firstAck.Task, Task.Delay(TimeSpan.FromSeconds(30)));
+                await Task.WhenAny(firstAck.Task, RealTime.ForAsync(TimeSpan.FromSeconds(30)));
                 Assert.True(firstAck.Task.IsCompleted, "the writer acknowledged no write within 30 s");
             }
 
-            await Task.Delay(budget);
+            await RealTime.ForAsync(budget); // the writer is another process: it writes for a real while, then dies
             driver.Kill();
             await driver.WaitForExitAsync();
             await reading;

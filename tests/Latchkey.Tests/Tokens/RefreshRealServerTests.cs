@@ -158,12 +158,7 @@ public sealed class RefreshRealServerTests(ITestOutputHelper output)
         // The refresher sends; the server rotates and holds the answer; the refresher is killed with SIGKILL.
         using var refresher = Process.Start(lk.StartInfo("token", "mcp"))!;
         refresher.StandardInput.Close();
-        var waited = Stopwatch.StartNew();
-        while ((await lk.Peer.CountersAsync()).Held == 0)
-        {
-            Assert.True(waited.Elapsed < TimeSpan.FromSeconds(30), "the refresh never reached the server");
-            await Task.Delay(50);
-        }
+        Assert.True(await RealTime.UntilAsync(async () => (await lk.Peer.CountersAsync()).Held > 0, TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(50)), "the refresh never reached the server");
 
         refresher.Kill(); // SIGKILL: no finally blocks, no lease release, the attempt marker stays
         await refresher.WaitForExitAsync();
@@ -203,7 +198,7 @@ public sealed class RefreshRealServerTests(ITestOutputHelper output)
         var during = await lk.TokenAsync("mcp");
         var status = await lk.StatusAsync("mcp");
         var kept = (await lk.ReadAsync("mcp"))!;
-        await Task.Delay(kept.Coordination.BackoffUntil!.Value - DateTimeOffset.UtcNow + TimeSpan.FromMilliseconds(200));
+        await RealTime.PastAsync(kept.Coordination.BackoffUntil!.Value, TimeSpan.FromMilliseconds(200)); // the backoff the processes share, on the real clock
         var later = await lk.TokenAsync("mcp");
 
         Assert.Equal(1, during.ExitCode); // retryable, not "needs sign-in"
@@ -228,7 +223,7 @@ public sealed class RefreshRealServerTests(ITestOutputHelper output)
         await lk.Peer.SetFaultsAsync(new { atTtl = 2 });
 
         var first = await lk.TokenAsync("mcp");
-        await Task.Delay(TimeSpan.FromSeconds(2.2));
+        await lk.UntilExpiredAsync("mcp");
         var second = await lk.TokenAsync("mcp");
 
         Assert.True(first.ExitCode == 0 && second.ExitCode == 0, $"{first}\n{second}");
@@ -250,10 +245,7 @@ public sealed class RefreshRealServerTests(ITestOutputHelper output)
         using (var refresher = Process.Start(lk.StartInfo("token", "mcp"))!)
         {
             refresher.StandardInput.Close();
-            while ((await lk.Peer.CountersAsync()).Held == 0)
-            {
-                await Task.Delay(50);
-            }
+            Assert.True(await RealTime.UntilAsync(async () => (await lk.Peer.CountersAsync()).Held > 0, TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(50)), "the refresh never reached the server");
 
             refresher.Kill();
             await refresher.WaitForExitAsync();
