@@ -1,4 +1,4 @@
-using Latchkey.TestBrowser;
+using Latchkey.Testing;
 
 // latchkey runs: Latchkey.TestBrowser URL  (through LATCHKEY_BROWSER="…/Latchkey.TestBrowser {url}").
 // Walks the authorization server's pages to the redirect URI named in the URL, then GETs it, so Latchkey's

@@ -6,7 +6,8 @@ namespace Latchkey.Tests.Tokens;
 
 /// <summary>
 /// A token endpoint whose answers a test scripts, for the outcome classes a real server cannot be made to
-/// produce on demand (failure-modes.md "FakeAS"). Records every request's form.
+/// produce on demand (a lost answer, a 429 with Retry-After, a rotation committed by someone else mid-request).
+/// Records every request's form.
 /// </summary>
 internal sealed class ScriptedTokenEndpoint : HttpMessageHandler
 {

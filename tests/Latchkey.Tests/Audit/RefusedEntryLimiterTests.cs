@@ -1,11 +1,12 @@
 using Latchkey.Audit;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Latchkey.Tests.Audit;
 
-/// <summary>The per-source budget for audit entries of refused requests, on a manual clock.</summary>
+/// <summary>The per-source budget for audit entries of refused requests, on a fake clock.</summary>
 public sealed class RefusedEntryLimiterTests
 {
-    private readonly ManualTime _time = new();
+    private readonly FakeTimeProvider _time = new(DateTimeOffset.UtcNow);
 
     [Fact]
     public void TryTake_BurstThenEmpty_CountsWhatItRefused()
@@ -78,18 +79,5 @@ public sealed class RefusedEntryLimiterTests
         Assert.True(limiter.TryTake("10.0.1.1"));
         Assert.True(limiter.TryTake("10.0.1.1"));
         Assert.Equal(1, limiter.TrackedSources);
-    }
-
-    private sealed class ManualTime : TimeProvider
-    {
-        private long _ticks = DateTimeOffset.UtcNow.UtcTicks;
-
-        public override DateTimeOffset GetUtcNow() => new(_ticks, TimeSpan.Zero);
-
-        public override long GetTimestamp() => _ticks;
-
-        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
-
-        public void Advance(TimeSpan by) => _ticks += by.Ticks;
     }
 }

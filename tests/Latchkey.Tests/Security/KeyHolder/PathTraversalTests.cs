@@ -1,7 +1,6 @@
 using System.Text.Json.Nodes;
 using FsCheck.Fluent;
 using Latchkey.Tests.Gateway;
-using Latchkey.Tests.Http;
 
 namespace Latchkey.Tests.Security.KeyHolder;
 
@@ -121,21 +120,15 @@ public sealed class PathTraversalTests(GatewayFixture fixture) : IClassFixture<G
         var key = await fixture.Gateway.CreateKeyAsync("caps-key", "caps");
         const string body = """{"model":"claude-sonnet-4-5","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}""";
 
-        HttpResponseMessage answer;
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10); // routes.json is reloaded within a second
-        while (true)
-        {
-            using var request = new HttpRequestMessage(HttpMethod.Post, "/R/caps/v1/messages") { Content = new StringContent(body, System.Text.Encoding.UTF8, "application/json") };
-            request.Headers.Add("x-api-key", key);
-            answer = await fixture.Gateway.Http.SendAsync(request);
-            if (answer.StatusCode != System.Net.HttpStatusCode.NotFound || DateTime.UtcNow > deadline)
+        // The gateway process reloads routes.json within a second of its own clock.
+        var answer = await RealTime.UntilAsync(
+            async () =>
             {
-                break;
-            }
-
-            answer.Dispose();
-            await Task.Delay(200);
-        }
+                using var request = new HttpRequestMessage(HttpMethod.Post, "/R/caps/v1/messages") { Content = new StringContent(body, System.Text.Encoding.UTF8, "application/json") };
+                request.Headers.Add("x-api-key", key);
+                return await fixture.Gateway.Http.SendAsync(request);
+            },
+            a => a.StatusCode != System.Net.HttpStatusCode.NotFound, TimeSpan.FromSeconds(10), TimeSpan.FromMilliseconds(200), a => a.Dispose());
 
         using var _ = answer;
         Assert.True(answer.StatusCode == System.Net.HttpStatusCode.OK, await answer.Content.ReadAsStringAsync());

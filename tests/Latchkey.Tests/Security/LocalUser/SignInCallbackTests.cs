@@ -32,12 +32,9 @@ public sealed class SignInCallbackTests(ITestOutputHelper output)
         var stderr = login.StandardError.ReadToEndAsync();
         try
         {
-            var waited = Stopwatch.StartNew();
-            while (!File.Exists(urlFile) || (await File.ReadAllTextAsync(urlFile)).Length == 0)
-            {
-                Assert.True(waited.Elapsed < TimeSpan.FromSeconds(60) && !login.HasExited, $"login never opened a browser: {(login.HasExited ? await stderr : "still running")}");
-                await Task.Delay(50);
-            }
+            async Task<bool> Opened() => File.Exists(urlFile) && (await File.ReadAllTextAsync(urlFile)).Length > 0;
+            await RealTime.UntilAsync(async () => await Opened() || login.HasExited, TimeSpan.FromSeconds(60), TimeSpan.FromMilliseconds(50));
+            Assert.True(await Opened(), $"login never opened a browser: {(login.HasExited ? await stderr : "still running")}");
 
             var redirect = new Uri(System.Web.HttpUtility.ParseQueryString(new Uri(await File.ReadAllTextAsync(urlFile)).Query)["redirect_uri"]!);
             Assert.True(redirect.IsLoopback, redirect.ToString());

@@ -2,7 +2,7 @@ using System.Text;
 using FsCheck;
 using FsCheck.Fluent;
 
-namespace Latchkey.Tests.Http;
+namespace Latchkey.Testing;
 
 /// <summary>
 /// Request targets for the gateway's path rule: ways to write a climb out of the base path (every spelling of a
