@@ -130,15 +130,12 @@ public sealed class GatewaySquatTests : IAsyncLifetime
     [InlineData(false)]
     public async Task Dashboard_DeadGatewaysPortSquatted_NoSignInLinkGoesToTheSquatter(bool portWantedAgain)
     {
-        // The browser: a recorder that notes the link it is asked to open, then fetches it as a browser would.
-        var opened = Path.Combine(_home.Root, "opened.log");
-        var browser = Path.Combine(_home.Root, "browser.sh");
-        await File.WriteAllTextAsync(browser, $"#!/bin/sh\nprintf '%s\\n' \"$1\" >> '{opened}'\ncurl -s -m 5 -o /dev/null \"$1\"\n");
-        File.SetUnixFileMode(browser, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        // The browser: notes the link its page sends it to, then opens it in Chromium, which signs in.
+        var browser = StandInBrowser.Write(_home.Root, TimeSpan.Zero, chromium: true);
 
-        var result = await LatchkeyAsync(portWantedAgain ? _port : 0, new Dictionary<string, string> { ["LATCHKEY_BROWSER"] = browser + " {url}" }, "dashboard");
+        var result = await LatchkeyAsync(portWantedAgain ? _port : 0, new Dictionary<string, string> { ["LATCHKEY_BROWSER"] = browser.Template }, "dashboard");
 
-        var links = File.Exists(opened) ? await File.ReadAllLinesAsync(opened) : [];
+        string[] links = portWantedAgain && !browser.Started ? [] : [(await browser.FollowedAsync()).AbsoluteUri];
         Assert.False(links.Any(l => l.StartsWith(_squatter.Url + "/", StringComparison.Ordinal)), "the dashboard opened its sign-in link on the squatter's port");
         Assert.DoesNotContain(_squatter.Url + "/ui/#token=", result.Stdout + result.Stderr, StringComparison.Ordinal);
         AssertSquatterGotNothing();
@@ -153,6 +150,7 @@ public sealed class GatewaySquatTests : IAsyncLifetime
             Assert.True(result.ExitCode == 0, Redacted(result));
             var fresh = (string)JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(_home.Path, "gateway.json")))!["url"]!;
             Assert.StartsWith(fresh + "/ui/#token=", Assert.Single(links), StringComparison.Ordinal);
+            Assert.Contains("Signed in.", await browser.FinalPageAsync(), StringComparison.Ordinal);
         }
     }
 
