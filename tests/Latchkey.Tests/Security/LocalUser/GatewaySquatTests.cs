@@ -154,11 +154,13 @@ public sealed class GatewaySquatTests : IAsyncLifetime
         }
     }
 
-    /// <summary>The squatter saw health probes only, and none of them carried a client key or anything else.</summary>
+    /// <summary>The squatter saw health probes only, and none of them carried a client key or anything else. (A
+    /// probe's challenge is 43 random characters, which now and then hold <c>lk_</c>: it is set aside first.)</summary>
     private void AssertSquatterGotNothing()
     {
         Assert.All(_squatter.RequestLines, line => Assert.StartsWith("GET /healthz ", line, StringComparison.Ordinal));
-        Assert.DoesNotContain(_squatter.Requests, r => r.Contains("lk_", StringComparison.Ordinal) || r.Contains("token", StringComparison.OrdinalIgnoreCase));
+        var requests = _squatter.Requests.Select(r => System.Text.RegularExpressions.Regex.Replace(r, "(?m)^Latchkey-Challenge: [A-Za-z0-9_-]{43}\r?$", "Latchkey-Challenge: (random)"));
+        Assert.DoesNotContain(requests, r => r.Contains("lk_", StringComparison.Ordinal) || r.Contains("token", StringComparison.OrdinalIgnoreCase));
     }
 
     private Task<Processes.Result> LatchkeyAsync(int listenPort, params string[] args) => LatchkeyAsync(listenPort, new Dictionary<string, string>(), args);
