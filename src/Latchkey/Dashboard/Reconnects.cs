@@ -35,7 +35,7 @@ internal sealed partial class Reconnects(ICredentialStore store, TimeProvider ti
         {
             using var oauth = new OAuthServices(store, time);
             using var progress = new StringWriter();
-            return await oauth.SignIn.SignInAsync(options, new BrowserLauncher(TextWriter.Null, noBrowser: true), progress, stopping).ConfigureAwait(false);
+            return await oauth.SignIn.SignInAsync(options, new BrowserLauncher(TextWriter.Null, noBrowser: true, time, getEnvironment: _ => null), progress, stopping).ConfigureAwait(false);
         }, CancellationToken.None);
 
         var opened = redirect.Opened.Task;
