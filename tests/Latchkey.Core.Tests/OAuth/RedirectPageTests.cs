@@ -6,7 +6,7 @@ using FsCheck.Fluent;
 using FsCheck.Xunit;
 using Latchkey.OAuth;
 using Latchkey.Store;
-using Latchkey.TestBrowser;
+using Latchkey.Testing;
 
 namespace Latchkey.Tests.OAuth;
 

@@ -1,7 +1,7 @@
 using System.Net;
 using System.Text.RegularExpressions;
 
-namespace Latchkey.TestBrowser;
+namespace Latchkey.Testing;
 
 /// <summary>
 /// What a browser does with a local page it is asked to open: Latchkey hands the browser a <c>file://</c> page
