@@ -83,8 +83,18 @@ internal static class ServerText
     }
 
     /// <summary>Printable ASCII without a client key in it: nothing to replace or mask.</summary>
-    private static bool IsPlain(string text) =>
-        !text.AsSpan().ContainsAnyExceptInRange(' ', '~') && ClientKeyFormat.IndexOfKey(text) < 0;
+    private static bool IsPlain(string text)
+    {
+        foreach (var c in text)
+        {
+            if (c is < ' ' or > '~')
+            {
+                return false;
+            }
+        }
+
+        return ClientKeyFormat.IndexOfKey(text) < 0;
+    }
 
     /// <summary>Every key-shaped run of characters masked (a key a caller put in a path, or a server echoed).</summary>
     private static string MaskKeys(string text)
