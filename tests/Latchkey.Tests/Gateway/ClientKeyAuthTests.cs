@@ -22,7 +22,7 @@ public sealed class ClientKeyAuthTests
     private static readonly string[] Names = ["X-Custom", "X-Session", "Cookie", "api-key", "Authorization", "x-api-key", "x-goog-api-key", "Proxy-Authorization", "anthropic-beta"];
 
     /// <summary>A valid key, and one header that holds it: in its value with text around it, among other values, or in its name.</summary>
-    private static Gen<(string Key, string Name, string[] Values)> KeySpellings() =>
+    private static Gen<Spelled> KeySpellings() =>
         from key in Gen.Fresh(() => ClientKeyFormat.Generate().Value)
         from inName in Gen.Elements(false, false, false, true)
         from name in Gen.Elements(Names)
@@ -30,8 +30,8 @@ public sealed class ClientKeyAuthTests
         from after in Gen.Elements(After)
         from alongside in Gen.Elements(false, true)
         select inName
-            ? (key, before.Length % 2 == 0 ? key : "x-" + key + "-y", new[] { "1" })
-            : (key, name, alongside ? new[] { "unrelated", before + key + after } : new[] { before + key + after });
+            ? new Spelled(key, before.Length % 2 == 0 ? key : "x-" + key + "-y", ["1"])
+            : new Spelled(key, name, alongside ? ["unrelated", before + key + after] : [before + key + after]);
 
     [Property(MaxTest = 2000)]
     public Property Find_KeyWrittenAnywhereInAnyHeader_EveryHeaderHoldingItIsRemoved() =>
@@ -113,5 +113,12 @@ public sealed class ClientKeyAuthTests
         public Task<bool> RevokeKeyAsync(string name, CancellationToken cancellationToken) => throw new NotSupportedException();
 
         public Task<bool> DeleteKeyAsync(string name, CancellationToken cancellationToken) => throw new NotSupportedException();
+    }
+
+    /// <summary>A key and the header that holds it; shown in a failure with the key replaced, so no key reaches the test output.</summary>
+    internal sealed record Spelled(string Key, string Name, string[] Values)
+    {
+        public override string ToString() =>
+            $"{Name.Replace(Key, "<key>", StringComparison.Ordinal)}: {string.Join(" | ", Values.Select(v => v.Replace(Key, "<key>", StringComparison.Ordinal)))}";
     }
 }
