@@ -26,6 +26,7 @@ internal sealed class OAuthHttp(HttpMessageHandler handler) : IDisposable
 
     public static OAuthHttp CreateDefault() => new(new SocketsHttpHandler
     {
+        ConnectCallback = UrlPolicy.ConnectAsync, // plain http to localhost reaches only a loopback address
         AllowAutoRedirect = false,
         UseCookies = false,
         UseProxy = false,

@@ -35,9 +35,12 @@ internal sealed class Forwarder(HttpMessageInvoker invoker, TimeSpan responseTim
     /// <summary>The gateway's invoker: <see cref="CreateHandler"/> behind the URL policy check every request passes.</summary>
     public static HttpMessageInvoker CreateInvoker() => new(new Http.UrlPolicyHandler(CreateHandler()), disposeHandler: true);
 
-    /// <summary>The one tuned handler every upstream request goes through (the YARP settings).</summary>
+    /// <summary>The one tuned handler every upstream request goes through (the YARP settings); it connects through
+    /// <see cref="Http.UrlPolicy.ConnectAsync(SocketsHttpConnectionContext, CancellationToken)"/>, so plain http to
+    /// <c>localhost</c> reaches only a loopback address.</summary>
     public static SocketsHttpHandler CreateHandler() => new()
     {
+        ConnectCallback = Http.UrlPolicy.ConnectAsync,
         UseProxy = false,
         AllowAutoRedirect = false,
         AutomaticDecompression = DecompressionMethods.None,

@@ -60,6 +60,7 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
         _log = _logs.CreateLogger("latchkey.mcp.stdio");
         _http = new HttpClient(new Http.UrlPolicyHandler(new SocketsHttpHandler
         {
+            ConnectCallback = Http.UrlPolicy.ConnectAsync, // plain http to localhost reaches only a loopback address
             UseProxy = false,
             AllowAutoRedirect = false,
             UseCookies = false,

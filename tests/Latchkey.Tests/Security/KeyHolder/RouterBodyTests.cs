@@ -60,6 +60,26 @@ public sealed class RouterBodyTests(Xunit.Abstractions.ITestOutputHelper output)
         Assert.Contains("body_too_large", answer.Body, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Route_ModelWithALoneSurrogateEscape_Refused400ModelMissingNotAServerError()
+    {
+        await using var upstream = new SimulatedUpstream();
+        await upstream.StartAsync();
+        await using var gateway = await GatewayProcess.StartAsync();
+        await gateway.AddApiKeyAsync("big", upstream.Url, "sk-ant-" + Guid.NewGuid().ToString("N"), "--header", "x-api-key", "--format", "{secret}");
+        await File.WriteAllTextAsync(Path.Combine(gateway.HomePath, "routes.json"), """{ "routers": { "big": { "routes": [ { "model": "*", "targets": [ { "credential": "big" } ] } ] } } }""");
+        var key = await gateway.CreateKeyAsync("big-key", "big");
+        await WarmUpAsync(gateway, key);
+        var served = upstream.Requests.Count;
+
+        var answer = await RawHttp.SendWithBodyAsync(gateway.Url, "POST", "/r/big/v1/messages", """{"model":"\ud800x","max_tokens":8}""", "x-api-key: " + key, "Content-Type: application/json");
+
+        Assert.True(answer.Status == 400, $"{answer.Status} {answer.Body}");
+        Assert.Equal("model_missing", (string?)JsonNode.Parse(answer.Body)!["latchkey"]!["reason"]);
+        Assert.Equal(served, upstream.Requests.Count);
+        Assert.DoesNotContain("InvalidOperationException", gateway.Log, StringComparison.Ordinal);
+    }
+
     private static async Task WarmUpAsync(GatewayProcess gateway, string key)
     {
         // The gateway process reloads routes.json within a second of its own clock.
