@@ -28,7 +28,7 @@ namespace Latchkey.Mcp;
 /// <para><b>Security.</b> Logs go to standard error and never hold a token or a message body. Every request passes
 /// the URL policy as it leaves (<see cref="Http.UrlPolicyHandler"/>, fed the record's
 /// <see cref="CredentialMetadata.AllowInsecureHttp"/>). Event streams are read with a bound per event
-/// (<see cref="McpSse"/>), and the legacy transport's <c>endpoint</c> must be a URL on the server's own origin.</para>
+/// (<see cref="Http.SseReader"/>), and the legacy transport's <c>endpoint</c> must be a URL on the server's own origin.</para>
 /// </remarks>
 internal sealed partial class McpStdioBridge : IAsyncDisposable
 {
@@ -250,7 +250,7 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
             Log.UrlRefused(_log, Name, ex.Problem);
             await ReplyErrorAsync(body, $"Latchkey refused to send to the MCP server '{Name}', and nothing was sent: {ex.Problem} {UrlFix}", CancellationToken.None).ConfigureAwait(false);
         }
-        catch (SseEventTooLargeException ex)
+        catch (Http.SseEventTooLargeException ex)
         {
             Log.StreamRefused(_log, Name, ex.Message);
             await ReplyErrorAsync(body, $"The answer of the MCP server '{Name}' was refused: {ex.Message}", CancellationToken.None).ConfigureAwait(false);
@@ -284,7 +284,7 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
 
     /// <summary>
     /// Writes a JSON answer, or each SSE event as it arrives; a 202 has nothing to write. A JSON answer is read up to
-    /// the size of the largest SSE event (<see cref="McpSse.MaxEventBytes"/>), an error body up to
+    /// the size of the largest SSE event (<see cref="Http.SseReader.MaxEventBytes"/>), an error body up to
     /// <see cref="MaxErrorBodyBytes"/>; the server's error message is quoted with <paramref name="accessToken"/>
     /// masked, since a hostile server could echo the token it was sent.
     /// </summary>
@@ -300,18 +300,15 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
         if (response.IsSuccessStatusCode && media == "text/event-stream")
         {
             await using var stream = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
-            await foreach (var (eventName, data) in ReadEventsAsync(stream, ct).ConfigureAwait(false))
+            await foreach (var data in Http.SseReader.MessagesAsync(stream, ct).ConfigureAwait(false))
             {
-                if (eventName is null or "message" && data.Length > 0)
-                {
-                    await WriteMessageAsync(data, ct).ConfigureAwait(false);
-                }
+                await WriteMessageAsync(data, ct).ConfigureAwait(false);
             }
 
             return;
         }
 
-        var limit = response.IsSuccessStatusCode ? McpSse.MaxEventBytes : MaxErrorBodyBytes;
+        var limit = response.IsSuccessStatusCode ? Http.SseReader.MaxEventBytes : MaxErrorBodyBytes;
         string text;
         try
         {
@@ -325,7 +322,7 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
         catch (HttpRequestException) when (!ct.IsCancellationRequested)
         {
             Log.UpstreamStatus(_log, Name, status);
-            await ReplyErrorAsync(request, $"The MCP server '{Name}' sent an answer that is larger than {McpSse.MaxEventBytes / (1024 * 1024)} MiB or broke off; it was not passed on.", ct).ConfigureAwait(false);
+            await ReplyErrorAsync(request, $"The MCP server '{Name}' sent an answer that is larger than {Http.SseReader.MaxEventBytes / (1024 * 1024)} MiB or broke off; it was not passed on.", ct).ConfigureAwait(false);
             return;
         }
 
@@ -419,19 +416,16 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
             }
 
             await using var stream = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
-            await foreach (var (eventName, data) in ReadEventsAsync(stream, ct).ConfigureAwait(false))
+            await foreach (var data in Http.SseReader.MessagesAsync(stream, ct).ConfigureAwait(false))
             {
-                if (eventName is null or "message" && data.Length > 0)
-                {
-                    await WriteMessageAsync(data, ct).ConfigureAwait(false);
-                }
+                await WriteMessageAsync(data, ct).ConfigureAwait(false);
             }
         }
         catch (Http.UrlRefusedException ex)
         {
             Log.UrlRefused(_log, Name, ex.Problem);
         }
-        catch (SseEventTooLargeException ex)
+        catch (Http.SseEventTooLargeException ex)
         {
             Log.StreamRefused(_log, Name, ex.Message);
         }
@@ -480,11 +474,11 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
                 }
 
                 await using var stream = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
-                await foreach (var (eventName, data) in ReadEventsAsync(stream, ct).ConfigureAwait(false))
+                await foreach (var item in Http.SseReader.ReadAsync(stream, ct).ConfigureAwait(false))
                 {
-                    if (eventName == "endpoint")
+                    if (item.EventType == "endpoint")
                     {
-                        if (McpSse.ResolveEndpoint(_url, data, out var problem) is not { } endpoint)
+                        if (McpSse.ResolveEndpoint(_url, item.Data, out var problem) is not { } endpoint)
                         {
                             Log.StreamRefused(_log, Name, $"the server was not followed: {problem}");
                             break;
@@ -492,9 +486,9 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
 
                         opened.TrySetResult(endpoint);
                     }
-                    else if (data.Length > 0)
+                    else if (item.Data.Length > 0)
                     {
-                        await WriteMessageAsync(data, ct).ConfigureAwait(false);
+                        await WriteMessageAsync(item.Data, ct).ConfigureAwait(false);
                     }
                 }
 
@@ -505,7 +499,7 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
         {
             Log.UrlRefused(_log, Name, $"{ex.Problem} {UrlFix}");
         }
-        catch (SseEventTooLargeException ex)
+        catch (Http.SseEventTooLargeException ex)
         {
             Log.StreamRefused(_log, Name, ex.Message);
         }
@@ -541,17 +535,6 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
         }
         catch (Exception ex) when (ex is OperationCanceledException or HttpRequestException)
         {
-        }
-    }
-
-    /// <summary>Server-Sent Events: yields (event name, data) per dispatched event, read with the BCL's parser and
-    /// each event bounded (<see cref="McpSse"/>). An event without a name is a <c>message</c>.</summary>
-    /// <exception cref="SseEventTooLargeException">An event grew past <see cref="McpSse.MaxEventBytes"/>.</exception>
-    internal static async IAsyncEnumerable<(string? Event, string Data)> ReadEventsAsync(Stream stream, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
-    {
-        await foreach (var item in McpSse.ReadAsync(stream, ct).ConfigureAwait(false))
-        {
-            yield return (item.EventType, item.Data);
         }
     }
 
