@@ -20,7 +20,8 @@ namespace Latchkey.Mcp;
 /// </summary>
 /// <remarks>
 /// <para><b>Tokens.</b> The bearer token comes from the token engine (refreshed ahead of expiry, once for every
-/// process); a 401 causes one refresh and one retry (<see cref="UpstreamExchange"/>). The client's own
+/// process); a 401 causes one refresh and one resend (<see cref="UpstreamExchange"/>, through the policy the stdio
+/// bridge uses too: <see cref="Tokens.RefreshAndResend"/>). The client's own
 /// <c>Authorization</c> (its client key) is never forwarded, and the upstream's <c>WWW-Authenticate</c> is never
 /// passed back, so an MCP client does not start an OAuth flow of its own behind Latchkey's back.</para>
 /// <para><b>Step-up.</b> A 403 <c>insufficient_scope</c> is recorded (<see cref="McpStepUp"/>) and answered with a
