@@ -17,11 +17,11 @@ namespace Latchkey.Tokens;
 /// the engine hands back the very token that was refused (a refresh backoff is running, or the grant has no refresh
 /// token or client to refresh with), sending it again would only be refused again: the request is not resent
 /// (<see cref="ResendEnd.NotReplaced"/>).</para>
-/// <para><b>When the engine declines.</b> The engine refreshes a token that a forced refresh produced, and that is
-/// refused while still young, at most once per interval per grant (<see cref="TokenEngine.RefreshSkipped"/>): an
-/// endpoint that refuses every token would otherwise make every request spend the grant. The request is then not
-/// resent, and the outcome carries the engine's reason (what happened and what to do), which callers show to the
-/// agent (<see cref="ResendEnd.RefreshSkipped"/>). A refresh that fails, or whose new tokens are each already dead
+/// <para><b>When the engine declines.</b> A token that a forced refresh produced and that is refused too while still
+/// young is not refreshed again within an interval (<see cref="TokenEngine.RefreshSkipped"/>): an endpoint that
+/// refuses every token would otherwise make every request spend the grant. The request is then not resent, and the
+/// outcome carries the engine's reason (what happened and what to do), which callers show to the agent
+/// (<see cref="ResendEnd.RefreshSkipped"/>). A refresh that fails, or whose new tokens are each already dead
 /// when stored (<see cref="TokenEngine.ExpiredBeforeUse"/>, after the engine's own bounded retries), ends with
 /// <see cref="ResendEnd.RefreshFailed"/> and the engine's answer.</para>
 /// <para><b>How many resends.</b> The caller says, by what it needs:
@@ -30,18 +30,20 @@ namespace Latchkey.Tokens;
 /// token that was revoked or rotated elsewhere, which one refresh cures; the agent behind it gets the upstream's 401
 /// with Latchkey's diagnostic if that fails too, and an agent's retry carries whatever token the engine holds by then.
 /// A resend also keeps the request's body in memory (up to the retry limit) while it waits, so it stays at one.</item>
-/// <item>The stdio bridge (<c>McpStdioBridge</c>) resends up to twice: it serves MCP servers whose tokens can live seconds, and it is started
-/// cold by MCP clients, often many at once. A token handed out usable can still expire in flight on a loaded machine
-/// (it is checked when it arrives, not when it leaves); its replacement can do the same, and since that replacement
-/// was refused only after its expiry, the engine refreshes it as a due token rather than skipping. The second resend
-/// keeps such a message from failing where the MCP client has no retry of its own to fall back on.</item>
+/// <item>The stdio bridge (<c>McpStdioBridge</c>) resends up to twice: it serves MCP servers whose tokens can live
+/// seconds, and MCP clients start it cold, often many at once. A token handed out usable can still expire in flight
+/// on a loaded machine (it is checked when it arrives, not when it leaves); so can its replacement, and once that
+/// replacement has expired (or passed its refresh-ahead point) the engine refreshes it as a due token instead of
+/// declining. The second resend keeps such a message from failing where the MCP client has no retry of its own to
+/// fall back on.</item>
 /// </list>
 /// Once the last resend is refused too, the outcome is <see cref="ResendEnd.Refused"/> and no further refresh is
 /// asked for.</para>
 /// <para><b>A body that cannot go again.</b> When the request cannot be resent (a streamed body), the refresh still
 /// happens, so the agent's own retry carries the new token (<see cref="ResendEnd.NotResent"/>).</para>
-/// <para><b>Cost.</b> Nothing is allocated per request on the way through when the first answer is accepted: the
-/// request is a struct the caller passes by value, and the method's state machine comes from a pool.</para>
+/// <para><b>Cost.</b> Sending with a credential in hand (the gateway's hot path) allocates nothing of its own when the
+/// first answer is accepted: the request is a struct the caller passes by value, and the method's state machine comes
+/// from a pool.</para>
 /// </remarks>
 internal static class RefreshAndResend
 {
