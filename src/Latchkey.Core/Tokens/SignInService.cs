@@ -302,19 +302,20 @@ internal sealed class SignInService(ICredentialStore store, OAuthHttp http, Disc
             ? WwwAuthenticateParser.Parse(values)
             : null;
 
-    /// <summary>The protocol version in an <c>initialize</c> answer (a JSON body, or the first SSE <c>data</c> line).</summary>
-    private static string? NegotiatedVersion(OAuthHttp.OAuthResponse response)
-    {
-        var text = System.Text.Encoding.UTF8.GetString(response.Body);
-        if (response.MediaType == "text/event-stream")
-        {
-            text = text.Split('\n').Select(l => l.TrimEnd('\r')).FirstOrDefault(l => l.StartsWith("data:", StringComparison.Ordinal))?["data:".Length..] ?? string.Empty;
-        }
+    /// <summary>The protocol version in an <c>initialize</c> answer: a JSON body, or the first message of an event
+    /// stream (<see cref="Http.SseReader"/>) that is an answer carrying one.</summary>
+    private static string? NegotiatedVersion(OAuthHttp.OAuthResponse response) =>
+        response.MediaType == "text/event-stream"
+            ? Http.SseReader.Messages(response.Body).Select(ProtocolVersion).FirstOrDefault(v => v is not null)
+            : ProtocolVersion(System.Text.Encoding.UTF8.GetString(response.Body));
 
+    private static string? ProtocolVersion(string json)
+    {
         try
         {
-            using var json = System.Text.Json.JsonDocument.Parse(text);
-            return json.RootElement.TryGetProperty("result", out var result) && result.ValueKind == System.Text.Json.JsonValueKind.Object
+            using var document = System.Text.Json.JsonDocument.Parse(json);
+            return document.RootElement.ValueKind == System.Text.Json.JsonValueKind.Object
+                && document.RootElement.TryGetProperty("result", out var result) && result.ValueKind == System.Text.Json.JsonValueKind.Object
                 && result.TryGetProperty("protocolVersion", out var version) && version.ValueKind == System.Text.Json.JsonValueKind.String
                 ? version.GetString()
                 : null;

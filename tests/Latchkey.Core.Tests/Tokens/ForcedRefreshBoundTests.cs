@@ -152,20 +152,5 @@ public sealed class ForcedRefreshBoundTests : IAsyncLifetime
     private TokenEngine NewEngine() =>
         new(_store, new TokenEndpointClient(new OAuthHttp(_endpoint), _time), _time, new TokenEngineOptions { WaitBudget = TimeSpan.FromSeconds(10), ForcedRefreshInterval = Interval });
 
-    private async Task SeedAsync(bool due = false)
-    {
-        var now = _time.GetUtcNow();
-        var metadata = new CredentialMetadata
-        {
-            Issuer = "http://127.0.0.1:9",
-            Client = new ClientRegistration("client-1", "dcr", "none"),
-            Resource = "http://127.0.0.1:9/mcp",
-            TokenEndpoint = ScriptedTokenEndpoint.Url,
-            GrantType = "authorization_code",
-            ObtainedAt = now - TimeSpan.FromMinutes(10),
-            ExpiresAt = now + TimeSpan.FromMinutes(50),
-            RefreshAfter = due ? now - TimeSpan.FromMinutes(1) : now + TimeSpan.FromMinutes(35),
-        };
-        await _store.CreateAsync(new NewCredential("mcp", CredentialKind.OAuth, metadata, new CredentialSecrets { AccessToken = "at-1", RefreshToken = "rt-1" }), default);
-    }
+    private Task<WriteResult> SeedAsync(bool due = false) => _store.CreateAsync(ScriptedTokenEndpoint.Grant("mcp", _time.GetUtcNow(), due: due), default);
 }
