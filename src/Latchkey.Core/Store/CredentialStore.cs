@@ -154,9 +154,9 @@ internal abstract partial class CredentialStore : ILatchkeyStore, IDisposable
                 }
             }
 
-            var written = Codec.Decode((await ReadRowAsync(connection, transaction, credential.Name, lockRow: false, ct).ConfigureAwait(false))!);
+            var written = await ReadRowAsync(connection, transaction, credential.Name, lockRow: false, ct).ConfigureAwait(false);
             await transaction.CommitAsync(ct).ConfigureAwait(false);
-            return new WriteResult(WriteOutcome.Written, written);
+            return new WriteResult(WriteOutcome.Written, Codec.Decode(written!));
         }, idempotent: false, cancellationToken);
     }
 
@@ -167,15 +167,16 @@ internal abstract partial class CredentialStore : ILatchkeyStore, IDisposable
         ArgumentNullException.ThrowIfNull(condition);
         return WriteAsync(name, condition, async (locked, ct) =>
         {
-            if (locked.Current.State == CredentialState.Quarantined)
+            var current = Codec.Decode(locked.Row);
+            if (current.State == CredentialState.Quarantined)
             {
-                return new WriteResult(WriteOutcome.Quarantined, locked.Current);
+                return new WriteResult(WriteOutcome.Quarantined, current);
             }
 
             // A write that completes a refresh also ends it: the attempt and failures are cleared, and the writer's
             // own lease released (another owner's lease is left alone).
             var completesRefresh = patch.CompletesRefreshOf is not null;
-            return await WriteNextVersionAsync(locked, Codec.Apply(locked.Row, locked.Current, patch),
+            return await WriteNextVersionAsync(locked, Codec.Apply(locked.Row, current, patch),
                 completesRefresh ? $", {ClearAttempt}, {ClearFailures}, {ReleaseOwnersLease}" : string.Empty,
                 command => completesRefresh ? command.Bind("@owner", patch.CompletesRefreshOf) : command, ct).ConfigureAwait(false);
         }, cancellationToken);
@@ -215,7 +216,7 @@ internal abstract partial class CredentialStore : ILatchkeyStore, IDisposable
                 .Bind("@id", locked.Row.Id).Bind("@version", version), ct).ConfigureAwait(false)).FirstOrDefault();
             if (saved is null)
             {
-                return new WriteResult(WriteOutcome.NotFound, locked.Current);
+                return new WriteResult(WriteOutcome.NotFound, Codec.Decode(locked.Row));
             }
 
             // The saved version's own seal decides: one changed outside Latchkey (or copied from another record)
@@ -351,20 +352,20 @@ internal abstract partial class CredentialStore : ILatchkeyStore, IDisposable
                 return new WriteResult(WriteOutcome.NotFound, null);
             }
 
-            var current = Codec.Decode(row);
             return condition.IsSatisfiedBy(row.Version, row.RefreshTokenFingerprint)
-                ? await write(new LockedRow(connection, transaction, row, current), ct).ConfigureAwait(false)
-                : new WriteResult(WriteOutcome.ConditionFailed, current);
+                ? await write(new LockedRow(connection, transaction, row), ct).ConfigureAwait(false)
+                : new WriteResult(WriteOutcome.ConditionFailed, Codec.Decode(row));
         }, idempotent: false, cancellationToken);
 
     /// <summary>
     /// The tail of every content write: archives the locked row, writes <paramref name="content"/> as its next version
     /// (also setting <paramref name="alsoSet"/>, whose parameters <paramref name="bind"/> adds), prunes the history to
-    /// <see cref="HistoryDepth"/>, reads the record back and commits.
+    /// <see cref="HistoryDepth"/>, reads the record back and commits. The row read back is decoded after the commit: decoding
+    /// (decryption, the seal check) needs no lock, and every other writer waits while one is held.
     /// </summary>
     private async Task<WriteResult> WriteNextVersionAsync(LockedRow locked, PatchedContent content, string alsoSet, Func<DbCommand, DbCommand> bind, CancellationToken ct)
     {
-        var (connection, transaction, row, _) = locked;
+        var (connection, transaction, row) = locked;
         var now = NowMs();
         await using (var archive = connection.Command(transaction,
             """
@@ -397,9 +398,9 @@ internal abstract partial class CredentialStore : ILatchkeyStore, IDisposable
             await prune.Bind("@id", row.Id).Bind("@keep", HistoryDepth).ExecuteNonQueryAsync(ct).ConfigureAwait(false);
         }
 
-        var written = Codec.Decode((await ReadRowAsync(connection, transaction, row.Name, lockRow: false, ct).ConfigureAwait(false))!);
+        var written = await ReadRowAsync(connection, transaction, row.Name, lockRow: false, ct).ConfigureAwait(false);
         await transaction.CommitAsync(ct).ConfigureAwait(false);
-        return new WriteResult(WriteOutcome.Written, written);
+        return new WriteResult(WriteOutcome.Written, Codec.Decode(written!));
     }
 
     /// <summary>The parameters of a content write: the content columns, who and when, the row's id and its new seal.</summary>
@@ -439,6 +440,6 @@ internal abstract partial class CredentialStore : ILatchkeyStore, IDisposable
         }
     }
 
-    /// <summary>A record's current row and what it decodes to, read under the write lock inside <see cref="Transaction"/>.</summary>
-    private sealed record LockedRow(DbConnection Connection, DbTransaction Transaction, StoredRow Row, CredentialRecord Current);
+    /// <summary>A record's current row, read under the write lock inside <see cref="Transaction"/>.</summary>
+    private sealed record LockedRow(DbConnection Connection, DbTransaction Transaction, StoredRow Row);
 }
