@@ -12,7 +12,7 @@ namespace Latchkey.Store;
 /// <remarks>
 /// <para><b>One algorithm, backends that supply the steps that differ.</b> An abstract base holds every sequence, and
 /// one sealed class per backend (<see cref="SqliteCredentialStore"/>, <see cref="PostgresCredentialStore"/>)
-/// overrides only what differs between them, as Git Credential Manager's store does: how a connection is opened and
+/// overrides only what differs between them (the shape of Git Credential Manager's credential store): how a connection is opened and
 /// its failures mapped (<see cref="RunAsync"/>), how a write takes its lock (<see cref="BeginWriteAsync"/>,
 /// <see cref="LockRows"/>), which clock coordination times are kept on (<see cref="Now"/>), the order of names
 /// (<see cref="NameOrder"/>), the audit log's batch insert, and the schema with its migration steps. A base class
@@ -29,7 +29,7 @@ namespace Latchkey.Store;
 /// lease: the refresh fence is the condition on the refresh-token fingerprint), prunes the history, reads the record
 /// back and commits. Coordination writes are one conditional <c>UPDATE</c> each.</para>
 /// </remarks>
-internal abstract partial class CredentialStore : ILatchkeyStore, IDisposable
+internal abstract partial class CredentialStore(SecretProtector protector, TimeProvider time) : ILatchkeyStore, IDisposable
 {
     /// <summary>The <c>SET</c> of a content write: the next version with its content, who wrote it and its seal.</summary>
     private const string ContentSet =
@@ -52,14 +52,6 @@ internal abstract partial class CredentialStore : ILatchkeyStore, IDisposable
           lease_until = CASE WHEN lease_owner = @owner THEN NULL ELSE lease_until END
         """;
 
-    private protected CredentialStore(SecretProtector protector, TimeProvider time)
-    {
-        Protector = protector;
-        Codec = new RowCodec(protector);
-        Time = time;
-        Writer = $"{Environment.MachineName}/{Environment.ProcessId}";
-    }
-
     public abstract string Backend { get; }
 
     public abstract string Location { get; }
@@ -69,15 +61,15 @@ internal abstract partial class CredentialStore : ILatchkeyStore, IDisposable
     /// <summary>The id of the master key in use.</summary>
     public string KeyId => Protector.KeyId;
 
-    private protected SecretProtector Protector { get; }
+    private protected SecretProtector Protector { get; } = protector;
 
     /// <summary>Decoding, sealing and seal checks: every row either backend reads passes through it.</summary>
-    private protected RowCodec Codec { get; }
+    private protected RowCodec Codec { get; } = new(protector);
 
-    private protected TimeProvider Time { get; }
+    private protected TimeProvider Time { get; } = time;
 
     /// <summary>This machine and process, as recorded in <c>updated_by</c> and <c>schema_version</c>.</summary>
-    private protected string Writer { get; }
+    private protected string Writer { get; } = $"{Environment.MachineName}/{Environment.ProcessId}";
 
     /// <summary>
     /// Runs one operation on a connection of the backend's and turns the backend's failures into

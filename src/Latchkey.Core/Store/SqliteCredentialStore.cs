@@ -236,8 +236,9 @@ internal sealed partial class SqliteCredentialStore : CredentialStore
         Task.FromResult<DbTransaction>(((SqliteConnection)connection).BeginTransaction(IsolationLevel.Serializable, deferred: false));
 
     /// <remarks>
-    /// The operation gets no cancellation token: it runs synchronously to its end once started (the token is checked
-    /// before), so that a caller giving up never leaves a write half-way through its statements.
+    /// The token is checked before the operation starts; the operation itself gets none. It runs synchronously to its
+    /// end (its statements take microseconds once the lock is held), so a caller giving up never undoes a write that
+    /// was under way, such as a refresh whose rotated token must be kept.
     /// </remarks>
     private protected override async Task<T> RunAsync<T>(Func<DbConnection, CancellationToken, Task<T>> operation, bool idempotent, CancellationToken cancellationToken)
     {
