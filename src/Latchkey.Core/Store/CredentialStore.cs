@@ -76,7 +76,7 @@ internal abstract partial class CredentialStore(SecretProtector protector, TimeP
     /// <see cref="StoreException"/>. <paramref name="idempotent"/>: the operation changes nothing, or changes nothing
     /// more when repeated, so it may be tried again on a fresh connection, and a failure says nothing was changed.
     /// </summary>
-    private protected abstract Task<T> RunAsync<T>(Func<DbConnection, CancellationToken, Task<T>> operation, bool idempotent, CancellationToken cancellationToken);
+    private protected abstract Task<T> RunAsync<T>(Func<DbConnection, CancellationToken, ValueTask<T>> operation, bool idempotent, CancellationToken cancellationToken);
 
     /// <summary>The same, synchronously: for opening the store and for <c>doctor</c>'s checks.</summary>
     private protected abstract T Run<T>(Func<DbConnection, T> operation);
@@ -85,7 +85,7 @@ internal abstract partial class CredentialStore(SecretProtector protector, TimeP
     /// Begins a write transaction that keeps a check and the write it guards together: no other writer, in any
     /// process or replica, can change the rows it reads with <see cref="LockRows"/> before it commits.
     /// </summary>
-    private protected abstract Task<DbTransaction> BeginWriteAsync(DbConnection connection, CancellationToken cancellationToken);
+    private protected abstract ValueTask<DbTransaction> BeginWriteAsync(DbConnection connection, CancellationToken cancellationToken);
 
     /// <summary>What a <c>SELECT</c> inside a write transaction ends with to lock the rows it reads (empty when the
     /// transaction already holds the whole store's write lock).</summary>
@@ -334,7 +334,7 @@ internal abstract partial class CredentialStore(SecretProtector protector, TimeP
     /// <see cref="WriteOutcome.NotFound"/>, a failed condition <see cref="WriteOutcome.ConditionFailed"/>; nothing is
     /// written then, and a transaction <paramref name="write"/> does not commit is rolled back.
     /// </summary>
-    private Task<WriteResult> WriteAsync(string name, WriteCondition condition, Func<LockedRow, CancellationToken, Task<WriteResult>> write, CancellationToken cancellationToken) =>
+    private Task<WriteResult> WriteAsync(string name, WriteCondition condition, Func<LockedRow, CancellationToken, ValueTask<WriteResult>> write, CancellationToken cancellationToken) =>
         RunAsync(async (connection, ct) =>
         {
             await using var transaction = await BeginWriteAsync(connection, ct).ConfigureAwait(false);
@@ -355,7 +355,7 @@ internal abstract partial class CredentialStore(SecretProtector protector, TimeP
     /// <see cref="HistoryDepth"/>, reads the record back and commits. The row read back is decoded after the commit: decoding
     /// (decryption, the seal check) needs no lock, and every other writer waits while one is held.
     /// </summary>
-    private async Task<WriteResult> WriteNextVersionAsync(LockedRow locked, PatchedContent content, string alsoSet, Func<DbCommand, DbCommand> bind, CancellationToken ct)
+    private async ValueTask<WriteResult> WriteNextVersionAsync(LockedRow locked, PatchedContent content, string alsoSet, Func<DbCommand, DbCommand> bind, CancellationToken ct)
     {
         var (connection, transaction, row) = locked;
         var now = NowMs();
@@ -402,7 +402,7 @@ internal abstract partial class CredentialStore(SecretProtector protector, TimeP
             .Bind("@at_fp", content.AccessTokenFingerprint).Bind("@now", now ?? NowMs()).Bind("@by", Writer).Bind("@id", id).Bind("@mac", seal);
 
     /// <summary>The current row of the record <paramref name="name"/>, locked with <see cref="LockRows"/> when <paramref name="lockRow"/>.</summary>
-    private async Task<StoredRow?> ReadRowAsync(DbConnection connection, DbTransaction? transaction, string name, bool lockRow, CancellationToken ct)
+    private async ValueTask<StoredRow?> ReadRowAsync(DbConnection connection, DbTransaction? transaction, string name, bool lockRow, CancellationToken ct)
     {
         var rows = await ReadRowsAsync(connection.Command(transaction,
             $"SELECT {StoredRow.Columns}, {Now} FROM credential WHERE name = @name{(lockRow ? LockRows : string.Empty)}").Bind("@name", name), ct).ConfigureAwait(false);
@@ -415,7 +415,7 @@ internal abstract partial class CredentialStore(SecretProtector protector, TimeP
     /// coordination times from the clock that wrote them onto this process's (no move at all when that is this
     /// process's clock: <c>@now</c> reads back as bound).
     /// </summary>
-    private async Task<List<StoredRow>> ReadRowsAsync(DbCommand command, CancellationToken ct)
+    private async ValueTask<List<StoredRow>> ReadRowsAsync(DbCommand command, CancellationToken ct)
     {
         await using (command)
         {

@@ -111,7 +111,7 @@ internal sealed partial class PostgresCredentialStore : CredentialStore
         Protector.Dispose();
     }
 
-    private protected override async Task<DbTransaction> BeginWriteAsync(DbConnection connection, CancellationToken cancellationToken) =>
+    private protected override async ValueTask<DbTransaction> BeginWriteAsync(DbConnection connection, CancellationToken cancellationToken) =>
         await ((NpgsqlConnection)connection).BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
 
     /// <summary>
@@ -119,7 +119,7 @@ internal sealed partial class PostgresCredentialStore : CredentialStore
     /// as dead) and becomes a retryable <see cref="StoreException"/>; an idempotent operation is tried once more
     /// on a fresh connection first.
     /// </summary>
-    private protected override async Task<T> RunAsync<T>(Func<DbConnection, CancellationToken, Task<T>> operation, bool idempotent, CancellationToken cancellationToken)
+    private protected override async Task<T> RunAsync<T>(Func<DbConnection, CancellationToken, ValueTask<T>> operation, bool idempotent, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
         for (var attempt = 0; ; attempt++)

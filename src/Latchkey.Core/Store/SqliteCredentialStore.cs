@@ -232,15 +232,15 @@ internal sealed partial class SqliteCredentialStore : CredentialStore
         return connection;
     }
 
-    private protected override Task<DbTransaction> BeginWriteAsync(DbConnection connection, CancellationToken cancellationToken) =>
-        Task.FromResult<DbTransaction>(((SqliteConnection)connection).BeginTransaction(IsolationLevel.Serializable, deferred: false));
+    private protected override ValueTask<DbTransaction> BeginWriteAsync(DbConnection connection, CancellationToken cancellationToken) =>
+        ValueTask.FromResult<DbTransaction>(((SqliteConnection)connection).BeginTransaction(IsolationLevel.Serializable, deferred: false));
 
     /// <remarks>
     /// The token is checked before the operation starts; the operation itself gets none. It runs synchronously to its
     /// end (its statements take microseconds once the lock is held), so a caller giving up never undoes a write that
     /// was under way, such as a refresh whose rotated token must be kept.
     /// </remarks>
-    private protected override async Task<T> RunAsync<T>(Func<DbConnection, CancellationToken, Task<T>> operation, bool idempotent, CancellationToken cancellationToken)
+    private protected override async Task<T> RunAsync<T>(Func<DbConnection, CancellationToken, ValueTask<T>> operation, bool idempotent, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
         try
