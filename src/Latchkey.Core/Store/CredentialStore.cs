@@ -21,7 +21,7 @@ namespace Latchkey.Store;
 /// open for <c>doctor</c>) that sit naturally beside them.</para>
 /// <para><b>Shared SQL.</b> Both backends keep one row format (<see cref="StoredRow"/>), and every statement here is
 /// valid in both (<c>ON CONFLICT</c>, <c>RETURNING</c>, <c>IS NOT DISTINCT FROM</c>), bound through
-/// <see cref="StoreCommands"/>.</para>
+/// <see cref="StoreSql"/>.</para>
 /// <para><b>The content write</b> (<see cref="UpdateAsync"/>, <see cref="RestoreAsync"/>): one transaction that
 /// reads the row under the write lock, checks the caller's condition, refuses a quarantined (or tampered) record,
 /// applies the change, archives the previous version (sealed as a saved version only when it matches its own seal),

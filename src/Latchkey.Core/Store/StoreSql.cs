@@ -13,7 +13,7 @@ namespace Latchkey.Store;
 /// send it on as a column name. Both backends run the same text, so the SQLite half of the contract suite catches a
 /// missing one for both.
 /// </remarks>
-internal static class StoreCommands
+internal static class StoreSql
 {
     /// <summary>A command on <paramref name="connection"/>, inside <paramref name="transaction"/> when there is one.</summary>
     public static DbCommand Command(this DbConnection connection, DbTransaction? transaction, string sql)
