@@ -15,7 +15,7 @@ Console.Out.WriteLine("ready");
 Console.Out.Flush();
 while (!File.Exists(go))
 {
-    await Task.Delay(5);
+    await Task.Delay(5); // the test process writes the file: a short real-time poll keeps every driver's start together
 }
 
 switch (mode)

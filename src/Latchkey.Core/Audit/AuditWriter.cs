@@ -17,10 +17,11 @@ namespace Latchkey.Audit;
 /// <para><b>Full queue.</b> When <see cref="Capacity"/> entries are waiting, new ones are dropped and counted
 /// (<see cref="Dropped"/>, logged), rather than slowing requests down.</para>
 /// <para><b>Refused requests have their own budget.</b> Entries of requests the gateway refused before a valid key
-/// allowed them (<see cref="RecordRefused"/>) pass a token bucket per source (<see cref="RefusedEntryLimiter"/>) and
+/// allowed them (<see cref="RecordRefused"/>) pass a token bucket per source and one for all sources (<see cref="RefusedEntryLimiter"/>) and
 /// wait in their own share of the queue (<see cref="RefusedCapacity"/>), so a flood of them is mostly not recorded
-/// and never takes the place of a served request's entry. What a source had not recorded is written as one summary
-/// entry per source every <see cref="SummaryInterval"/> (and at shutdown): reason <c>refused_not_recorded</c>, path
+/// and never takes the place of a served request's entry. What was not recorded is written as summary entries every
+/// <see cref="SummaryInterval"/> (and at shutdown), at most <see cref="RefusedEntryLimiter.MaxSummaries"/>, one per
+/// source (the smaller ones added up as <see cref="RefusedEntryLimiter.OtherSources"/>): reason <c>refused_not_recorded</c>, path
 /// "N refused requests from SOURCE not recorded".</para>
 /// <para><b>Shutdown.</b> <see cref="DisposeAsync"/> (after the gateway stopped taking requests) writes everything
 /// queued, waiting up to <see cref="ShutdownBudget"/> for an unavailable store; whatever is still unwritten then is
@@ -125,7 +126,7 @@ internal sealed partial class AuditWriter : IAsyncDisposable
         }
     }
 
-    /// <summary>Queues one summary entry per source whose refused requests were not recorded since the last summary.</summary>
+    /// <summary>Queues one summary entry per source (at most a few; see <see cref="RefusedEntryLimiter.TakeDropped"/>) whose refused requests were not recorded since the last summary.</summary>
     private void RecordSummaries()
     {
         foreach (var (source, count) in _refusedLimiter.TakeDropped())
@@ -300,6 +301,6 @@ internal static partial class AuditLogMessages
     [LoggerMessage(107, LogLevel.Error, "Audit: stopped with {Lost} entries unwritten and {Dropped} dropped")]
     public static partial void Lost(ILogger logger, long lost, long dropped);
 
-    [LoggerMessage(108, LogLevel.Warning, "Audit: {Count} refused requests from {Source} not recorded (over its budget of refused entries); one summary entry written")]
+    [LoggerMessage(108, LogLevel.Warning, "Audit: {Count} refused requests from {Source} not recorded (over the budget of refused entries); one summary entry written")]
     public static partial void RefusedNotRecorded(ILogger logger, long count, string source);
 }

@@ -5,15 +5,18 @@ using Latchkey.Store;
 namespace Latchkey.Diagnostics;
 
 /// <summary>
-/// Text a remote server chose — an upstream's error message and request id, an authorization server's
-/// <c>error</c>, <c>error_description</c> and request id — made fit to quote to an agent, a log line or
-/// <c>status</c>: every secret masked (as sent, and form- or URL-encoded), control, format and separator characters
-/// and lone surrogates replaced (no forged log lines, no terminal escapes, no hidden text), and cut to a bounded
-/// length. This is the one way Latchkey quotes a server.
+/// Text someone else chose — an upstream's error message and request id, an authorization server's
+/// <c>error</c>, <c>error_description</c> and request id, and a request's path or route name as a caller sent it —
+/// made fit to quote to an agent, a log line, the audit table or <c>status</c>: every secret masked (as sent, and
+/// form- or URL-encoded), every client key (<c>lk_…</c>, by its shape) masked, control, format and separator
+/// characters and lone surrogates replaced (no forged log lines, no terminal escapes, no hidden text), and cut to a
+/// bounded length. This is the one way Latchkey quotes text it did not write.
 /// </summary>
 /// <remarks>
-/// Masking catches a server that echoes a secret it was sent; it cannot catch one that transforms it (reverses,
-/// re-encodes, splits it), so this bounds careless servers, not a deliberately hostile one that holds the secret.
+/// <para><b>Cost.</b> Printable ASCII with no secret to mask and nothing key-shaped in it comes back as the same
+/// string, without allocating, so quoting every request's path is cheap.</para>
+/// <para>Masking catches a server that echoes a secret it was sent; it cannot catch one that transforms it (reverses,
+/// re-encodes, splits it), so this bounds careless servers, not a deliberately hostile one that holds the secret.</para>
 /// </remarks>
 internal static class ServerText
 {
@@ -28,6 +31,9 @@ internal static class ServerText
 
     /// <summary>What a masked secret reads as.</summary>
     public const string Mask = "***";
+
+    /// <summary>What a masked client key reads as.</summary>
+    public const string MaskedKey = ClientKeyFormat.Prefix + Mask;
 
     /// <summary>
     /// <paramref name="text"/> with every non-empty secret masked and unsafe characters replaced, then cut to
@@ -61,7 +67,12 @@ internal static class ServerText
         // Masked before the characters are replaced (a secret the text holds as sent) and after (one whose space or '?'
         // the server wrote as a control character, so that replacing it would rebuild the secret).
         var forms = Forms(secrets);
-        return MaskAll(Replace(MaskAll(text, forms)), forms);
+        if (forms.Length == 0 && IsPlain(text))
+        {
+            return text;
+        }
+
+        return MaskKeys(MaskAll(Replace(MaskAll(text, forms)), forms));
     }
 
     /// <summary>Every secret a credential holds (API key, access, refresh and ID tokens, client secret), to mask.</summary>
@@ -71,7 +82,32 @@ internal static class ServerText
         return [secrets.ApiKey, secrets.AccessToken, secrets.RefreshToken, secrets.ClientSecret, secrets.IdToken];
     }
 
-    private static string MaskAll(string text, List<string> forms)
+    /// <summary>Printable ASCII without a client key in it: nothing to replace or mask.</summary>
+    private static bool IsPlain(string text)
+    {
+        foreach (var c in text)
+        {
+            if (c is < ' ' or > '~')
+            {
+                return false;
+            }
+        }
+
+        return ClientKeyFormat.IndexOfKey(text) < 0;
+    }
+
+    /// <summary>Every key-shaped run of characters masked (a key a caller put in a path, or a server echoed).</summary>
+    private static string MaskKeys(string text)
+    {
+        while (ClientKeyFormat.IndexOfKey(text) is var at and >= 0)
+        {
+            text = string.Concat(text.AsSpan(0, at), MaskedKey, text.AsSpan(at + ClientKeyFormat.Length));
+        }
+
+        return text;
+    }
+
+    private static string MaskAll(string text, string[] forms)
     {
         foreach (var form in forms)
         {
@@ -109,9 +145,9 @@ internal static class ServerText
     /// Each secret as sent, as a form or URL would carry it, and as <see cref="Replace"/> would leave it; longest first,
     /// so that a secret holding a shorter one is masked whole, not left with its remainder showing.
     /// </summary>
-    private static List<string> Forms(IEnumerable<string?> secrets)
+    private static string[] Forms(IEnumerable<string?> secrets)
     {
-        var forms = new HashSet<string>(StringComparer.Ordinal);
+        HashSet<string>? forms = null;
         foreach (var secret in secrets)
         {
             if (string.IsNullOrEmpty(secret))
@@ -119,6 +155,7 @@ internal static class ServerText
                 continue;
             }
 
+            forms ??= new HashSet<string>(StringComparer.Ordinal);
             forms.Add(secret);
             forms.Add(Replace(secret));
             var escaped = Uri.EscapeDataString(secret);
@@ -126,6 +163,6 @@ internal static class ServerText
             forms.Add(escaped.Replace("%20", "+", StringComparison.Ordinal)); // application/x-www-form-urlencoded
         }
 
-        return [.. forms.OrderByDescending(f => f.Length)];
+        return forms is null ? [] : [.. forms.OrderByDescending(f => f.Length)];
     }
 }

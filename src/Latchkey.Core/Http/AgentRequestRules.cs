@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text;
 
 namespace Latchkey.Http;
@@ -18,13 +19,28 @@ namespace Latchkey.Http;
 /// <c>%2e%2e</c>, <c>.%2E</c>, <c>..%2F</c> (the encoded slash ends the segment too), <c>..;/</c>,
 /// <c>%252e%252e%252f</c>, <c>...</c>;</item>
 /// <item>a backslash (some servers read it as a slash: <c>..\</c>, <c>..%5C</c>), or a control character;</item>
-/// <item>bytes that are not UTF-8 (overlong forms such as <c>%C0%AE</c> were read as a dot by some servers), or a
-/// character Unicode compatibility normalisation turns into a dot, a slash or a backslash (<c>．</c>, <c>／</c>,
-/// <c>＼</c>, <c>‥</c> ...);</item>
+/// <item>bytes that are not UTF-8 (overlong forms such as <c>%C0%AE</c> were read as a dot by some servers);</item>
+/// <item>a non-ASCII character that is punctuation, a symbol of mathematics or currency, a separator or a format
+/// character (see <see cref="IsRefusedNonAscii"/>);</item>
 /// <item>more encoding layers than any real client uses.</item>
 /// </list>
+/// <para><b>Why non-ASCII punctuation is refused.</b> A server that applies Unicode compatibility normalisation
+/// (NFKC) to a path turns <c>．</c> into <c>.</c>, <c>‥</c> and <c>︰</c> into <c>..</c>, <c>…</c> and <c>︙</c>
+/// into <c>...</c>, <c>／</c> into <c>/</c>, <c>＼</c> and <c>﹨</c> into <c>\</c>; a Windows server that converts
+/// to an ANSI code page with "best fit" turns <c>∕</c> into <c>/</c> and <c>¥</c> or <c>₩</c> into <c>\</c>. A list
+/// of such characters is never complete (one such list missed <c>︰</c>, <c>…</c> and <c>︙</c>), and the gateway
+/// cannot normalise the path itself to look (<c>string.Normalize</c> does nothing under the invariant globalization
+/// Latchkey runs with). So the rule is by kind instead: every character whose NFKC form is only dots, a slash or a
+/// backslash is punctuation (Unicode category P*), and the best-fit look-alikes are punctuation or symbols of
+/// mathematics (Sm) or currency (Sc); separators (Z*), control characters (Cc, such as U+0085) and format characters
+/// (Cf, invisible) have no place in an API path either. Letters, marks, digits and other symbols (emoji, <c>✓</c>)
+/// pass, and so do the few compatibility characters that normalise to a dot or slash <i>between</i> letters or
+/// digits (<c>⒈</c> to <c>1.</c>, <c>℀</c> to <c>a/c</c>): they cannot make a dot segment.</para>
+/// <para><b>Client keys.</b> A request target that holds a client key (<c>lk_…</c> in the path or the query, plain
+/// or percent-encoded) is refused by <see cref="HoldsClientKey"/>: the URL would carry the key to the upstream and
+/// into every log along the way.</para>
 /// <para>A request target must be in origin form (start with <c>/</c>), printable ASCII, and carry no fragment
-/// (<c>#</c>). The query is not inspected: it is forwarded as sent and cannot change the path. An encoded slash
+/// (<c>#</c>). The query is not inspected for dots: it is forwarded as sent and cannot change the path. An encoded slash
 /// inside an ordinary segment (<c>/v1/files/a%2Fb</c>) is allowed and forwarded unchanged.</para>
 /// <para><b>Route words.</b> <c>/c/</c>, <c>/r/</c> and <c>/mcp/</c> match in any case (<c>/C/NAME/...</c> is
 /// <c>/c/NAME/...</c>), as ASP.NET Core's routing matches them; the name must be exactly the routed name (no
@@ -40,11 +56,6 @@ internal static class AgentRequestRules
     /// <summary>C0 controls, DEL and backslash: never in a decoded path.</summary>
     private static readonly System.Buffers.SearchValues<char> ControlsAndBackslash =
         System.Buffers.SearchValues.Create(new string([.. Enumerable.Range(0, 0x20).Select(i => (char)i), '\u007f', '\\']));
-
-    /// <summary>Characters that NFKC normalisation maps to '.', '..', '/' or '\' (a server that normalises sees a dot
-    /// segment or a separator). Listed because invariant globalization does not normalise.</summary>
-    private static readonly System.Buffers.SearchValues<char> CompatibilityDotsAndSlashes =
-        System.Buffers.SearchValues.Create("\u2024\u2025\uFE52\uFF0E\uFF0F\uFE68\uFF3C");
 
     /// <summary>
     /// The path and query to append to the upstream URL: the raw request target after <c>/<paramref name="routeWord"/>/<paramref name="name"/></c>,
@@ -145,9 +156,12 @@ internal static class AgentRequestRules
             }
 
             text = Encoding.UTF8.GetString(bytes);
-            if (text.AsSpan().IndexOfAny(CompatibilityDotsAndSlashes) >= 0)
+            foreach (var rune in text.EnumerateRunes())
             {
-                return false;
+                if (IsRefusedNonAscii(rune))
+                {
+                    return false;
+                }
             }
         }
 
@@ -166,6 +180,51 @@ internal static class AgentRequestRules
         }
 
         return true;
+    }
+
+    /// <summary>
+    /// Whether a decoded non-ASCII character is refused in a path: punctuation, a mathematical or currency symbol,
+    /// a separator, a control or a format character (see the remarks for why these kinds). ASCII is ruled on elsewhere.
+    /// </summary>
+    public static bool IsRefusedNonAscii(Rune rune) =>
+        !rune.IsAscii && Rune.GetUnicodeCategory(rune) is
+            UnicodeCategory.ConnectorPunctuation or UnicodeCategory.DashPunctuation or UnicodeCategory.OpenPunctuation
+            or UnicodeCategory.ClosePunctuation or UnicodeCategory.InitialQuotePunctuation or UnicodeCategory.FinalQuotePunctuation
+            or UnicodeCategory.OtherPunctuation or UnicodeCategory.MathSymbol or UnicodeCategory.CurrencySymbol
+            or UnicodeCategory.SpaceSeparator or UnicodeCategory.LineSeparator or UnicodeCategory.ParagraphSeparator
+            or UnicodeCategory.Control or UnicodeCategory.Format;
+
+    /// <summary>
+    /// Whether a request target holds a client key (<see cref="Store.ClientKeyFormat"/>'s shape, anywhere), as sent or
+    /// after percent-decoding it as many times as <see cref="IsSafePath"/> would. Only a target with <c>lk_</c> or a
+    /// <c>%</c> in it is looked at more closely.
+    /// </summary>
+    public static bool HoldsClientKey(string rawTarget)
+    {
+        ArgumentNullException.ThrowIfNull(rawTarget);
+        if (Store.ClientKeyFormat.IndexOfKey(rawTarget) >= 0)
+        {
+            return true;
+        }
+
+        var decoded = rawTarget;
+        for (var round = 0; round <= MaxDecodingRounds && decoded.Contains('%', StringComparison.Ordinal); round++)
+        {
+            var next = DecodeOnce(decoded);
+            if (next.Length == decoded.Length)
+            {
+                return false;
+            }
+
+            if (Store.ClientKeyFormat.IndexOfKey(next) >= 0)
+            {
+                return true;
+            }
+
+            decoded = next;
+        }
+
+        return false;
     }
 
     /// <summary>Whether a header value can be forwarded: no control character other than horizontal tab.</summary>

@@ -52,6 +52,10 @@ internal static class HttpHandlerFactory
             AutomaticDecompression = DecompressionMethods.None,
             ConnectTimeout = purpose == HttpPurpose.GatewayProbe ? TimeSpan.FromSeconds(1) : ConnectTimeout,
             PooledConnectionLifetime = purpose == HttpPurpose.OAuth ? OAuthConnectionLifetime : PooledConnectionLifetime,
+
+            // Plain http to localhost reaches only a loopback address: a name that resolves elsewhere is refused
+            // before a byte is sent (UrlPolicy.ConnectAsync), for every purpose alike.
+            ConnectCallback = UrlPolicy.ConnectAsync,
         };
 
         if (purpose == HttpPurpose.Forwarding)

@@ -12,6 +12,10 @@ namespace Latchkey.Http;
 /// user's <c>--allow-insecure-http</c>. A caller that forgets gets the strict policy: the default is closed.</para>
 /// <para><b>Cost.</b> An https request is checked without allocating (the request's option bag is only looked at
 /// for a URL that needs the opt-in).</para>
+/// <para><b>At connect time.</b> The handlers behind it connect through <see cref="UrlPolicy.ConnectAsync(SocketsHttpConnectionContext, CancellationToken)"/>,
+/// which refuses a plain-http connection to <c>localhost</c> that resolved elsewhere; the handler wraps that refusal
+/// in an <see cref="HttpRequestException"/>, and this one hands callers the <see cref="UrlRefusedException"/> itself,
+/// so every refusal of the policy reads the same.</para>
 /// </remarks>
 internal sealed class UrlPolicyHandler(HttpMessageHandler inner) : DelegatingHandler(inner)
 {
@@ -44,16 +48,30 @@ internal sealed class UrlPolicyHandler(HttpMessageHandler inner) : DelegatingHan
         }
     }
 
-    protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
         Check(request);
-        return base.SendAsync(request, cancellationToken);
+        try
+        {
+            return await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
+        }
+        catch (HttpRequestException ex) when (ex.InnerException is UrlRefusedException refused)
+        {
+            throw refused; // refused as the connection was made: nothing was sent
+        }
     }
 
     protected override HttpResponseMessage Send(HttpRequestMessage request, CancellationToken cancellationToken)
     {
         Check(request);
-        return base.Send(request, cancellationToken);
+        try
+        {
+            return base.Send(request, cancellationToken);
+        }
+        catch (HttpRequestException ex) when (ex.InnerException is UrlRefusedException refused)
+        {
+            throw refused;
+        }
     }
 }
 

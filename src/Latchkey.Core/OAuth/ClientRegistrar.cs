@@ -17,7 +17,7 @@ internal sealed record ClientChoice(string? ClientId, string? ClientSecret, stri
 }
 
 /// <summary>
-/// Chooses or creates the OAuth client for an authorization server, in the order of the client checklist §3:
+/// Chooses or creates the OAuth client for an authorization server, in this order:
 /// pre-registered, then a Client ID Metadata Document, then RFC 7591 dynamic registration (native, loopback).
 /// The registration is returned to be stored in the same record as the tokens it produces.
 /// </summary>

@@ -21,7 +21,7 @@ internal sealed class Discovery(OAuthHttp http)
         ArgumentNullException.ThrowIfNull(resource);
         if (challengeMetadataUrl is not null)
         {
-            // The challenge's URL, exactly as given, with no fallback (MCP client checklist B.4).
+            // The challenge's URL, exactly as given, with no fallback to the well-known URLs: the server named it.
             // On Unix, Uri parses "/path" as an absolute file URI: require a scheme explicitly.
             var hasScheme = challengeMetadataUrl.StartsWith("https://", StringComparison.OrdinalIgnoreCase) || challengeMetadataUrl.StartsWith("http://", StringComparison.OrdinalIgnoreCase);
             if (!hasScheme || !Uri.TryCreate(challengeMetadataUrl, UriKind.Absolute, out var fromChallenge))

@@ -17,7 +17,7 @@ internal sealed record GrantRequest(AuthorizationServerMetadata Server, ClientRe
 /// <summary>
 /// The grant flows of a sign-in: authorization code with PKCE S256, <c>state</c>, <c>resource</c> and the RFC 9207
 /// <c>iss</c> check; the RFC 8628 device authorization grant; and client credentials. Each call owns all of its
-/// state (verifier, state, listener), so concurrent sign-ins share nothing (F10, F21).
+/// state (verifier, state, listener), so concurrent sign-ins share nothing and none can corrupt another's request.
 /// </summary>
 internal sealed class GrantFlows(OAuthHttp http, TokenEndpointClient tokens, TimeProvider time)
 {

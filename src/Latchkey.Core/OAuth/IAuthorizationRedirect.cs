@@ -41,17 +41,28 @@ internal enum CallbackVerdict
 /// <summary>The verdict on a callback and the sentence its page shows.</summary>
 internal readonly record struct CallbackAnswer(CallbackVerdict Verdict, string Message);
 
-/// <summary>The CLI's redirect: a loopback listener on an ephemeral port, and the browser the launcher opens.</summary>
+/// <summary>The CLI's redirect: a loopback listener on an ephemeral port, and the browser the launcher opens. The
+/// redirect page the launcher writes (the authorization URL carries the sign-in's <c>state</c>) lives until the
+/// sign-in ends, that is until this is disposed.</summary>
 internal sealed class LoopbackRedirect(BrowserLauncher browser) : IAuthorizationRedirect
 {
     private readonly LoopbackListener _listener = new(browser.Notices);
+    private RedirectPage? _page;
 
     public string RedirectUri => _listener.RedirectUri;
 
-    public void Open(Uri authorizationUrl) => browser.Open(authorizationUrl);
+    public void Open(Uri authorizationUrl)
+    {
+        _page?.Dispose();
+        _page = browser.Open(authorizationUrl, GrantFlows.SignInTimeout);
+    }
 
     public Task<IReadOnlyDictionary<string, string>> WaitForCallbackAsync(Func<IReadOnlyDictionary<string, string>, CallbackAnswer> respond, CancellationToken ct) =>
         _listener.WaitForCallbackAsync(respond, ct);
 
-    public void Dispose() => _listener.Dispose();
+    public void Dispose()
+    {
+        _page?.Dispose();
+        _listener.Dispose();
+    }
 }

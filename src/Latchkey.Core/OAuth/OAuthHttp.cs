@@ -6,8 +6,8 @@ using Latchkey.Http;
 namespace Latchkey.OAuth;
 
 /// <summary>
-/// HTTP for OAuth calls (metadata, registration, token, revocation, device authorization), with the limits of
-/// the client checklist §6: https only (http for loopback), no automatic redirects, no cookies, bodies at most
+/// HTTP for OAuth calls (metadata, registration, token, revocation, device authorization), with the limits that
+/// keep a lying or hostile server from steering or exhausting the client: https only (http for loopback), no automatic redirects, no cookies, bodies at most
 /// 64 KiB, connect timeout 10 s, whole request 30 s, JSON depth at most 32. Every failure is an
 /// <see cref="OAuthException"/> with its own reason code.
 /// </summary>

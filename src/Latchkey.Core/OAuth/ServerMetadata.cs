@@ -1,6 +1,6 @@
 namespace Latchkey.OAuth;
 
-/// <summary>RFC 9728 protected resource metadata, after the §3.3 check.</summary>
+/// <summary>RFC 9728 protected resource metadata, after the RFC 9728 §3.3 check.</summary>
 /// <param name="Resource">The resource identifier, verbatim: what goes in every <c>resource</c> parameter.</param>
 /// <param name="AuthorizationServers">The issuers that protect it, at least one.</param>
 /// <param name="ScopesSupported">The scopes it uses, possibly none.</param>

@@ -17,7 +17,7 @@ internal sealed record TokenSet(string AccessToken, string TokenType, long? Expi
     public override string ToString() => $"TokenSet(token_type: {TokenType}, expires_in: {ExpiresIn}, refresh_token: {(RefreshToken is null ? "none" : "***")}, scope: {Scope})";
 }
 
-/// <summary>The class of a token-endpoint outcome (failure-modes.md §2.6).</summary>
+/// <summary>The class of a token-endpoint outcome ("Token-endpoint answers" in docs/failure-modes.md).</summary>
 internal enum TokenOutcomeKind
 {
     /// <summary>Tokens issued: merge and commit.</summary>
@@ -64,8 +64,8 @@ internal sealed record TokenOutcome(TokenOutcomeKind Kind, TokenSet? Tokens, str
 
 /// <summary>
 /// Calls a token endpoint and classifies the answer. Every request goes on a fresh connection
-/// (<c>Connection: close</c>), so the HTTP stack can never silently replay a refresh on a dead pooled connection
-/// (F13).
+/// (<c>Connection: close</c>), so the HTTP stack can never silently replay a refresh on a dead pooled connection: a
+/// replayed refresh token is refused, or revokes the grant, once the server has rotated it.
 /// </summary>
 internal sealed class TokenEndpointClient
 {
@@ -146,7 +146,7 @@ internal sealed class TokenEndpointClient
         return Classify(response, _time.GetUtcNow()).Masked(sent);
     }
 
-    /// <summary>Classifies a token-endpoint answer as failure-modes.md §2.6 says.</summary>
+    /// <summary>Classifies a token-endpoint answer (the table "Token-endpoint answers" in docs/failure-modes.md).</summary>
     internal static TokenOutcome Classify(OAuthHttp.OAuthResponse response, DateTimeOffset now)
     {
         var status = (int)response.Status;

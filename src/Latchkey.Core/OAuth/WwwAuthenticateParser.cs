@@ -4,7 +4,7 @@ namespace Latchkey.OAuth;
 /// A complete RFC 9110 §11 <c>WWW-Authenticate</c> parser: several field lines, several challenges per line, quoted
 /// strings with escapes, token68, case-insensitive names, duplicate parameters reported. Runs in time linear in
 /// its input and never throws for bad input: a malformed challenge is dropped with a reason and scanning resumes
-/// at the next challenge. See <c>www-authenticate-vectors.md</c> for the rules and vectors it meets.
+/// at the next challenge. <c>WwwAuthenticateParserTests</c> holds the vectors it meets, with the reason for each.
 /// </summary>
 internal static class WwwAuthenticateParser
 {

@@ -11,25 +11,25 @@ internal static class AuditRows
     public const string Columns = "id, event_id, at, client_key, credential, route, method, path, status, upstream_status, latency_ms, reason, replica";
 
     /// <summary>
-    /// The <c>WHERE … ORDER BY … LIMIT</c> of a query, with parameters named <paramref name="prefix"/><c>since</c>,
-    /// <c>credential</c> and <c>limit</c> (only those the query uses). Newest first; callers reverse.
+    /// The <c>WHERE … ORDER BY … LIMIT</c> of a query, with parameters named <c>@since</c>, <c>@credential</c> and
+    /// <c>@limit</c> (only those the query uses). Newest first; callers reverse.
     /// </summary>
-    public static string Filter(AuditQuery query, char prefix)
+    public static string Filter(AuditQuery query)
     {
         var sql = new StringBuilder();
         var and = " WHERE ";
         if (query.Since is not null)
         {
-            sql.Append(and).Append("at >= ").Append(prefix).Append("since");
+            sql.Append(and).Append("at >= @since");
             and = " AND ";
         }
 
         if (query.Credential is not null)
         {
-            sql.Append(and).Append("credential = ").Append(prefix).Append("credential");
+            sql.Append(and).Append("credential = @credential");
         }
 
-        return sql.Append(" ORDER BY at DESC, id DESC LIMIT ").Append(prefix).Append("limit").ToString();
+        return sql.Append(" ORDER BY at DESC, id DESC LIMIT @limit").ToString();
     }
 
     public static AuditEntry Read(DbDataReader r)

@@ -23,28 +23,45 @@ internal static class ClientKeyFormat
         return ($"{Prefix}{id}_{secret}", id);
     }
 
+    /// <summary>How many characters a key has.</summary>
+    public const int Length = 3 + IdLength + 1 + SecretLength;
+
+    private static readonly System.Buffers.SearchValues<char> SecretChars =
+        System.Buffers.SearchValues.Create("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_");
+
     /// <summary>The id of a well-formed key value, or null.</summary>
-    public static string? TryGetId(ReadOnlySpan<char> value)
+    public static string? TryGetId(ReadOnlySpan<char> value) =>
+        IsWellFormed(value) ? value.Slice(Prefix.Length, IdLength).ToString() : null;
+
+    /// <summary>Whether <paramref name="value"/> is exactly a key's shape (without allocating).</summary>
+    public static bool IsWellFormed(ReadOnlySpan<char> value) =>
+        value.Length == Length && value.StartsWith(Prefix, StringComparison.Ordinal) && value[Prefix.Length + IdLength] == '_'
+        && !value.Slice(Prefix.Length, IdLength).ContainsAnyExcept(IdChars)
+        && !value[(Prefix.Length + IdLength + 1)..].ContainsAnyExcept(SecretChars);
+
+    /// <summary>
+    /// Where the first key-shaped run of characters in <paramref name="text"/> starts (<c>lk_</c> followed by exactly
+    /// the shape above, whatever comes before or after it), or -1. One ordinal search for <c>lk_</c> when there is
+    /// none, so it is cheap enough for every header value of every request.
+    /// </summary>
+    public static int IndexOfKey(ReadOnlySpan<char> text)
     {
-        if (value.Length != Prefix.Length + IdLength + 1 + SecretLength || !value.StartsWith(Prefix, StringComparison.Ordinal) || value[Prefix.Length + IdLength] != '_')
+        var offset = 0;
+        while (true)
         {
-            return null;
-        }
-
-        var id = value.Slice(Prefix.Length, IdLength);
-        if (id.ContainsAnyExcept(IdChars))
-        {
-            return null;
-        }
-
-        foreach (var c in value[(Prefix.Length + IdLength + 1)..])
-        {
-            if (!(char.IsAsciiLetterOrDigit(c) || c == '-' || c == '_'))
+            var found = text[offset..].IndexOf(Prefix, StringComparison.Ordinal);
+            if (found < 0)
             {
-                return null;
+                return -1;
             }
-        }
 
-        return id.ToString();
+            var at = offset + found;
+            if (text.Length - at >= Length && IsWellFormed(text.Slice(at, Length)))
+            {
+                return at;
+            }
+
+            offset = at + 1;
+        }
     }
 }

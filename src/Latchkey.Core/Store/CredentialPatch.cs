@@ -3,7 +3,8 @@ namespace Latchkey.Store;
 /// <summary>
 /// A partial update. Every property left <see langword="null"/> keeps its stored value: fields are merged, never
 /// replaced wholesale. A refresh token or granted scopes are replaced only by a non-empty value, so a token
-/// response that omits them cannot erase them (failure modes F8, F9).
+/// response that omits them cannot erase them (see "A token response that leaves fields out erases them" in
+/// docs/failure-modes.md).
 /// </summary>
 internal sealed record CredentialPatch
 {

@@ -4,15 +4,11 @@ using NpgsqlTypes;
 
 namespace Latchkey.Store;
 
-/// <summary>The audit log, in the same database as the credentials it names; every replica appends to it.</summary>
+/// <summary>PostgreSQL's batch insert into the audit log, which every replica appends to: one statement for the batch.</summary>
 internal sealed partial class PostgresCredentialStore
 {
-    /// <summary>
-    /// One statement for the whole batch (<c>unnest</c> of one array per column). Idempotent: an entry already
-    /// stored (same <see cref="AuditEntry.EventId"/>) is skipped, so a batch whose commit answer was lost can be
-    /// sent again without writing anything twice.
-    /// </summary>
-    public Task AppendAsync(IReadOnlyList<AuditEntry> entries, CancellationToken cancellationToken)
+    /// <remarks>One statement for the whole batch: <c>unnest</c> of one array per column.</remarks>
+    public override Task AppendAsync(IReadOnlyList<AuditEntry> entries, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(entries);
         if (entries.Count == 0)
@@ -27,7 +23,7 @@ internal sealed partial class PostgresCredentialStore
                 INSERT INTO audit_event (event_id, at, client_key, credential, route, method, path, status, upstream_status, latency_ms, reason, replica)
                 SELECT * FROM unnest(@event_id, @at, @client_key, @credential, @route, @method, @path, @status, @upstream_status, @latency_ms, @reason, @replica)
                 ON CONFLICT (event_id) DO NOTHING
-                """, connection);
+                """, (NpgsqlConnection)connection);
             command.Parameters.Add(Array("event_id", NpgsqlDbType.Text, entries.Select(e => (object?)e.EventId)));
             command.Parameters.Add(Array("at", NpgsqlDbType.Bigint, entries.Select(e => (object?)e.At.ToUnixTimeMilliseconds())));
             command.Parameters.Add(Array("client_key", NpgsqlDbType.Text, entries.Select(e => (object?)e.ClientKey)));
@@ -43,43 +39,6 @@ internal sealed partial class PostgresCredentialStore
             return await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
         }, idempotent: true, cancellationToken);
     }
-
-    public Task<IReadOnlyList<AuditEntry>> QueryAsync(AuditQuery query, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(query);
-        return RunAsync<IReadOnlyList<AuditEntry>>(async (connection, ct) =>
-        {
-            await using var command = new NpgsqlCommand($"SELECT {AuditRows.Columns} FROM audit_event{AuditRows.Filter(query, '@')}", connection);
-            if (query.Since is { } since)
-            {
-                command.Parameters.Add(Bigint("since", since.ToUnixTimeMilliseconds()));
-            }
-
-            if (query.Credential is { } credential)
-            {
-                command.Parameters.Add(Text("credential", credential));
-            }
-
-            command.Parameters.Add(Bigint("limit", Math.Max(0, query.Limit)));
-            await using var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
-            var entries = new List<AuditEntry>();
-            while (await reader.ReadAsync(ct).ConfigureAwait(false))
-            {
-                entries.Add(AuditRows.Read(reader));
-            }
-
-            entries.Reverse();
-            return entries;
-        }, idempotent: true, cancellationToken);
-    }
-
-    public Task<long> PruneAsync(DateTimeOffset before, CancellationToken cancellationToken) =>
-        RunAsync(async (connection, ct) =>
-        {
-            await using var command = new NpgsqlCommand("DELETE FROM audit_event WHERE at < @before", connection);
-            command.Parameters.Add(Bigint("before", before.ToUnixTimeMilliseconds()));
-            return (long)await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
-        }, idempotent: true, cancellationToken);
 
     private static NpgsqlParameter Array(string name, NpgsqlDbType type, IEnumerable<object?> values) =>
         new(name, NpgsqlDbType.Array | type) { Value = values.Select(v => v ?? DBNull.Value).ToArray() };

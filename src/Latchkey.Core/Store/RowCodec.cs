@@ -374,35 +374,47 @@ internal sealed partial class RowCodec(SecretProtector protector)
         }
     }
 
-    public static string KindText(CredentialKind kind) => kind switch
-    {
-        CredentialKind.ApiKey => "api-key",
-        CredentialKind.OAuth => "oauth",
-        _ => throw new ArgumentOutOfRangeException(nameof(kind)),
-    };
+    /// <summary>Each kind and state with its text form, as rows store it (and commands print states).</summary>
+    private static readonly (CredentialKind Value, string Text)[] Kinds = [(CredentialKind.ApiKey, "api-key"), (CredentialKind.OAuth, "oauth")];
 
-    public static CredentialKind? ParseKind(string text) => text switch
-    {
-        "api-key" => CredentialKind.ApiKey,
-        "oauth" => CredentialKind.OAuth,
-        _ => null,
-    };
+    private static readonly (CredentialState Value, string Text)[] States =
+        [(CredentialState.Ok, "ok"), (CredentialState.NeedsAuth, "needs-auth"), (CredentialState.Quarantined, "quarantined")];
 
-    public static string StateText(CredentialState state) => state switch
-    {
-        CredentialState.Ok => "ok",
-        CredentialState.NeedsAuth => "needs-auth",
-        CredentialState.Quarantined => "quarantined",
-        _ => throw new ArgumentOutOfRangeException(nameof(state)),
-    };
+    public static string KindText(CredentialKind kind) => TextOf(Kinds, kind);
 
-    public static CredentialState? ParseState(string text) => text switch
+    public static CredentialKind? ParseKind(string text) => ValueOf(Kinds, text);
+
+    public static string StateText(CredentialState state) => TextOf(States, state);
+
+    public static CredentialState? ParseState(string text) => ValueOf(States, text);
+
+    private static string TextOf<T>((T Value, string Text)[] names, T value)
+        where T : struct, Enum
     {
-        "ok" => CredentialState.Ok,
-        "needs-auth" => CredentialState.NeedsAuth,
-        "quarantined" => CredentialState.Quarantined,
-        _ => null,
-    };
+        foreach (var (candidate, text) in names)
+        {
+            if (EqualityComparer<T>.Default.Equals(candidate, value))
+            {
+                return text;
+            }
+        }
+
+        throw new ArgumentOutOfRangeException(nameof(value), value, null);
+    }
+
+    private static T? ValueOf<T>((T Value, string Text)[] names, string text)
+        where T : struct, Enum
+    {
+        foreach (var (value, candidate) in names)
+        {
+            if (string.Equals(candidate, text, StringComparison.Ordinal))
+            {
+                return value;
+            }
+        }
+
+        return null;
+    }
 }
 
 /// <summary>A credential row's content columns, ready to write.</summary>

@@ -23,27 +23,21 @@ namespace Latchkey.Store;
 /// </remarks>
 internal static class RowSeal
 {
-    private const byte NullField = 0;
-    private const byte TextField = 1;
-    private const byte IntegerField = 2;
-    private const byte BytesField = 3;
+    /// <summary>The type byte that starts each field.</summary>
+    private enum Field : byte
+    {
+        Null = 0,
+        Text = 1,
+        Integer = 2,
+        Bytes = 3,
+    }
 
     /// <summary>A credential row: everything that decides where its secret goes and how.</summary>
     public static byte[] Credential(
         string id, string name, string kind, long version, string state, string? reasonJson, string metadataJson,
         string keyId, ReadOnlySpan<byte> sealedSecrets, string? refreshTokenFingerprint, string? accessTokenFingerprint)
     {
-        var writer = Start("latchkey/row/credential/v1");
-        Text(writer, id);
-        Text(writer, name);
-        Text(writer, kind);
-        Integer(writer, version);
-        Text(writer, state);
-        Text(writer, reasonJson);
-        Text(writer, metadataJson);
-        Text(writer, keyId);
-        Bytes(writer, SecretProtector.SealIdentity(sealedSecrets));
-        Text(writer, refreshTokenFingerprint);
+        var writer = Content("latchkey/row/credential/v1", id, name, kind, version, state, reasonJson, metadataJson, keyId, sealedSecrets, refreshTokenFingerprint);
         Text(writer, accessTokenFingerprint);
         return writer.WrittenSpan.ToArray();
     }
@@ -57,17 +51,7 @@ internal static class RowSeal
         string credentialId, string name, string kind, long version, string state, string? reasonJson, string metadataJson,
         string keyId, ReadOnlySpan<byte> sealedSecrets, string? refreshTokenFingerprint, long writtenAt)
     {
-        var writer = Start("latchkey/row/credential-history/v1");
-        Text(writer, credentialId);
-        Text(writer, name);
-        Text(writer, kind);
-        Integer(writer, version);
-        Text(writer, state);
-        Text(writer, reasonJson);
-        Text(writer, metadataJson);
-        Text(writer, keyId);
-        Bytes(writer, SecretProtector.SealIdentity(sealedSecrets));
-        Text(writer, refreshTokenFingerprint);
+        var writer = Content("latchkey/row/credential-history/v1", credentialId, name, kind, version, state, reasonJson, metadataJson, keyId, sealedSecrets, refreshTokenFingerprint);
         Integer(writer, writtenAt);
         return writer.WrittenSpan.ToArray();
     }
@@ -108,6 +92,25 @@ internal static class RowSeal
         return writer.WrittenSpan.ToArray();
     }
 
+    /// <summary>The fields a credential row and a saved version share, in their order, after the domain tag.</summary>
+    private static ArrayBufferWriter<byte> Content(
+        string domain, string id, string name, string kind, long version, string state, string? reasonJson, string metadataJson,
+        string keyId, ReadOnlySpan<byte> sealedSecrets, string? refreshTokenFingerprint)
+    {
+        var writer = Start(domain);
+        Text(writer, id);
+        Text(writer, name);
+        Text(writer, kind);
+        Integer(writer, version);
+        Text(writer, state);
+        Text(writer, reasonJson);
+        Text(writer, metadataJson);
+        Text(writer, keyId);
+        Bytes(writer, SecretProtector.SealIdentity(sealedSecrets));
+        Text(writer, refreshTokenFingerprint);
+        return writer;
+    }
+
     private static ArrayBufferWriter<byte> Start(string domain)
     {
         var writer = new ArrayBufferWriter<byte>(256);
@@ -119,12 +122,12 @@ internal static class RowSeal
     {
         if (value is null)
         {
-            writer.Write([NullField]);
+            writer.Write([(byte)Field.Null]);
             return;
         }
 
         var length = Encoding.UTF8.GetByteCount(value);
-        Header(writer, TextField, length);
+        Header(writer, Field.Text, length);
         writer.Advance(Encoding.UTF8.GetBytes(value, writer.GetSpan(length)));
     }
 
@@ -132,25 +135,25 @@ internal static class RowSeal
     {
         if (value is not { } v)
         {
-            writer.Write([NullField]);
+            writer.Write([(byte)Field.Null]);
             return;
         }
 
-        Header(writer, IntegerField, 8);
+        Header(writer, Field.Integer, 8);
         BinaryPrimitives.WriteInt64BigEndian(writer.GetSpan(8), v);
         writer.Advance(8);
     }
 
     private static void Bytes(ArrayBufferWriter<byte> writer, ReadOnlySpan<byte> value)
     {
-        Header(writer, BytesField, value.Length);
+        Header(writer, Field.Bytes, value.Length);
         writer.Write(value);
     }
 
-    private static void Header(ArrayBufferWriter<byte> writer, byte type, int length)
+    private static void Header(ArrayBufferWriter<byte> writer, Field type, int length)
     {
         var span = writer.GetSpan(5);
-        span[0] = type;
+        span[0] = (byte)type;
         BinaryPrimitives.WriteInt32BigEndian(span[1..], length);
         writer.Advance(5);
     }

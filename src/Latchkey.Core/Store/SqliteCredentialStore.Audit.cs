@@ -1,9 +1,11 @@
 using System.Data;
 using Latchkey.Audit;
+using Microsoft.Data.Sqlite;
+using SQLitePCL;
 
 namespace Latchkey.Store;
 
-/// <summary>The audit log, in the same database as the credentials it names.</summary>
+/// <summary>SQLite's batch insert into the audit log: one prepared statement, bound by position.</summary>
 internal sealed partial class SqliteCredentialStore
 {
     private const string AuditInsertSql =
@@ -13,7 +15,7 @@ internal sealed partial class SqliteCredentialStore
         ON CONFLICT (event_id) DO NOTHING
         """;
 
-    public Task AppendAsync(IReadOnlyList<AuditEntry> entries, CancellationToken cancellationToken)
+    public override Task AppendAsync(IReadOnlyList<AuditEntry> entries, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(entries);
         cancellationToken.ThrowIfCancellationRequested();
@@ -26,32 +28,33 @@ internal sealed partial class SqliteCredentialStore
         {
             // One transaction and one prepared statement for the batch, bound by position through SQLite's own API:
             // ADO.NET parameters look every name up again on each execution, which cost as much as the inserts.
-            using var transaction = connection.BeginTransaction(IsolationLevel.Serializable, deferred: false);
-            var db = connection.Handle!;
-            Check(db, SQLitePCL.raw.sqlite3_prepare_v2(db, AuditInsertSql, out var statement));
+            var sqlite = (SqliteConnection)connection;
+            using var transaction = sqlite.BeginTransaction(IsolationLevel.Serializable, deferred: false);
+            var db = sqlite.Handle!;
+            Check(db, raw.sqlite3_prepare_v2(db, AuditInsertSql, out var statement));
             using (statement)
             {
                 foreach (var e in entries)
                 {
-                    SQLitePCL.raw.sqlite3_bind_text(statement, 1, e.EventId);
-                    SQLitePCL.raw.sqlite3_bind_int64(statement, 2, e.At.ToUnixTimeMilliseconds());
+                    raw.sqlite3_bind_text(statement, 1, e.EventId);
+                    raw.sqlite3_bind_int64(statement, 2, e.At.ToUnixTimeMilliseconds());
                     BindText(statement, 3, e.ClientKey);
                     BindText(statement, 4, e.Credential);
-                    SQLitePCL.raw.sqlite3_bind_text(statement, 5, e.Route);
-                    SQLitePCL.raw.sqlite3_bind_text(statement, 6, e.Method);
-                    SQLitePCL.raw.sqlite3_bind_text(statement, 7, AuditRows.StoredPath(e.Path));
-                    SQLitePCL.raw.sqlite3_bind_int(statement, 8, e.Status);
-                    _ = e.UpstreamStatus is { } upstream ? SQLitePCL.raw.sqlite3_bind_int(statement, 9, upstream) : SQLitePCL.raw.sqlite3_bind_null(statement, 9);
-                    SQLitePCL.raw.sqlite3_bind_int64(statement, 10, e.LatencyMs);
+                    raw.sqlite3_bind_text(statement, 5, e.Route);
+                    raw.sqlite3_bind_text(statement, 6, e.Method);
+                    raw.sqlite3_bind_text(statement, 7, AuditRows.StoredPath(e.Path));
+                    raw.sqlite3_bind_int(statement, 8, e.Status);
+                    _ = e.UpstreamStatus is { } upstream ? raw.sqlite3_bind_int(statement, 9, upstream) : raw.sqlite3_bind_null(statement, 9);
+                    raw.sqlite3_bind_int64(statement, 10, e.LatencyMs);
                     BindText(statement, 11, e.Reason);
-                    SQLitePCL.raw.sqlite3_bind_text(statement, 12, e.Replica);
-                    var rc = SQLitePCL.raw.sqlite3_step(statement);
-                    if (rc != SQLitePCL.raw.SQLITE_DONE)
+                    raw.sqlite3_bind_text(statement, 12, e.Replica);
+                    var rc = raw.sqlite3_step(statement);
+                    if (rc != raw.SQLITE_DONE)
                     {
                         Check(db, rc);
                     }
 
-                    SQLitePCL.raw.sqlite3_reset(statement);
+                    raw.sqlite3_reset(statement);
                 }
             }
 
@@ -60,59 +63,16 @@ internal sealed partial class SqliteCredentialStore
         });
         return Task.CompletedTask;
 
-        static void BindText(SQLitePCL.sqlite3_stmt statement, int index, string? value) =>
-            _ = value is null ? SQLitePCL.raw.sqlite3_bind_null(statement, index) : SQLitePCL.raw.sqlite3_bind_text(statement, index, value);
+        static void BindText(sqlite3_stmt statement, int index, string? value) =>
+            _ = value is null ? raw.sqlite3_bind_null(statement, index) : raw.sqlite3_bind_text(statement, index, value);
 
         // The same exception ADO.NET throws, so Run maps busy, full and corrupt databases as for every other call.
-        static void Check(SQLitePCL.sqlite3 db, int rc)
+        static void Check(sqlite3 db, int rc)
         {
-            if (rc != SQLitePCL.raw.SQLITE_OK)
+            if (rc != raw.SQLITE_OK)
             {
-                throw new Microsoft.Data.Sqlite.SqliteException(SQLitePCL.raw.sqlite3_errmsg(db).utf8_to_string(), rc, SQLitePCL.raw.sqlite3_extended_errcode(db));
+                throw new SqliteException(raw.sqlite3_errmsg(db).utf8_to_string(), rc, raw.sqlite3_extended_errcode(db));
             }
         }
-    }
-
-    public Task<IReadOnlyList<AuditEntry>> QueryAsync(AuditQuery query, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(query);
-        cancellationToken.ThrowIfCancellationRequested();
-        return Task.FromResult(Run<IReadOnlyList<AuditEntry>>(connection =>
-        {
-            using var command = connection.CreateCommand();
-            command.CommandText = $"SELECT {AuditRows.Columns} FROM audit_event{AuditRows.Filter(query, '$')}";
-            if (query.Since is { } since)
-            {
-                command.Parameters.AddWithValue("$since", since.ToUnixTimeMilliseconds());
-            }
-
-            if (query.Credential is { } credential)
-            {
-                command.Parameters.AddWithValue("$credential", credential);
-            }
-
-            command.Parameters.AddWithValue("$limit", Math.Max(0, query.Limit));
-            using var reader = command.ExecuteReader();
-            var entries = new List<AuditEntry>();
-            while (reader.Read())
-            {
-                entries.Add(AuditRows.Read(reader));
-            }
-
-            entries.Reverse();
-            return entries;
-        }));
-    }
-
-    public Task<long> PruneAsync(DateTimeOffset before, CancellationToken cancellationToken)
-    {
-        cancellationToken.ThrowIfCancellationRequested();
-        return Task.FromResult(Run(connection =>
-        {
-            using var command = connection.CreateCommand();
-            command.CommandText = "DELETE FROM audit_event WHERE at < $before";
-            command.Parameters.AddWithValue("$before", before.ToUnixTimeMilliseconds());
-            return (long)command.ExecuteNonQuery();
-        }));
     }
 }

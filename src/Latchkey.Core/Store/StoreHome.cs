@@ -115,34 +115,28 @@ internal sealed partial class StoreHome
     }
 
     /// <summary>Returns a sentence describing a folder mode other users can use, or <see langword="null"/>.</summary>
-    public string? CheckFolderMode()
-    {
-        if (OperatingSystem.IsWindows() || !Directory.Exists(Path))
-        {
-            return null;
-        }
-
-        var mode = File.GetUnixFileMode(Path);
-        return (mode & GroupOrOther) != 0
-            ? $"The Latchkey home folder {Path} is open to other users (mode {Octal(mode)}). Run: chmod 700 '{Path}'"
-            : null;
-    }
+    public string? CheckFolderMode() => OpenToOthers(Path, Directory.Exists) is { } mode
+        ? $"The Latchkey home folder {Path} is open to other users (mode {Octal(mode)}). Run: chmod 700 '{Path}'"
+        : null;
 
     /// <summary>Returns a sentence describing a file mode other users can use, or <see langword="null"/>.</summary>
-    public static string? CheckFileMode(string file)
+    public static string? CheckFileMode(string file) => OpenToOthers(file, File.Exists) is { } mode
+        ? $"{file} is open to other users (mode {Octal(mode)}). Run: chmod 600 '{file}'"
+        : null;
+
+    public static string Octal(UnixFileMode mode) => "0" + Convert.ToString((int)mode & 0x1FF, 8);
+
+    /// <summary>The mode of <paramref name="path"/> when it exists and others than its owner can use it; else null (and always on Windows).</summary>
+    private static UnixFileMode? OpenToOthers(string path, Func<string, bool> exists)
     {
-        if (OperatingSystem.IsWindows() || !File.Exists(file))
+        if (OperatingSystem.IsWindows() || !exists(path))
         {
             return null;
         }
 
-        var mode = File.GetUnixFileMode(file);
-        return (mode & GroupOrOther) != 0
-            ? $"{file} is open to other users (mode {Octal(mode)}). Run: chmod 600 '{file}'"
-            : null;
+        var mode = File.GetUnixFileMode(path);
+        return (mode & GroupOrOther) != 0 ? mode : null;
     }
-
-    public static string Octal(UnixFileMode mode) => "0" + Convert.ToString((int)mode & 0x1FF, 8);
 
     /// <summary>
     /// Loads the master key, creating it (0600) on first use. Creation is race-free across processes: each writes

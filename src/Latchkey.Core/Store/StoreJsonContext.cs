@@ -2,7 +2,7 @@ using System.Text.Json.Serialization;
 
 namespace Latchkey.Store;
 
-/// <summary>Source-generated JSON for what the store keeps as JSON: metadata, reasons and (sealed) secrets.</summary>
+/// <summary>Source-generated JSON for what the store keeps as JSON: metadata, reasons and (sealed) secrets; and the home's seal ledger.</summary>
 [JsonSourceGenerationOptions(
     PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
     DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
@@ -11,4 +11,5 @@ namespace Latchkey.Store;
 [JsonSerializable(typeof(CredentialSecrets))]
 [JsonSerializable(typeof(UpstreamFailure))]
 [JsonSerializable(typeof(string[]))]
+[JsonSerializable(typeof(SealLedgerEntry))]
 internal sealed partial class StoreJsonContext : JsonSerializerContext;

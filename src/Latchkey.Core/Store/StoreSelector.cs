@@ -58,15 +58,60 @@ internal static class StoreSelector
 
     /// <summary>Opens the chosen store.</summary>
     /// <exception cref="StoreException">The store cannot be chosen or used; the message says why and what to do.</exception>
-    public static ILatchkeyStore Open(string? storeOption, StoreHome home, TimeProvider time, Func<string, string?>? getEnvironment = null)
+    public static ILatchkeyStore Open(string? storeOption, StoreHome home, TimeProvider time, Func<string, string?>? getEnvironment = null) =>
+        Open(storeOption, home, time, getEnvironment, sealing => sealing);
+
+    /// <summary>
+    /// For <c>latchkey store seal</c>: what sealing the chosen store would seal, found in a transaction that is then
+    /// rolled back; null when there is nothing to seal (the store is sealed already, or was created just now).
+    /// </summary>
+    /// <exception cref="StoreException">The store cannot be used, or must not be sealed (<c>store_rolled_back</c>).</exception>
+    public static SealPreview? PreviewSealing(string? storeOption, StoreHome home, TimeProvider time, Func<string, string?>? getEnvironment = null)
+    {
+        StoreSealing? preview = null;
+        using (Open(storeOption, home, time, getEnvironment, sealing => preview = sealing.ForPreview()) as IDisposable)
+        {
+        }
+
+        return preview!.Found;
+    }
+
+    /// <summary>For <c>latchkey store seal</c>: seals the chosen store if it still holds exactly what <paramref name="approved"/> showed.</summary>
+    /// <exception cref="StoreException">The store changed since (<c>store_changed</c>), cannot be used, or must not be sealed.</exception>
+    public static void Seal(string? storeOption, StoreHome home, TimeProvider time, SealPreview approved, Func<string, string?>? getEnvironment = null)
+    {
+        ArgumentNullException.ThrowIfNull(approved);
+        using (Open(storeOption, home, time, getEnvironment, sealing => sealing.ForApproval(approved)) as IDisposable)
+        {
+        }
+    }
+
+    /// <summary>
+    /// Who may seal a store from before seals, for this home: the store on open when the master key is the home's
+    /// own <c>master.key</c> (always so for SQLite); only <c>latchkey store seal</c> when it comes from
+    /// <c>LATCHKEY_KEY_FILE</c>, a team's shared key (see <see cref="StoreSealing"/>).
+    /// </summary>
+    public static StoreSealing Sealing(StoreChoice choice, StoreHome home, Func<string, string?> getEnvironment)
+    {
+        ArgumentNullException.ThrowIfNull(choice);
+        ArgumentNullException.ThrowIfNull(home);
+        ArgumentNullException.ThrowIfNull(getEnvironment);
+        var ledger = SealLedger.In(home);
+        return choice.Postgres is not null && getEnvironment(KeyFileVariable) is { Length: > 0 }
+            ? StoreSealing.ForSharedKey(ledger)
+            : StoreSealing.ForHomeKey(ledger);
+    }
+
+    private static ILatchkeyStore Open(string? storeOption, StoreHome home, TimeProvider time, Func<string, string?>? getEnvironment, Func<StoreSealing, StoreSealing> adjust)
     {
         ArgumentNullException.ThrowIfNull(home);
         ArgumentNullException.ThrowIfNull(time);
         getEnvironment ??= Environment.GetEnvironmentVariable;
         var choice = Choose(storeOption, getEnvironment);
+        var sealing = adjust(Sealing(choice, home, getEnvironment));
         if (choice.Postgres is null)
         {
-            return SqliteCredentialStore.Open(home, time);
+            return SqliteCredentialStore.Open(home, time, sealing);
         }
 
         var key = LoadSharedKey(home, getEnvironment);
@@ -80,7 +125,7 @@ internal static class StoreSelector
             CryptographicOperations.ZeroMemory(key);
         }
 
-        return PostgresCredentialStore.Open(choice.Postgres, protector, time);
+        return PostgresCredentialStore.Open(choice.Postgres, protector, time, sealing: sealing);
     }
 
     /// <summary>

@@ -5,7 +5,8 @@ namespace Latchkey.Tokens;
 
 /// <summary>
 /// Who holds a lease: <c>host/boot/pid/start/nonce</c>. On the same host and boot, a holder whose process is gone
-/// (or whose PID was reused by a process that started later) is known dead, so its lease is free at once (F5).
+/// (or whose PID was reused by a process that started later) is known dead, so its lease is free at once
+/// instead of when it runs out.
 /// </summary>
 internal static class ProcessIdentity
 {

@@ -52,8 +52,9 @@ internal sealed record SignInOptions
 /// <summary>
 /// Signs in: discovers the resource and its authorization server, registers (or reuses the stored registration
 /// for the same issuer), runs the grant, and only then replaces the stored grant in one write conditional on the
-/// record's version; the old refresh token is revoked afterwards. A failed or abandoned sign-in changes nothing
-/// (F21). The registration is stored in the same record as the tokens it produced (F10).
+/// record's version; the old refresh token is revoked afterwards. A failed or abandoned sign-in changes nothing.
+/// The registration is stored in the same record as the tokens it produced, so a refresh token is never presented
+/// with another registration's client id.
 /// </summary>
 internal sealed class SignInService(ICredentialStore store, OAuthHttp http, Discovery discovery, ClientRegistrar registrar, GrantFlows flows, TimeProvider time)
 {
@@ -107,7 +108,8 @@ internal sealed class SignInService(ICredentialStore store, OAuthHttp http, Disc
         progress.WriteLine($"Authorization server: {issuer}");
         var server = await discovery.DiscoverIssuerAsync(issuer, quirks, ct).ConfigureAwait(false);
 
-        // Reuse the stored registration for the same issuer unless another client was asked for (checklist D.15).
+        // Reuse the stored registration for the same issuer unless another client was asked for. A registration belongs
+        // to the authorization server that made it: when the resource now names another issuer, register anew.
         var reuse = options.Client == ClientChoice.Dynamic && old?.Client is { } stored && old.Issuer == server.Issuer
             && !(options.Device && stored.Source == "dcr")
             && !(options.Redirect is not null && stored.Source == "dcr");
@@ -210,7 +212,7 @@ internal sealed class SignInService(ICredentialStore store, OAuthHttp http, Disc
     /// challenge. A server may let <c>initialize</c> through unauthenticated and challenge only the requests that
     /// follow; the probe then carries on as an MCP client does (<c>notifications/initialized</c>, then
     /// <c>tools/list</c>, in the session it was given) and reads the challenge of the first request refused, so the
-    /// scopes asked for are the ones that request needs, not every scope the server supports (checklist §4.2). The
+    /// scopes asked for are the ones that request needs, not every scope the server supports. The
     /// session is then deleted. No token is ever sent.</summary>
     private async Task<WwwAuthenticateResult> ProbeAsync(Uri resource, bool mcpPost, bool allowInsecureHttp, CancellationToken ct)
     {
@@ -300,19 +302,20 @@ internal sealed class SignInService(ICredentialStore store, OAuthHttp http, Disc
             ? WwwAuthenticateParser.Parse(values)
             : null;
 
-    /// <summary>The protocol version in an <c>initialize</c> answer (a JSON body, or the first SSE <c>data</c> line).</summary>
-    private static string? NegotiatedVersion(OAuthHttp.OAuthResponse response)
-    {
-        var text = System.Text.Encoding.UTF8.GetString(response.Body);
-        if (response.MediaType == "text/event-stream")
-        {
-            text = text.Split('\n').Select(l => l.TrimEnd('\r')).FirstOrDefault(l => l.StartsWith("data:", StringComparison.Ordinal))?["data:".Length..] ?? string.Empty;
-        }
+    /// <summary>The protocol version in an <c>initialize</c> answer: a JSON body, or the first message of an event
+    /// stream (<see cref="Http.SseReader"/>) that is an answer carrying one.</summary>
+    private static string? NegotiatedVersion(OAuthHttp.OAuthResponse response) =>
+        response.MediaType == "text/event-stream"
+            ? Http.SseReader.Messages(response.Body).Select(ProtocolVersion).FirstOrDefault(v => v is not null)
+            : ProtocolVersion(System.Text.Encoding.UTF8.GetString(response.Body));
 
+    private static string? ProtocolVersion(string json)
+    {
         try
         {
-            using var json = System.Text.Json.JsonDocument.Parse(text);
-            return json.RootElement.TryGetProperty("result", out var result) && result.ValueKind == System.Text.Json.JsonValueKind.Object
+            using var document = System.Text.Json.JsonDocument.Parse(json);
+            return document.RootElement.ValueKind == System.Text.Json.JsonValueKind.Object
+                && document.RootElement.TryGetProperty("result", out var result) && result.ValueKind == System.Text.Json.JsonValueKind.Object
                 && result.TryGetProperty("protocolVersion", out var version) && version.ValueKind == System.Text.Json.JsonValueKind.String
                 ? version.GetString()
                 : null;
@@ -328,8 +331,9 @@ internal sealed class SignInService(ICredentialStore store, OAuthHttp http, Disc
     private const string McpInitialized = "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}";
     private const string McpToolsList = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}";
 
-    /// <summary>Explicit scopes, else the challenge's, else the resource's scopes_supported (checklist §4.2); a new
-    /// sign-in to the same resource asks for the union with what was asked before (step-up, §4.3).</summary>
+    /// <summary>Explicit scopes, else the challenge's (it is authoritative for the request that was refused), else the
+    /// resource's scopes_supported; a new sign-in to the same resource asks for the union with what was asked before
+    /// (step-up: a refresh cannot widen a grant, and the old scopes must not be lost).</summary>
     private static List<string> ChooseScopes(SignInOptions options, IReadOnlyList<string> challenge, ProtectedResourceMetadata? prm, CredentialMetadata? old, string? resource, AuthorizationServerMetadata server)
     {
         IEnumerable<string> scopes = options.Scopes is { Count: > 0 } explicitScopes ? explicitScopes

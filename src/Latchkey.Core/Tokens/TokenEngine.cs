@@ -11,16 +11,18 @@ namespace Latchkey.Tokens;
 /// <summary>
 /// The only code that spends a grant. <see cref="GetAccessTokenAsync"/> returns a usable access token, refreshing
 /// first when the stored one is due, and does so exactly once per grant across threads and processes.
+/// docs/failure-modes.md describes the failures each rule below prevents, and the tests that show it.
 /// </summary>
 /// <remarks>
 /// <para><b>Concurrency.</b> Callers in one process share one refresh flight per (credential, forced fingerprint);
-/// the flight runs under the engine's own timeout, so one caller's cancellation never fails the others (F22).
+/// the flight runs under the engine's own timeout, so one caller's cancellation never fails the others.
 /// Across processes, a lease in the store gives liveness and the compare-and-swap on the refresh token's
-/// fingerprint is the fence: a commit applies only if nobody rotated the token since it was read (F1, F4, F11).
-/// After taking the lease the record is read again, so a refresh token read earlier is never spent (F2, F24).</para>
+/// fingerprint is the fence: a commit applies only if nobody rotated the token since it was read, so a stalled
+/// holder whose lease ran out, or a loser whose request was refused, can never overwrite the winner's tokens.
+/// After taking the lease the record is read again, so a refresh token read earlier is never spent.</para>
 /// <para><b>Durability.</b> An attempt marker is written before the request is sent. If the answer is lost (or
 /// the process dies), the next refresher retries once with the same refresh token, and otherwise records
-/// <c>lost_response_rotation</c>: never a silent logout (F7, F13).</para>
+/// <c>lost_response_rotation</c>: never a silent logout.</para>
 /// <para><b>Never a dead token.</b> A token is handed out only while usable (<see cref="IsUsable"/>) and, unless it is
 /// the only one there is, before its refresh-ahead point. A refresh whose new token is already unusable by the time
 /// it is stored (it took longer than the token lives) is tried again, up to
@@ -29,7 +31,7 @@ namespace Latchkey.Tokens;
 /// due is refreshed rather than handed back.</para>
 /// <para><b>Failures.</b> <c>invalid_grant</c> and other rejections mark the credential <c>needs-auth</c> with the
 /// server's error, fenced on the token it tried; network errors, 5xx and 429 keep the credential and record a
-/// shared backoff (F12). Never signs anyone in.</para>
+/// shared backoff. Never signs anyone in.</para>
 /// <para><b>Forced refreshes are bounded.</b> A refresh made only because an upstream refused a still-fresh token
 /// is recorded in the grant's metadata (<see cref="CredentialMetadata.LastForcedRefreshAt"/>). When the token that
 /// refresh produced is refused too while it is still fresh and younger than
@@ -170,7 +172,8 @@ internal sealed class TokenEngine(ICredentialStore store, TokenEndpointClient to
         }
     }
 
-    /// <summary>Steps 2–5 of the algorithm: what can be answered without refreshing, or null.</summary>
+    /// <summary>What can be answered from the record as read, without refreshing (a quarantined or signed-out record, an
+    /// API key, a usable token not yet due, a forced refresh for a token already replaced, a shared backoff), or null.</summary>
     private TokenResult? Decide(CredentialRecord row, string? forceFingerprint)
     {
         if (row.State == CredentialState.Quarantined)
@@ -268,7 +271,8 @@ internal sealed class TokenEngine(ICredentialStore store, TokenEndpointClient to
         return now < expires - margin;
     }
 
-    /// <summary>A lease is free when nobody holds it, it ran out, it is dated implausibly far ahead, or its holder is known dead (F5).</summary>
+    /// <summary>A lease is free when nobody holds it, it ran out, it is dated implausibly far ahead (a clock that ran
+    /// ahead), or its holder is known dead (a crashed process, or a PID reused by a later one).</summary>
     private bool IsLeaseFree(RefreshCoordination c)
     {
         var now = time.GetUtcNow();
@@ -279,7 +283,8 @@ internal sealed class TokenEngine(ICredentialStore store, TokenEndpointClient to
             || ProcessIdentity.IsKnownDead(c.LeaseOwner);
     }
 
-    /// <summary>Steps 9–13 under the lease. Returns null when the record changed and the caller should re-read.</summary>
+    /// <summary>The refresh itself, under the lease: read the record again, deal with a marker an earlier attempt left,
+    /// send, and settle the outcome. Returns null when the record changed and the caller should re-read.</summary>
     private async Task<TokenResult?> RefreshUnderLeaseAsync(string name, string? forceFingerprint, CancellationToken ct)
     {
         var row = await store.GetAsync(name, ct).ConfigureAwait(false);
@@ -297,7 +302,7 @@ internal sealed class TokenEngine(ICredentialStore store, TokenEndpointClient to
         var c = row.Coordination;
         if (c.AttemptId is not null)
         {
-            // §2.8: an earlier request was sent and its answer never committed.
+            // An earlier request was sent and its answer never stored ("Lost-response recovery" in docs/failure-modes.md).
             var ownerMayBeAlive = c.AttemptOwner is not null && !ProcessIdentity.IsKnownDead(c.AttemptOwner)
                 && c.AttemptSentAt is { } sent && time.GetUtcNow() < sent + _options.LeaseDuration;
             if (ownerMayBeAlive)
@@ -410,7 +415,8 @@ internal sealed class TokenEngine(ICredentialStore store, TokenEndpointClient to
             }
             catch (StoreException ex) when (ex.Retryable && attempt < 5)
             {
-                // The tokens are only in memory: keep trying under the lease (F7). A death here leaves the marker.
+                // The tokens are only in memory, and the server may already have consumed the old refresh token: keep
+                // trying under the lease. A death here leaves the marker for the next refresher.
                 await Task.Delay(TimeSpan.FromMilliseconds(200 * (attempt + 1)), time, CancellationToken.None).ConfigureAwait(false);
                 continue;
             }
@@ -439,7 +445,7 @@ internal sealed class TokenEngine(ICredentialStore store, TokenEndpointClient to
         {
             WriteOutcome.Written => TokenResult.NeedsAuth(reason),
             WriteOutcome.NotFound => TokenResult.NotFound,
-            _ => null, // a winner rotated meanwhile: its token stands (F11)
+            _ => null, // a winner rotated meanwhile: its token stands, and we adopt it
         };
     }
 

@@ -1,6 +1,6 @@
 namespace Latchkey.Tokens;
 
-/// <summary>The token engine's timings (failure-modes.md §2.7). Defaults suit a laptop and a team gateway alike.</summary>
+/// <summary>The token engine's timings ("Timings" in docs/failure-modes.md). Defaults suit a laptop and a team gateway alike.</summary>
 internal sealed record TokenEngineOptions
 {
     /// <summary>L: how long a refresh lease lasts; renewed every third of it while the request runs.</summary>
@@ -9,7 +9,8 @@ internal sealed record TokenEngineOptions
     /// <summary>How long a caller waits for a refresh that another process is making before it gives up (retryable).</summary>
     public TimeSpan WaitBudget { get; init; } = TimeSpan.FromSeconds(60);
 
-    /// <summary>The whole budget of one shared refresh flight, independent of any caller's cancellation (F22).</summary>
+    /// <summary>The whole budget of one shared refresh flight, independent of any caller's cancellation, so one caller giving up never
+    /// fails the others that joined the flight.</summary>
     public TimeSpan FlightTimeout { get; init; } = TimeSpan.FromSeconds(120);
 
     /// <summary>The lifetime assumed when a token response has no <c>expires_in</c> and the token is not a JWT.</summary>
@@ -26,6 +27,7 @@ internal sealed record TokenEngineOptions
     /// </summary>
     public TimeSpan ForcedRefreshInterval { get; init; } = TimeSpan.FromSeconds(60);
 
-    /// <summary>Whether a lost refresh response is retried once with the same refresh token (§2.8, the default).</summary>
+    /// <summary>Whether a lost refresh response is retried once with the same refresh token (the default; see
+    /// "Lost-response recovery" in docs/failure-modes.md for why).</summary>
     public bool RetryLostResponseOnce { get; init; } = true;
 }

@@ -137,6 +137,7 @@ internal sealed class CliApp(CliConsole console, TimeProvider time)
         CredentialCommands.AddTo(root, this);
         LoginCommands.AddTo(root, this);
         DoctorCommand.AddTo(root, this);
+        StoreCommands.AddTo(root, this);
         ServeCommand.AddTo(root, this);
         KeyCommands.AddTo(root, this);
         RunCommand.AddTo(root, this);

@@ -11,6 +11,12 @@ namespace Latchkey.Cli;
 /// the dashboard with it (<c>http://127.0.0.1:PORT/ui/#token=…</c>: the token rides in the fragment, which the
 /// browser never sends to a server or a proxy log).
 /// </summary>
+/// <remarks>
+/// <b>Security.</b> The link is never an argument of a process (another local user could read it there and sign in
+/// first): the browser is given a private redirect page (<see cref="BrowserLauncher"/>), which this command deletes
+/// once the link was used or has expired, waiting until then. With <c>--no-browser</c> the link is printed on
+/// standard error and nothing is written.
+/// </remarks>
 internal static class DashboardCommand
 {
     public static void AddTo(RootCommand root, CliApp app)
@@ -32,8 +38,22 @@ internal static class DashboardCommand
             var link = new Uri($"{gateway}/ui/#token={token}");
             app.Console.Out.WriteLine($"Dashboard: {gateway}/ui/");
             app.Console.Out.Flush();
-            new BrowserLauncher(app.Console.Error, parse.GetValue(noBrowser)).Open(link);
+            using var page = new BrowserLauncher(app.Console.Error, parse.GetValue(noBrowser), app.Time, BrowserLauncher.PageFolder(home)).Open(link, SignInLinks.Lifetime);
             app.Console.Error.WriteLine($"The link signs one browser in, once, within {SignInLinks.Lifetime.TotalMinutes:0} minutes.");
+            if (page is null)
+            {
+                return ExitCodes.Success;
+            }
+
+            // The page holding the link is deleted as soon as the link is used, or once it expired.
+            app.Console.Error.Flush();
+            if (!await SignInLinks.WaitForUseAsync(home, token, app.Time, ct))
+            {
+                throw new CliException(ExitCodes.Failure, $"No browser used the sign-in link within {SignInLinks.Lifetime.TotalMinutes:0} minutes, so it expired.",
+                    "Run latchkey dashboard again, or latchkey dashboard --no-browser to print a link to open by hand.");
+            }
+
+            app.Console.Error.WriteLine("The browser used the sign-in link.");
             return ExitCodes.Success;
         });
         root.Add(command);

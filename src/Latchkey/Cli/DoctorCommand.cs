@@ -77,11 +77,12 @@ internal static class DoctorCommand
         try
         {
             var protector = new SecretProtector(key);
-            store = PostgresCredentialStore.Open(location, protector, time, readOnly: true);
+            store = PostgresCredentialStore.Open(location, protector, time, readOnly: true,
+                StoreSelector.Sealing(new StoreChoice("postgresql", location), home, getEnvironment));
         }
         catch (StoreException ex)
         {
-            findings.Add(new("database", "fail", ex.Message, null));
+            findings.Add(Refused(ex, null));
             return findings;
         }
         finally
@@ -149,7 +150,7 @@ internal static class DoctorCommand
         }
         catch (StoreException ex)
         {
-            findings.Add(new("database", "fail", ex.Message, ex.Code == "database_corrupt" ? "Restore the home folder from a backup, or move latchkey.db aside." : null));
+            findings.Add(Refused(ex, ex.Code == "database_corrupt" ? "Restore the home folder from a backup, or move latchkey.db aside." : null));
             return findings;
         }
 
@@ -169,6 +170,19 @@ internal static class DoctorCommand
 
         return findings;
     }
+
+    /// <summary>
+    /// The finding for a store that could not be opened. A store that lost its seals (rolled back) or waits for
+    /// <c>latchkey store seal</c> is a <c>row seals</c> failure, with what to do.
+    /// </summary>
+    private static DoctorFinding Refused(StoreException ex, string? fix) => ex.Code switch
+    {
+        RowCodec.RolledBackCode => new("row seals", "fail", ex.Message,
+            "Restore the database from a backup made after it was sealed, or start a new store and add the credentials again; find out who can write the database."),
+        RowCodec.UnsealedCode => new("row seals", "fail", ex.Message,
+            "If the store was sealed before, restore it from a backup. If it is being upgraded from a version before seals: latchkey store seal (it shows what it seals and asks first)."),
+        _ => new("database", "fail", ex.Message, fix),
+    };
 
     /// <summary>
     /// Every record and client key: quarantined records (a changed one has the reason <c>tampered</c>) and client keys

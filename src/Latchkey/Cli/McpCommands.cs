@@ -83,7 +83,7 @@ internal static class McpCommands
             CredentialRecord record;
             try
             {
-                record = await services.SignIn.SignInAsync(options, new BrowserLauncher(app.Console.Error, parse.GetValue(noBrowser)), app.Console.Error, ct);
+                record = await services.SignIn.SignInAsync(options, new BrowserLauncher(app.Console.Error, parse.GetValue(noBrowser), app.Time, BrowserLauncher.PageFolder(StoreHome.Resolve(parse.GetValue(CliApp.HomeOption)))), app.Console.Error, ct);
             }
             catch (OAuthException ex)
             {

@@ -1,4 +1,6 @@
 using System.Net;
+using System.Net.ServerSentEvents;
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text;
 using Latchkey.Audit;
@@ -8,6 +10,7 @@ using Latchkey.Text;
 using Latchkey.Tokens;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -42,6 +45,8 @@ internal sealed partial class DashboardEndpoints(
 {
     /// <summary>The dashboard's log lines' category (<see cref="Reconnects"/> writes under it too).</summary>
     public const string LogCategory = "Latchkey.Dashboard";
+    /// <summary>The event <see cref="FingerprintEventsAsync"/> sends when nothing changed for a while.</summary>
+    private static readonly SseItem<string> KeepAlive = new(string.Empty, "keepalive");
 
     private const int MaxFormBytes = 16 * 1024;
     private readonly ILatchkeyStore _store = store;
@@ -417,7 +422,8 @@ internal sealed partial class DashboardEndpoints(
         return new HtmlResult(done.Outcome.Ok ? 200 : 400, DashboardPages.Layout(done.Outcome.Ok ? "Reconnected" : "Reconnect failed", string.Empty, null, null, false, null, body), refresh: $"2;url={back}");
     }
 
-    /// <summary>Server-sent events: the store's fingerprint, sent at once and whenever it changes (checked every second).</summary>
+    /// <summary>Server-sent events (written by <see cref="SseFormatter"/>): the store's fingerprint, sent at once and
+    /// whenever it changes (checked every second).</summary>
     private async Task EventsAsync(HttpContext context)
     {
         if (Session(context) is null)
@@ -428,31 +434,11 @@ internal sealed partial class DashboardEndpoints(
 
         context.Response.ContentType = "text/event-stream";
         context.Response.Headers["X-Accel-Buffering"] = "no";
+        context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, _stopping);
-        var ct = linked.Token;
-        string? sent = null;
-        var quiet = 0;
         try
         {
-            while (!ct.IsCancellationRequested)
-            {
-                var now = await FingerprintAsync(ct);
-                if (now != sent)
-                {
-                    await context.Response.WriteAsync($"data: {now}\n\n", ct);
-                    await context.Response.Body.FlushAsync(ct);
-                    sent = now;
-                    quiet = 0;
-                }
-                else if (++quiet >= 15)
-                {
-                    await context.Response.WriteAsync(": still here\n\n", ct);
-                    await context.Response.Body.FlushAsync(ct);
-                    quiet = 0;
-                }
-
-                await Task.Delay(TimeSpan.FromSeconds(1), _time, ct);
-            }
+            await SseFormatter.WriteAsync(FingerprintEventsAsync(linked.Token), context.Response.Body, linked.Token);
         }
         catch (OperationCanceledException)
         {
@@ -461,6 +447,32 @@ internal sealed partial class DashboardEndpoints(
         catch (StoreException)
         {
             // the store is unreachable: the page's script says live updates paused
+        }
+    }
+
+    /// <summary>The fingerprint when it changes; after 15 quiet seconds a <c>keepalive</c> event, which the page's
+    /// <c>EventSource</c> ignores (it listens to <c>message</c> events only) but which finds a browser that went away
+    /// and keeps idle-timeouts on the way from closing the stream.</summary>
+    private async IAsyncEnumerable<SseItem<string>> FingerprintEventsAsync([EnumeratorCancellation] CancellationToken ct)
+    {
+        string? sent = null;
+        var quiet = 0;
+        while (!ct.IsCancellationRequested)
+        {
+            var now = await FingerprintAsync(ct);
+            if (now != sent)
+            {
+                yield return new SseItem<string>(now);
+                sent = now;
+                quiet = 0;
+            }
+            else if (++quiet >= 15)
+            {
+                yield return KeepAlive;
+                quiet = 0;
+            }
+
+            await Task.Delay(TimeSpan.FromSeconds(1), _time, ct);
         }
     }
 

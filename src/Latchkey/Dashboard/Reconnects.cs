@@ -20,7 +20,7 @@ namespace Latchkey.Dashboard;
 /// callback finds its reconnect by <c>state</c>, once; the grant flow then compares it in constant time.</para>
 /// <para><b>Security.</b> The callback's query (it holds the authorization code) is never logged or shown.</para>
 /// </remarks>
-internal sealed partial class Reconnects(SignInService signIn, ILoggerFactory logs)
+internal sealed partial class Reconnects(SignInService signIn, TimeProvider time, ILoggerFactory logs)
 {
     private readonly ILogger _logger = logs.CreateLogger(DashboardEndpoints.LogCategory);
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(30);
@@ -36,7 +36,7 @@ internal sealed partial class Reconnects(SignInService signIn, ILoggerFactory lo
         redirect.SignIn = Task.Run(async () =>
         {
             using var progress = new StringWriter();
-            return await signIn.SignInAsync(options, new BrowserLauncher(TextWriter.Null, noBrowser: true), progress, stopping).ConfigureAwait(false);
+            return await signIn.SignInAsync(options, new BrowserLauncher(TextWriter.Null, noBrowser: true, time, getEnvironment: _ => null), progress, stopping).ConfigureAwait(false);
         }, CancellationToken.None);
 
         var opened = redirect.Opened.Task;

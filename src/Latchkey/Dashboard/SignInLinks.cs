@@ -24,6 +24,9 @@ internal static class SignInLinks
 
     private const string Folder = "ui-links";
 
+    /// <summary>How often <see cref="WaitForUseAsync"/> looks whether the link was used.</summary>
+    private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(200);
+
     /// <summary>Mints a token valid for <see cref="Lifetime"/> and removes links that expired.</summary>
     public static string Mint(StoreHome home, TimeProvider time)
     {
@@ -73,6 +76,29 @@ internal static class SignInLinks
         var expiry = ReadExpiry(claimed);
         TryDelete(claimed);
         return expiry is { } e && time.GetUtcNow() < e;
+    }
+
+    /// <summary>Waits until <paramref name="token"/> is redeemed (its file is gone: a redemption renames it first)
+    /// or expires, polling its file. True when it was redeemed (or tried); false when it expired unused, in which
+    /// case its file is removed.</summary>
+    public static async Task<bool> WaitForUseAsync(StoreHome home, string token, TimeProvider time, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(home);
+        ArgumentNullException.ThrowIfNull(time);
+        var path = Path.Combine(home.Path, Folder, Hash(token));
+        var expiry = ReadExpiry(path);
+        while (File.Exists(path))
+        {
+            if (expiry is not { } e || time.GetUtcNow() >= e)
+            {
+                TryDelete(path);
+                return false;
+            }
+
+            await Task.Delay(PollInterval, time, ct).ConfigureAwait(false);
+        }
+
+        return true;
     }
 
     private static string EnsureFolder(StoreHome home)

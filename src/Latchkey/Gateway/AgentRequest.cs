@@ -18,9 +18,12 @@ namespace Latchkey.Gateway;
 /// without a key causes no store read, no refresh and no authorization-server traffic, and gets the same answer for
 /// a name that exists and one that does not. Until the key has passed, Kestrel's minimum request-body data rate
 /// applies (a body trickled in to hold a connection is cut off); an authorized request may stream at any pace.
+/// Refusals are logged under a budget (<see cref="RefusedRequestLog"/>), so a flood of them cannot fill the disk.
 /// </remarks>
-internal sealed class AgentRequest(ClientKeyAuth auth, CredentialResolver credentials, ILogger<AgentRequest> log)
+internal sealed class AgentRequest(ClientKeyAuth auth, CredentialResolver credentials, TimeProvider time, ILogger<AgentRequest> log) : IDisposable
 {
+    private readonly RefusedRequestLog _refusedLog = new(log, time);
+
     /// <summary>
     /// Checks the request's header values and its request target; returns the path and query to append to the
     /// upstream URL (the raw target after <c>/<paramref name="routeWord"/>/<paramref name="name"/></c>, byte for
@@ -41,6 +44,15 @@ internal sealed class AgentRequest(ClientKeyAuth auth, CredentialResolver creden
         }
 
         var raw = context.Features.Get<IHttpRequestFeature>()?.RawTarget ?? string.Empty;
+        if (AgentRequestRules.HoldsClientKey(raw))
+        {
+            AuditFacts.Of(context)?.Path = "(withheld: the URL held a client key)";
+            await RefuseAsync(context, 400, "client_key_in_url",
+                "The request's URL holds a Latchkey client key (lk_...). A key in a URL would be forwarded to the upstream and written to its logs and every proxy's along the way, so the gateway never forwards one.",
+                "Send the key in a header instead: Authorization: Bearer lk_..., or x-api-key: lk_...", withholdPath: true).ConfigureAwait(false);
+            return null;
+        }
+
         if (AgentRequestRules.UpstreamPathAndQuery(raw, routeWord, name) is { } pathAndQuery)
         {
             return pathAndQuery;
@@ -146,9 +158,12 @@ internal sealed class AgentRequest(ClientKeyAuth auth, CredentialResolver creden
         return null;
     }
 
-    public Task RefuseAsync(HttpContext context, int status, string code, string message, string fix)
+    /// <summary>Answers a refusal and logs it (within the budget; with <paramref name="withholdPath"/>, without the path).</summary>
+    public Task RefuseAsync(HttpContext context, int status, string code, string message, string fix, bool withholdPath = false)
     {
-        GatewayLog.Refused(log, context.Request.Path.Value ?? string.Empty, code);
+        _refusedLog.Refused(context, withholdPath ? "(withheld)" : context.Request.Path.Value ?? string.Empty, code);
         return GatewayErrors.WriteAsync(context, status, code, message, fix);
     }
+
+    public void Dispose() => _refusedLog.Dispose();
 }

@@ -24,6 +24,9 @@ internal sealed class AuditFacts
     /// <summary>The diagnostic reason code the answer carried.</summary>
     public string? Reason { get; set; }
 
+    /// <summary>What to record as the path instead of the request's own, when that must not be kept (it held a client key).</summary>
+    public string? Path { get; set; }
+
     /// <summary>Takes what the upstream exchange found: the credential that served, its status, the diagnosis.</summary>
     public void Note(ExchangeOutcome outcome)
     {

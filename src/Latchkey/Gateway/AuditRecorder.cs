@@ -10,10 +10,13 @@ namespace Latchkey.Gateway;
 /// status, latency, reason). The routes fill in <see cref="AuditFacts"/> as they learn them.
 /// </summary>
 /// <remarks>
-/// A request the gateway refused (a 4xx) before a valid key allowed it (<see cref="AuditFacts.Authorized"/> unset) goes to
-/// <see cref="AuditWriter.RecordRefused"/>, which rate-limits such entries per source, so a flood of refused requests
-/// can neither fill the table nor crowd out the entries of requests that were served. Every column is bounded by
-/// <see cref="AuditEntry"/> itself.
+/// <para>A request the gateway refused (a 4xx) before a valid key allowed it (<see cref="AuditFacts.Authorized"/> unset)
+/// goes to <see cref="AuditWriter.RecordRefused"/>, which rate-limits such entries per source and in total, so a flood
+/// of refused requests can neither fill the table nor crowd out the entries of requests that were served. Every
+/// column is bounded by <see cref="AuditEntry"/> itself.</para>
+/// <para>The path and the name come from the caller, and <c>latchkey audit</c> prints them to a terminal: they are
+/// quoted as every text Latchkey did not write is (<see cref="Diagnostics.ServerText.Quote(string, IEnumerable{string?}, int)"/>:
+/// control and format characters replaced, client keys masked), which costs nothing for a printable ASCII path.</para>
 /// </remarks>
 internal sealed class AuditRecorder(AuditWriter writer, TimeProvider time)
 {
@@ -43,7 +46,7 @@ internal sealed class AuditRecorder(AuditWriter writer, TimeProvider time)
             return;
         }
 
-        name = AuditEntry.Cut(name, AuditEntry.MaxNameLength)!;
+        name = Diagnostics.ServerText.Quote(name, [], AuditEntry.MaxNameLength);
         var route = prefix + name;
         var facts = new AuditFacts { Credential = prefix == "/r/" ? null : name };
         context.Features.Set(facts);
@@ -63,8 +66,9 @@ internal sealed class AuditRecorder(AuditWriter writer, TimeProvider time)
         {
             var reason = facts.Reason ?? (failed ? "gateway_error" : context.RequestAborted.IsCancellationRequested ? "client_closed" : null);
             var status = failed ? 500 : context.Response.StatusCode;
+            var path = facts.Path ?? Diagnostics.ServerText.Quote(context.Request.Path.Value ?? string.Empty, [], AuditEntry.MaxPathLength);
             var entry = new AuditEntry(
-                at, facts.ClientKey, facts.Credential, route, context.Request.Method, context.Request.Path.Value ?? string.Empty,
+                at, facts.ClientKey, facts.Credential, route, context.Request.Method, path,
                 status, facts.UpstreamStatus, (long)time.GetElapsedTime(started).TotalMilliseconds,
                 reason, AuditWriter.Replica);
             if (facts.Authorized || status is < 400 or >= 500)
@@ -79,15 +83,37 @@ internal sealed class AuditRecorder(AuditWriter writer, TimeProvider time)
         }
     }
 
-    /// <summary>Who sent the request, as the refused-entry budget counts it: the peer's IP address, or the Unix socket.</summary>
-    internal static string SourceOf(HttpContext context)
+    /// <summary>The source every loopback address counts as (all of 127.0.0.0/8 and <c>::1</c> are this machine).</summary>
+    public const string LoopbackSource = "loopback";
+
+    /// <summary>
+    /// Who sent the request, as the refused-entry budget counts it: an IPv4 address; for IPv6 the /64 it is in (one
+    /// host is usually given a whole /64); every loopback address as one source (<see cref="LoopbackSource"/>: anyone
+    /// on this machine can use all of 127.0.0.0/8); or the Unix socket.
+    /// </summary>
+    internal static string SourceOf(HttpContext context) => SourceOf(context.Connection.RemoteIpAddress);
+
+    internal static string SourceOf(System.Net.IPAddress? address)
     {
-        var address = context.Connection.RemoteIpAddress;
         if (address is null)
         {
             return UnixSocketSource;
         }
 
-        return (address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address).ToString();
+        address = address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address;
+        if (System.Net.IPAddress.IsLoopback(address))
+        {
+            return LoopbackSource;
+        }
+
+        if (address.AddressFamily != System.Net.Sockets.AddressFamily.InterNetworkV6)
+        {
+            return address.ToString();
+        }
+
+        Span<byte> bytes = stackalloc byte[16];
+        address.TryWriteBytes(bytes, out _);
+        bytes[8..].Clear();
+        return new System.Net.IPAddress(bytes).ToString() + "/64";
     }
 }

@@ -15,6 +15,12 @@ internal sealed record PresentedKey(string Value, IReadOnlyList<string> Headers)
 /// anything about the credential is looked up. No header that carried a key is ever forwarded.
 /// </summary>
 /// <remarks>
+/// <para><b>Wherever the key is written.</b> A header carries a key when its value holds a key-shaped run of
+/// characters <i>anywhere</i> (<c>token=lk_…</c>, <c>"lk_…"</c>, <c>a,lk_…</c>, <c>Bearer&lt;TAB&gt;lk_…</c>,
+/// <c>s=lk_…; path=/</c>, ...), when its value starts with <c>lk_</c> after an optional scheme word (a malformed
+/// key, refused as such), or when its name holds a key. Every such header is removed before forwarding. The cost
+/// on the hot path is one ordinal search for <c>lk_</c> per header name and value. A key in the URL is refused
+/// earlier (<see cref="Http.AgentRequestRules.HoldsClientKey"/>).</para>
 /// <para><b>Caching.</b> A check is reused for <see cref="GatewayOptions.CacheTime"/>, so a revoked key stops
 /// working within that time (one second by default) without a store read on every request.</para>
 /// <para><b>Security.</b> A value that is not a well-formed key (<see cref="ClientKeyFormat.TryGetId"/>) is
@@ -28,17 +34,20 @@ internal sealed class ClientKeyAuth(IClientKeyStore keys, TimeProvider time, Gat
 
     /// <summary>
     /// The client key on the request, or null when there is none: the first found in <c>Authorization</c>, then
-    /// <c>x-api-key</c>, then any other header, with every header that carries a key-shaped value.
+    /// <c>x-api-key</c>, then any other header, with every header that carries one (see the remarks).
     /// </summary>
     public static PresentedKey? Find(HttpRequest request)
     {
+        ArgumentNullException.ThrowIfNull(request);
         string? value = null;
         List<string>? headers = null;
         void Consider(string name, Microsoft.Extensions.Primitives.StringValues values)
         {
-            if (Candidate(values) is { } found)
+            var (found, carries) = Candidate(values);
+            var inName = ClientKeyFormat.IndexOfKey(name);
+            if (carries || inName >= 0)
             {
-                value ??= found;
+                value ??= found ?? name.Substring(inName, ClientKeyFormat.Length);
                 (headers ??= []).Add(name);
             }
         }
@@ -83,13 +92,20 @@ internal sealed class ClientKeyAuth(IClientKeyStore keys, TimeProvider time, Gat
         return check;
     }
 
-    private static string? Candidate(Microsoft.Extensions.Primitives.StringValues values)
+    /// <summary>
+    /// The key a header's values present, and whether they carry one at all. A value presents the key it holds
+    /// exactly (after an optional scheme word: <c>Bearer lk_…</c>), else the first key-shaped run anywhere in it; a
+    /// value that starts with <c>lk_</c> but is no key presents itself (so the answer can say it is malformed).
+    /// </summary>
+    private static (string? Key, bool Carries) Candidate(Microsoft.Extensions.Primitives.StringValues values)
     {
+        string? key = null;
+        var carries = false;
         foreach (var raw in values)
         {
-            if (string.IsNullOrEmpty(raw))
+            if (string.IsNullOrEmpty(raw) || !raw.Contains(ClientKeyFormat.Prefix, StringComparison.Ordinal))
             {
-                continue;
+                continue; // the hot path: one search per value
             }
 
             var value = raw.AsSpan().Trim();
@@ -101,10 +117,16 @@ internal sealed class ClientKeyAuth(IClientKeyStore keys, TimeProvider time, Gat
 
             if (value.StartsWith(ClientKeyFormat.Prefix, StringComparison.Ordinal))
             {
-                return value.ToString();
+                key ??= value.ToString();
+                carries = true;
+            }
+            else if (ClientKeyFormat.IndexOfKey(raw) is var at and >= 0)
+            {
+                key ??= raw.Substring(at, ClientKeyFormat.Length);
+                carries = true;
             }
         }
 
-        return null;
+        return (key, carries);
     }
 }

@@ -14,9 +14,10 @@ internal sealed record ResolvedCredential(CredentialRecord Record, string Secret
 /// </summary>
 /// <remarks>
 /// <b>Concurrency.</b> Safe from any number of requests. A forced refresh (<see cref="RefreshAfterRejectionAsync"/>)
-/// is conditional on the refused token still being the stored one, so N concurrent 401s cause one refresh.
+/// is conditional on the refused token still being the stored one, so N concurrent 401s cause one refresh. It is the
+/// gateway's <see cref="ITokenSource{TCredential}"/> for <see cref="RefreshAndResend"/>.
 /// </remarks>
-internal sealed class CredentialResolver(ICredentialStore store, TokenEngine engine, TimeProvider time, GatewayOptions options)
+internal sealed class CredentialResolver(ICredentialStore store, TokenEngine engine, TimeProvider time, GatewayOptions options) : ITokenSource<ResolvedCredential>
 {
     private readonly ConcurrentDictionary<string, (ResolvedCredential Credential, DateTimeOffset Until)> _cache = new(StringComparer.Ordinal);
 
@@ -43,6 +44,8 @@ internal sealed class CredentialResolver(ICredentialStore store, TokenEngine eng
         var result = await engine.GetAccessTokenAsync(name, engine.Fingerprint(refused), ct).ConfigureAwait(false);
         return await CompleteAsync(name, result, ct).ConfigureAwait(false);
     }
+
+    ValueTask<(ResolvedCredential? Credential, TokenResult Result)> ITokenSource<ResolvedCredential>.GetAsync(string name, CancellationToken ct) => ResolveAsync(name, ct);
 
     /// <summary>Forgets a cached credential (after its status was changed).</summary>
     public void Forget(string name) => _cache.TryRemove(name, out _);

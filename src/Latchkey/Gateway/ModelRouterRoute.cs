@@ -115,7 +115,8 @@ internal sealed class ModelRouterRoute(AgentRequest agents, UpstreamExchange exc
     /// <summary>
     /// Finds the top-level <c>"model"</c> string of a JSON body with a forward-only reader (no document tree is
     /// built), and where its token (quotes included) starts and ends, so it can be replaced in place. The whole
-    /// body is read, so a body that is not one well-formed JSON object is <see cref="ModelLookup.Missing"/>.
+    /// body is read, so a body that is not one well-formed JSON object is <see cref="ModelLookup.Missing"/>; so is a
+    /// <c>model</c> that has no string form (an escaped lone surrogate, <c>"\ud800x"</c>).
     /// </summary>
     internal static (ModelLookup Lookup, string Model, long Start, long End) FindModel(ReadOnlySequence<byte> json)
     {
@@ -157,8 +158,9 @@ internal sealed class ModelRouterRoute(AgentRequest agents, UpstreamExchange exc
                 (lookup, model, start, end) = (ModelLookup.Found, reader.GetString()!, reader.TokenStartIndex, reader.BytesConsumed);
             }
         }
-        catch (JsonException)
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException)
         {
+            // InvalidOperationException: GetString on a value whose escapes make no valid UTF-16 (a lone surrogate)
             return (ModelLookup.Missing, string.Empty, 0, 0);
         }
 

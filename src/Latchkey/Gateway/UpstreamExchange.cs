@@ -7,6 +7,8 @@ using Microsoft.Extensions.Logging;
 
 namespace Latchkey.Gateway;
 
+using Sent = (HttpResponseMessage? Response, ForwarderError Error, Exception? Exception);
+
 /// <summary>The result of sending one request to one credential's upstream, before anything went to the agent.</summary>
 internal sealed class ExchangeOutcome : IDisposable
 {
@@ -36,23 +38,17 @@ internal sealed class ExchangeOutcome : IDisposable
 /// <summary>
 /// One request to one credential's upstream: injects the real credential, sends, and on a 401 for an OAuth
 /// credential refreshes once (coalesced through the token engine, which bounds forced refreshes per grant) and sends
-/// again when the body was kept (at most <see cref="GatewayOptions.RetryBodyLimit"/>). Failures are classified and
-/// recorded in the credential's status; nothing is written to the agent here.
+/// again when the body was kept (at most <see cref="GatewayOptions.RetryBodyLimit"/>), by the policy the stdio bridge
+/// shares (<see cref="RefreshAndResend"/>). Failures are classified and recorded in the credential's status; nothing
+/// is written to the agent here.
 /// </summary>
 /// <remarks>The upstream URL is checked as the request leaves (<see cref="Http.UrlPolicyHandler"/>, fed the
 /// credential's recorded <see cref="CredentialMetadata.AllowInsecureHttp"/>); a refused one is answered
 /// <c>502 upstream_url_refused</c> and nothing is sent.</remarks>
 internal sealed class UpstreamExchange(Forwarder forwarder, CredentialResolver credentials, ICredentialStore store, GatewayOptions options, TimeProvider time, ILogger<UpstreamExchange> log)
 {
-    /// <summary>What happened after a 401 on an OAuth credential, to explain it in the diagnostic.</summary>
-    private enum AfterRejection
-    {
-        None,
-        Retried,
-        RefreshFailed,
-        RefreshedNotResent,
-        RefreshSkipped,
-    }
+    /// <summary>How many times a request refused with a 401 is sent again after a refresh (see <see cref="RefreshAndResend"/>).</summary>
+    private const int MaxResends = 1;
 
     /// <summary>The skipped request headers of each credential's metadata, built once per metadata version.</summary>
     private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<CredentialMetadata, IReadOnlySet<string>> SkippedCache = [];
@@ -86,41 +82,27 @@ internal sealed class UpstreamExchange(Forwarder forwarder, CredentialResolver c
             return UrlRefused(record, Http.UrlVerdict.NotAbsolute, "(not a URL)", Http.UrlPolicy.Describe(Http.UrlVerdict.NotAbsolute, upstream));
         }
 
-        var skip = Skipped(record);
-        var (response, error, exception) = await forwarder.SendAsync(context, target, body, skip, r => Inject(r, record, secret)).ConfigureAwait(false);
-
-        var after = AfterRejection.None;
-        StateReason? refreshFailure = null;
-        if (response is { StatusCode: System.Net.HttpStatusCode.Unauthorized } && record.Kind == CredentialKind.OAuth)
+        var sent = await RefreshAndResend.SendAsync<ResolvedCredential, Sent, UpstreamRequest>(
+            credentials, record.Name, credential, secret, new(forwarder, context, target, body, record.Kind == CredentialKind.OAuth), MaxResends, context.RequestAborted).ConfigureAwait(false);
+        (record, secret) = sent.Credential!;
+        var (response, error, exception) = sent.Response;
+        var refreshFailure = sent.Token?.Reason;
+        if (sent.Resends > 0)
         {
-            // Refresh even when the body cannot be sent again: the agent's own retry then carries a fresh token.
-            var (fresh, result) = await credentials.RefreshAfterRejectionAsync(record.Name, secret, context.RequestAborted).ConfigureAwait(false);
-            if (fresh is null)
-            {
-                after = AfterRejection.RefreshFailed;
-                refreshFailure = result.Reason;
-                GatewayLog.NotUsable(log, record.Name, result.Reason?.Code ?? result.Status.ToString());
-            }
-            else if (result.Reason is { Code: TokenEngine.RefreshSkipped } skipped)
-            {
-                after = AfterRejection.RefreshSkipped;
-                refreshFailure = skipped;
+            GatewayLog.RetriedAfterRefresh(log, record.Name);
+        }
+
+        switch (sent.End)
+        {
+            case ResendEnd.RefreshFailed:
+                GatewayLog.NotUsable(log, record.Name, refreshFailure?.Code ?? sent.Token!.Status.ToString());
+                break;
+            case ResendEnd.RefreshSkipped:
                 GatewayLog.RefreshSkipped(log, record.Name);
-            }
-            else if (body.IsStreamed)
-            {
-                after = AfterRejection.RefreshedNotResent;
+                break;
+            case ResendEnd.NotResent:
                 GatewayLog.RefreshedNotResent(log, record.Name, options.RetryBodyLimit);
-            }
-            else if (!string.Equals(fresh.Secret, secret, StringComparison.Ordinal))
-            {
-                response.Dispose();
-                GatewayLog.RetriedAfterRefresh(log, record.Name);
-                after = AfterRejection.Retried;
-                record = fresh.Record;
-                secret = fresh.Secret;
-                (response, error, exception) = await forwarder.SendAsync(context, target, body, Skipped(record), r => Inject(r, record, secret)).ConfigureAwait(false);
-            }
+                break;
         }
 
         if (response is null && error == ForwarderError.UrlRefused)
@@ -163,7 +145,7 @@ internal sealed class UpstreamExchange(Forwarder forwarder, CredentialResolver c
         var found = UpstreamClassifier.Classify(status, buffer.AsSpan(0, length), requestId, Header(response, "retry-after"), record, secret);
         if (found is { Code: "authentication_failed" } && status == 401 && record.Kind == CredentialKind.OAuth)
         {
-            found = Explain(found, record.Name, after, refreshFailure);
+            found = Explain(found, record.Name, sent.End, refreshFailure);
         }
 
         if (found is not null)
@@ -179,7 +161,7 @@ internal sealed class UpstreamExchange(Forwarder forwarder, CredentialResolver c
         return new ExchangeOutcome
         {
             Credential = record.Name, Response = response, Diagnosis = found, Prefix = buffer.AsMemory(0, length),
-            RefreshSkipped = after == AfterRejection.RefreshSkipped ? refreshFailure : null,
+            RefreshSkipped = sent.End == ResendEnd.RefreshSkipped ? refreshFailure : null,
         };
     }
 
@@ -231,28 +213,42 @@ internal sealed class UpstreamExchange(Forwarder forwarder, CredentialResolver c
     }
 
     /// <summary>Says what Latchkey did after the 401: refreshed and resent, could not refresh, or refreshed but could not resend.</summary>
-    private UpstreamDiagnosis Explain(UpstreamDiagnosis found, string name, AfterRejection after, StateReason? refreshFailure)
+    private UpstreamDiagnosis Explain(UpstreamDiagnosis found, string name, ResendEnd after, StateReason? refreshFailure)
     {
         var said = found.Message.IndexOf(" The upstream said:", StringComparison.Ordinal) is var at and >= 0 ? found.Message[at..] : string.Empty;
         return after switch
         {
-            AfterRejection.RefreshFailed => found with
+            ResendEnd.RefreshFailed => found with
             {
                 Message = $"The upstream refused the access token of '{name}', and refreshing it failed: {refreshFailure?.Message ?? "the token engine gave no token"}{said}",
                 Fix = refreshFailure?.Fix ?? $"Sign in again: latchkey login {name}",
             },
-            AfterRejection.RefreshSkipped => found with
+            ResendEnd.RefreshSkipped => found with
             {
                 Message = $"The upstream refused the access token of '{name}'. {refreshFailure?.Message}{said}",
                 Fix = refreshFailure?.Fix ?? $"Sign in again: latchkey login {name}",
             },
-            AfterRejection.RefreshedNotResent => found with
+            ResendEnd.NotResent => found with
             {
                 Message = $"The upstream refused the access token of '{name}'. Latchkey refreshed it but did not send this request again: its body is over the {options.RetryBodyLimit / (1024 * 1024)} MiB retry limit, or has no declared length.{said}",
                 Fix = "Send the request again: it will carry the new token. If it is refused again, sign in again: latchkey login " + name,
             },
             _ => found,
         };
+    }
+
+    /// <summary>One agent request to its upstream, as <see cref="RefreshAndResend"/> sends it: with the credential
+    /// injected, refused when an OAuth credential's upstream answers 401, sent again only from a kept body.</summary>
+    private readonly struct UpstreamRequest(Forwarder forwarder, HttpContext context, Uri target, RequestBody body, bool oauth) : ITokenRequest<ResolvedCredential, Sent>
+    {
+        public bool CanResend => !body.IsStreamed;
+
+        public ValueTask<Sent> SendAsync(ResolvedCredential credential, CancellationToken ct) =>
+            new(forwarder.SendAsync(context, target, body, Skipped(credential.Record), r => Inject(r, credential.Record, credential.Secret)));
+
+        public bool IsRefused(Sent response) => oauth && response.Response is { StatusCode: System.Net.HttpStatusCode.Unauthorized };
+
+        public void Discard(Sent response) => response.Response?.Dispose();
     }
 
     private static IReadOnlySet<string> Skipped(CredentialRecord record) => SkippedCache.GetValue(record.Metadata, static metadata =>

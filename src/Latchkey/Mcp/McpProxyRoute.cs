@@ -20,7 +20,8 @@ namespace Latchkey.Mcp;
 /// </summary>
 /// <remarks>
 /// <para><b>Tokens.</b> The bearer token comes from the token engine (refreshed ahead of expiry, once for every
-/// process); a 401 causes one refresh and one retry (<see cref="UpstreamExchange"/>). The client's own
+/// process); a 401 causes one refresh and one resend (<see cref="UpstreamExchange"/>, through the policy the stdio
+/// bridge uses too: <see cref="Tokens.RefreshAndResend"/>). The client's own
 /// <c>Authorization</c> (its client key) is never forwarded, and the upstream's <c>WWW-Authenticate</c> is never
 /// passed back, so an MCP client does not start an OAuth flow of its own behind Latchkey's back.</para>
 /// <para><b>Step-up.</b> A 403 <c>insufficient_scope</c> is recorded (<see cref="McpStepUp"/>) and answered with a
@@ -145,9 +146,9 @@ internal sealed partial class McpProxyRoute(AgentRequest agents, UpstreamExchang
     }
 
     /// <summary>
-    /// Streams a legacy SSE stream event by event (<see cref="McpSse"/>: the BCL's parser, each event bounded), with
-    /// the <c>endpoint</c> event's URL rewritten to <c>/mcp/NAME/~PATH?QUERY</c>. The agent's answer is held until
-    /// the first <c>endpoint</c> event has been read and checked, so a stream that is broken, oversized, or names an
+    /// Streams a legacy SSE stream event by event (read by <see cref="Http.SseReader"/>: the BCL's parser, each event
+    /// bounded; written again by <see cref="SseFormatter"/>), with the <c>endpoint</c> event's URL rewritten to
+    /// <c>/mcp/NAME/~PATH?QUERY</c>. The agent's answer is held until the first <c>endpoint</c> event has been read and checked, so a stream that is broken, oversized, or names an
     /// endpoint that is not a URL on the server's own origin is answered <c>502 mcp_stream_refused</c> saying why;
     /// after that, such an event ends the stream, with an SSE comment saying why.
     /// </summary>
@@ -155,7 +156,7 @@ internal sealed partial class McpProxyRoute(AgentRequest agents, UpstreamExchang
     {
         var ct = context.RequestAborted;
         await using var stream = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
-        var events = McpSse.ReadAsync(stream, ct).GetAsyncEnumerator(ct);
+        var events = Http.SseReader.ReadAsync(stream, ct).GetAsyncEnumerator(ct);
         await using (events.ConfigureAwait(false))
         {
             var held = new List<SseItem<string>>();
@@ -185,7 +186,7 @@ internal sealed partial class McpProxyRoute(AgentRequest agents, UpstreamExchang
                     held.Add(events.Current);
                 }
             }
-            catch (SseEventTooLargeException ex)
+            catch (Http.SseEventTooLargeException ex)
             {
                 refusal = ex.Message;
             }
@@ -222,7 +223,7 @@ internal sealed partial class McpProxyRoute(AgentRequest agents, UpstreamExchang
                 AuditFacts.Of(context)?.Reason = "mcp_stream_refused";
                 await EndWithCommentAsync(context, ex.Message).ConfigureAwait(false);
             }
-            catch (SseEventTooLargeException ex)
+            catch (Http.SseEventTooLargeException ex)
             {
                 Log.StreamRefused(log, name, ex.Message);
                 AuditFacts.Of(context)?.Reason = "mcp_stream_refused";

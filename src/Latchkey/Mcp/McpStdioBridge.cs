@@ -20,24 +20,29 @@ namespace Latchkey.Mcp;
 /// the SDK's client would terminate the protocol and re-originate it. The loop is faithful by construction.</para>
 /// <para><b>Tokens.</b> From the store through the token engine, so any number of bridges (and the gateway) share
 /// one grant and one refresh; a 401 forces a refresh (conditional on the refused token still being the stored
-/// one, and bounded per grant by the engine: <see cref="TokenEngine.RefreshSkipped"/>) and a retry, at most twice per
-/// message. A 403 <c>insufficient_scope</c> is recorded and answered with a JSON-RPC error
+/// one, and bounded per grant by the engine: <see cref="TokenEngine.RefreshSkipped"/>) and a resend, at most twice per
+/// message (<see cref="RefreshAndResend"/>). A 403 <c>insufficient_scope</c> is recorded and answered with a JSON-RPC error
 /// (<see cref="McpStepUp"/>). No browser is ever opened.</para>
 /// <para><b>Concurrency.</b> Requests after <c>initialize</c> are forwarded concurrently (a long tool call does not
 /// hold up the others); output lines are written whole, one at a time.</para>
 /// <para><b>Security.</b> Logs go to standard error and never hold a token or a message body. Every request passes
 /// the URL policy as it leaves (<see cref="Http.UrlPolicyHandler"/>, fed the record's
 /// <see cref="CredentialMetadata.AllowInsecureHttp"/>). Event streams are read with a bound per event
-/// (<see cref="McpSse"/>), and the legacy transport's <c>endpoint</c> must be a URL on the server's own origin.</para>
+/// (<see cref="Http.SseReader"/>), and the legacy transport's <c>endpoint</c> must be a URL on the server's own origin.</para>
 /// </remarks>
 internal sealed partial class McpStdioBridge : IAsyncDisposable
 {
+    /// <summary>How many times a message refused with a 401 is sent again after a refresh: twice, since a short-lived
+    /// token can expire in flight, and so can its replacement (<see cref="RefreshAndResend"/> says why).</summary>
+    private const int MaxResends = 2;
+
     /// <summary>The most of an MCP server's error body read for its message; the rest is never buffered.</summary>
     private const int MaxErrorBodyBytes = 64 * 1024;
 
     private readonly CredentialRecord _record;
     private readonly ICredentialStore _store;
     private readonly TokenEngine _engine;
+    private readonly ITokenSource<TokenResult> _tokens;
     private readonly ILoggerFactory _logs;
     private readonly ILogger _log;
     private readonly HttpClient _http;
@@ -62,6 +67,7 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
         _time = time;
         _store = store;
         _engine = engine;
+        _tokens = RefreshAndResend.Tokens(engine);
         _http = http;
         _url = new Uri(record.Metadata.Upstream!);
         _logs = LoggerFactory.Create(b => b.AddProvider(new StderrLoggerProvider(stderr)).SetMinimumLevel(LogLevel.Information));
@@ -162,81 +168,57 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
         }
     }
 
-    /// <summary>Sends one message (with a token, one retry after a 401) and writes what comes back.</summary>
+    /// <summary>Sends one message (with a token; after a 401, a forced refresh and up to <see cref="MaxResends"/>
+    /// resends: <see cref="RefreshAndResend"/>) and writes what comes back.</summary>
     private async Task ForwardAsync(string line, CancellationToken ct)
     {
         var body = Encoding.UTF8.GetBytes(line);
         try
         {
-            string? refused = null;
-            for (var attempt = 0; ; attempt++)
+            var sent = await RefreshAndResend.SendAsync<TokenResult, HttpResponseMessage, UpstreamRequest>(_tokens, Name, new(this, body), MaxResends, ct).ConfigureAwait(false);
+            using var response = sent.Response;
+            switch (sent.End)
             {
-                var token = await _engine.GetAccessTokenAsync(Name, refused is null ? null : _engine.Fingerprint(refused), ct).ConfigureAwait(false);
-                if (token.Status != TokenStatus.Ok || token.AccessToken is null)
-                {
+                case ResendEnd.NoToken or ResendEnd.RefreshFailed:
+                    var token = sent.Token!;
                     var why = token.Reason?.Code ?? token.Status.ToString();
                     Log.NoToken(_log, Name, why);
                     await ReplyErrorAsync(body, $"Latchkey has no usable token for '{Name}': {token.Reason?.Message ?? token.Status.ToString()} Run: {token.Reason?.Fix ?? $"latchkey login {Name}"}", ct).ConfigureAwait(false);
                     return;
-                }
-
-                if (token.Reason is { Code: TokenEngine.RefreshSkipped } skipped)
-                {
+                case ResendEnd.RefreshSkipped:
                     // The engine declined to spend the grant again: sending the same token would only be refused again.
+                    var skipped = sent.Token!.Reason!;
                     Log.Refused(_log, Name, skipped.Code);
                     await _store.RecordUpstreamFailureAsync(Name, new UpstreamFailure("token_rejected", $"The MCP server '{Name}' refused the token. {skipped.Message}", skipped.Fix, 401, null, _time.GetUtcNow()), CancellationToken.None).ConfigureAwait(false);
                     await ReplyErrorAsync(body, $"The MCP server '{Name}' refused the token. {skipped.Message} {skipped.Fix}", ct).ConfigureAwait(false);
                     return;
-                }
-
-                using var request = new HttpRequestMessage(HttpMethod.Post, _legacyEndpoint ?? _url) { Content = new ByteArrayContent(body) };
-                request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-                AddHeaders(request, token.AccessToken);
-                var sent = _time.GetTimestamp();
-                var left = token.ExpiresAt is { } expires ? (long)(expires - _time.GetUtcNow()).TotalMilliseconds : -1;
-                using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
-                // Up to two forced refreshes: the engine refreshes only while the refused token is still the stored
-                // one, so a 401 for a token another process already replaced is retried with its replacement (never
-                // one past its refresh-ahead point, never one already dead), and a token that still expires in flight
-                // on a loaded machine gets one more refresh of its own.
-                if (response.StatusCode == HttpStatusCode.Unauthorized && attempt < 2)
-                {
-                    var took = (long)_time.GetElapsedTime(sent).TotalMilliseconds;
-                    Log.Refreshing(_log, Name, attempt, left, took);
-                    refused = token.AccessToken;
-                    continue;
-                }
-
-                if (response.StatusCode == HttpStatusCode.Unauthorized)
-                {
-                    var wrong = McpStepUp.WrongAudience(token.AccessToken, _record.Metadata.Resource);
-                    var (code, message) = wrong
+                case ResendEnd.Refused or ResendEnd.NotReplaced:
+                    var wrong = McpStepUp.WrongAudience(sent.Credential!.AccessToken!, _record.Metadata.Resource);
+                    var (code, refusal) = wrong
                         ? ("wrong_audience", $"The MCP server '{Name}' refused the token: it was issued for another audience than {_record.Metadata.Resource}.")
                         : ("token_rejected", $"The MCP server '{Name}' refused the token even after a refresh.");
-                    await _store.RecordUpstreamFailureAsync(Name, new UpstreamFailure(code, message, $"latchkey login {Name}", 401, null, _time.GetUtcNow()), CancellationToken.None).ConfigureAwait(false);
+                    await _store.RecordUpstreamFailureAsync(Name, new UpstreamFailure(code, refusal, $"latchkey login {Name}", 401, null, _time.GetUtcNow()), CancellationToken.None).ConfigureAwait(false);
                     Log.Refused(_log, Name, code);
-                    await ReplyErrorAsync(body, $"{message} Run: latchkey login {Name}", ct).ConfigureAwait(false);
+                    await ReplyErrorAsync(body, $"{refusal} Run: latchkey login {Name}", ct).ConfigureAwait(false);
                     return;
-                }
+            }
 
-                if (McpStepUp.Needed(response) is { } scopes)
-                {
-                    var current = await _store.GetAsync(Name, CancellationToken.None).ConfigureAwait(false) ?? _record;
-                    var message = await McpStepUp.RecordAsync(_store, current, scopes, _time, ct).ConfigureAwait(false);
-                    var asked = string.Join(' ', scopes);
-                    Log.StepUp(_log, Name, asked);
-                    await ReplyErrorAsync(body, message, ct).ConfigureAwait(false);
-                    return;
-                }
-
-                if (response.Headers.TryGetValues(McpTransports.SessionHeader, out var ids) && ids.FirstOrDefault() is { Length: > 0 } id)
-                {
-                    _session ??= id;
-                }
-
-                await RelayAsync(response, body, token.AccessToken, ct).ConfigureAwait(false);
+            if (McpStepUp.Needed(response) is { } scopes)
+            {
+                var current = await _store.GetAsync(Name, CancellationToken.None).ConfigureAwait(false) ?? _record;
+                var message = await McpStepUp.RecordAsync(_store, current, scopes, _time, ct).ConfigureAwait(false);
+                var asked = string.Join(' ', scopes);
+                Log.StepUp(_log, Name, asked);
+                await ReplyErrorAsync(body, message, ct).ConfigureAwait(false);
                 return;
             }
+
+            if (response.Headers.TryGetValues(McpTransports.SessionHeader, out var ids) && ids.FirstOrDefault() is { Length: > 0 } id)
+            {
+                _session ??= id;
+            }
+
+            await RelayAsync(response, body, sent.Credential!.AccessToken!, ct).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
@@ -246,7 +228,7 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
             Log.UrlRefused(_log, Name, ex.Problem);
             await ReplyErrorAsync(body, $"Latchkey refused to send to the MCP server '{Name}', and nothing was sent: {ex.Problem} {UrlFix}", CancellationToken.None).ConfigureAwait(false);
         }
-        catch (SseEventTooLargeException ex)
+        catch (Http.SseEventTooLargeException ex)
         {
             Log.StreamRefused(_log, Name, ex.Message);
             await ReplyErrorAsync(body, $"The answer of the MCP server '{Name}' was refused: {ex.Message}", CancellationToken.None).ConfigureAwait(false);
@@ -280,7 +262,7 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
 
     /// <summary>
     /// Writes a JSON answer, or each SSE event as it arrives; a 202 has nothing to write. A JSON answer is read up to
-    /// the size of the largest SSE event (<see cref="McpSse.MaxEventBytes"/>), an error body up to
+    /// the size of the largest SSE event (<see cref="Http.SseReader.MaxEventBytes"/>), an error body up to
     /// <see cref="MaxErrorBodyBytes"/>; the server's error message is quoted with <paramref name="accessToken"/>
     /// masked, since a hostile server could echo the token it was sent.
     /// </summary>
@@ -296,18 +278,15 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
         if (response.IsSuccessStatusCode && media == "text/event-stream")
         {
             await using var stream = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
-            await foreach (var (eventName, data) in ReadEventsAsync(stream, ct).ConfigureAwait(false))
+            await foreach (var data in Http.SseReader.MessagesAsync(stream, ct).ConfigureAwait(false))
             {
-                if (eventName is null or "message" && data.Length > 0)
-                {
-                    await WriteMessageAsync(data, ct).ConfigureAwait(false);
-                }
+                await WriteMessageAsync(data, ct).ConfigureAwait(false);
             }
 
             return;
         }
 
-        var limit = response.IsSuccessStatusCode ? McpSse.MaxEventBytes : MaxErrorBodyBytes;
+        var limit = response.IsSuccessStatusCode ? Http.SseReader.MaxEventBytes : MaxErrorBodyBytes;
         string text;
         try
         {
@@ -321,7 +300,7 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
         catch (HttpRequestException) when (!ct.IsCancellationRequested)
         {
             Log.UpstreamStatus(_log, Name, status);
-            await ReplyErrorAsync(request, $"The MCP server '{Name}' sent an answer that is larger than {McpSse.MaxEventBytes / (1024 * 1024)} MiB or broke off; it was not passed on.", ct).ConfigureAwait(false);
+            await ReplyErrorAsync(request, $"The MCP server '{Name}' sent an answer that is larger than {Http.SseReader.MaxEventBytes / (1024 * 1024)} MiB or broke off; it was not passed on.", ct).ConfigureAwait(false);
             return;
         }
 
@@ -415,19 +394,16 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
             }
 
             await using var stream = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
-            await foreach (var (eventName, data) in ReadEventsAsync(stream, ct).ConfigureAwait(false))
+            await foreach (var data in Http.SseReader.MessagesAsync(stream, ct).ConfigureAwait(false))
             {
-                if (eventName is null or "message" && data.Length > 0)
-                {
-                    await WriteMessageAsync(data, ct).ConfigureAwait(false);
-                }
+                await WriteMessageAsync(data, ct).ConfigureAwait(false);
             }
         }
         catch (Http.UrlRefusedException ex)
         {
             Log.UrlRefused(_log, Name, ex.Problem);
         }
-        catch (SseEventTooLargeException ex)
+        catch (Http.SseEventTooLargeException ex)
         {
             Log.StreamRefused(_log, Name, ex.Message);
         }
@@ -436,72 +412,58 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
         }
     }
 
-    /// <summary>The legacy transport: GET opens the stream; its <c>endpoint</c> event names where to POST (same origin only).</summary>
+    /// <summary>The legacy transport: GET opens the stream (a 401 handled like a message's: <see cref="RefreshAndResend"/>);
+    /// its <c>endpoint</c> event names where to POST (same origin only).</summary>
     private async Task PumpLegacyAsync(TaskCompletionSource<Uri?> opened, CancellationToken ct)
     {
         try
         {
-            string? refused = null;
-            for (var attempt = 0; attempt < 2; attempt++)
+            var sent = await RefreshAndResend.SendAsync<TokenResult, HttpResponseMessage, UpstreamRequest>(_tokens, Name, new(this, null), MaxResends, ct).ConfigureAwait(false);
+            using var response = sent.Response;
+            switch (sent.End)
             {
-                var token = await _engine.GetAccessTokenAsync(Name, refused is null ? null : _engine.Fingerprint(refused), ct).ConfigureAwait(false);
-                if (token.AccessToken is null)
-                {
-                    var why = token.Reason?.Code ?? token.Status.ToString();
+                case ResendEnd.NoToken or ResendEnd.RefreshFailed:
+                    var why = sent.Token!.Reason?.Code ?? sent.Token.Status.ToString();
                     Log.NoToken(_log, Name, why);
-                    break;
-                }
+                    return;
+                case ResendEnd.RefreshSkipped:
+                    Log.StreamRefused(_log, Name, sent.Token!.Reason!.Message);
+                    return;
+                case ResendEnd.Refused or ResendEnd.NotReplaced:
+                    Log.Refused(_log, Name, "token_rejected");
+                    return;
+            }
 
-                if (token.Reason is { Code: TokenEngine.RefreshSkipped } skipped)
-                {
-                    Log.StreamRefused(_log, Name, skipped.Message);
-                    break;
-                }
+            if (!response.IsSuccessStatusCode)
+            {
+                Log.UpstreamStatus(_log, Name, (int)response.StatusCode);
+                return;
+            }
 
-                using var request = new HttpRequestMessage(HttpMethod.Get, _url);
-                Http.UrlPolicyHandler.PermitInsecureHttp(request, _record.Metadata.AllowInsecureHttp);
-                request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token.AccessToken);
-                request.Headers.Accept.ParseAdd("text/event-stream");
-                using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
-                if (response.StatusCode == HttpStatusCode.Unauthorized)
+            await using var stream = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
+            await foreach (var item in Http.SseReader.ReadAsync(stream, ct).ConfigureAwait(false))
+            {
+                if (item.EventType == "endpoint")
                 {
-                    refused = token.AccessToken;
-                    continue;
-                }
-
-                if (!response.IsSuccessStatusCode)
-                {
-                    Log.UpstreamStatus(_log, Name, (int)response.StatusCode);
-                    break;
-                }
-
-                await using var stream = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
-                await foreach (var (eventName, data) in ReadEventsAsync(stream, ct).ConfigureAwait(false))
-                {
-                    if (eventName == "endpoint")
+                    if (McpSse.ResolveEndpoint(_url, item.Data, out var problem) is not { } endpoint)
                     {
-                        if (McpSse.ResolveEndpoint(_url, data, out var problem) is not { } endpoint)
-                        {
-                            Log.StreamRefused(_log, Name, $"the server was not followed: {problem}");
-                            break;
-                        }
+                        Log.StreamRefused(_log, Name, $"the server was not followed: {problem}");
+                        break;
+                    }
 
-                        opened.TrySetResult(endpoint);
-                    }
-                    else if (data.Length > 0)
-                    {
-                        await WriteMessageAsync(data, ct).ConfigureAwait(false);
-                    }
+                    opened.TrySetResult(endpoint);
                 }
-
-                break;
+                else if (item.Data.Length > 0)
+                {
+                    await WriteMessageAsync(item.Data, ct).ConfigureAwait(false);
+                }
             }
         }
         catch (Http.UrlRefusedException ex)
         {
             Log.UrlRefused(_log, Name, $"{ex.Problem} {UrlFix}");
         }
-        catch (SseEventTooLargeException ex)
+        catch (Http.SseEventTooLargeException ex)
         {
             Log.StreamRefused(_log, Name, ex.Message);
         }
@@ -512,6 +474,36 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
         {
             opened.TrySetResult(null);
         }
+    }
+
+    /// <summary>Sends a message (POST), or with no message opens the legacy stream (GET), with <paramref name="token"/>;
+    /// a 401 is logged with how long the token had left when it was sent and how long the answer took.</summary>
+    private async ValueTask<HttpResponseMessage> SendAsync(byte[]? message, TokenResult token, CancellationToken ct)
+    {
+        using var request = new HttpRequestMessage(message is null ? HttpMethod.Get : HttpMethod.Post, message is null ? _url : _legacyEndpoint ?? _url);
+        if (message is null)
+        {
+            Http.UrlPolicyHandler.PermitInsecureHttp(request, _record.Metadata.AllowInsecureHttp);
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token.AccessToken);
+            request.Headers.Accept.ParseAdd("text/event-stream");
+        }
+        else
+        {
+            request.Content = new ByteArrayContent(message);
+            request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+            AddHeaders(request, token.AccessToken!);
+        }
+
+        var sent = _time.GetTimestamp();
+        var left = token.ExpiresAt is { } expires ? (long)(expires - _time.GetUtcNow()).TotalMilliseconds : -1;
+        var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
+        if (response.StatusCode == HttpStatusCode.Unauthorized)
+        {
+            var took = (long)_time.GetElapsedTime(sent).TotalMilliseconds;
+            Log.Unauthorized(_log, Name, left, took);
+        }
+
+        return response;
     }
 
     /// <summary>Ends the Streamable HTTP session (DELETE), best-effort.</summary>
@@ -540,15 +532,17 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
         }
     }
 
-    /// <summary>Server-Sent Events: yields (event name, data) per dispatched event, read with the BCL's parser and
-    /// each event bounded (<see cref="McpSse"/>). An event without a name is a <c>message</c>.</summary>
-    /// <exception cref="SseEventTooLargeException">An event grew past <see cref="McpSse.MaxEventBytes"/>.</exception>
-    internal static async IAsyncEnumerable<(string? Event, string Data)> ReadEventsAsync(Stream stream, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+    /// <summary>One request to the MCP server as <see cref="RefreshAndResend"/> sends it: a message (or, with none, the
+    /// GET that opens the legacy stream), refused on a 401, always sendable again (the message is kept).</summary>
+    private readonly struct UpstreamRequest(McpStdioBridge bridge, byte[]? message) : ITokenRequest<TokenResult, HttpResponseMessage>
     {
-        await foreach (var item in McpSse.ReadAsync(stream, ct).ConfigureAwait(false))
-        {
-            yield return (item.EventType, item.Data);
-        }
+        public bool CanResend => true;
+
+        public ValueTask<HttpResponseMessage> SendAsync(TokenResult credential, CancellationToken ct) => bridge.SendAsync(message, credential, ct);
+
+        public bool IsRefused(HttpResponseMessage response) => response.StatusCode == HttpStatusCode.Unauthorized;
+
+        public void Discard(HttpResponseMessage response) => response.Dispose();
     }
 
     private static partial class Log
@@ -559,8 +553,8 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
         [LoggerMessage(EventId = 511, Level = LogLevel.Information, Message = "standard input ended; bridge to '{Server}' stopped")]
         public static partial void Stopped(ILogger logger, string server);
 
-        [LoggerMessage(EventId = 512, Level = LogLevel.Information, Message = "'{Server}' answered 401 (attempt {Attempt}; the token had {LeftMs} ms left by its stored expiry when sent, the answer took {TookMs} ms): refreshing and retrying")]
-        public static partial void Refreshing(ILogger logger, string server, int attempt, long leftMs, long tookMs);
+        [LoggerMessage(EventId = 512, Level = LogLevel.Information, Message = "'{Server}' answered 401 (the token had {LeftMs} ms left by its stored expiry when sent, the answer took {TookMs} ms)")]
+        public static partial void Unauthorized(ILogger logger, string server, long leftMs, long tookMs);
 
         [LoggerMessage(EventId = 513, Level = LogLevel.Warning, Message = "'{Server}' refused the token after a refresh ({Code}); run 'latchkey login {Server}'")]
         public static partial void Refused(ILogger logger, string server, string code);

@@ -6,7 +6,7 @@ using Latchkey.Store;
 namespace Latchkey.Mcp;
 
 /// <summary>
-/// A 403 <c>insufficient_scope</c> from an MCP server (MCP authorization §step-up, checklist §4.3): the proxy and the
+/// A 403 <c>insufficient_scope</c> from an MCP server (a step-up request in MCP authorization): the proxy and the
 /// bridge never open a browser. They record the scopes needed on the server's record — the union of those held and
 /// those the challenge names becomes <c>scopes.requested</c>, so a plain <c>latchkey login NAME</c> asks for exactly
 /// that — keep the reason in <c>last_upstream_failure</c> (code <see cref="Code"/>), and answer the MCP client with a

@@ -76,6 +76,39 @@ public sealed class ServerTextTests
         Assert.Equal("bad key?[2J Latchkey gateway on http://evil.example", quote);
     }
 
+    [Theory]
+    [InlineData("/v1/{0}/x")]
+    [InlineData("token={0}; path=/")]
+    [InlineData("{0}{0}")]
+    [InlineData("é\r\n{0}")]
+    public void Quote_ClientKeyAnywhere_MaskedByItsShape(string template)
+    {
+        var (key, _) = Latchkey.Store.ClientKeyFormat.Generate();
+
+        var quote = ServerText.Quote(string.Format(CultureInfo.InvariantCulture, template, key), [], int.MaxValue);
+
+        Assert.False(quote.Contains(key[3..], StringComparison.Ordinal), "the key's id and secret are in the quote");
+        Assert.Contains(ServerText.MaskedKey, quote, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Quote_PrintableAsciiWithNothingToMask_TheSameStringWithoutAllocating()
+    {
+        const string path = "/v1/messages/count_tokens";
+        string?[] none = [];
+        Assert.Same(path, ServerText.Quote(path, none, ServerText.MaxLength)); // warm up
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        var same = true;
+        for (var i = 0; i < 1000; i++)
+        {
+            same &= ReferenceEquals(path, ServerText.Quote(path, none, ServerText.MaxLength));
+        }
+
+        Assert.True(same);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
     [Fact]
     public void Quote_LongText_CutToTheBoundWithAnEllipsisAndNoHalfSurrogatePair()
     {

@@ -51,6 +51,13 @@ public sealed class AgentRequestRulesTests
     [InlineData("/c/x/../name/v1")]
     [InlineData("/c/name/v1/%C0%AE%C0%AE/admin")]
     [InlineData("/c/name/v1/%EF%BC%8E%EF%BC%8E/admin")]
+    [InlineData("/c/name/v1/%EF%B8%B0/admin")] // U+FE30, NFKC ".."
+    [InlineData("/c/name/v1/%E2%80%A6/admin")] // U+2026, NFKC "..."
+    [InlineData("/c/name/v1/%EF%B8%99/admin")] // U+FE19, NFKC "..."
+    [InlineData("/c/name/v1/%E2%88%95admin")] // U+2215 division slash: "/" to a best-fit code page
+    [InlineData("/c/name/v1/..%C2%A5admin")] // U+00A5 yen sign: "\" in code page 932
+    [InlineData("/c/name/v1/a%C2%85b")] // U+0085 next line
+    [InlineData("/c/name/v1/a%E2%80%8Bb")] // U+200B zero-width space
     [InlineData("/c/name/v1/a%00b")]
     [InlineData("/c/name/v1/a%0d%0aHost:%20evil")]
     [InlineData("/c/name/v1/x#/../../admin")]
@@ -80,6 +87,38 @@ public sealed class AgentRequestRulesTests
     public void UpstreamPathAndQuery_OrdinaryTarget_IsTheRestUnchanged(string target, string rest) =>
         Assert.Equal(rest, AgentRequestRules.UpstreamPathAndQuery(target, "c", "name"));
 
+    [Property(MaxTest = 2000)]
+    public Property UpstreamPathAndQuery_CharacterThatNormalisesToADotOrASlash_RefusedWheneverTheNormalisedPathClimbsOut() =>
+        Prop.ForAll(Arb.From(AgentRequestGenerators.CompatibilityTargets()), sample =>
+            (!AgentRequestGenerators.ClimbsOut(sample.Normalised) || AgentRequestRules.UpstreamPathAndQuery(sample.Target, "c", "name") is null)
+            .Label($"{sample.Target} reads as {sample.Normalised} to a server that normalises"));
+
+    [Fact]
+    public void IsRefusedNonAscii_EveryCharacterNormalisingToOnlyDotsOrASeparator_IsRefused()
+    {
+        var alone = AgentRequestGenerators.CompatibilityDotsAndSlashes.Where(c => c.Nfkc.All(ch => ch is '.' or '/' or '\\')).ToList();
+        Assert.Equal(10, alone.Count);
+        Assert.All(alone, c => Assert.True(AgentRequestRules.IsRefusedNonAscii(new System.Text.Rune(c.CodePoint)), $"U+{c.CodePoint:X4} normalises to {c.Nfkc}"));
+        Assert.All("é漢Ω✓".EnumerateRunes().Concat("😀".EnumerateRunes()), r => Assert.False(AgentRequestRules.IsRefusedNonAscii(r), r.ToString()));
+    }
+
+    /// <summary>
+    /// Why the path rule goes by Unicode category and the generators by a table: under invariant globalization (how
+    /// Latchkey and its tests run) <c>Normalize</c> leaves non-ASCII text as it is. If this starts to fail, NFKC works
+    /// here, and the table in <see cref="AgentRequestGenerators"/> can be computed instead of kept.
+    /// </summary>
+    [Fact]
+    public void Normalize_UnderInvariantGlobalization_DoesNothing() =>
+        Assert.Equal("\uFE30\u2026\uFF0E", "\uFE30\u2026\uFF0E".Normalize(System.Text.NormalizationForm.FormKC));
+
+    [Property(MaxTest = 1000)]
+    public Property HoldsClientKey_KeyAnywhereInTheTargetPlainOrPercentEncoded_True() =>
+        Prop.ForAll(Arb.From(KeyTargets()), target => AgentRequestRules.HoldsClientKey(target).Label(target));
+
+    [Property(MaxTest = 1000)]
+    public Property HoldsClientKey_OrdinaryTarget_False() =>
+        Prop.ForAll(Arb.From(AgentRequestGenerators.OrdinaryRests()), rest => !AgentRequestRules.HoldsClientKey("/c/name" + rest));
+
     [Property(MaxTest = 1000)]
     public Property IsSafeHeaderValue_ControlCharacterAnywhere_IsRefused() =>
         Prop.ForAll(Arb.From(HeaderValues()), Arb.From(Gen.Elements('\r', '\n', '\0', '\x01', '\x1b', '\x7f')), Arb.From(Gen.Choose(0, int.MaxValue)), (value, control, at) =>
@@ -91,6 +130,23 @@ public sealed class AgentRequestRulesTests
     [Property(MaxTest = 1000)]
     public Property IsSafeHeaderValue_OrdinaryValue_Passes() =>
         Prop.ForAll(Arb.From(HeaderValues()), value => AgentRequestRules.IsSafeHeaderValue(value));
+
+    /// <summary>
+    /// A client key in a request target: in the query or the path, after any text, with any of its characters
+    /// percent-encoded once or twice (upper- or lower-case hex).
+    /// </summary>
+    private static Gen<string> KeyTargets() =>
+        from key in Gen.Fresh(() => Latchkey.Store.ClientKeyFormat.Generate().Value)
+        from encodings in Gen.ArrayOf(Gen.Choose(0, 4), Latchkey.Store.ClientKeyFormat.Length)
+        from before in Gen.Elements("/c/name/v1?key=", "/c/name/v1/x?a=1&k=", "/c/name/v1?token%3D", "/c/name/v1/", "/c/name/v1/files/", "/c/name?x=a,", "/c/name/v1?q=\"")
+        from after in Gen.Elements("", "&b=2", "/x", "%22", ";p=1")
+        select before + string.Concat(key.Select((c, i) => encodings[i] switch
+        {
+            1 => "%" + ((int)c).ToString("X2", System.Globalization.CultureInfo.InvariantCulture),
+            2 => "%" + ((int)c).ToString("x2", System.Globalization.CultureInfo.InvariantCulture),
+            3 => "%25" + ((int)c).ToString("X2", System.Globalization.CultureInfo.InvariantCulture),
+            _ => c.ToString(),
+        })) + after;
 
     /// <summary>Header values as clients send them: printable ASCII, spaces and tabs, Latin-1 text (obs-text).</summary>
     private static Gen<string> HeaderValues() =>

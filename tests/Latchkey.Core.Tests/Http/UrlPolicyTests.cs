@@ -11,7 +11,8 @@ public sealed class UrlPolicyTests
     [InlineData("http://127.0.0.1:9000/x")]
     [InlineData("http://127.9.9.9")]
     [InlineData("http://[::1]:3000")]
-    [InlineData("http://app.localhost")]
+    [InlineData("http://LOCALHOST:3000")]
+    [InlineData("https://app.localhost")]
     public void TryParse_AllowedUrl_Accepted(string url)
     {
         Assert.True(UrlPolicy.TryParse(url, out var uri, out var problem), problem);
@@ -22,6 +23,9 @@ public sealed class UrlPolicyTests
     [InlineData("http://api.example.com", "plain http")]
     [InlineData("http://10.0.0.1", "plain http")]
     [InlineData("http://localhost.evil.com", "plain http")]
+    [InlineData("http://app.localhost", "plain http")] // resolved through DNS like any name: not this machine by its spelling
+    [InlineData("http://zz.localhost:18081/sub", "plain http")]
+    [InlineData("http://localhost.:8080", "plain http")]
     [InlineData("ftp://example.com", "scheme")]
     [InlineData("file:///etc/passwd", "scheme")]
     [InlineData("javascript:alert(1)", "scheme")]
@@ -71,6 +75,58 @@ public sealed class UrlPolicyOptInTests
         }
 
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+}
+
+/// <summary>
+/// The connect-time check: a plain-http connection to <c>localhost</c> is made only when every address the name
+/// resolves to is loopback. The resolution is given by the test (pointing <c>localhost</c> elsewhere on the machine
+/// itself would break every other program); the sockets and the listener are real.
+/// </summary>
+public sealed class UrlPolicyConnectTests
+{
+    [Theory]
+    [InlineData("10.1.2.3")]
+    [InlineData("127.0.0.1,10.1.2.3")] // every address must be loopback, not just the first
+    [InlineData("::1,2001:db8::1")]
+    [InlineData("")]
+    public async Task ConnectAsync_LocalhostResolvingElsewhere_RefusedAndNothingConnected(string resolved)
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        var addresses = resolved.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(System.Net.IPAddress.Parse).ToArray();
+
+        var refused = await Assert.ThrowsAsync<UrlRefusedException>(async () =>
+            await UrlPolicy.ConnectAsync(new System.Net.DnsEndPoint("localhost", port), new Uri($"http://localhost:{port}/v1"), (_, _) => Task.FromResult(addresses), default));
+
+        Assert.Equal(UrlVerdict.NotLoopback, refused.Verdict);
+        Assert.Contains("not loopback", refused.Problem, StringComparison.Ordinal);
+        Assert.False(listener.Pending());
+    }
+
+    [Theory]
+    [InlineData("http", "localhost", "127.0.0.1", true)]
+    [InlineData("http", "localhost", "127.0.0.1,::1", true)]
+    [InlineData("http", "127.0.0.1", "", false)] // a literal address is not resolved
+    [InlineData("https", "localhost", "", false)] // https: the certificate names the server; not resolved here
+    public async Task ConnectAsync_LoopbackOrHttps_ConnectsAsUsual(string scheme, string host, string resolved, bool resolves)
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        var asked = 0;
+
+        await using var stream = await UrlPolicy.ConnectAsync(new System.Net.DnsEndPoint(host, port), new Uri($"{scheme}://{host}:{port}/"),
+            (_, _) =>
+            {
+                asked++;
+                return Task.FromResult(resolved.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(System.Net.IPAddress.Parse).ToArray());
+            }, default);
+
+        using var accepted = await listener.AcceptSocketAsync().WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.True(accepted.Connected);
+        Assert.Equal(resolves ? 1 : 0, asked);
     }
 }
 

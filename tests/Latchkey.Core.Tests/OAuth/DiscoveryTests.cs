@@ -4,7 +4,8 @@ using Latchkey.OAuth;
 
 namespace Latchkey.Tests.OAuth;
 
-/// <summary>Discovery orders and the checks that refuse a lying or broken server (client checklist B, C, §6).</summary>
+/// <summary>Discovery orders (resource metadata, then authorization-server metadata) and the checks that refuse a
+/// lying or broken server (the RFC 9728 and RFC 8414 identifier checks, URL safety, size limits).</summary>
 public sealed class DiscoveryTests
 {
     private const string Issuer = "http://127.0.0.1:7000";

@@ -2,7 +2,8 @@ using Latchkey.OAuth;
 
 namespace Latchkey.Tests.OAuth;
 
-/// <summary>The callback checks: <c>state</c>, and the RFC 9207 <c>iss</c> table (client checklist §5.1).</summary>
+/// <summary>The callback checks: <c>state</c>, and RFC 9207 <c>iss</c>: compared exactly when present, required when
+/// the server says it sends it, otherwise optional.</summary>
 public sealed class GrantFlowsTests
 {
     private static AuthorizationServerMetadata Server(bool issSupported) => new(

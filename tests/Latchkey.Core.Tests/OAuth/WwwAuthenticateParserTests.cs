@@ -8,7 +8,11 @@ using Latchkey.OAuth;
 
 namespace Latchkey.Tests.OAuth;
 
-/// <summary>The vectors of <c>www-authenticate-vectors.md</c>, and its three property tests.</summary>
+/// <summary>
+/// The parser's test vectors (expected results written as <see cref="Render"/> shows them) and three properties.
+/// The core vectors include inputs the official MCP SDKs misparse (a comma or a parameter name inside a quoted
+/// string, several challenges on one line, spaces around <c>=</c>).
+/// </summary>
 public sealed class WwwAuthenticateParserTests
 {
     /// <summary>Renders a result as <c>Scheme{name=value,…}</c> or <c>Scheme&lt;token68&gt;</c>, joined by "; ",
@@ -23,7 +27,7 @@ public sealed class WwwAuthenticateParserTests
     }
 
     [Theory]
-    // §4 core vectors
+    // Core vectors: ordinary challenges, and the inputs that simpler parsers get wrong.
     [InlineData("Bearer realm=\"x\", error=\"insufficient_scope\", scope=\"a b\"", "bearer{realm=x,error=insufficient_scope,scope=a b}")]
     [InlineData("Basic realm=\"a\", Bearer resource_metadata=\"https://rs/prm\"", "basic{realm=a}; bearer{resource_metadata=https://rs/prm}")]
     [InlineData("Bearer error_description=\"a, b, scope=evil\", scope=\"read\"", "bearer{error_description=a, b, scope=evil,scope=read}")]
@@ -40,7 +44,7 @@ public sealed class WwwAuthenticateParserTests
     [InlineData("Bearer realm=\"unterminated", " [unterminated_quote]")]
     [InlineData("Bearer realm=\"OAuth\", resource_metadata=\"https://rs/a\", error=\"invalid_token\", resource_metadata=\"https://rs/a/mcp\"", " [duplicate_param]")]
     [InlineData("Bearer resource_metadata=\"https://rs/.well-known/oauth-protected-resource?qualifier=x\"", "bearer{resource_metadata=https://rs/.well-known/oauth-protected-resource?qualifier=x}")]
-    // §5 grammar corners (greenbytes)
+    // Grammar corners, adapted from the greenbytes HTTP authentication test cases.
     [InlineData("Basic realm=\"foo\"", "basic{realm=foo}")]
     [InlineData("Basic\r\n realm=\"foo\"", "basic{realm=foo}")]
     [InlineData("BASIC REALM=\"foo\"", "basic{realm=foo}")]
@@ -74,7 +78,7 @@ public sealed class WwwAuthenticateParserTests
     [InlineData("Bearer realm=\"a\\\"", " [unterminated_quote]")]
     [InlineData("", "")]
     [InlineData(", ,", "")]
-    // §6 MCP behaviour vectors (the parse part)
+    // Challenges MCP servers send (the parse part; the action taken is tested with discovery and step-up).
     [InlineData("DPoP algs=\"ES256\", resource_metadata=\"https://rs/prm\"", "dpop{algs=ES256,resource_metadata=https://rs/prm}")]
     [InlineData("Bearer realm=\"a\", Bearer realm=\"b\", resource_metadata=\"https://rs/prm\"", "bearer{realm=a}; bearer{realm=b,resource_metadata=https://rs/prm}")]
     [InlineData("Bearer error=\"invalid_token\", error_description=\"bad \"x\" token\", resource_metadata=\"https://rs/prm\"", " [unexpected_token]")]
@@ -171,7 +175,7 @@ public sealed class WwwAuthenticateParserTests
         Assert.Equal(dotnet, WwwAuthenticateParser.Parse(input).Challenges.Select(c => c.Scheme.ToLowerInvariant()));
     }
 
-    // §7.1: random input never throws and never hangs.
+    // Random input never throws and never hangs.
     [Property(MaxTest = 500)]
     public bool Parse_RandomInput_NeverThrowsAndReturnsInLinearTime(NonNegativeInt seed, PositiveInt length)
     {
@@ -188,7 +192,7 @@ public sealed class WwwAuthenticateParserTests
         return result is not null && stopwatch.ElapsedMilliseconds < 1000;
     }
 
-    // §7.2 and §7.3: generated challenge trees round-trip through a canonical writer, however the value is split.
+    // Generated challenge trees round-trip through a canonical writer, however the value is split across lines.
     [Property(MaxTest = 300)]
     public Property Parse_WrittenChallenges_RoundTripAndSplitInvariant() =>
         Prop.ForAll(Arb.From(ChallengeTrees()), Arb.From(Gen.Choose(0, int.MaxValue)), (challenges, seed) =>

@@ -4,7 +4,8 @@ using Latchkey.Store;
 
 namespace Latchkey.Tests.Store;
 
-/// <summary>F8/F9: a partial update never erases what it does not name.</summary>
+/// <summary>A partial update never erases what it does not name, so a token response that leaves a field out
+/// cannot erase it.</summary>
 public sealed class CredentialPatchTests
 {
     private static readonly CredentialMetadata Stored = new()

@@ -276,7 +276,8 @@ public abstract partial class CredentialStoreContractTests : IAsyncLifetime
     [InlineData(65536)]
     public async Task CreateAsync_PayloadSizes_RoundTripExactly(int size)
     {
-        // F14: sizes around known OS secret-store limits, with newlines, NUL and non-ASCII.
+        // Sizes around the item limits of OS secret stores (2013 and 2560 bytes, 4096 for a hex line), where other tools
+        // truncate silently; with newlines, NUL and non-ASCII.
         var alphabet = "ab\n\0é漢🔑\"\\";
         var payload = string.Concat(Enumerable.Range(0, size).Select(i => alphabet[i % alphabet.Length]))[..size];
 

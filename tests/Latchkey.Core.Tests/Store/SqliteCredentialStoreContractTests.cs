@@ -13,6 +13,11 @@ public sealed class SqliteCredentialStoreContractTests : CredentialStoreContract
 
     internal override Task<ICredentialStore> OpenAgainAsync() => OpenFreshAsync();
 
+    internal override Task<ICredentialStore> OpenAgainAsync(StoreSealing sealing) =>
+        Task.FromResult<ICredentialStore>(SqliteCredentialStore.Open(_home.Home, TimeProvider.System, sealing));
+
+    internal override SealLedger Ledger => SealLedger.In(_home.Home);
+
     internal override Task ExecuteSqlAsync(string sql)
     {
         using var connection = new SqliteConnection($"Data Source={_home.Home.DatabasePath};Pooling=False");

@@ -219,6 +219,7 @@ public sealed class SqliteCredentialStoreTests : IDisposable
         string[] v2Columns = ["at_fp", "lease_owner", "lease_until", "lease_epoch", "attempt_id", "attempt_rt_fp", "attempt_owner", "attempt_sent_at", "attempt_recovery_of", "backoff_until", "failures", "last_error_json", "upstream_failure_json"];
         Execute("DROP TABLE store_meta; DROP TABLE audit_event; DROP TABLE client_key; ALTER TABLE credential_history DROP COLUMN row_mac; " +
             string.Join(";", v2Columns.Concat(["row_mac", "last_error_mac", "upstream_failure_mac"]).Select(c => $"ALTER TABLE credential DROP COLUMN {c}")) + "; PRAGMA user_version = 1");
+        Directory.Delete(SealLedger.In(_home.Home).Folder, recursive: true); // schema 1 was before this home recorded sealed stores
 
         await using var migrated = Open();
         var record = (await migrated.GetAsync("mcp", default))!;

@@ -2,14 +2,15 @@ using System.Net;
 using Latchkey.OAuth;
 using Latchkey.Store;
 using Latchkey.Tokens;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Latchkey.Tests.Tokens;
 
 /// <summary>
 /// Forced refreshes (after an upstream refused a still-fresh token) are bounded per grant: the token a forced refresh
 /// produced is not refreshed again while it is younger than <see cref="TokenEngineOptions.ForcedRefreshInterval"/>,
-/// so an endpoint that refuses every token cannot make Latchkey hammer the authorization server. Time is a manual
-/// clock; the token endpoint is scripted and counts what it is asked.
+/// so an endpoint that refuses every token cannot make Latchkey hammer the authorization server. Time is a fake
+/// clock the tests move; the token endpoint is scripted and counts what it is asked.
 /// </summary>
 public sealed class ForcedRefreshBoundTests : IAsyncLifetime
 {
@@ -17,7 +18,7 @@ public sealed class ForcedRefreshBoundTests : IAsyncLifetime
 
     private readonly TempHome _home = new();
     private readonly ScriptedTokenEndpoint _endpoint = new();
-    private readonly ManualTime _time = new(DateTimeOffset.UtcNow);
+    private readonly FakeTimeProvider _time = new(DateTimeOffset.UtcNow);
     private SqliteCredentialStore _store = null!;
     private int _issued;
 
@@ -151,34 +152,5 @@ public sealed class ForcedRefreshBoundTests : IAsyncLifetime
     private TokenEngine NewEngine() =>
         new(_store, new TokenEndpointClient(new OAuthHttp(_endpoint), _time), _time, new TokenEngineOptions { WaitBudget = TimeSpan.FromSeconds(10), ForcedRefreshInterval = Interval });
 
-    private async Task SeedAsync(bool due = false)
-    {
-        var now = _time.GetUtcNow();
-        var metadata = new CredentialMetadata
-        {
-            Issuer = "http://127.0.0.1:9",
-            Client = new ClientRegistration("client-1", "dcr", "none"),
-            Resource = "http://127.0.0.1:9/mcp",
-            TokenEndpoint = ScriptedTokenEndpoint.Url,
-            GrantType = "authorization_code",
-            ObtainedAt = now - TimeSpan.FromMinutes(10),
-            ExpiresAt = now + TimeSpan.FromMinutes(50),
-            RefreshAfter = due ? now - TimeSpan.FromMinutes(1) : now + TimeSpan.FromMinutes(35),
-        };
-        await _store.CreateAsync(new NewCredential("mcp", CredentialKind.OAuth, metadata, new CredentialSecrets { AccessToken = "at-1", RefreshToken = "rt-1" }), default);
-    }
-
-    /// <summary>A clock that moves only when told (timers still run on the system clock; none is waited on here).</summary>
-    private sealed class ManualTime(DateTimeOffset start) : TimeProvider
-    {
-        private long _ticks = start.UtcTicks;
-
-        public override DateTimeOffset GetUtcNow() => new(Interlocked.Read(ref _ticks), TimeSpan.Zero);
-
-        public override long GetTimestamp() => Interlocked.Read(ref _ticks);
-
-        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
-
-        public void Advance(TimeSpan by) => Interlocked.Add(ref _ticks, by.Ticks);
-    }
+    private Task<WriteResult> SeedAsync(bool due = false) => _store.CreateAsync(ScriptedTokenEndpoint.Grant("mcp", _time.GetUtcNow(), due: due), default);
 }

@@ -1,12 +1,14 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Text;
+using Latchkey.Store;
 
 namespace Latchkey.Tests.Tokens;
 
 /// <summary>
 /// A token endpoint whose answers a test scripts, for the outcome classes a real server cannot be made to
-/// produce on demand (failure-modes.md "FakeAS"). Records every request's form.
+/// produce on demand (a lost answer, a 429 with Retry-After, a rotation committed by someone else mid-request).
+/// Records every request's form.
 /// </summary>
 internal sealed class ScriptedTokenEndpoint : HttpMessageHandler
 {
@@ -33,6 +35,22 @@ internal sealed class ScriptedTokenEndpoint : HttpMessageHandler
 
     public static string Tokens(string accessToken, string? refreshToken, int expiresIn = 3600, string? scope = null) =>
         $$"""{"access_token":"{{accessToken}}","token_type":"Bearer","expires_in":{{expiresIn}}{{(refreshToken is null ? "" : $",\"refresh_token\":\"{refreshToken}\"")}}{{(scope is null ? "" : $",\"scope\":\"{scope}\"")}}}""";
+
+    /// <summary>An OAuth grant refreshed at this endpoint: access token <c>at-1</c> obtained 10 minutes before
+    /// <paramref name="now"/>, expiring 50 minutes after it, and due for refresh 35 minutes after it (or already, when
+    /// <paramref name="due"/>).</summary>
+    public static NewCredential Grant(string name, DateTimeOffset now, string? refreshToken = "rt-1", bool due = false) =>
+        new(name, CredentialKind.OAuth, new CredentialMetadata
+        {
+            Issuer = "http://127.0.0.1:9",
+            Client = new ClientRegistration("client-1", "dcr", "none"),
+            Resource = "http://127.0.0.1:9/mcp",
+            TokenEndpoint = Url,
+            GrantType = "authorization_code",
+            ObtainedAt = now - TimeSpan.FromMinutes(10),
+            ExpiresAt = now + TimeSpan.FromMinutes(50),
+            RefreshAfter = due ? now - TimeSpan.FromMinutes(1) : now + TimeSpan.FromMinutes(35),
+        }, new CredentialSecrets { AccessToken = "at-1", RefreshToken = refreshToken });
 
     protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {

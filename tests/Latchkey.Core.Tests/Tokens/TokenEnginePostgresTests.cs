@@ -59,18 +59,17 @@ public sealed class TokenEnginePostgresTests(PostgresServer server) : IAsyncLife
         var replicas = Enumerable.Range(0, 3).Select(_ => Replica()).ToList();
         await replicas[0].Store.CreateAsync(Expired(), default);
         var release = new TaskCompletionSource();
+        var sent = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         _endpoint.Then(async _ =>
         {
+            sent.TrySetResult();
             await release.Task;
             return ScriptedTokenEndpoint.Json(HttpStatusCode.OK, ScriptedTokenEndpoint.Tokens("at-2", "rt-2"));
         });
         _endpoint.Default = _ => Task.FromResult(ScriptedTokenEndpoint.Json(HttpStatusCode.OK, ScriptedTokenEndpoint.Tokens("at-second-refresh", "rt-3")));
 
         var callers = replicas.SelectMany(r => Enumerable.Range(0, 8).Select(_ => Task.Run(() => r.Engine.GetAccessTokenAsync("mcp", null, default)))).ToList();
-        while (_endpoint.Requests.IsEmpty)
-        {
-            await Task.Delay(10);
-        }
+        await sent.Task.WaitAsync(TimeSpan.FromSeconds(30)); // one replica's refresh is at the server; the rest wait for it
 
         release.SetResult();
         var results = await Task.WhenAll(callers);

@@ -2,24 +2,29 @@ using System.Net;
 using Latchkey.OAuth;
 using Latchkey.Store;
 using Latchkey.Tokens;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Latchkey.Tests.Tokens;
 
 /// <summary>
-/// The token engine's decisions against a scripted token endpoint: the outcome table (F12), merges (F8), the
-/// fence (F11), lost responses (F13), single flight (F1 in-process, F22, F24) and forced refreshes (F20).
+/// The token engine's decisions against a scripted token endpoint: every class of token-endpoint answer, merges of
+/// partial responses, the refresh-token fence, lost responses, single flight and forced refreshes (each explained in
+/// docs/failure-modes.md).
 /// Cross-process behaviour is tested with real processes and a real authorization server in Latchkey.Tests.
+/// The engine, the store and the token client share a fake clock that stands still (on a whole millisecond, as the
+/// store keeps times), so lifetimes and backoffs are asserted exactly.
 /// </summary>
 public sealed class TokenEngineTests : IAsyncLifetime
 {
     private readonly TempHome _home = new();
     private readonly ScriptedTokenEndpoint _endpoint = new();
+    private readonly FakeTimeProvider _time = new(DateTimeOffset.FromUnixTimeMilliseconds(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()));
     private SqliteCredentialStore _store = null!;
     private TokenEngine _engine = null!;
 
     public Task InitializeAsync()
     {
-        _store = SqliteCredentialStore.Open(_home.Home, TimeProvider.System);
+        _store = SqliteCredentialStore.Open(_home.Home, _time);
         _engine = NewEngine();
         return Task.CompletedTask;
     }
@@ -31,12 +36,12 @@ public sealed class TokenEngineTests : IAsyncLifetime
     }
 
     private TokenEngine NewEngine(TokenEngineOptions? options = null) =>
-        new(_store, new TokenEndpointClient(new OAuthHttp(_endpoint), TimeProvider.System), TimeProvider.System, options ?? new TokenEngineOptions { WaitBudget = TimeSpan.FromSeconds(10) });
+        new(_store, new TokenEndpointClient(new OAuthHttp(_endpoint), _time), _time, options ?? new TokenEngineOptions { WaitBudget = TimeSpan.FromSeconds(10) });
 
     /// <summary>An OAuth credential whose access token is due for refresh (or still fresh).</summary>
     private async Task<CredentialRecord> SeedAsync(string name = "mcp", bool expired = true, string refreshToken = "rt-1", string accessToken = "at-1", bool due = false)
     {
-        var now = DateTimeOffset.UtcNow;
+        var now = _time.GetUtcNow();
         var metadata = new CredentialMetadata
         {
             Issuer = "http://127.0.0.1:9",
@@ -88,7 +93,7 @@ public sealed class TokenEngineTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task F08_ResponseWithoutRefreshToken_KeepsTheOldOne()
+    public async Task GetAccessToken_ResponseWithoutRefreshToken_KeepsTheOldOne()
     {
         await SeedAsync();
         _endpoint.Then(HttpStatusCode.OK, """{"access_token":"at-2","token_type":"bearer"}""");
@@ -99,25 +104,25 @@ public sealed class TokenEngineTests : IAsyncLifetime
         Assert.Equal("at-2", stored.Secrets.AccessToken);
         Assert.Equal("rt-1", stored.Secrets.RefreshToken);
         Assert.Equal(["mcp:tools"], stored.Metadata.ScopesGranted);
-        Assert.InRange(stored.Metadata.ExpiresAt!.Value - stored.Metadata.ObtainedAt!.Value, TimeSpan.FromMinutes(59), TimeSpan.FromMinutes(61));
+        Assert.Equal(TimeSpan.FromHours(1), stored.Metadata.ExpiresAt!.Value - stored.Metadata.ObtainedAt!.Value); // the default lifetime
     }
 
     [Fact]
-    public async Task F08_ResponseWithoutExpiresIn_LifetimeFromJwtExp()
+    public async Task GetAccessToken_ResponseWithoutExpiresIn_LifetimeFromJwtExp()
     {
         await SeedAsync();
-        var exp = DateTimeOffset.UtcNow.AddMinutes(10).ToUnixTimeSeconds();
+        var exp = _time.GetUtcNow().AddMinutes(10).ToUnixTimeSeconds();
         var payload = Pkce.Base64Url(System.Text.Encoding.UTF8.GetBytes($$"""{"exp":{{exp}}}"""));
         _endpoint.Then(HttpStatusCode.OK, $$"""{"access_token":"eyJhbGciOiJub25lIn0.{{payload}}.sig","token_type":"Bearer","refresh_token":"rt-2"}""");
 
         await _engine.GetAccessTokenAsync("mcp", null, default);
 
         var stored = (await _store.GetAsync("mcp", default))!;
-        Assert.InRange(stored.Metadata.ExpiresAt!.Value, DateTimeOffset.FromUnixTimeSeconds(exp).AddSeconds(-5), DateTimeOffset.FromUnixTimeSeconds(exp).AddSeconds(5));
+        Assert.Equal(DateTimeOffset.FromUnixTimeSeconds(exp), stored.Metadata.ExpiresAt!.Value);
     }
 
     [Fact]
-    public async Task F12_InvalidGrant_NeedsAuthWithServerReasonAndSecretsKept()
+    public async Task GetAccessToken_InvalidGrant_NeedsAuthWithServerReasonAndSecretsKept()
     {
         await SeedAsync();
         _endpoint.Then(HttpStatusCode.BadRequest, """{"error":"invalid_grant","error_description":"grant request is invalid"}""", r => r.Headers.Add("x-request-id", "req-42"));
@@ -141,7 +146,7 @@ public sealed class TokenEngineTests : IAsyncLifetime
     [InlineData("unauthorized_client", "client_rejected")]
     [InlineData("invalid_scope", "invalid_scope")]
     [InlineData("invalid_target", "invalid_target")]
-    public async Task F12_Rejections_NeedsAuthNamingTheCause(string error, string reason)
+    public async Task GetAccessToken_Rejections_NeedsAuthNamingTheCause(string error, string reason)
     {
         await SeedAsync();
         _endpoint.Then(HttpStatusCode.BadRequest, $$"""{"error":"{{error}}"}""");
@@ -157,7 +162,7 @@ public sealed class TokenEngineTests : IAsyncLifetime
     [InlineData(HttpStatusCode.InternalServerError, "{}")]
     [InlineData(HttpStatusCode.BadRequest, """{"error":"temporarily_unavailable"}""")]
     [InlineData(HttpStatusCode.OK, """{"error":"server_error"}""")]
-    public async Task F12_Transient_CredentialKeptAndSharedBackoffRecorded(HttpStatusCode status, string body)
+    public async Task GetAccessToken_TransientFailure_CredentialKeptAndSharedBackoffRecorded(HttpStatusCode status, string body)
     {
         await SeedAsync();
         _endpoint.Then(status, body);
@@ -172,14 +177,14 @@ public sealed class TokenEngineTests : IAsyncLifetime
         Assert.Equal(CredentialState.Ok, stored.State);
         Assert.Equal("rt-1", stored.Secrets.RefreshToken);
         Assert.Equal(1, stored.Coordination.Failures);
-        Assert.True(stored.Coordination.BackoffUntil > DateTimeOffset.UtcNow);
+        Assert.True(stored.Coordination.BackoffUntil > _time.GetUtcNow());
         Assert.Null(stored.Coordination.AttemptId);
     }
 
     [Fact]
-    public async Task F12_TransientWhileAccessTokenStillUsable_ServesTheStoredToken()
+    public async Task GetAccessToken_TransientFailureWhileAccessTokenStillUsable_ServesTheStoredToken()
     {
-        var now = DateTimeOffset.UtcNow;
+        var now = _time.GetUtcNow();
         await SeedAsync(expired: false);
         await _store.UpdateAsync("mcp", new CredentialPatch { RefreshAfter = now - TimeSpan.FromMinutes(1) }, WriteCondition.None, default);
         _endpoint.Then(HttpStatusCode.ServiceUnavailable, "{}");
@@ -191,19 +196,19 @@ public sealed class TokenEngineTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task F12_TooManyRequests_BackoffFollowsRetryAfter()
+    public async Task GetAccessToken_TooManyRequests_BackoffFollowsRetryAfter()
     {
         await SeedAsync();
         _endpoint.Then(HttpStatusCode.TooManyRequests, "{}", r => r.Headers.RetryAfter = new System.Net.Http.Headers.RetryConditionHeaderValue(TimeSpan.FromSeconds(120)));
 
         await _engine.GetAccessTokenAsync("mcp", null, default);
 
-        var backoff = (await _store.GetAsync("mcp", default))!.Coordination.BackoffUntil!.Value - DateTimeOffset.UtcNow;
-        Assert.InRange(backoff, TimeSpan.FromSeconds(110), TimeSpan.FromSeconds(121));
+        var backoff = (await _store.GetAsync("mcp", default))!.Coordination.BackoffUntil!.Value - _time.GetUtcNow();
+        Assert.Equal(TimeSpan.FromSeconds(120), backoff);
     }
 
     [Fact]
-    public async Task F12_UnknownErrorThreeTimes_ThenNeedsAuthUnexpectedResponse()
+    public async Task GetAccessToken_UnknownErrorThreeTimes_ThenNeedsAuthUnexpectedResponse()
     {
         await SeedAsync();
         _endpoint.Default = _ => Task.FromResult(ScriptedTokenEndpoint.Json(HttpStatusCode.BadRequest, """{"error":"weird_thing"}"""));
@@ -220,7 +225,7 @@ public sealed class TokenEngineTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task F13_LostResponseThenRetrySucceeds_CommitsTheRetrysTokens()
+    public async Task GetAccessToken_LostResponseThenRetrySucceeds_CommitsTheRetrysTokens()
     {
         await SeedAsync();
         _endpoint.Then(HttpStatusCode.BadGateway, "{}");
@@ -234,7 +239,7 @@ public sealed class TokenEngineTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task F13_LostResponseThenRetryRefused_NeedsAuthLostResponseRotation()
+    public async Task GetAccessToken_LostResponseThenRetryRefused_NeedsAuthLostResponseRotation()
     {
         await SeedAsync();
         _endpoint.Then(HttpStatusCode.GatewayTimeout, "{}");
@@ -248,7 +253,7 @@ public sealed class TokenEngineTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task F13_MarkerLeftByDeadProcess_OneRecoveryPostWithTheSameToken()
+    public async Task GetAccessToken_MarkerLeftByDeadProcess_OneRecoveryPostWithTheSameToken()
     {
         await SeedAsync();
         // A refresher on this host died after sending: its lease and attempt marker are left behind.
@@ -265,7 +270,7 @@ public sealed class TokenEngineTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task F11_LoserInvalidGrantAfterWinnerCommitted_WinnerKept()
+    public async Task GetAccessToken_LoserInvalidGrantAfterWinnerCommitted_WinnerKept()
     {
         await SeedAsync();
         // While our request is in flight, another process rotates the grant (rt-1 -> rt-2) and commits; the server
@@ -273,7 +278,7 @@ public sealed class TokenEngineTests : IAsyncLifetime
         _endpoint.Then(async _ =>
         {
             var row = (await _store.GetAsync("mcp", default))!;
-            await _store.UpdateAsync("mcp", new CredentialPatch { AccessToken = "at-winner", RefreshToken = "rt-2", ExpiresAt = DateTimeOffset.UtcNow.AddHours(1), ObtainedAt = DateTimeOffset.UtcNow, RefreshAfter = DateTimeOffset.UtcNow.AddMinutes(45) }, WriteCondition.RefreshToken(row.RefreshTokenFingerprint), default);
+            await _store.UpdateAsync("mcp", new CredentialPatch { AccessToken = "at-winner", RefreshToken = "rt-2", ExpiresAt = _time.GetUtcNow().AddHours(1), ObtainedAt = _time.GetUtcNow(), RefreshAfter = _time.GetUtcNow().AddMinutes(45) }, WriteCondition.RefreshToken(row.RefreshTokenFingerprint), default);
             return ScriptedTokenEndpoint.Json(HttpStatusCode.BadRequest, """{"error":"invalid_grant"}""");
         });
 
@@ -287,18 +292,31 @@ public sealed class TokenEngineTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task F01_ManyConcurrentCallersInOneProcess_OnePost()
+    public async Task GetAccessToken_ManyConcurrentCallersInOneProcess_OnePost()
     {
         await SeedAsync();
         var release = new TaskCompletionSource();
+        var sent = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         _endpoint.Then(async _ =>
         {
+            sent.TrySetResult();
             await release.Task;
             return ScriptedTokenEndpoint.Json(HttpStatusCode.OK, ScriptedTokenEndpoint.Tokens("at-2", "rt-2"));
         });
 
-        var callers = Enumerable.Range(0, 32).Select(_ => Task.Run(() => _engine.GetAccessTokenAsync("mcp", null, default))).ToList();
-        await Task.Delay(200);
+        var joined = 0;
+        var allJoined = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var callers = Enumerable.Range(0, 32).Select(_ => Task.Run(() =>
+        {
+            var call = _engine.GetAccessTokenAsync("mcp", null, default); // joins the flight before it returns
+            if (Interlocked.Increment(ref joined) == 32)
+            {
+                allJoined.TrySetResult();
+            }
+
+            return call;
+        })).ToList();
+        await Task.WhenAll(sent.Task, allJoined.Task).WaitAsync(TimeSpan.FromSeconds(30)); // all 32 asked while the one request is held
         release.SetResult();
         var results = await Task.WhenAll(callers);
 
@@ -307,19 +325,21 @@ public sealed class TokenEngineTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task F22_FirstCallerCancels_OthersStillGetTheToken()
+    public async Task GetAccessToken_FirstCallerCancels_OthersStillGetTheToken()
     {
         await SeedAsync();
         var release = new TaskCompletionSource();
+        var sent = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         _endpoint.Then(async _ =>
         {
+            sent.TrySetResult();
             await release.Task;
             return ScriptedTokenEndpoint.Json(HttpStatusCode.OK, ScriptedTokenEndpoint.Tokens("at-2", "rt-2"));
         });
         using var first = new CancellationTokenSource();
 
         var firstCall = _engine.GetAccessTokenAsync("mcp", null, first.Token);
-        await Task.Delay(50);
+        await sent.Task.WaitAsync(TimeSpan.FromSeconds(30)); // the first caller's flight is at the server
         var secondCall = _engine.GetAccessTokenAsync("mcp", null, default);
         await first.CancelAsync();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => firstCall);
@@ -331,7 +351,7 @@ public sealed class TokenEngineTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task F24_LateArrivalAfterRefresh_AdoptsWinnerWithoutSecondPost()
+    public async Task GetAccessToken_LateArrivalAfterRefresh_AdoptsWinnerWithoutSecondPost()
     {
         await SeedAsync();
         _endpoint.Then(HttpStatusCode.OK, ScriptedTokenEndpoint.Tokens("at-2", "rt-2"));
@@ -344,7 +364,7 @@ public sealed class TokenEngineTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task F20_ForcedRefreshForTheStoredToken_RefreshesOnceEvenIfFresh()
+    public async Task GetAccessToken_ForcedRefreshForTheStoredToken_RefreshesOnceEvenIfFresh()
     {
         await SeedAsync(expired: false);
         _endpoint.Then(HttpStatusCode.OK, ScriptedTokenEndpoint.Tokens("at-2", "rt-2"));
@@ -357,7 +377,7 @@ public sealed class TokenEngineTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task F20_ForcedRefreshForASupersededToken_NoRefresh()
+    public async Task GetAccessToken_ForcedRefreshForASupersededToken_NoRefresh()
     {
         await SeedAsync(expired: false, accessToken: "at-current");
 
@@ -368,7 +388,7 @@ public sealed class TokenEngineTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task F20_ForcedRefreshForASupersededTokenWhoseReplacementIsDue_RefreshesInsteadOfHandingItBack()
+    public async Task GetAccessToken_ForcedRefreshForASupersededTokenWhoseReplacementIsDue_RefreshesInsteadOfHandingItBack()
     {
         await SeedAsync(expired: false, accessToken: "at-current", due: true); // still usable, past its refresh-ahead point
         _endpoint.Then(HttpStatusCode.OK, ScriptedTokenEndpoint.Tokens("at-2", "rt-2"));

@@ -72,23 +72,16 @@ internal static class AuditTraffic
     }
 
     /// <summary>Polls <c>latchkey audit --json</c> until it holds <paramref name="count"/> entries (10 s at most).</summary>
-    public static async Task<JsonElement[]> WaitForEntriesAsync(GatewayProcess gateway, int count, params string[] filter)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        while (true)
-        {
-            var result = await gateway.Cli(null, ["audit", "--json", "--limit", "10000", .. filter]);
-            Assert.True(result.ExitCode == 0, result.ToString());
-            using var json = JsonDocument.Parse(result.Stdout);
-            var entries = json.RootElement.EnumerateArray().Select(e => e.Clone()).ToArray();
-            if (entries.Length >= count || DateTime.UtcNow > deadline)
+    public static Task<JsonElement[]> WaitForEntriesAsync(GatewayProcess gateway, int count, params string[] filter) =>
+        RealTime.UntilAsync(
+            async () =>
             {
-                return entries;
-            }
-
-            await Task.Delay(100);
-        }
-    }
+                var result = await gateway.Cli(null, ["audit", "--json", "--limit", "10000", .. filter]);
+                Assert.True(result.ExitCode == 0, result.ToString());
+                using var json = JsonDocument.Parse(result.Stdout);
+                return json.RootElement.EnumerateArray().Select(e => e.Clone()).ToArray();
+            },
+            entries => entries.Length >= count, TimeSpan.FromSeconds(10));
 
     public static void AssertMatches(IReadOnlyList<SentRequest> sent, IReadOnlyList<JsonElement> entries)
     {

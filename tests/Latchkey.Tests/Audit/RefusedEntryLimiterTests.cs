@@ -1,11 +1,12 @@
 using Latchkey.Audit;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Latchkey.Tests.Audit;
 
-/// <summary>The per-source budget for audit entries of refused requests, on a manual clock.</summary>
+/// <summary>The per-source and global budgets for audit entries of refused requests, on a fake clock.</summary>
 public sealed class RefusedEntryLimiterTests
 {
-    private readonly ManualTime _time = new();
+    private readonly FakeTimeProvider _time = new(DateTimeOffset.UtcNow);
 
     [Fact]
     public void TryTake_BurstThenEmpty_CountsWhatItRefused()
@@ -80,16 +81,54 @@ public sealed class RefusedEntryLimiterTests
         Assert.Equal(1, limiter.TrackedSources);
     }
 
-    private sealed class ManualTime : TimeProvider
+    [Fact]
+    public void TryTake_ThousandSourcesFlood_TotalBoundedByTheGlobalBudget()
     {
-        private long _ticks = DateTimeOffset.UtcNow.UtcTicks;
+        var limiter = new RefusedEntryLimiter(_time, burst: 100, perSecond: 10, maxSources: 1024, globalBurst: 200, globalPerSecond: 20);
+        var taken = 0;
+        for (var second = 0; second < 8; second++)
+        {
+            for (var i = 0; i < 100_000 / 8; i++)
+            {
+                taken += limiter.TryTake($"10.0.{i % 1000 / 256}.{i % 1000 % 256}") ? 1 : 0;
+            }
 
-        public override DateTimeOffset GetUtcNow() => new(_ticks, TimeSpan.Zero);
+            _time.Advance(TimeSpan.FromSeconds(1));
+        }
 
-        public override long GetTimestamp() => _ticks;
+        Assert.InRange(taken, 200, 200 + (20 * 8)); // not 1,000 sources x 100: the global bucket holds for all of them
+        Assert.Equal(100_000 - taken, limiter.TakeDropped().Sum(d => d.Count));
+    }
 
-        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
+    [Fact]
+    public void TryTake_OneSourceSpendsTheGlobalBudget_OnlyUpToItsOwnBurst()
+    {
+        var limiter = new RefusedEntryLimiter(_time, burst: 5, perSecond: 1, globalBurst: 8, globalPerSecond: 1);
+        for (var i = 0; i < 1000; i++)
+        {
+            limiter.TryTake("10.0.0.1");
+        }
 
-        public void Advance(TimeSpan by) => _ticks += by.Ticks;
+        Assert.Equal(3, Enumerable.Range(0, 5).Count(_ => limiter.TryTake("10.0.0.2"))); // what the global budget has left
+    }
+
+    [Fact]
+    public void TakeDropped_ManySourcesDropped_AtMostTheLimitLargestFirstAndTheRestAddedUp()
+    {
+        var limiter = new RefusedEntryLimiter(_time, burst: 1, perSecond: 0.001, maxSources: 1024, globalBurst: 1_000_000);
+        for (var i = 0; i < 500; i++)
+        {
+            for (var n = 0; n <= i % 50; n++)
+            {
+                limiter.TryTake($"10.1.{i / 256}.{i % 256}");
+            }
+        }
+
+        var dropped = limiter.TakeDropped();
+
+        Assert.Equal(RefusedEntryLimiter.MaxSummaries, dropped.Count);
+        Assert.Equal(RefusedEntryLimiter.OtherSources, dropped[^1].Source);
+        Assert.All(dropped.Take(dropped.Count - 1), d => Assert.Equal(49, d.Count)); // the loudest sources by name
+        Assert.Equal(Enumerable.Range(0, 500).Sum(i => i % 50), dropped.Sum(d => d.Count));
     }
 }

@@ -31,14 +31,11 @@ public sealed class GatewayLocatorTests : IDisposable
         {
             // The gateway env started itself stops at once ("already running"); env must go on waiting.
             var log = Path.Combine(_home.Path, "gateway.log");
-            var waited = Stopwatch.StartNew();
-            while (!(File.Exists(log) && (await File.ReadAllTextAsync(log)).Contains("already running", StringComparison.Ordinal)))
-            {
-                Assert.True(waited.Elapsed < TimeSpan.FromSeconds(15) && !env.HasExited, $"the gateway env started never ran into the lock: {(env.HasExited ? await envErr : "env still running")}");
-                await Task.Delay(100);
-            }
+            async Task<bool> RanIntoTheLock() => File.Exists(log) && (await File.ReadAllTextAsync(log)).Contains("already running", StringComparison.Ordinal);
+            await RealTime.UntilAsync(async () => await RanIntoTheLock() || env.HasExited, TimeSpan.FromSeconds(15));
+            Assert.True(await RanIntoTheLock(), $"the gateway env started never ran into the lock: {(env.HasExited ? await envErr : "env still running")}");
 
-            await Task.Delay(TimeSpan.FromSeconds(1.5)); // env polls every 0.1 s: old behaviour gave up by now
+            await RealTime.ForAsync(TimeSpan.FromSeconds(1.5)); // env polls every 0.1 s: old behaviour gave up by now
             Assert.False(env.HasExited, $"env gave up while the home was held: {(env.HasExited ? await envErr : string.Empty)}");
 
             // The hand-started gateway now gets going and answers.

@@ -228,7 +228,7 @@ public sealed class RunCommandTests : IClassFixture<RunCommandFixture>
 
         // SIGINT (Ctrl-C reaches the agent through the terminal's process group) does not make latchkey leave it.
         Assert.Equal(0, global::Latchkey.Local.NativeMethods.Kill(process.Id, 2));
-        await Task.Delay(500);
+        await RealTime.ForAsync(TimeSpan.FromMilliseconds(500)); // time for latchkey (another process) to (wrongly) stop
         Assert.False(process.HasExited);
 
         Assert.Equal(0, global::Latchkey.Local.NativeMethods.Kill(process.Id, 15));

@@ -78,12 +78,8 @@ public sealed class DashboardBrowserTests(ChromiumFixture chromium, ITestOutputH
         await world.ScreenshotAsync(page, "keys");
 
         Assert.NotEqual(HttpStatusCode.Unauthorized, before);
-        var after = before;
-        for (var i = 0; i < 40 && after != HttpStatusCode.Unauthorized; i++)
-        {
-            await Task.Delay(100); // the gateway caches a key check for one second
-            after = await AgentRequestAsync(world, key);
-        }
+        // The gateway process caches a key check for one second of its clock.
+        var after = await RealTime.UntilAsync(() => AgentRequestAsync(world, key), s => s == HttpStatusCode.Unauthorized, TimeSpan.FromSeconds(4));
 
         Assert.Equal(HttpStatusCode.Unauthorized, after);
         Assert.DoesNotContain(key, world.Gateway.Log, StringComparison.Ordinal);
@@ -92,11 +88,18 @@ public sealed class DashboardBrowserTests(ChromiumFixture chromium, ITestOutputH
         await page.GetByRole(AriaRole.Link, new() { Name = "Audit log" }).ClickAsync();
         var served = page.Locator("tbody tr", new() { HasText = "laptop-agent" });
         var refused = page.Locator("tbody tr", new() { HasText = "401" });
-        for (var i = 0; i < 50 && (await served.CountAsync() == 0 || await refused.CountAsync() == 0); i++)
-        {
-            await Task.Delay(200); // the gateway writes audit entries in the background, in batches
-            await page.ReloadAsync();
-        }
+        await RealTime.UntilAsync( // the gateway process writes audit entries in the background, in batches
+            async () =>
+            {
+                if (await served.CountAsync() > 0 && await refused.CountAsync() > 0)
+                {
+                    return true;
+                }
+
+                await page.ReloadAsync();
+                return false;
+            },
+            TimeSpan.FromSeconds(10), TimeSpan.FromMilliseconds(200));
 
         await Assertions.Expect(served.First).ToContainTextAsync("/c/anthropic");
         await Assertions.Expect(refused.First).ToContainTextAsync("/c/anthropic");
@@ -210,11 +213,7 @@ public sealed class DashboardBrowserTests(ChromiumFixture chromium, ITestOutputH
             Assert.Equal(HttpStatusCode.OK, revoke.StatusCode);
         }
 
-        var due = first.Metadata.ExpiresAt!.Value - DateTimeOffset.UtcNow;
-        if (due > TimeSpan.Zero)
-        {
-            await Task.Delay(due + TimeSpan.FromMilliseconds(200));
-        }
+        await RealTime.PastAsync(first.Metadata.ExpiresAt!.Value, TimeSpan.FromMilliseconds(200)); // a real server's token, on the real clock
 
         var refused = await world.Gateway.Cli(null, "token", "mcp");
         Assert.NotEqual(0, refused.ExitCode);

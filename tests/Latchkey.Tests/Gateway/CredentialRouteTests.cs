@@ -174,17 +174,14 @@ public sealed class CredentialRouteTests(GatewayFixture fixture) : IClassFixture
         var revoked = await Gateway.Cli(null, "keys", "revoke", "revoke-key");
         Assert.True(revoked.ExitCode == 0, revoked.ToString());
 
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        HttpStatusCode status;
-        string body;
-        do
-        {
-            await Task.Delay(250);
-            using var response = await Gateway.Http.SendAsync(Messages("/c/revoke/v1/messages", key));
-            status = response.StatusCode;
-            body = await response.Content.ReadAsStringAsync();
-        }
-        while (status == HttpStatusCode.OK && DateTime.UtcNow < deadline);
+        // The gateway process caches a key check for a second of its clock.
+        var (status, body) = await RealTime.UntilAsync(
+            async () =>
+            {
+                using var response = await Gateway.Http.SendAsync(Messages("/c/revoke/v1/messages", key));
+                return (response.StatusCode, await response.Content.ReadAsStringAsync());
+            },
+            r => r.StatusCode != HttpStatusCode.OK, TimeSpan.FromSeconds(10), TimeSpan.FromMilliseconds(250));
 
         Assert.Equal(HttpStatusCode.Unauthorized, status);
         Assert.Contains("client_key_revoked", body, StringComparison.Ordinal);
@@ -450,7 +447,7 @@ public sealed class CredentialRouteTests(GatewayFixture fixture) : IClassFixture
         }
 
         Assert.NotNull((await StatusAsync("heal"))["last_upstream_failure"]);
-        await Task.Delay(1100); // past the gateway's one-second credential cache
+        await RealTime.ForAsync(TimeSpan.FromMilliseconds(1100)); // past the gateway process's one-second credential cache
         using (var ok = await Gateway.Http.SendAsync(Messages("/c/heal/v1/messages", key)))
         {
             Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
@@ -530,7 +527,7 @@ public sealed class CredentialRouteTests(GatewayFixture fixture) : IClassFixture
             using var _ = await Gateway.Http.SendAsync(request);
         }
 
-        await Task.Delay(200);
+        await RealTime.UntilAsync(() => Gateway.Log.Contains("logcheck", StringComparison.Ordinal), TimeSpan.FromSeconds(10)); // the log comes through the gateway's stdout
         var log = Gateway.Log;
         Assert.Contains("logcheck", log, StringComparison.Ordinal); // the failures were logged...
         foreach (var secret in fixture.Secrets)

@@ -44,6 +44,8 @@ public sealed class ModelRouterFindModelTests
     [InlineData("""{"model":"a"} trailing""", "Missing")]
     [InlineData("""{"model":"a",""", "Missing")]
     [InlineData("""["model","a"]""", "Missing")]
+    [InlineData("""{"model":"\ud800x"}""", "Missing")] // a lone surrogate: no string form
+    [InlineData("""{"model":"\udc00"}""", "Missing")]
     [InlineData("", "Missing")]
     public void FindModel_NotExactlyOneModelString_IsRefused(string json, string expected) =>
         Assert.Equal(Enum.Parse<Lookup>(expected), ModelRouterRoute.FindModel(new ReadOnlySequence<byte>(Encoding.UTF8.GetBytes(json))).Lookup);

@@ -61,18 +61,13 @@ public sealed class ReplicasOnPostgresTests(PostgresServer server, ITestOutputHe
             // --- phase 1: steady load on all three ---
             var steady = Stopwatch.StartNew();
             load.Start();
-            await Task.Delay(TimeSpan.FromSeconds(SteadySeconds));
+            await RealTime.ForAsync(TimeSpan.FromSeconds(SteadySeconds)); // load phases run on the real clock of every replica
             var steadyCounters = await lk.Peer.CountersAsync();
             var steadyElapsed = steady.Elapsed;
 
             // --- phase 2: the replica holding the lease is killed while its refresh waits at the server ---
             await lk.Peer.SetFaultsAsync(new { holdNextRefreshBeforeCommit = true });
-            var waited = Stopwatch.StartNew();
-            while ((await lk.Peer.CountersAsync()).Held == 0)
-            {
-                Assert.True(waited.Elapsed < TimeSpan.FromSeconds(10), "no refresh reached the server");
-                await Task.Delay(20);
-            }
+            Assert.True(await RealTime.UntilAsync(async () => (await lk.Peer.CountersAsync()).Held > 0, TimeSpan.FromSeconds(10), TimeSpan.FromMilliseconds(20)), "no refresh reached the server");
 
             var owner = await ScalarAsync<string>(url, "SELECT lease_owner FROM credential WHERE name = 'mcp'");
             var holderPid = int.Parse(owner.Split('/')[2], CultureInfo.InvariantCulture);
@@ -81,14 +76,14 @@ public sealed class ReplicasOnPostgresTests(PostgresServer server, ITestOutputHe
             await victim.KillAsync(); // SIGKILL: the lease and the attempt marker stay behind
             await lk.Peer.SetFaultsAsync(new { release = true }); // its held request is abandoned before anything rotated
             var killedAt = load.Clock.Elapsed;
-            await Task.Delay(TimeSpan.FromSeconds(5));
+            await RealTime.ForAsync(TimeSpan.FromSeconds(5));
 
             // --- phase 3: PostgreSQL restarted under the load ---
             var downFrom = load.Clock.Elapsed;
             await server.StopAsync("fast");
             await server.StartAsync();
             var downUntil = load.Clock.Elapsed;
-            await Task.Delay(TimeSpan.FromSeconds(6));
+            await RealTime.ForAsync(TimeSpan.FromSeconds(6));
             await load.StopAsync();
             var counters = await lk.Peer.CountersAsync();
 

@@ -124,7 +124,7 @@ public sealed class McpRealServerTests(ITestOutputHelper output)
         await world.AuthorizationServer.SetFaultsAsync(new { atTtl = 300 });
         await using var gateway = await GatewayProcess.StartAsync(world.Latchkey.TempHome);
         var key = await gateway.CreateKeyAsync("agent", "tracker");
-        await Task.Delay(TimeSpan.FromSeconds(2.2));
+        await world.Latchkey.UntilExpiredAsync("tracker");
         await world.AuthorizationServer.ResetCountersAsync();
         await world.Mcp.ResetCountersAsync();
 
@@ -243,7 +243,7 @@ public sealed class McpRealServerTests(ITestOutputHelper output)
         await world.AuthorizationServer.SetFaultsAsync(new { atTtl = 2 });
         await world.AddAsync("tracker", world.Mcp.Url);
         await world.AuthorizationServer.SetFaultsAsync(new { atTtl = 300 });
-        await Task.Delay(TimeSpan.FromSeconds(2.2));
+        await world.Latchkey.UntilExpiredAsync("tracker");
         await world.AuthorizationServer.ResetCountersAsync();
 
         var runs = await Task.WhenAll(Enumerable.Range(0, Bridges).Select(_ => world.ClientAsync(Whoami, "stdio", Processes.LatchkeyExe, null, "mcp", "stdio", "tracker")));

@@ -46,7 +46,7 @@ public sealed class McpStdioBridgeExpiryTests(ITestOutputHelper output)
         await using var world = await McpWorld.StartAsync(output);
         await world.AuthorizationServer.SetFaultsAsync(new { atTtl = 3 });
         await world.AddAsync("tracker", world.Mcp.Url);
-        await Task.Delay(TimeSpan.FromSeconds(3.2)); // the stored token has expired: the bridge must refresh first
+        await world.Latchkey.UntilExpiredAsync("tracker"); // the stored token has expired: the bridge must refresh first
         await world.AuthorizationServer.ResetCountersAsync();
         await world.Mcp.ResetCountersAsync();
         // The next refresh is issued at once (its 2-3 s of life start running) but answered 3.5 s later: dead on arrival,
@@ -70,7 +70,7 @@ public sealed class McpStdioBridgeExpiryTests(ITestOutputHelper output)
         await using var world = await McpWorld.StartAsync(output);
         await world.AuthorizationServer.SetFaultsAsync(new { atTtl = 2 });
         await world.AddAsync("tracker", world.Mcp.Url);
-        await Task.Delay(TimeSpan.FromSeconds(2.2));
+        await world.Latchkey.UntilExpiredAsync("tracker");
         await world.AuthorizationServer.ResetCountersAsync();
         await world.Mcp.ResetCountersAsync();
         await world.AuthorizationServer.SetFaultsAsync(new { slowRefreshAnswers = 10, slowAnswerMs = 2500 });

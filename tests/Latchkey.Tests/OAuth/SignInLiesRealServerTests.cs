@@ -6,7 +6,8 @@ namespace Latchkey.Tests.OAuth;
 /// <summary>
 /// A real authorization server that lies (its answers rewritten by a post-middleware in the peer) or that
 /// refuses: every lie is refused with its own reason, and nothing stored changes: the working grant stays
-/// byte-for-byte the same and usable (F21), and a new name is never created.
+/// byte-for-byte the same and usable (an abandoned or refused sign-in never costs the grant that works), and a new
+/// name is never created.
 /// The unit tests in Latchkey.Core.Tests (DiscoveryTests, GrantFlowsTests) cover the same checks in isolation;
 /// these run them end to end through <c>latchkey login</c> against oidc-provider.
 /// </summary>
@@ -61,17 +62,14 @@ public sealed class SignInLiesRealServerTests(ITestOutputHelper output)
         login.StandardInput.Close();
         var stderr = login.StandardError.ReadToEndAsync();
         _ = login.StandardOutput.ReadToEndAsync();
-        var waited = System.Diagnostics.Stopwatch.StartNew();
-        while (!lk.ReadBrowserLog().Contains("delivered to", StringComparison.Ordinal))
-        {
-            Assert.True(waited.Elapsed < TimeSpan.FromSeconds(60) && !login.HasExited, $"the browser never came back: {lk.ReadBrowserLog()}\n{(login.HasExited ? await stderr : string.Empty)}");
-            await Task.Delay(100);
-        }
+        bool Delivered() => lk.ReadBrowserLog().Contains("delivered to", StringComparison.Ordinal);
+        await RealTime.UntilAsync(() => Delivered() || login.HasExited, TimeSpan.FromSeconds(60));
+        Assert.True(Delivered(), $"the browser never came back: {lk.ReadBrowserLog()}\n{(login.HasExited ? await stderr : string.Empty)}");
 
         Assert.Contains("/callback: 400", lk.ReadBrowserLog(), StringComparison.Ordinal);
-        await Task.Delay(500);
+        await RealTime.ForAsync(TimeSpan.FromMilliseconds(500)); // time for the login process to (wrongly) give up
         Assert.False(login.HasExited, "the wrong state ended the sign-in: " + (login.HasExited ? await stderr : string.Empty));
-        Latchkey.Tests.Gateway.NativeSignal.Terminate(login.Id); // the person gives up (Ctrl-C would do the same)
+        NativeSignal.Terminate(login.Id); // the person gives up (Ctrl-C would do the same)
         await login.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
         Assert.NotEqual(0, login.ExitCode);
         Assert.Contains("Ignored a request to the sign-in listener", await stderr, StringComparison.Ordinal);

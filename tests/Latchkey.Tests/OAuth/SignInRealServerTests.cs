@@ -3,7 +3,6 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using Latchkey.Tests.Peers;
-using Latchkey.TestBrowser;
 using Xunit.Abstractions;
 
 namespace Latchkey.Tests.OAuth;
@@ -125,7 +124,7 @@ public sealed class SignInRealServerTests(ITestOutputHelper output)
 
         var login = await lk.RunWithInputAsync(Canary + "\n", "login", "pre", "--resource", lk.Peer.Resource, "--client-id", "latchkey-pre", "--client-secret-stdin", "--client-auth", method);
         Assert.True(login.ExitCode == 0, $"{login}\n{lk.ReadBrowserLog()}");
-        await Task.Delay(TimeSpan.FromSeconds(2.2)); // the token is due: the refresh authenticates with the stored secret
+        await lk.UntilExpiredAsync("pre"); // the token is due: the refresh authenticates with the stored secret
         var token = await lk.TokenAsync("pre");
         var status = await lk.RunAsync("status", "pre", "--json");
 
@@ -224,7 +223,7 @@ public sealed class SignInRealServerTests(ITestOutputHelper output)
         var login = await lk.RunWithInputAsync(Canary + "\n", "login", "m2m", "--resource", lk.Peer.Resource, "--client-credentials", "--client-id", "machine", "--client-secret-stdin");
         Assert.True(login.ExitCode == 0, login.ToString());
         var first = await lk.TokenAsync("m2m");
-        await Task.Delay(TimeSpan.FromSeconds(2.2));
+        await lk.UntilExpiredAsync("m2m");
         var second = await lk.TokenAsync("m2m");
 
         Assert.True(first.ExitCode == 0 && second.ExitCode == 0, $"{first}\n{second}");
@@ -284,7 +283,7 @@ public sealed class SignInRealServerTests(ITestOutputHelper output)
         Assert.Contains("invalid_grant", await replay.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         Assert.False((await lk.Peer.IntrospectAsync(after.Secrets.RefreshToken!)).GetProperty("active").GetBoolean());
 
-        await Task.Delay(TimeSpan.FromSeconds(2.2)); // AT2 is due: the next refresh presents RT2, which is dead now
+        await lk.UntilExpiredAsync("mcp"); // AT2 is due: the next refresh presents RT2, which is dead now
         var refused = await lk.TokenAsync("mcp");
         var status = await lk.StatusAsync("mcp");
 
@@ -298,7 +297,7 @@ public sealed class SignInRealServerTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task F10_ConcurrentSignIns_8ProcessesAtOnce_EveryGrantBoundToItsOwnRegistration()
+    public async Task Login_8ConcurrentSignIns_EveryGrantBoundToItsOwnRegistration()
     {
         const int signIns = 8;
         await using var lk = await LatchkeyAgainstPeer.StartAsync(output);
@@ -321,7 +320,7 @@ public sealed class SignInRealServerTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task F21_AbandonedSignIn_KilledWhileWaitingForTheBrowser_OldGrantIntactAndUsable()
+    public async Task Login_KilledWhileWaitingForTheBrowser_OldGrantIntactAndUsable()
     {
         await using var lk = await LatchkeyAgainstPeer.StartAsync(output);
         await lk.LoginAsync("mcp", "--resource", lk.Peer.Resource);
@@ -365,7 +364,7 @@ public sealed class SignInRealServerTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task F19_TwoAccountsOnOneServer_RefreshAndLogoutOfOneLeaveTheOtherUntouched()
+    public async Task Login_TwoAccountsOnOneServer_RefreshAndLogoutOfOneLeaveTheOtherUntouched()
     {
         await using var lk = await LatchkeyAgainstPeer.StartAsync(output);
         await lk.Peer.SetFaultsAsync(new { user = "alice", atTtl = 2 });
@@ -375,7 +374,7 @@ public sealed class SignInRealServerTests(ITestOutputHelper output)
         var bob = await lk.SnapshotAsync("bob");
         var bobRefresh = (await lk.ReadAsync("bob"))!.Secrets.RefreshToken!;
 
-        await Task.Delay(TimeSpan.FromSeconds(2.2)); // alice's token is due: her refresh must not touch bob
+        await lk.UntilExpiredAsync("alice"); // alice's token is due: her refresh must not touch bob
         var aliceToken = await lk.TokenAsync("alice");
         var bobToken = await lk.TokenAsync("bob");
         Assert.Equal("alice", LatchkeyAgainstPeer.JwtPayload(aliceToken.Token!).GetProperty("sub").GetString());
@@ -408,11 +407,11 @@ public sealed class SignInRealServerTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task F27_RealTokens_NeverInAnyOutputOrInTheStoreFilesInClear()
+    public async Task Commands_RealTokensAfterLoginAndRefresh_NeverInAnyOutputOrInTheStoreFilesInClear()
     {
         await using var lk = await LatchkeyAgainstPeer.StartAsync(output, new Dictionary<string, string> { ["AT_TTL"] = "2" });
         var outputs = new List<Processes.Result> { await lk.RunAsync("login", "mcp", "--resource", lk.Peer.Resource) };
-        await Task.Delay(TimeSpan.FromSeconds(2.2));
+        await lk.UntilExpiredAsync("mcp");
         var token = await lk.TokenAsync("mcp"); // a refresh: new tokens written
         var record = (await lk.ReadAsync("mcp"))!;
         outputs.Add(await lk.RunAsync("status"));

@@ -127,14 +127,16 @@ internal sealed class LatchkeyAgainstPeer : IAsyncDisposable
     {
         await Peer.SetFaultsAsync(new { atTtl = 2 });
         await LoginAsync(name, args);
-        var record = await ReadAsync(name);
-        var due = record!.Metadata.ExpiresAt!.Value - DateTimeOffset.UtcNow;
-        if (due > TimeSpan.Zero)
-        {
-            await Task.Delay(due + TimeSpan.FromMilliseconds(100));
-        }
-
+        await UntilExpiredAsync(name);
         await Peer.SetFaultsAsync(new { atTtl = 300 });
+    }
+
+    /// <summary>Waits until the access token stored for <paramref name="name"/> has expired. The server that issued it
+    /// and every <c>latchkey</c> process judge that on the machine's real clock, so the test waits in real time.</summary>
+    public async Task UntilExpiredAsync(string name)
+    {
+        var record = await ReadAsync(name);
+        await RealTime.PastAsync(record!.Metadata.ExpiresAt!.Value, TimeSpan.FromMilliseconds(200));
     }
 
     public async ValueTask DisposeAsync()

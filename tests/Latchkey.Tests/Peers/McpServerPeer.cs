@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Net.Http.Json;
-using System.Text;
 using System.Text.Json;
 using Xunit.Abstractions;
 
@@ -8,22 +7,22 @@ namespace Latchkey.Tests.Peers;
 
 /// <summary>
 /// The real OAuth-protected MCP server (npm <c>@modelcontextprotocol/sdk</c>, <c>tests/peers/mcp/server.mjs</c>) as an
-/// OS process, plus the real authorization server it trusts: the MCP server starts first (on a free port), the
-/// authorization server is started with the MCP server's two resources (<see cref="Url"/>, <see cref="SseUrl"/>)
-/// accepted, then the MCP server is told the issuer. Both are stopped with their process trees on dispose.
+/// OS process (<see cref="NodePeer"/>), plus the real authorization server it trusts: the MCP server starts first (on
+/// a free port), the authorization server is started with the MCP server's two resources (<see cref="Url"/>,
+/// <see cref="SseUrl"/>) accepted, then the MCP server is told the issuer. Both are stopped with their process trees
+/// on dispose.
 /// </summary>
 internal sealed class McpServerPeer : IAsyncDisposable
 {
-    private readonly Process _process;
+    private readonly NodePeer _node;
     private readonly HttpClient _http = new(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(30) };
-    private readonly StringBuilder _stderr = new();
 
-    private McpServerPeer(Process process, string @base, string url, string sseUrl)
+    private McpServerPeer(NodePeer node)
     {
-        _process = process;
-        Base = @base;
-        Url = url;
-        SseUrl = sseUrl;
+        _node = node;
+        Base = node.Ready.GetProperty("base").GetString()!;
+        Url = node.Ready.GetProperty("mcp").GetString()!;
+        SseUrl = node.Ready.GetProperty("sse").GetString()!;
     }
 
     /// <summary>The server's origin, where the test endpoints live.</summary>
@@ -35,86 +34,11 @@ internal sealed class McpServerPeer : IAsyncDisposable
     /// <summary>The legacy HTTP+SSE endpoint (its own resource identifier).</summary>
     public string SseUrl { get; }
 
-    public string Stderr
-    {
-        get
-        {
-            lock (_stderr)
-            {
-                return _stderr.ToString();
-            }
-        }
-    }
+    public string Stderr => _node.Stderr;
 
     /// <summary>Starts the MCP server alone; <see cref="TrustAsync"/> then points it at an authorization server.</summary>
-    public static async Task<McpServerPeer> StartAsync(ITestOutputHelper? output, IReadOnlyDictionary<string, string>? environment = null)
-    {
-        var script = Path.Combine(Processes.RepoRoot, "tests", "peers", "mcp", "server.mjs");
-        var info = new ProcessStartInfo("node") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = Path.GetDirectoryName(script)! };
-        info.ArgumentList.Add(script);
-        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
-        {
-            info.Environment[key] = value;
-        }
-
-        var process = Process.Start(info) ?? throw new InvalidOperationException("node did not start");
-        process.StandardInput.Close();
-        var stderr = new StringBuilder();
-        process.ErrorDataReceived += (_, e) =>
-        {
-            if (e.Data is null)
-            {
-                return;
-            }
-
-            lock (stderr)
-            {
-                stderr.AppendLine(e.Data);
-            }
-
-            try
-            {
-                output?.WriteLine($"[mcp-server] {e.Data}");
-            }
-            catch (InvalidOperationException)
-            {
-            }
-        };
-        process.BeginErrorReadLine();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
-        string? line;
-        try
-        {
-            line = await process.StandardOutput.ReadLineAsync(timeout.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            line = null;
-        }
-
-        if (line is null || !line.StartsWith('{'))
-        {
-            process.Kill(entireProcessTree: true);
-            throw new InvalidOperationException($"the MCP server was not ready within 20 s (did 'npm ci --prefix tests/peers' run?). stdout: {line}; stderr: {stderr}");
-        }
-
-        using var ready = JsonDocument.Parse(line);
-        var r = ready.RootElement;
-        var peer = new McpServerPeer(process, r.GetProperty("base").GetString()!, r.GetProperty("mcp").GetString()!, r.GetProperty("sse").GetString()!);
-        _ = Task.Run(async () =>
-        {
-            try
-            {
-                while (await process.StandardOutput.ReadLineAsync() is not null)
-                {
-                }
-            }
-            catch (Exception ex) when (ex is IOException or ObjectDisposedException or InvalidOperationException)
-            {
-            }
-        });
-        return peer;
-    }
+    public static async Task<McpServerPeer> StartAsync(ITestOutputHelper? output, IReadOnlyDictionary<string, string>? environment = null) =>
+        new(await NodePeer.StartAsync("mcp/server.mjs", "mcp-server", output, environment));
 
     /// <summary>The authorization server's environment that accepts this server's resources (merged with <paramref name="extra"/>).</summary>
     public Dictionary<string, string> AuthorizationServerEnvironment(IReadOnlyDictionary<string, string>? extra = null)
@@ -154,20 +78,7 @@ internal sealed class McpServerPeer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _http.Dispose();
-        try
-        {
-            if (!_process.HasExited)
-            {
-                _process.Kill(entireProcessTree: true);
-            }
-
-            await _process.WaitForExitAsync(CancellationToken.None);
-        }
-        catch (InvalidOperationException)
-        {
-        }
-
-        _process.Dispose();
+        await _node.DisposeAsync();
     }
 }
 
@@ -241,9 +152,7 @@ internal sealed class McpWorld : IAsyncDisposable
     /// <summary>As <see cref="ClientAsync"/>, with more environment (e.g. <c>MCP_SOAK_SECONDS</c>).</summary>
     public async Task<JsonElement> ClientWithEnvironmentAsync(IReadOnlyDictionary<string, string> environment, object calls, string mode, string target, string? authorization = null, params string[] extra)
     {
-        var script = Path.Combine(Processes.RepoRoot, "tests", "peers", "mcp", "client.mjs");
-        var info = new ProcessStartInfo("node") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = Path.GetDirectoryName(script)! };
-        info.ArgumentList.Add(script);
+        var info = NodePeer.StartInfo("mcp/client.mjs");
         info.ArgumentList.Add(mode);
         info.ArgumentList.Add(target);
         foreach (var a in extra)

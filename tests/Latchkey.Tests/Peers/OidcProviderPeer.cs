@@ -1,30 +1,25 @@
-using System.Diagnostics;
 using System.Net.Http.Json;
-using System.Text;
 using System.Text.Json;
 using Xunit.Abstractions;
 
 namespace Latchkey.Tests.Peers;
 
 /// <summary>
-/// The real authorization server (npm <c>oidc-provider</c>, <c>tests/peers/oidc/server.mjs</c>) as an OS process:
-/// started on a free loopback port with its configuration in environment variables, ready when it prints its
-/// JSON line (20 s at most), stopped with its whole process tree on dispose. Its stderr goes to the test output.
+/// The real authorization server (npm <c>oidc-provider</c>, <c>tests/peers/oidc/server.mjs</c>) as an OS process
+/// (<see cref="NodePeer"/>): started on a free loopback port with its configuration in environment variables, ready
+/// when it prints its JSON line, stopped with its whole process tree on dispose. Its stderr goes to the test output.
 /// </summary>
 internal sealed class OidcProviderPeer : IAsyncDisposable
 {
-    private static readonly TimeSpan ReadyTimeout = TimeSpan.FromSeconds(20);
-    private readonly Process _process;
+    private readonly NodePeer _node;
     private readonly HttpClient _http = new(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(30) };
-    private readonly StringBuilder _stderr;
 
-    private OidcProviderPeer(Process process, StringBuilder stderr, string issuer, string @base, string resource)
+    private OidcProviderPeer(NodePeer node)
     {
-        _process = process;
-        _stderr = stderr;
-        Issuer = issuer;
-        Base = @base;
-        Resource = resource;
+        _node = node;
+        Issuer = node.Ready.GetProperty("issuer").GetString()!;
+        Base = node.Ready.GetProperty("base").GetString()!;
+        Resource = node.Ready.GetProperty("resource").GetString()!;
     }
 
     /// <summary>The issuer identifier, exactly as the server compares it (<c>http://127.0.0.1:PORT[/path]</c>).</summary>
@@ -36,90 +31,10 @@ internal sealed class OidcProviderPeer : IAsyncDisposable
     /// <summary>The protected-resource stub this server also serves (<c>BASE/mcp</c>), an accepted resource indicator.</summary>
     public string Resource { get; }
 
-    public string Stderr
-    {
-        get
-        {
-            lock (_stderr)
-            {
-                return _stderr.ToString();
-            }
-        }
-    }
+    public string Stderr => _node.Stderr;
 
-    public static async Task<OidcProviderPeer> StartAsync(ITestOutputHelper? output, IReadOnlyDictionary<string, string>? environment = null)
-    {
-        var script = Path.Combine(Processes.RepoRoot, "tests", "peers", "oidc", "server.mjs");
-        var info = new ProcessStartInfo("node")
-        {
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = Path.GetDirectoryName(script)!,
-        };
-        info.ArgumentList.Add(script);
-        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
-        {
-            info.Environment[key] = value;
-        }
-
-        var process = Process.Start(info) ?? throw new InvalidOperationException("node did not start");
-        process.StandardInput.Close();
-        var stderr = new StringBuilder();
-        process.ErrorDataReceived += (_, e) =>
-        {
-            if (e.Data is null || e.Data.StartsWith("oidc-provider WARNING", StringComparison.Ordinal))
-            {
-                return;
-            }
-
-            lock (stderr)
-            {
-                stderr.AppendLine(e.Data);
-            }
-
-            try
-            {
-                output?.WriteLine($"[oidc-provider] {e.Data}");
-            }
-            catch (InvalidOperationException)
-            {
-                // the test already finished
-            }
-        };
-        process.BeginErrorReadLine();
-
-        using var timeout = new CancellationTokenSource(ReadyTimeout);
-        string? line;
-        try
-        {
-            line = await process.StandardOutput.ReadLineAsync(timeout.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            line = null;
-        }
-
-        if (line is null || !line.StartsWith('{'))
-        {
-            process.Kill(entireProcessTree: true);
-            await process.WaitForExitAsync(CancellationToken.None);
-            string text;
-            lock (stderr)
-            {
-                text = stderr.ToString();
-            }
-
-            throw new InvalidOperationException($"oidc-provider was not ready within {ReadyTimeout.TotalSeconds:0} s (did 'npm ci --prefix tests/peers' run?). stdout: {line}; stderr: {text}");
-        }
-
-        using var ready = JsonDocument.Parse(line);
-        var root = ready.RootElement;
-        var peer = new OidcProviderPeer(process, stderr, root.GetProperty("issuer").GetString()!, root.GetProperty("base").GetString()!, root.GetProperty("resource").GetString()!);
-        _ = DrainAsync(process);
-        return peer;
-    }
+    public static async Task<OidcProviderPeer> StartAsync(ITestOutputHelper? output, IReadOnlyDictionary<string, string>? environment = null) =>
+        new(await NodePeer.StartAsync("oidc/server.mjs", "oidc-provider", output, environment, ignore: line => line.StartsWith("oidc-provider WARNING", StringComparison.Ordinal)));
 
     /// <summary>What the server counted: refreshes (successful and refused), revocations, token requests.</summary>
     public async Task<PeerCounters> CountersAsync()
@@ -164,33 +79,7 @@ internal sealed class OidcProviderPeer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _http.Dispose();
-        try
-        {
-            if (!_process.HasExited)
-            {
-                _process.Kill(entireProcessTree: true);
-            }
-
-            await _process.WaitForExitAsync(CancellationToken.None);
-        }
-        catch (InvalidOperationException)
-        {
-        }
-
-        _process.Dispose();
-    }
-
-    private static async Task DrainAsync(Process process)
-    {
-        try
-        {
-            while (await process.StandardOutput.ReadLineAsync() is not null)
-            {
-            }
-        }
-        catch (Exception ex) when (ex is IOException or ObjectDisposedException or InvalidOperationException)
-        {
-        }
+        await _node.DisposeAsync();
     }
 }
 

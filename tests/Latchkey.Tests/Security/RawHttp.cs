@@ -24,10 +24,14 @@ internal static class RawHttp
     public static Task<RawResponse> SendWithBodyAsync(string baseUrl, string method, string target, string body, params string[] headers) =>
         SendRawAsync(baseUrl, Request(baseUrl, method, target, headers, body));
 
-    public static async Task<RawResponse> SendRawAsync(string baseUrl, byte[] request)
+    /// <summary>The same from a given local address (another address of 127.0.0.0/8 is another peer to the gateway).</summary>
+    public static Task<RawResponse> SendFromAsync(System.Net.IPAddress from, string baseUrl, string method, string target, params string[] headers) =>
+        SendRawAsync(baseUrl, Request(baseUrl, method, target, headers, null), from);
+
+    public static async Task<RawResponse> SendRawAsync(string baseUrl, byte[] request, System.Net.IPAddress? from = null)
     {
         var uri = new Uri(baseUrl);
-        using var tcp = new TcpClient();
+        using var tcp = from is null ? new TcpClient() : new TcpClient(new System.Net.IPEndPoint(from, 0));
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
         await tcp.ConnectAsync(uri.Host, uri.Port, timeout.Token);
         var stream = tcp.GetStream();

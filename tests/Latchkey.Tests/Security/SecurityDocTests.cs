@@ -45,7 +45,7 @@ public sealed partial class SecurityDocTests
     }
 
     /// <summary>Test references on the page: <c>`Class.Method`</c> in code spans, where Method has an underscore.</summary>
-    private static IEnumerable<string> NamedTests(string doc) =>
+    internal static IEnumerable<string> NamedTests(string doc) =>
         TestReference().Matches(doc).Select(m => m.Groups[1].Value);
 
     /// <summary>
@@ -53,7 +53,7 @@ public sealed partial class SecurityDocTests
     /// (comments and data rows may sit between them) start with <c>[Fact</c>, <c>[Theory</c>, <c>[Property</c> or
     /// an attribute ending in <c>Fact</c>, named after the class declared at the nearest enclosing brace depth.
     /// </summary>
-    private static HashSet<string> ReadTestMethods(string folder)
+    internal static HashSet<string> ReadTestMethods(string folder)
     {
         var methods = new HashSet<string>(StringComparer.Ordinal);
         foreach (var file in Directory.EnumerateFiles(folder, "*.cs", SearchOption.AllDirectories))

@@ -59,21 +59,11 @@ internal sealed class LatchkeySsh : IAsyncDisposable
     /// <summary>Waits for a line <paramref name="line"/> on standard output; returns the output so far.</summary>
     public async Task<string> WaitForLineAsync(string line)
     {
-        var deadline = DateTime.UtcNow + Timeout;
-        while (DateTime.UtcNow < deadline)
+        bool Printed() => Stdout.Split('\n').Any(l => l.TrimEnd('\r') == line);
+        await RealTime.UntilAsync(() => Printed() || _process.HasExited, Timeout, TimeSpan.FromMilliseconds(50));
+        if (Printed())
         {
-            var text = Stdout;
-            if (text.Split('\n').Any(l => l.TrimEnd('\r') == line))
-            {
-                return text;
-            }
-
-            if (_process.HasExited)
-            {
-                break;
-            }
-
-            await Task.Delay(50);
+            return Stdout;
         }
 
         throw new TimeoutException($"no line '{line}' from latchkey ssh.\nstdout: {Stdout}\nstderr: {Stderr}");

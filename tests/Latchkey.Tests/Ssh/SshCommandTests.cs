@@ -225,25 +225,17 @@ public sealed class SshCommandTests : IAsyncLifetime
 
     private async Task AssertRefusedAsync(string key)
     {
-        // The gateway caches a key check for a second: allow a little more.
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
-        HttpStatusCode status;
-        do
-        {
-            using var request = new HttpRequestMessage(HttpMethod.Post, "/c/anthropic/v1/messages") { Content = new StringContent(Request, Encoding.UTF8, "application/json") };
-            request.Headers.Add("x-api-key", key);
-            using var response = await _gateway.Http.SendAsync(request);
-            status = response.StatusCode;
-            if (status == HttpStatusCode.Unauthorized)
+        // The gateway process caches a key check for a second of its clock: allow a little more.
+        var status = await RealTime.UntilAsync(
+            async () =>
             {
-                return;
-            }
-
-            await Task.Delay(200);
-        }
-        while (DateTime.UtcNow < deadline);
-
-        Assert.Fail($"the session key still works after the session ended ({status})");
+                using var request = new HttpRequestMessage(HttpMethod.Post, "/c/anthropic/v1/messages") { Content = new StringContent(Request, Encoding.UTF8, "application/json") };
+                request.Headers.Add("x-api-key", key);
+                using var response = await _gateway.Http.SendAsync(request);
+                return response.StatusCode;
+            },
+            s => s == HttpStatusCode.Unauthorized, TimeSpan.FromSeconds(5), TimeSpan.FromMilliseconds(200));
+        Assert.True(status == HttpStatusCode.Unauthorized, $"the session key still works after the session ended ({status})");
     }
 
     private static string Section(string text, string from, string to)

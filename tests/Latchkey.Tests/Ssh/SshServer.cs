@@ -244,23 +244,23 @@ internal sealed class SshServer : IAsyncDisposable
 
     private static async Task Cleanup(string user, string remoteHome, string root)
     {
-        for (var attempt = 0; ; attempt++)
-        {
-            KillProcessesOf(user);
-            try
+        // userdel refuses while a killed process of the user's is still ending: try for 2 s, then the home folder
+        // goes anyway.
+        await RealTime.UntilAsync(
+            async () =>
             {
-                await Run("userdel", user);
-                break;
-            }
-            catch (InvalidOperationException) when (attempt < 20)
-            {
-                await Task.Delay(100); // a killed process of the user's is still ending
-            }
-            catch (InvalidOperationException)
-            {
-                break; // the home folder goes anyway
-            }
-        }
+                KillProcessesOf(user);
+                try
+                {
+                    await Run("userdel", user);
+                    return true;
+                }
+                catch (InvalidOperationException)
+                {
+                    return false;
+                }
+            },
+            TimeSpan.FromSeconds(2));
 
         foreach (var folder in new[] { remoteHome, root })
         {

@@ -5,8 +5,9 @@ using Xunit.Abstractions;
 namespace Latchkey.Tests.Store;
 
 /// <summary>
-/// The store under many real OS processes and <c>kill -9</c> (failure modes F10, F16): each process is the
-/// store driver (<c>tests/Latchkey.StoreDriver</c>), a separate executable over the same library.
+/// The store under many real OS processes and <c>kill -9</c> ("Writers overwrite each other's credentials" and "A
+/// crash in the middle of a write tears the record" in docs/failure-modes.md): each process is the store driver
+/// (<c>tests/Latchkey.StoreDriver</c>), a separate executable over the same library.
 /// </summary>
 public sealed class SqliteCredentialStoreProcessTests(ITestOutputHelper output) : IDisposable
 {
@@ -15,7 +16,7 @@ public sealed class SqliteCredentialStoreProcessTests(ITestOutputHelper output) 
     public void Dispose() => _home.Dispose();
 
     [Fact]
-    public async Task F10_ManyWriters_32ProcessesWriting100TimesWhileReadingAll_NoRecordLostNoneTorn()
+    public async Task UpdateAsync_32ProcessesEachWritingItsOwnRecord100TimesWhileReadingAll_NoRecordLostNoneTorn()
     {
         const int processes = 32;
         const int writes = 100;
@@ -67,7 +68,7 @@ public sealed class SqliteCredentialStoreProcessTests(ITestOutputHelper output) 
     }
 
     [Fact]
-    public async Task F16_KillDashNineDuringWrites200Times_EveryRecordIsACommittedVersionAndNoAcknowledgedWriteLost()
+    public async Task UpdateAsync_WriterKilledWithSigkill200Times_EveryRecordIsACommittedVersionAndNoAcknowledgedWriteLost()
     {
         const int kills = 200;
         string[] names = ["alpha", "beta", "gamma"];
@@ -102,11 +103,11 @@ public sealed class SqliteCredentialStoreProcessTests(ITestOutputHelper output) 
             });
             if (!fromStart)
             {
-                await Task.WhenAny(firstAck.Task, Task.Delay(TimeSpan.FromSeconds(30)));
+                await Task.WhenAny(firstAck.Task, RealTime.ForAsync(TimeSpan.FromSeconds(30)));
                 Assert.True(firstAck.Task.IsCompleted, "the writer acknowledged no write within 30 s");
             }
 
-            await Task.Delay(budget);
+            await RealTime.ForAsync(budget); // the writer is another process: it writes for a real while, then dies
             driver.Kill();
             await driver.WaitForExitAsync();
             await reading;

@@ -1,7 +1,7 @@
 // A real OAuth 2.1 / OpenID authorization server for Latchkey's end-to-end tests: npm oidc-provider (v9),
 // configured through environment variables, listening on 127.0.0.1 on a free port. It prints one JSON line
 // ({"ready":true,"issuer":…,"base":…,"resource":…}) when it is ready. The C# fixture that drives it is
-// tests/Latchkey.Tests/Peers/OidcProviderPeer.cs; the design follows the project's test-peers notes (§2).
+// tests/Latchkey.Tests/Peers/OidcProviderPeer.cs.
 //
 // Environment knobs:
 //   PORT            listen port (default 0: a free one)
@@ -167,7 +167,7 @@ provider.on('grant.error', (ctx, err) => {
 provider.on('grant.revoked', () => { counters.revoked++; });
 
 // Fault injection around /token. Koa writes the response only after this chain resolves, so destroying the
-// socket after next() loses an answer the server has already committed (F13).
+// socket after next() loses an answer the server has already committed (a rotation whose answer is lost).
 provider.use(async (ctx, next) => {
   if (ctx.path !== '/token' || ctx.method !== 'POST') return next();
   counters.tokenRequests++;

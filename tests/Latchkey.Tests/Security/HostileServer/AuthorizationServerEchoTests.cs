@@ -59,11 +59,7 @@ public sealed class AuthorizationServerEchoTests(ITestOutputHelper output)
         refused = record.Secrets.AccessToken; // the upstream refuses the first token: a 401 forces a refresh
         if (due)
         {
-            var left = record.Metadata.ExpiresAt!.Value - DateTimeOffset.UtcNow;
-            if (left > TimeSpan.Zero)
-            {
-                await Task.Delay(left + TimeSpan.FromMilliseconds(100)); // waiting for a real server's token to expire
-            }
+            await RealTime.PastAsync(record.Metadata.ExpiresAt!.Value); // a real server's token, on the real clock
         }
 
         var refreshToken = record.Secrets.RefreshToken!;

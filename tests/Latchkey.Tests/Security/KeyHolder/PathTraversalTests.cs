@@ -1,7 +1,6 @@
 using System.Text.Json.Nodes;
 using FsCheck.Fluent;
 using Latchkey.Tests.Gateway;
-using Latchkey.Tests.Http;
 
 namespace Latchkey.Tests.Security.KeyHolder;
 
@@ -38,6 +37,33 @@ public sealed class PathTraversalTests(GatewayFixture fixture) : IClassFixture<G
     [InlineData("/..%2F..%2Fadmin")]
     [InlineData("/v1/x#/../../admin")]
     public async Task Forward_EncodedTraversal_Returns400PathInvalidAndTheUpstreamSeesNothing(string path)
+    {
+        var (name, secret, key) = await CredentialAsync();
+
+        var answer = await RawHttp.SendAsync(fixture.Gateway.Url, "GET", $"/c/{name}{path}", "x-api-key: " + key);
+
+        Assert.True(answer.Status == 400, $"{path}: {answer.Status} {answer.Body}");
+        Assert.Equal("path_invalid", (string?)JsonNode.Parse(answer.Body)!["latchkey"]!["reason"]);
+        Assert.DoesNotContain(fixture.Upstream.Requests, r => r.Credential == secret);
+    }
+
+    /// <summary>
+    /// Characters a server that applies Unicode compatibility normalisation (NFKC) reads as dots or separators, and
+    /// look-alikes a Windows "best fit" code page conversion turns into a slash or backslash. Refused by their Unicode
+    /// category, not by a list (a list missed U+FE30, U+2026 and U+FE19).
+    /// </summary>
+    [Theory]
+    [InlineData("/v1/%EF%B8%B0/admin")] // U+FE30 presentation form for vertical two dot leader: ".."
+    [InlineData("/v1/%E2%80%A6/admin")] // U+2026 horizontal ellipsis: "..."
+    [InlineData("/v1/%EF%B8%99/admin")] // U+FE19 presentation form for vertical horizontal ellipsis: "..."
+    [InlineData("/v1/%E2%80%A5/admin")] // U+2025 two dot leader: ".."
+    [InlineData("/v1/%EF%B9%92%EF%B9%92/admin")] // U+FE52 small full stop twice
+    [InlineData("/v1/..%EF%BC%8Fadmin")] // U+FF0F fullwidth solidus: "/"
+    [InlineData("/v1/..%EF%B9%A8admin")] // U+FE68 small reverse solidus: ""
+    [InlineData("/v1/..%E2%88%95admin")] // U+2215 division slash: "/" in best-fit code pages
+    [InlineData("/v1/..%C2%A5admin")] // U+00A5 yen sign: "" in code page 932
+    [InlineData("/v1/%25EF%25B8%25B0/admin")] // U+FE30 encoded twice
+    public async Task Forward_CharacterThatNormalisesToDotsOrASeparator_Returns400PathInvalidAndTheUpstreamSeesNothing(string path)
     {
         var (name, secret, key) = await CredentialAsync();
 
@@ -121,21 +147,15 @@ public sealed class PathTraversalTests(GatewayFixture fixture) : IClassFixture<G
         var key = await fixture.Gateway.CreateKeyAsync("caps-key", "caps");
         const string body = """{"model":"claude-sonnet-4-5","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}""";
 
-        HttpResponseMessage answer;
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10); // routes.json is reloaded within a second
-        while (true)
-        {
-            using var request = new HttpRequestMessage(HttpMethod.Post, "/R/caps/v1/messages") { Content = new StringContent(body, System.Text.Encoding.UTF8, "application/json") };
-            request.Headers.Add("x-api-key", key);
-            answer = await fixture.Gateway.Http.SendAsync(request);
-            if (answer.StatusCode != System.Net.HttpStatusCode.NotFound || DateTime.UtcNow > deadline)
+        // The gateway process reloads routes.json within a second of its own clock.
+        var answer = await RealTime.UntilAsync(
+            async () =>
             {
-                break;
-            }
-
-            answer.Dispose();
-            await Task.Delay(200);
-        }
+                using var request = new HttpRequestMessage(HttpMethod.Post, "/R/caps/v1/messages") { Content = new StringContent(body, System.Text.Encoding.UTF8, "application/json") };
+                request.Headers.Add("x-api-key", key);
+                return await fixture.Gateway.Http.SendAsync(request);
+            },
+            a => a.StatusCode != System.Net.HttpStatusCode.NotFound, TimeSpan.FromSeconds(10), TimeSpan.FromMilliseconds(200), a => a.Dispose());
 
         using var _ = answer;
         Assert.True(answer.StatusCode == System.Net.HttpStatusCode.OK, await answer.Content.ReadAsStringAsync());

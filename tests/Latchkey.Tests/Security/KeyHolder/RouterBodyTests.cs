@@ -60,25 +60,41 @@ public sealed class RouterBodyTests(Xunit.Abstractions.ITestOutputHelper output)
         Assert.Contains("body_too_large", answer.Body, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Route_ModelWithALoneSurrogateEscape_Refused400ModelMissingNotAServerError()
+    {
+        await using var upstream = new SimulatedUpstream();
+        await upstream.StartAsync();
+        await using var gateway = await GatewayProcess.StartAsync();
+        await gateway.AddApiKeyAsync("big", upstream.Url, "sk-ant-" + Guid.NewGuid().ToString("N"), "--header", "x-api-key", "--format", "{secret}");
+        await File.WriteAllTextAsync(Path.Combine(gateway.HomePath, "routes.json"), """{ "routers": { "big": { "routes": [ { "model": "*", "targets": [ { "credential": "big" } ] } ] } } }""");
+        var key = await gateway.CreateKeyAsync("big-key", "big");
+        await WarmUpAsync(gateway, key);
+        var served = upstream.Requests.Count;
+
+        var answer = await RawHttp.SendWithBodyAsync(gateway.Url, "POST", "/r/big/v1/messages", """{"model":"\ud800x","max_tokens":8}""", "x-api-key: " + key, "Content-Type: application/json");
+
+        Assert.True(answer.Status == 400, $"{answer.Status} {answer.Body}");
+        Assert.Equal("model_missing", (string?)JsonNode.Parse(answer.Body)!["latchkey"]!["reason"]);
+        Assert.Equal(served, upstream.Requests.Count);
+        Assert.DoesNotContain("InvalidOperationException", gateway.Log, StringComparison.Ordinal);
+    }
+
     private static async Task WarmUpAsync(GatewayProcess gateway, string key)
     {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10); // routes.json is reloaded within a second
-        while (true)
-        {
-            using var request = new HttpRequestMessage(HttpMethod.Post, "/r/big/v1/messages")
+        // The gateway process reloads routes.json within a second of its own clock.
+        using var response = await RealTime.UntilAsync(
+            async () =>
             {
-                Content = new StringContent("""{"model":"claude-sonnet-4-5","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}""", Encoding.UTF8, "application/json"),
-            };
-            request.Headers.Add("x-api-key", key);
-            using var response = await gateway.Http.SendAsync(request);
-            if (response.IsSuccessStatusCode)
-            {
-                return;
-            }
-
-            Assert.True(DateTime.UtcNow < deadline, $"the router never answered: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
-            await Task.Delay(200);
-        }
+                using var request = new HttpRequestMessage(HttpMethod.Post, "/r/big/v1/messages")
+                {
+                    Content = new StringContent("""{"model":"claude-sonnet-4-5","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}""", Encoding.UTF8, "application/json"),
+                };
+                request.Headers.Add("x-api-key", key);
+                return await gateway.Http.SendAsync(request);
+            },
+            r => r.IsSuccessStatusCode, TimeSpan.FromSeconds(10), TimeSpan.FromMilliseconds(200), r => r.Dispose());
+        Assert.True(response.IsSuccessStatusCode, $"the router never answered: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
     }
 
     /// <summary>Sends a JSON body of <paramref name="size"/> bytes in 1 MiB chunks with no Content-Length, reading the

@@ -21,8 +21,9 @@ public sealed class SignInCallbackTests(ITestOutputHelper output)
         var urlFile = Path.Combine(lk.TempHome.Root, "authorize-url");
         var go = Path.Combine(lk.TempHome.Root, "go");
         var browser = Path.Combine(lk.TempHome.Root, "browser.sh");
-        // The person's browser: notes the authorization URL, then waits until the attacker has had its go.
-        await File.WriteAllTextAsync(browser, $"#!/bin/sh\nprintf '%s' \"$1\" > '{urlFile}'\nwhile [ ! -e '{go}' ]; do sleep 0.05; done\nexec '{Processes.TestBrowserExe}' \"$1\"\n");
+        // The person's browser: notes the authorization URL its page sends it to, then waits until the attacker has
+        // had its go.
+        await File.WriteAllTextAsync(browser, $"#!/bin/sh\n'{Processes.TestBrowserExe}' --follow \"$1\" > '{urlFile}.tmp' && mv '{urlFile}.tmp' '{urlFile}'\nwhile [ ! -e '{go}' ]; do sleep 0.05; done\nexec '{Processes.TestBrowserExe}' \"$1\"\n");
         File.SetUnixFileMode(browser, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         var info = lk.StartInfo("login", "mcp", "--resource", lk.Peer.Resource);
         info.Environment["LATCHKEY_BROWSER"] = browser + " {url}";
@@ -32,14 +33,11 @@ public sealed class SignInCallbackTests(ITestOutputHelper output)
         var stderr = login.StandardError.ReadToEndAsync();
         try
         {
-            var waited = Stopwatch.StartNew();
-            while (!File.Exists(urlFile) || (await File.ReadAllTextAsync(urlFile)).Length == 0)
-            {
-                Assert.True(waited.Elapsed < TimeSpan.FromSeconds(60) && !login.HasExited, $"login never opened a browser: {(login.HasExited ? await stderr : "still running")}");
-                await Task.Delay(50);
-            }
+            async Task<bool> Opened() => File.Exists(urlFile) && (await File.ReadAllTextAsync(urlFile)).Length > 0;
+            await RealTime.UntilAsync(async () => await Opened() || login.HasExited, TimeSpan.FromSeconds(60), TimeSpan.FromMilliseconds(50));
+            Assert.True(await Opened(), $"login never opened a browser: {(login.HasExited ? await stderr : "still running")}");
 
-            var redirect = new Uri(System.Web.HttpUtility.ParseQueryString(new Uri(await File.ReadAllTextAsync(urlFile)).Query)["redirect_uri"]!);
+            var redirect = new Uri(System.Web.HttpUtility.ParseQueryString(new Uri((await File.ReadAllTextAsync(urlFile)).Trim()).Query)["redirect_uri"]!);
             Assert.True(redirect.IsLoopback, redirect.ToString());
 
             // The attacker: forged answers, then a connection that sends nothing.

@@ -116,11 +116,7 @@ public sealed partial class AuditFloodTests(Xunit.Abstractions.ITestOutputHelper
         // The summary of what was not recorded is written within the writer's summary interval; then a clean stop
         // writes whatever is still queued.
         var database = SecurityWorld.DatabaseOf(gateway.HomePath);
-        var deadline = Stopwatch.StartNew();
-        while (await CountAsync(database, $"reason = '{RefusedNotRecorded}'") == 0 && deadline.Elapsed < TimeSpan.FromSeconds(40))
-        {
-            await Task.Delay(250);
-        }
+        await RealTime.UntilAsync(async () => await CountAsync(database, $"reason = '{RefusedNotRecorded}'") > 0, TimeSpan.FromSeconds(40), TimeSpan.FromMilliseconds(250));
 
         await gateway.StopAsync();
         var seconds = started.Elapsed.TotalSeconds;
@@ -151,23 +147,18 @@ public sealed partial class AuditFloodTests(Xunit.Abstractions.ITestOutputHelper
     private static async Task<long> CountAsync(string database, string where) =>
         long.Parse(await SecurityWorld.Sqlite3Async(database, $"SELECT count(*) FROM audit_event WHERE {where};"), CultureInfo.InvariantCulture);
 
-    private static async Task<List<JsonElement>> WaitForAuditAsync(GatewayProcess gateway, int count, string credential)
-    {
-        var deadline = Stopwatch.StartNew();
-        while (true)
-        {
-            var result = await gateway.Cli(null, "audit", "--json", "--credential", credential);
-            Assert.True(result.ExitCode == 0, result.ToString());
-            using var json = JsonDocument.Parse(result.Stdout);
-            var entries = json.RootElement.EnumerateArray().Select(e => e.Clone()).ToList();
-            if (entries.Count >= count || deadline.Elapsed > TimeSpan.FromSeconds(15))
+    /// <summary>The gateway's audit entries for <paramref name="credential"/>, once there are <paramref name="count"/>
+    /// (it writes them in the background) or 15 s have passed.</summary>
+    private static Task<List<JsonElement>> WaitForAuditAsync(GatewayProcess gateway, int count, string credential) =>
+        RealTime.UntilAsync(
+            async () =>
             {
-                return entries;
-            }
-
-            await Task.Delay(200);
-        }
-    }
+                var result = await gateway.Cli(null, "audit", "--json", "--credential", credential);
+                Assert.True(result.ExitCode == 0, result.ToString());
+                using var json = JsonDocument.Parse(result.Stdout);
+                return json.RootElement.EnumerateArray().Select(e => e.Clone()).ToList();
+            },
+            entries => entries.Count >= count, TimeSpan.FromSeconds(15), TimeSpan.FromMilliseconds(200));
 
     [GeneratedRegex(@"^(\d+) refused requests from .+ not recorded$")]
     private static partial Regex SummaryLine();

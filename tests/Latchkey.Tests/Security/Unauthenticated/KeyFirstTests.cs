@@ -39,10 +39,7 @@ public sealed class KeyFirstTests(ITestOutputHelper output)
         await using var gateway = await GatewayProcess.StartAsync(lk.TempHome);
         await File.WriteAllTextAsync(Path.Combine(lk.Home, "routes.json"), """{ "routers": { "claude": { "routes": [ { "model": "*", "targets": [ { "credential": "claude" } ] } ] } } }""");
         var expires = (await lk.ReadAsync("claude"))!.Metadata.ExpiresAt!.Value;
-        while (DateTimeOffset.UtcNow < expires)
-        {
-            await Task.Delay(100); // the token engine's clock is the real one in the gateway process: wait until the token is due
-        }
+        await RealTime.PastAsync(expires); // the token engine's clock is the real one in the gateway process: wait until the token is due
 
         await lk.Peer.ResetCountersAsync();
 

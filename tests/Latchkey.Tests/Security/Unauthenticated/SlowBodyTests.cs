@@ -43,7 +43,7 @@ public sealed class SlowBodyTests
                 break; // the gateway has closed the connection
             }
 
-            await Task.WhenAny(closed, Task.Delay(1000));
+            await Task.WhenAny(closed, RealTime.ForAsync(TimeSpan.FromSeconds(1))); // the pace is the attack: one byte per real second
         }
 
         Assert.True(closed.IsCompleted, $"the connection was still open after {watch.Elapsed.TotalSeconds:0} s of a body at 1 byte/s");
@@ -84,7 +84,7 @@ public sealed class SlowBodyTests
         await stream.WriteAsync(Encoding.ASCII.GetBytes($"POST /c/slow/echo/upload HTTP/1.1\r\nHost: {uri.Authority}\r\nx-api-key: {key}\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n"));
         for (var i = 0; i < length; i++)
         {
-            await Task.Delay(1000);
+            await RealTime.ForAsync(TimeSpan.FromSeconds(1)); // one byte per real second, as the gateway's timers see it
             await stream.WriteAsync("b"u8.ToArray());
         }
 

@@ -1,7 +1,7 @@
 using System.Net;
 using System.Text.RegularExpressions;
 
-namespace Latchkey.TestBrowser;
+namespace Latchkey.Testing;
 
 /// <summary>
 /// Follows redirects by hand with a cookie jar, and submits the first form of any HTML page on the way (the

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Text;
 using System.Text.RegularExpressions;
 
-namespace Latchkey.Tests.Gateway;
+namespace Latchkey.Testing;
 
 /// <summary>
 /// A real <c>latchkey serve</c> process on a free loopback port over its own home folder, with everything it
@@ -167,18 +167,4 @@ internal sealed partial class GatewayProcess : IAsyncDisposable
 
     [GeneratedRegex(@"^Latchkey gateway on (http://[^\s]+)")]
     private static partial Regex ReadyLine();
-}
-
-/// <summary>SIGTERM for a child process (Process.Kill sends SIGKILL), through the kill(1) command.</summary>
-internal static class NativeSignal
-{
-    public static void Terminate(int pid)
-    {
-        using var kill = Process.Start(new ProcessStartInfo("kill") { ArgumentList = { "-TERM", pid.ToString(System.Globalization.CultureInfo.InvariantCulture) }, UseShellExecute = false })!;
-        kill.WaitForExit();
-        if (kill.ExitCode != 0)
-        {
-            throw new InvalidOperationException($"kill -TERM {pid} failed");
-        }
-    }
 }

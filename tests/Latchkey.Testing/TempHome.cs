@@ -1,11 +1,14 @@
-namespace Latchkey.Tests;
+namespace Latchkey.Testing;
 
-/// <summary>A private temporary folder holding a home folder and the start barrier file beside it.</summary>
+/// <summary>
+/// A private temporary folder holding a Latchkey home folder (<see cref="Path"/>) and, beside it, the start barrier
+/// file the store-driver processes wait for. Deleted with the test.
+/// </summary>
 public sealed class TempHome : IDisposable
 {
     public TempHome()
     {
-        Root = Directory.CreateTempSubdirectory("latchkey-e2e-").FullName;
+        Root = Directory.CreateTempSubdirectory("latchkey-test-").FullName;
         Path = System.IO.Path.Combine(Root, "home");
     }
 

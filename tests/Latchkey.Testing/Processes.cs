@@ -2,9 +2,9 @@ using System.Diagnostics;
 using System.Reflection;
 using System.Text;
 
-namespace Latchkey.Tests;
+namespace Latchkey.Testing;
 
-/// <summary>Runs the real executables as OS processes.</summary>
+/// <summary>Runs the real executables as OS processes (their paths are written into this assembly at build time).</summary>
 internal static class Processes
 {
     public static string LatchkeyExe { get; } = Metadata("LatchkeyExe");

@@ -4,7 +4,7 @@ using System.Net;
 using System.Net.Sockets;
 using Npgsql;
 
-namespace Latchkey.Tests;
+namespace Latchkey.Testing;
 
 /// <summary>
 /// A real PostgreSQL for tests: Debian's binaries (<c>/usr/lib/postgresql/*/bin</c>), <c>initdb</c> into a
@@ -177,11 +177,4 @@ public sealed class PostgresServer : IAsyncLifetime
             throw new InvalidOperationException($"{Path.GetFileName(program)} {string.Join(' ', args)} exited {process.ExitCode}: {await stdout}{await stderr}\n{tail}");
         }
     }
-}
-
-/// <summary>The test classes that share one PostgreSQL server (they run one after another).</summary>
-[CollectionDefinition(Name)]
-public sealed class PostgresTests : ICollectionFixture<PostgresServer>
-{
-    public const string Name = "postgres";
 }
