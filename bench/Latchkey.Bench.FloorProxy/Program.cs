@@ -7,7 +7,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 
 // The floor under the gateway's numbers: the same platform pieces Latchkey uses (Kestrel on the empty host, the
-// SocketsHttpHandler from Latchkey's own Forwarder.CreateHandler, a pooled 64 KiB buffer, a flush after every read) and
+// SocketsHttpHandler from Latchkey's own HttpHandlerFactory (the forwarding one), a pooled 64 KiB buffer, a flush after every read) and
 // nothing else: no client key, no credential lookup, no audit, no diagnostics, no routing. It forwards every
 // request to UPSTREAM + path, adding the header named by the first line of standard input ("name: value"), so the
 // secret never sits in argv. What Latchkey costs above this is Latchkey's; what this costs above nginx is the
@@ -29,7 +29,7 @@ builder.WebHost.UseKestrelCore().ConfigureKestrel(k =>
 });
 builder.Services.AddRoutingCore();
 var app = builder.Build();
-var invoker = new HttpMessageInvoker(Latchkey.Gateway.Forwarder.CreateHandler()); // the gateway's own tuned handler
+var invoker = new HttpMessageInvoker(Latchkey.Http.HttpHandlerFactory.Create(Latchkey.Http.HttpPurpose.Forwarding)); // the gateway's own tuned handler
 string[] skipped = ["Host", "Connection", "Keep-Alive", "Transfer-Encoding", "x-api-key", "Authorization"];
 
 app.Run(async context =>

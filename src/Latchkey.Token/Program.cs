@@ -1,7 +1,6 @@
 using System.Runtime.InteropServices;
 using System.Text;
-using Latchkey.Cli;
-using Latchkey.OAuth;
+using Latchkey.Composition;
 using Latchkey.Store;
 using Latchkey.Tokens;
 
@@ -40,21 +39,11 @@ internal static partial class Program
     {
         try
         {
-            await using var store = StoreSelector.Open(null, StoreHome.Resolve(home), TimeProvider.System);
-            var http = new Lazy<OAuthHttp>(OAuthHttp.CreateDefault);
-            try
-            {
-                var engine = new TokenEngine(store, new TokenEndpointClient(http, TimeProvider.System), TimeProvider.System);
-                var result = await engine.GetAccessTokenAsync(name, null, CancellationToken.None);
-                return result.Status == TokenStatus.Ok ? result.AccessToken : null;
-            }
-            finally
-            {
-                if (http.IsValueCreated)
-                {
-                    http.Value.Dispose();
-                }
-            }
+            // The same composition root as the full tool: the store and its key, and the token engine, whose OAuth
+            // client is built only if a refresh is due.
+            await using var services = LatchkeyServices.Open(null, StoreHome.Resolve(home), TimeProvider.System);
+            var result = await services.Engine.GetAccessTokenAsync(name, null, CancellationToken.None);
+            return result.Status == TokenStatus.Ok ? result.AccessToken : null;
         }
         catch (Exception ex) when (ex is StoreException or IOException or UnauthorizedAccessException or InvalidOperationException)
         {

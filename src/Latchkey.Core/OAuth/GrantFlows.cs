@@ -273,16 +273,9 @@ internal sealed class GrantFlows(OAuthHttp http, TokenEndpointClient tokens, Tim
         return Require(await tokens.RequestAsync(request.Server.TokenEndpoint, request.Auth, parameters, ct).ConfigureAwait(false), "the client credentials grant");
     }
 
-    /// <summary>RFC 7009, best-effort: returns a sentence saying what happened, never throws for the server's answer.</summary>
-    public async Task<string> RevokeAsync(Uri revocationEndpoint, ClientAuth client, string token, string tokenTypeHint, CancellationToken ct)
-    {
-        ArgumentNullException.ThrowIfNull(revocationEndpoint);
-        ArgumentNullException.ThrowIfNull(client);
-        var outcome = await tokens.RequestAsync(revocationEndpoint, client, [new("token", token), new("token_type_hint", tokenTypeHint)], ct).ConfigureAwait(false);
-        return outcome.Status == 200 || outcome.Kind == TokenOutcomeKind.Ambiguous && outcome.Error == "unparsable_response"
-            ? "revoked"
-            : $"not revoked ({outcome.Describe()})";
-    }
+    /// <summary>RFC 7009, best-effort (<see cref="TokenEndpointClient.RevokeAsync"/>).</summary>
+    public Task<string> RevokeAsync(Uri revocationEndpoint, ClientAuth client, string token, string tokenTypeHint, CancellationToken ct) =>
+        tokens.RevokeAsync(revocationEndpoint, client, token, tokenTypeHint, ct);
 
     private static TokenSet Require(TokenOutcome outcome, string what) =>
         outcome.Kind == TokenOutcomeKind.Success

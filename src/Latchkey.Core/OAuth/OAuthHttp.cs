@@ -14,7 +14,8 @@ namespace Latchkey.OAuth;
 /// <remarks>The URL is checked as the request leaves, by <see cref="UrlPolicyHandler"/> around the given handler:
 /// https, or http to this machine; http to another machine only for a request to a resource the user opted in for
 /// (<see cref="UrlPolicyHandler.PermitInsecureHttp"/>), never for the authorization server's endpoints.</remarks>
-/// <remarks>Thread-safe; one instance per process is enough.</remarks>
+/// <remarks>Thread-safe; one instance per process is enough: the composition root builds it on the
+/// <see cref="HttpPurpose.OAuth"/> handler (no redirects, no cookies, connect timeout 10 s).</remarks>
 internal sealed class OAuthHttp(HttpMessageHandler handler) : IDisposable
 {
     public const int MaxBodyBytes = 64 * 1024;
@@ -23,17 +24,6 @@ internal sealed class OAuthHttp(HttpMessageHandler handler) : IDisposable
     private static readonly JsonDocumentOptions JsonOptions = new() { MaxDepth = 32 };
 
     private readonly HttpClient _client = new(new UrlPolicyHandler(handler), disposeHandler: true) { Timeout = Timeout.InfiniteTimeSpan };
-
-    public static OAuthHttp CreateDefault() => new(new SocketsHttpHandler
-    {
-        ConnectCallback = UrlPolicy.ConnectAsync, // plain http to localhost reaches only a loopback address
-        AllowAutoRedirect = false,
-        UseCookies = false,
-        UseProxy = false,
-        AutomaticDecompression = DecompressionMethods.None,
-        ConnectTimeout = TimeSpan.FromSeconds(10),
-        PooledConnectionLifetime = TimeSpan.FromMinutes(2),
-    });
 
     /// <summary>Sends a request and reads at most <see cref="MaxBodyBytes"/> of its body.</summary>
     /// <exception cref="OAuthException">The URL is not allowed, the body is too large, or the server timed out.</exception>

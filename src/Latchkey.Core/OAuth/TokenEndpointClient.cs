@@ -90,6 +90,17 @@ internal sealed class TokenEndpointClient
         _time = time;
     }
 
+    /// <summary>RFC 7009, best-effort: returns a sentence saying what happened, never throws for the server's answer.</summary>
+    public async Task<string> RevokeAsync(Uri revocationEndpoint, ClientAuth client, string token, string tokenTypeHint, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(revocationEndpoint);
+        ArgumentNullException.ThrowIfNull(client);
+        var outcome = await RequestAsync(revocationEndpoint, client, [new("token", token), new("token_type_hint", tokenTypeHint)], ct).ConfigureAwait(false);
+        return outcome.Status == 200 || outcome.Kind == TokenOutcomeKind.Ambiguous && outcome.Error == "unparsable_response"
+            ? "revoked"
+            : $"not revoked ({outcome.Describe()})";
+    }
+
     public async Task<TokenOutcome> RequestAsync(Uri tokenEndpoint, ClientAuth client, IEnumerable<KeyValuePair<string, string>> parameters, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(tokenEndpoint);

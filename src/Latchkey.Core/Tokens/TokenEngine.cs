@@ -70,6 +70,37 @@ internal sealed class TokenEngine(ICredentialStore store, TokenEndpointClient to
     /// <summary>The fingerprint of a token as the store keeps it (to pass back as a forced-refresh condition).</summary>
     public string Fingerprint(string token) => store.Fingerprint(token);
 
+    /// <summary>
+    /// Revokes <paramref name="record"/>'s grant at its authorization server (RFC 7009), best-effort, before the record
+    /// is removed: its refresh token, else its access token. Returns what happened in words (<c>revoked</c>,
+    /// <c>not revoked (...)</c>, <c>the server offers no revocation endpoint</c>), or null when there was nothing to
+    /// revoke (an API key, a grant without a token). Never throws for the server's answer or the network.
+    /// </summary>
+    public async Task<string?> RevokeAsync(CredentialRecord record, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(record);
+        var m = record.Metadata;
+        if (record.Kind != CredentialKind.OAuth || m.RevocationEndpoint is null || m.Client is null)
+        {
+            return m.RevocationEndpoint is null && record.Kind == CredentialKind.OAuth ? "the server offers no revocation endpoint" : null;
+        }
+
+        var (token, hint) = record.Secrets.RefreshToken is { } rt ? (rt, "refresh_token") : (record.Secrets.AccessToken, "access_token");
+        if (token is null)
+        {
+            return null;
+        }
+
+        try
+        {
+            return await tokens.RevokeAsync(new Uri(m.RevocationEndpoint), new ClientAuth(m.Client.ClientId, m.Client.AuthMethod, record.Secrets.ClientSecret), token, hint, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is OAuthException or HttpRequestException)
+        {
+            return $"not revoked ({ex.Message})";
+        }
+    }
+
     private async Task<TokenResult> RunFlightAsync(string name, string? forceFingerprint, Func<bool> remove)
     {
         await Task.Yield();

@@ -36,7 +36,8 @@ internal static class AuditCommand
             }
 
             var query = new AuditQuery(parse.GetValue(since) is { } s ? ParseSince(s, app.Time) : null, parse.GetValue(credential), count);
-            await using var store = app.OpenStore(parse);
+            await using var services = app.Open(parse);
+            var store = services.Store;
             var entries = await store.QueryAsync(query, ct);
             if (parse.GetValue(json))
             {

@@ -1,11 +1,16 @@
 using System.CommandLine;
+using Latchkey.Composition;
+using Latchkey.Diagnostics;
+using Latchkey.Local;
 using Latchkey.Store;
+using Latchkey.Tokens;
 
 namespace Latchkey.Cli;
 
 /// <summary>
 /// The <c>latchkey</c> command tree. Parses, runs one command, and turns every failure into a message that says
-/// what was wrong and what to type next, with a documented exit code (<see cref="ExitCodes"/>).
+/// what was wrong and what to type next, with a documented exit code (<see cref="ExitCodes"/>). Commands get their
+/// services from the composition root (<see cref="Open(ParseResult)"/>) and only parse, call and print.
 /// </summary>
 internal sealed class CliApp(CliConsole console, TimeProvider time)
 {
@@ -73,14 +78,15 @@ internal sealed class CliApp(CliConsole console, TimeProvider time)
         }));
     }
 
-    /// <summary>Opens the store for <paramref name="home"/> (the <c>--home</c> value) chosen by <c>LATCHKEY_STORE</c> (SQLite by default).</summary>
-    public ILatchkeyStore OpenStore(string? home) => OpenStore(null, home);
-
     /// <summary>
-    /// Opens the store named by <paramref name="store"/> (the <c>--store</c> value; <see langword="null"/> falls back to
-    /// <c>LATCHKEY_STORE</c>, then SQLite in the home folder <paramref name="home"/>).
+    /// The composition root for one command (<see cref="LatchkeyServices"/>): the store named by <paramref name="store"/>
+    /// (the <c>--store</c> value; <see langword="null"/> falls back to <c>LATCHKEY_STORE</c>, then SQLite in the home
+    /// folder <paramref name="home"/>) with its key, and the token engine and OAuth client, built when first used.
     /// </summary>
-    public ILatchkeyStore OpenStore(string? store, string? home) => StoreSelector.Open(store, StoreHome.Resolve(home), Time);
+    public LatchkeyServices Open(string? store, string? home) => LatchkeyServices.Open(store, StoreHome.Resolve(home), Time);
+
+    /// <summary>The composition root for one command, over the store <c>--store</c> and <c>--home</c> choose.</summary>
+    public LatchkeyServices Open(ParseResult parse) => Open(parse.GetValue(StoreOption), parse.GetValue(HomeOption));
 
     /// <summary>Runs a command, turning the failures a command can have into their message and exit code.</summary>
     private async Task<int> GuardAsync(Func<Task<int>> command)
@@ -93,6 +99,10 @@ internal sealed class CliApp(CliConsole console, TimeProvider time)
         {
             return Report(ex);
         }
+        catch (ActionableException ex)
+        {
+            return Report(new CliException(ExitCodes.Failure, ex.Message, ex.Fix));
+        }
         catch (StoreException ex)
         {
             Console.Error.WriteLine($"latchkey: {ex.Message}");
@@ -104,10 +114,6 @@ internal sealed class CliApp(CliConsole console, TimeProvider time)
             return ExitCodes.Failure;
         }
     }
-
-    /// <summary>Opens the store chosen by <c>--store</c> or <c>LATCHKEY_STORE</c> (SQLite in the home folder by default).</summary>
-    public ILatchkeyStore OpenStore(ParseResult parse) =>
-        StoreSelector.Open(parse.GetValue(StoreOption), StoreHome.Resolve(parse.GetValue(HomeOption)), Time);
 
     private int Report(CliException ex)
     {

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using Latchkey.Store;
+using Latchkey.Tokens;
 using Spectre.Console;
 
 namespace Latchkey.Cli;
@@ -64,7 +65,8 @@ internal static class CredentialCommands
                 throw new CliException(ExitCodes.Usage, "The secret also appears in --format or --extra-header, which are stored in clear.", "Keep the secret out of those options; give it only on standard input.");
             }
 
-            await using var store = app.OpenStore(parse);
+            await using var services = app.Open(parse);
+            var store = services.Store;
             var metadata = new CredentialMetadata { Upstream = upstreamUri.ToString().TrimEnd('/'), AllowInsecureHttp = allowInsecureHttp, Injection = injection, ExtraHeaders = extraHeaders };
             var created = await store.CreateAsync(new NewCredential(credentialName, CredentialKind.ApiKey, metadata, new CredentialSecrets { ApiKey = secret }), ct);
             if (created.Outcome == WriteOutcome.AlreadyExists)
@@ -147,7 +149,8 @@ internal static class CredentialCommands
         var command = new Command("list", "List every credential with its kind, state and upstream.") { json };
         command.SetAction(async (parse, ct) =>
         {
-            await using var store = app.OpenStore(parse);
+            await using var services = app.Open(parse);
+            var store = services.Store;
             var views = (await store.ListAsync(ct)).Select(r => CredentialView.From(r, app.Time.GetUtcNow())).ToList();
             if (parse.GetValue(json))
             {
@@ -183,7 +186,8 @@ internal static class CredentialCommands
         };
         command.SetAction(async (parse, ct) =>
         {
-            await using var store = app.OpenStore(parse);
+            await using var services = app.Open(parse);
+            var store = services.Store;
             var now = app.Time.GetUtcNow();
             var only = parse.GetValue(name);
             IReadOnlyList<CredentialRecord> records;
@@ -225,7 +229,7 @@ internal static class CredentialCommands
                 Render(app, table);
             }
 
-            return only is not null && views[0].State is "needs-auth" or "quarantined" ? ExitCodes.NotUsable : ExitCodes.Success;
+            return only is not null && CredentialStatusView.Derive(records[0], now).NeedsAttention ? ExitCodes.NotUsable : ExitCodes.Success;
         });
         return command;
     }
@@ -247,9 +251,8 @@ internal static class CredentialCommands
     /// </summary>
     public static async Task<int> PrintTokenAsync(CliApp app, string? storeUrl, string? home, string credentialName, CancellationToken ct)
     {
-        await using var store = app.OpenStore(storeUrl, home);
-        using var oauth = new OAuthServices(store, app.Time);
-        var result = await oauth.Engine.GetAccessTokenAsync(credentialName, null, ct);
+        await using var services = app.Open(storeUrl, home);
+        var result = await services.Engine.GetAccessTokenAsync(credentialName, null, ct);
         var secret = result.Status switch
         {
             Tokens.TokenStatus.Ok => result.AccessToken!,
@@ -272,7 +275,8 @@ internal static class CredentialCommands
         command.SetAction(async (parse, ct) =>
         {
             var credentialName = parse.GetValue(name)!;
-            await using var store = app.OpenStore(parse);
+            await using var services = app.Open(parse);
+            var store = services.Store;
             var current = await store.GetAsync(credentialName, ct) ?? throw CliException.NotFound(credentialName);
             var versions = (await store.GetHistoryAsync(credentialName, ct))
                 .Select(v => new VersionView(v.Version, RowCodec.StateText(v.State), v.WrittenAt, v.Readable, v.Tampered)).ToList();
@@ -310,7 +314,8 @@ internal static class CredentialCommands
         command.SetAction(async (parse, ct) =>
         {
             var credentialName = parse.GetValue(name)!;
-            await using var store = app.OpenStore(parse);
+            await using var services = app.Open(parse);
+            var store = services.Store;
             var current = await store.GetAsync(credentialName, ct) ?? throw CliException.NotFound(credentialName);
             var history = await store.GetHistoryAsync(credentialName, ct);
             var wanted = parse.GetValue(version);

@@ -1,11 +1,13 @@
 using System.Text.Json.Serialization;
 using Latchkey.Store;
+using Latchkey.Tokens;
 
 namespace Latchkey.Cli;
 
 /// <summary>
 /// One credential as <c>status --json</c> and <c>list --json</c> show it. This shape is a public contract
-/// (docs/status-json.md): add fields, never rename or remove them.
+/// (docs/status-json.md): add fields, never rename or remove them. Its <c>state</c> and <c>reason</c> are the
+/// credential's <see cref="CredentialStatusView"/>.
 /// </summary>
 internal sealed record CredentialView(
     string Name,
@@ -25,17 +27,15 @@ internal sealed record CredentialView(
     UpstreamFailureView? LastUpstreamFailure,
     McpView? Mcp = null)
 {
-    /// <summary>How close to expiry a credential is shown as <c>expiring</c> when it has no refresh schedule.</summary>
-    public static readonly TimeSpan ExpiringWindow = TimeSpan.FromMinutes(5);
-
     public static CredentialView From(CredentialRecord record, DateTimeOffset now)
     {
-        var (state, reason) = Derive(record, now);
+        var status = CredentialStatusView.Derive(record, now);
+        var reason = status.Reason;
         var m = record.Metadata;
         return new CredentialView(
             record.Name,
             RowCodec.KindText(record.Kind),
-            state,
+            status.Text,
             reason is null ? null : new ReasonView(reason.Code, reason.Message, reason.Fix, reason.At),
             m.Upstream,
             new ScopesView(m.ScopesRequested, m.ScopesGranted),
@@ -49,37 +49,6 @@ internal sealed record CredentialView(
             record.Coordination.LastError is { } e ? new ReasonView(e.Code, e.Message, e.Fix, e.At) : null,
             record.LastUpstreamFailure is { } u ? new UpstreamFailureView(u.Code, u.Message, u.Fix, u.Status, u.RequestId, u.At) : null,
             m.McpTransport is { } transport ? McpView.From(record, transport) : null);
-    }
-
-    /// <summary>
-    /// The shown state: the stored one, except that an <c>ok</c> credential past its refresh point (or within
-    /// <see cref="ExpiringWindow"/> of expiry) is <c>expiring</c>, and an expired one that cannot be refreshed
-    /// needs sign-in.
-    /// </summary>
-    public static (string State, StateReason? Reason) Derive(CredentialRecord record, DateTimeOffset now)
-    {
-        if (record.State != CredentialState.Ok)
-        {
-            return (RowCodec.StateText(record.State), record.Reason);
-        }
-
-        var m = record.Metadata;
-        if (m.ExpiresAt is not { } expires)
-        {
-            return ("ok", null);
-        }
-
-        var canRefresh = record.Kind == CredentialKind.OAuth && record.RefreshTokenFingerprint is not null;
-        if (now >= expires && !canRefresh)
-        {
-            return ("needs-auth", new StateReason("expired",
-                $"The credential '{record.Name}' expired at {expires:u} and has no refresh token.",
-                record.Kind == CredentialKind.OAuth ? $"latchkey login {record.Name}" : $"latchkey add {record.Name} --replace --upstream {m.Upstream}",
-                expires));
-        }
-
-        var refreshPoint = m.RefreshAfter ?? expires - ExpiringWindow;
-        return now >= refreshPoint ? ("expiring", null) : ("ok", null);
     }
 }
 

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Latchkey.Dashboard;
+using Latchkey.Local;
 using Latchkey.OAuth;
 using Latchkey.Store;
 

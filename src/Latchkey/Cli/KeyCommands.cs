@@ -35,7 +35,8 @@ internal static class KeyCommands
 
             var allowed = (parse.GetValue(credentials) ?? []).Distinct(StringComparer.Ordinal).ToList();
             var expiresAt = parse.GetValue(expires) is { } e ? app.Time.GetUtcNow() + Durations.Parse(e, "--expires") : (DateTimeOffset?)null;
-            await using var store = app.OpenStore(parse);
+            await using var services = app.Open(parse);
+            var store = services.Store;
             var known = (await store.ListAsync(ct)).Select(r => r.Name).ToHashSet(StringComparer.Ordinal);
             var unknown = allowed.Where(c => c != ClientKey.Everything && !known.Contains(c)).ToList();
             if (unknown.Count > 0)
@@ -59,7 +60,8 @@ internal static class KeyCommands
         var command = new Command("list", "List client keys (never their values).") { json };
         command.SetAction(async (parse, ct) =>
         {
-            await using var store = app.OpenStore(parse);
+            await using var services = app.Open(parse);
+            var store = services.Store;
             var now = app.Time.GetUtcNow();
             var views = (await store.ListKeysAsync(ct)).Select(k => new KeyView(k.Name, k.StateAt(now), k.Credentials, k.CreatedAt, k.ExpiresAt, k.RevokedAt)).ToList();
             if (parse.GetValue(json))
@@ -93,7 +95,8 @@ internal static class KeyCommands
         command.SetAction(async (parse, ct) =>
         {
             var keyName = parse.GetValue(name)!;
-            await using var store = app.OpenStore(parse);
+            await using var services = app.Open(parse);
+            var store = services.Store;
             if (!await store.RevokeKeyAsync(keyName, ct))
             {
                 throw new CliException(ExitCodes.NotFound, $"No active client key is named '{keyName}'.", "'latchkey keys list' shows the keys.");

@@ -69,12 +69,12 @@ internal static class LoginCommands
                 AllowInsecureHttp = allowInsecureHttp,
             };
 
-            await using var store = app.OpenStore(parse);
-            using var oauth = new OAuthServices(store, app.Time);
+            await using var services = app.Open(parse);
+            var store = services.Store;
             CredentialRecord record;
             try
             {
-                record = await oauth.SignIn.SignInAsync(options, new BrowserLauncher(app.Console.Error, parse.GetValue(noBrowser), app.Time, BrowserLauncher.PageFolder(StoreHome.Resolve(parse.GetValue(CliApp.HomeOption)))), app.Console.Error, ct);
+                record = await services.SignIn.SignInAsync(options, new BrowserLauncher(app.Console.Error, parse.GetValue(noBrowser), app.Time, BrowserLauncher.PageFolder(StoreHome.Resolve(parse.GetValue(CliApp.HomeOption)))), app.Console.Error, ct);
             }
             catch (OAuthException ex)
             {
@@ -101,10 +101,10 @@ internal static class LoginCommands
     /// <summary>Revokes (best-effort) then deletes exactly one record and its history.</summary>
     public static async Task<int> RemoveAsync(CliApp app, ParseResult parse, string credentialName, CancellationToken ct)
     {
-        await using var store = app.OpenStore(parse);
+        await using var services = app.Open(parse);
+        var store = services.Store;
         var record = await store.GetAsync(credentialName, ct) ?? throw CliException.NotFound(credentialName);
-        using var oauth = new OAuthServices(store, app.Time);
-        var revoked = await oauth.RevokeAsync(record, ct);
+        var revoked = await services.Engine.RevokeAsync(record, ct);
         if (!await store.RemoveAsync(credentialName, ct))
         {
             throw CliException.NotFound(credentialName);

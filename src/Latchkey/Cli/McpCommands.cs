@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Latchkey.Local;
 using Latchkey.Mcp;
 using Latchkey.OAuth;
 using Latchkey.Store;
@@ -58,7 +59,8 @@ internal static class McpCommands
                 throw new CliException(ExitCodes.Usage, $"--transport '{chosen}' is not one Latchkey speaks.", "Use --transport streamable-http or --transport sse.");
             }
 
-            await using var store = app.OpenStore(parse);
+            await using var services = app.Open(parse);
+            var store = services.Store;
             if (await store.GetAsync(serverName, ct) is not null)
             {
                 throw new CliException(ExitCodes.Failure, $"'{serverName}' already exists; nothing was changed.", $"Sign in to it again with 'latchkey login {serverName}', or remove it first: latchkey mcp remove {serverName}");
@@ -78,12 +80,10 @@ internal static class McpCommands
                 McpTransport = chosen,
                 AllowInsecureHttp = allowInsecureHttp,
             };
-
-            using var oauth = new OAuthServices(store, app.Time);
             CredentialRecord record;
             try
             {
-                record = await oauth.SignIn.SignInAsync(options, new BrowserLauncher(app.Console.Error, parse.GetValue(noBrowser), app.Time, BrowserLauncher.PageFolder(StoreHome.Resolve(parse.GetValue(CliApp.HomeOption)))), app.Console.Error, ct);
+                record = await services.SignIn.SignInAsync(options, new BrowserLauncher(app.Console.Error, parse.GetValue(noBrowser), app.Time, BrowserLauncher.PageFolder(StoreHome.Resolve(parse.GetValue(CliApp.HomeOption)))), app.Console.Error, ct);
             }
             catch (OAuthException ex)
             {
@@ -105,7 +105,8 @@ internal static class McpCommands
         var command = new Command("list", "List the MCP servers added with 'latchkey mcp add'.") { json };
         command.SetAction(async (parse, ct) =>
         {
-            await using var store = app.OpenStore(parse);
+            await using var services = app.Open(parse);
+            var store = services.Store;
             var now = app.Time.GetUtcNow();
             var servers = (await store.ListAsync(ct)).Where(r => r.Metadata.McpTransport is not null).OrderBy(r => r.Name, StringComparer.Ordinal).ToList();
             if (parse.GetValue(json))
@@ -123,9 +124,11 @@ internal static class McpCommands
             var table = CredentialCommands.NewTable("NAME", "STATE", "TRANSPORT", "URL", "SCOPES");
             foreach (var r in servers)
             {
-                var (state, _) = CredentialView.Derive(r, now);
-                var shown = state is "ok" or "expiring" && McpView.From(r, r.Metadata.McpTransport!).ScopesMissing.Count > 0 ? "needs-scope" : state;
-                table.AddRow(Markup.Escape(r.Name), shown is "ok" or "expiring" ? $"[green]{shown}[/]" : $"[red]{shown}[/]", r.Metadata.McpTransport!, Markup.Escape(r.Metadata.Upstream ?? "-"), Markup.Escape(string.Join(' ', r.Metadata.ScopesGranted)));
+                var status = CredentialStatusView.Derive(r, now);
+                var shown = !status.IsWorking ? $"[red]{status.Text}[/]"
+                    : McpView.From(r, r.Metadata.McpTransport!).ScopesMissing.Count > 0 ? "[red]needs-scope[/]"
+                    : $"[green]{status.Text}[/]";
+                table.AddRow(Markup.Escape(r.Name), shown, r.Metadata.McpTransport!, Markup.Escape(r.Metadata.Upstream ?? "-"), Markup.Escape(string.Join(' ', r.Metadata.ScopesGranted)));
             }
 
             CredentialCommands.Render(app, table);
@@ -154,7 +157,8 @@ internal static class McpCommands
         command.SetAction(async (parse, ct) =>
         {
             var serverName = parse.GetValue(name)!;
-            await using var store = app.OpenStore(parse);
+            await using var services = app.Open(parse);
+            var store = services.Store;
             var record = await store.GetAsync(serverName, ct) ?? throw CliException.NotFound(serverName);
             if (record.State == CredentialState.Quarantined)
             {
@@ -170,9 +174,7 @@ internal static class McpCommands
             {
                 throw new CliException(ExitCodes.NotUsable, $"The stored URL of '{serverName}' is not a URL: {Http.UrlPolicy.Describe(Http.UrlVerdict.NotAbsolute, record.Metadata.Upstream)}", $"Add the server again: latchkey mcp remove {serverName}, then latchkey mcp add {serverName} URL");
             }
-
-            using var oauth = new OAuthServices(store, app.Time);
-            await using var bridge = new McpStdioBridge(record, store, oauth.Engine, app.Time, app.Console.Error);
+            await using var bridge = new McpStdioBridge(record, store, services.Engine, services.McpClient, app.Time, app.Console.Error);
             return await bridge.RunAsync(Console.OpenStandardInput(), Console.OpenStandardOutput(), ct);
         });
         return command;
@@ -206,7 +208,8 @@ internal static class McpCommands
             {
                 var home = StoreHome.Resolve(parse.GetValue(CliApp.HomeOption));
                 var baseUrl = (parse.GetValue(gateway) ?? (await GatewayLocator.FindHealthyAsync(home, ct))?.Url ?? $"http://127.0.0.1:{Gateway.GatewayOptions.DefaultPort}").TrimEnd('/');
-                await using var store = app.OpenStore(parse);
+                await using var services = app.Open(parse);
+                var store = services.Store;
                 var keyName = $"mcp-{serverName}-{McpClientConfig.Id(target)}-{app.Time.GetUtcNow():yyyyMMddHHmmss}";
                 var created = await store.CreateKeyAsync(keyName, [serverName], null, ct)
                     ?? throw new CliException(ExitCodes.Failure, $"A client key named '{keyName}' already exists.", "Run the command again in a second.");
@@ -224,7 +227,8 @@ internal static class McpCommands
 
     private static async Task RequireMcpAsync(CliApp app, ParseResult parse, string name, CancellationToken ct)
     {
-        await using var store = app.OpenStore(parse);
+        await using var services = app.Open(parse);
+        var store = services.Store;
         var record = await store.GetAsync(name, ct) ?? throw new CliException(ExitCodes.NotFound, $"No MCP server is named '{name}'.", "'latchkey mcp list' shows them; add one with: latchkey mcp add NAME URL");
         if (record.Metadata.McpTransport is null)
         {

@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using System.Runtime.InteropServices;
+using Latchkey.Local;
 using Latchkey.Store;
 
 namespace Latchkey.Cli;
@@ -21,27 +21,12 @@ internal static partial class RunCommand
     /// </summary>
     internal static async Task<int> RunAgentAsync(string[] argv, IEnumerable<KeyValuePair<string, string>> variables, string api, string? store)
     {
-        var start = new ProcessStartInfo(argv[0]) { UseShellExecute = false };
-        foreach (var a in argv.Skip(1))
-        {
-            start.ArgumentList.Add(a);
-        }
-
         var spec = string.IsNullOrWhiteSpace(store) ? Environment.GetEnvironmentVariable(StoreSelector.StoreVariable) : store;
-        foreach (var name in Withheld(api, spec is not null && PostgresLocation.Matches(spec.Trim())))
-        {
-            start.Environment.Remove(name);
-        }
-
-        foreach (var (name, value) in variables)
-        {
-            start.Environment[name] = value;
-        }
-
         Process child;
         try
         {
-            child = Process.Start(start) ?? throw new CliException(ExitCodes.Failure, $"Could not start '{argv[0]}'.");
+            child = AgentProcess.Start(argv, Withheld(api, spec is not null && PostgresLocation.Matches(spec.Trim())), variables)
+                ?? throw new CliException(ExitCodes.Failure, $"Could not start '{argv[0]}'.");
         }
         catch (System.ComponentModel.Win32Exception ex)
         {
@@ -50,15 +35,7 @@ internal static partial class RunCommand
 
         using (child)
         {
-            // Ctrl-C in a terminal reaches the agent directly (same process group): do not die first, and
-            // do not send it twice. SIGTERM, SIGHUP and SIGQUIT sent to latchkey are passed on.
-            using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => c.Cancel = true);
-            using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; NativeMethods.Kill(child.Id, Sigterm); });
-            using var onHup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => { c.Cancel = true; NativeMethods.Kill(child.Id, Sighup); });
-            using var onQuit = PosixSignalRegistration.Create(PosixSignal.SIGQUIT, c => { c.Cancel = true; NativeMethods.Kill(child.Id, Sigquit); });
-            await child.WaitForExitAsync(CancellationToken.None);
-            _ = Sigint;
-            return child.ExitCode;
+            return await AgentProcess.WaitPassingSignalsAsync(child);
         }
     }
 

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Latchkey.Local;
 using Latchkey.Store;
 
 namespace Latchkey.Cli;
@@ -10,11 +11,6 @@ namespace Latchkey.Cli;
 /// </summary>
 internal static partial class RunCommand
 {
-    private const int Sigint = 2;
-    private const int Sighup = 1;
-    private const int Sigquit = 3;
-    private const int Sigterm = 15;
-
     public static void AddTo(RootCommand root, CliApp app)
     {
         root.Add(Run(app));
@@ -48,7 +44,8 @@ internal static partial class RunCommand
             var plan = await PlanAsync(app, parse, home, parse.GetValue(credential), parse.GetValue(router), parse.GetValue(api), ct);
             var url = (await GatewayLocator.EnsureRunningAsync(home, TimeSpan.FromSeconds(20), ct, parse.GetValue(CliApp.StoreOption), app.Console.Error)).Url;
             var keyName = $"run-{Environment.ProcessId}-{Guid.NewGuid().ToString("N")[..6]}";
-            await using var store = app.OpenStore(parse);
+            await using var services = app.Open(parse);
+            var store = services.Store;
             var created = await store.CreateKeyAsync(keyName, [plan.Target], app.Time.GetUtcNow() + TimeSpan.FromDays(1), ct)
                 ?? throw new CliException(ExitCodes.Failure, "Could not mint a client key for this run.", "Try again.");
             try
@@ -79,7 +76,8 @@ internal static partial class RunCommand
             var plan = await PlanAsync(app, parse, home, parse.GetValue(credential), parse.GetValue(router), parse.GetValue(api), ct);
             var lifetime = Durations.Parse(parse.GetValue(expires)!, "--expires");
             var url = (await GatewayLocator.EnsureRunningAsync(home, TimeSpan.FromSeconds(20), ct, parse.GetValue(CliApp.StoreOption), app.Console.Error)).Url;
-            await using var store = app.OpenStore(parse);
+            await using var services = app.Open(parse);
+            var store = services.Store;
             var keyName = $"env-{plan.Target}-{Guid.NewGuid().ToString("N")[..6]}";
             var created = await store.CreateKeyAsync(keyName, [plan.Target], app.Time.GetUtcNow() + lifetime, ct)
                 ?? throw new CliException(ExitCodes.Failure, "Could not mint a client key.", "Try again.");
@@ -114,7 +112,8 @@ internal static partial class RunCommand
             return new Plan(router, "/r/" + router, api ?? "anthropic", false);
         }
 
-        await using var store = app.OpenStore(parse);
+        await using var services = app.Open(parse);
+        var store = services.Store;
         CredentialRecord record;
         if (credential is null)
         {

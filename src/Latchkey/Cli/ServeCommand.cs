@@ -3,6 +3,8 @@ using System.Globalization;
 using System.Net;
 using System.Text.Json;
 using Latchkey.Gateway;
+using Latchkey.Hosting;
+using Latchkey.Local;
 using Latchkey.Store;
 
 namespace Latchkey.Cli;
@@ -10,8 +12,8 @@ namespace Latchkey.Cli;
 /// <summary><c>latchkey serve</c>: runs the gateway in the foreground until Ctrl-C or SIGTERM.</summary>
 internal static class ServeCommand
 {
-    /// <summary>Overrides the default listen address (used by tests and by people who want another port).</summary>
-    public const string ListenVariable = "LATCHKEY_LISTEN";
+    /// <summary>Overrides the default listen address (<see cref="GatewayOptions.ListenVariable"/>).</summary>
+    public const string ListenVariable = GatewayOptions.ListenVariable;
 
     /// <summary>How long audit entries are kept, when <c>--audit-retention</c> is not given.</summary>
     public const string AuditRetentionVariable = "LATCHKEY_AUDIT_RETENTION";

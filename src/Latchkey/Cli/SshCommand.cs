@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using Latchkey.Gateway;
+using Latchkey.Local;
 using Latchkey.Ssh;
 using Latchkey.Store;
 
@@ -17,9 +18,6 @@ internal static class SshCommand
 {
     /// <summary>The ssh executable to run instead of the one on PATH.</summary>
     public const string SshVariable = "LATCHKEY_SSH";
-
-    private const int Sighup = 1;
-    private const int Sigterm = 15;
 
     public static void AddTo(RootCommand root, CliApp app)
     {
@@ -52,7 +50,8 @@ internal static class SshCommand
             var names = (parse.GetValue(credentials) ?? []).Distinct(StringComparer.Ordinal).ToList();
             var home = StoreHome.Resolve(parse.GetValue(CliApp.HomeOption));
             var plan = await RunCommand.PlanAsync(app, parse, home, names.FirstOrDefault(), parse.GetValue(router), parse.GetValue(api), ct);
-            await using var store = app.OpenStore(parse);
+            await using var services = app.Open(parse);
+            var store = services.Store;
             foreach (var other in names.Skip(1))
             {
                 _ = await store.GetAsync(other, ct) ?? throw CliException.NotFound(other);
@@ -73,9 +72,7 @@ internal static class SshCommand
 
                 // Ctrl-C reaches ssh directly (same process group, or as a keystroke in a terminal session): do
                 // not die first. SIGTERM and SIGHUP sent to latchkey are passed on; the key is revoked after.
-                using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => c.Cancel = true);
-                using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; PassOn(session, Sigterm); });
-                using var onHup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => { c.Cancel = true; PassOn(session, Sighup); });
+                using var relay = new SignalRelay(() => session.Master, PosixSignal.SIGTERM, PosixSignal.SIGHUP);
                 return await session.RunAsync(endpoints => Environment(plan, endpoints, created.Value));
             }
             finally
@@ -106,20 +103,6 @@ internal static class SshCommand
         }
 
         return variables;
-    }
-
-    private static void PassOn(SshSession session, int signal)
-    {
-        if (session.Master is { } master)
-        {
-            try
-            {
-                _ = NativeMethods.Kill(master.Id, signal);
-            }
-            catch (InvalidOperationException)
-            {
-            }
-        }
     }
 
     /// <summary>The proven gateway's Unix socket when it has one (its permissions keep other local users out), else its TCP address.</summary>

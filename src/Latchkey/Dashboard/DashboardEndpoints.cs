@@ -3,14 +3,14 @@ using System.Net.ServerSentEvents;
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text;
-using Latchkey.Cli;
+using Latchkey.Audit;
 using Latchkey.OAuth;
 using Latchkey.Store;
+using Latchkey.Text;
+using Latchkey.Tokens;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -40,38 +40,27 @@ namespace Latchkey.Dashboard;
 /// <para><b>Secrets.</b> Pages are built from metadata only; the one secret a page ever shows is a client key, once,
 /// right after it is created. Responses are <c>no-store</c>; nothing secret reaches a URL or a log line.</para>
 /// </remarks>
-internal sealed partial class DashboardEndpoints
+internal sealed partial class DashboardEndpoints(
+    ILatchkeyStore store, StoreHome home, TokenEngine engine, Reconnects reconnects, TimeProvider time, ILoggerFactory logs, IHostApplicationLifetime lifetime, IAuditLog? audit = null)
 {
-    private const int MaxFormBytes = 16 * 1024;
+    /// <summary>The dashboard's log lines' category (<see cref="Reconnects"/> writes under it too).</summary>
+    public const string LogCategory = "Latchkey.Dashboard";
     /// <summary>The event <see cref="FingerprintEventsAsync"/> sends when nothing changed for a while.</summary>
     private static readonly SseItem<string> KeepAlive = new(string.Empty, "keepalive");
 
-    private readonly ILatchkeyStore _store;
-    private readonly StoreHome _home;
-    private readonly TimeProvider _time;
-    private readonly DashboardSessions _sessions;
-    private readonly Reconnects _reconnects;
-    private readonly IAuditSource? _audit;
-    private readonly ILogger _logger;
-    private readonly CancellationToken _stopping;
-
-    private DashboardEndpoints(ILatchkeyStore store, StoreHome home, IServiceProvider services)
-    {
-        _store = store;
-        _home = home;
-        _time = services.GetRequiredService<TimeProvider>();
-        _logger = services.GetRequiredService<ILoggerFactory>().CreateLogger("Latchkey.Dashboard");
-        _sessions = new DashboardSessions(_time);
-        _reconnects = new Reconnects(store, _time, _logger);
-        _audit = services.GetService<IAuditSource>();
-        _stopping = services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
-    }
+    private const int MaxFormBytes = 16 * 1024;
+    private readonly ILatchkeyStore _store = store;
+    private readonly TimeProvider _time = time;
+    private readonly DashboardSessions _sessions = new(time);
+    private readonly IAuditLog? _audit = audit;
+    private readonly ILogger _logger = logs.CreateLogger(LogCategory);
+    private readonly CancellationToken _stopping = lifetime.ApplicationStopping;
 
     /// <summary>Maps every <c>/ui</c> route onto <paramref name="app"/>.</summary>
-    public static void Map(WebApplication app, ILatchkeyStore store, StoreHome home)
+    public void Map(WebApplication app)
     {
         ArgumentNullException.ThrowIfNull(app);
-        var ui = new DashboardEndpoints(store, home, app.Services);
+        var ui = this;
         // Every other route passes straight through (no state machine on the gateway's hot path). The guard runs
         // after routing, so it sees what routing decided: a request routed to a dashboard endpoint is guarded however
         // its path is spelled, and so is every path under /ui in any case (a 404 there carries the headers too).
@@ -213,14 +202,15 @@ internal sealed partial class DashboardEndpoints
             return Page(404, "No audit log", session, DashboardPages.Message("This store keeps no audit log.", session.Base));
         }
 
-        var entries = await _audit.RecentAsync(200, context.RequestAborted);
+        var oldestFirst = await _audit.QueryAsync(new AuditQuery(Limit: 200), context.RequestAborted);
+        var entries = oldestFirst.Reverse().ToList(); // the page shows the newest first
         return await LayoutAsync("Audit log", session.Base + "audit", session, session.TakeFlash(), DashboardPages.Audit(entries), context.RequestAborted);
     }
 
     private async Task<IResult> SignInAsync(HttpContext context)
     {
         var form = await ReadFormAsync(context);
-        if (form is null || !SignInLinks.TryRedeem(_home, form.GetValueOrDefault("token"), _time))
+        if (form is null || !SignInLinks.TryRedeem(home, form.GetValueOrDefault("token"), _time))
         {
             LogSignInRefused(_logger);
             return Page(403, "Sign in", null, DashboardPages.SignIn("This sign-in link was already used or has expired (links work once, for two minutes). Run latchkey dashboard again for a new one."));
@@ -273,13 +263,13 @@ internal sealed partial class DashboardEndpoints
 
         if (problem is null && form.GetValueOrDefault("expires") is { Length: > 0 } expires)
         {
-            try
+            if (HumanDuration.TryParse(expires, out var validFor))
             {
-                expiresAt = _time.GetUtcNow() + Durations.Parse(expires, "Expires after");
+                expiresAt = _time.GetUtcNow() + validFor;
             }
-            catch (CliException ex)
+            else
             {
-                problem = $"{ex.Message} {ex.Fix}";
+                problem = $"{HumanDuration.NotADuration("Expires after", expires)} {HumanDuration.Hint}";
             }
         }
 
@@ -330,12 +320,7 @@ internal sealed partial class DashboardEndpoints
             return Results.Redirect(session.Base);
         }
 
-        string? revoked;
-        using (var oauth = new OAuthServices(_store, _time))
-        {
-            revoked = await oauth.RevokeAsync(record, ct);
-        }
-
+        var revoked = await engine.RevokeAsync(record, ct); // through the gateway's one token engine
         var removed = await _store.RemoveAsync(name, ct);
         LogAction(_logger, "remove", name);
         session.SetFlash(removed
@@ -396,7 +381,7 @@ internal sealed partial class DashboardEndpoints
 
         try
         {
-            var authorize = await _reconnects.StartAsync(name, session.Id, $"http://127.0.0.1:{port}/ui/callback", _stopping);
+            var authorize = await reconnects.StartAsync(name, session.Id, $"http://127.0.0.1:{port}/ui/callback", _stopping);
             LogAction(_logger, "reconnect started", name);
             return Results.Redirect(authorize.AbsoluteUri);
         }
@@ -419,7 +404,7 @@ internal sealed partial class DashboardEndpoints
     private async Task<IResult> CallbackAsync(HttpContext context)
     {
         var query = LoopbackListener.ParseQuery(context.Request.QueryString.Value ?? string.Empty);
-        var outcome = await _reconnects.CompleteAsync(query, context.RequestAborted);
+        var outcome = await reconnects.CompleteAsync(query, context.RequestAborted);
         if (outcome is not { } done)
         {
             return Page(400, "Sign-in not recognised", null, DashboardPages.Message("This sign-in answer matches no reconnect in progress: it is stale, was used already, or the gateway restarted. Nothing was changed; press Reconnect again."));
@@ -498,7 +483,7 @@ internal sealed partial class DashboardEndpoints
         var now = _time.GetUtcNow();
         foreach (var r in await _store.ListAsync(ct))
         {
-            text.Append(r.Name).Append('|').Append(r.Version).Append('|').Append(CredentialView.Derive(r, now).State).Append('|').Append(r.UpdatedAt.UtcTicks)
+            text.Append(r.Name).Append('|').Append(r.Version).Append('|').Append(CredentialStatusView.Derive(r, now).Text).Append('|').Append(r.UpdatedAt.UtcTicks)
                 .Append('|').Append(r.LastUpstreamFailure?.At.UtcTicks).Append('|').Append(r.Coordination.LastError?.At.UtcTicks).Append('\n');
         }
 

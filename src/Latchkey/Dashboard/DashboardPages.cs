@@ -1,5 +1,7 @@
-using Latchkey.Cli;
+using System.Globalization;
+using Latchkey.Audit;
 using Latchkey.Store;
+using Latchkey.Tokens;
 
 namespace Latchkey.Dashboard;
 
@@ -66,7 +68,7 @@ internal static class DashboardPages
             return Html.Of($"<p>No credentials yet. Add one with <code>latchkey add NAME --upstream URL</code> or sign in with <code>latchkey login NAME --resource URL</code>.</p>");
         }
 
-        var broken = records.Count(r => CredentialView.Derive(r, now).State is "needs-auth" or "quarantined");
+        var broken = records.Count(r => CredentialStatusView.Derive(r, now).NeedsAttention);
         var summary = Html.Of($"<p class=\"summary\">{records.Count} credential{(records.Count == 1 ? string.Empty : "s")}{(broken == 0 ? ", all working." : $", {broken} need{(broken == 1 ? "s" : string.Empty)} attention.")}</p>");
         return Html.Join([summary, Html.Join(records, r => Credential(r, history.GetValueOrDefault(r.Name) ?? [], session, now))]);
     }
@@ -130,35 +132,47 @@ internal static class DashboardPages
             """);
     }
 
-    public static HtmlContent Audit(IReadOnlyList<AuditEntry> entries) => entries.Count == 0
+    /// <summary>The audit page: one row per gateway request, newest first — who asked (the client key's name), what,
+    /// on which credential, how it ended, and the upstream's status, latency, route and replica.</summary>
+    public static HtmlContent Audit(IReadOnlyList<AuditEntry> newestFirst) => newestFirst.Count == 0
         ? Html.Of($"<p>The audit log is empty.</p>")
         : Html.Of($"""
             <div class="scroll"><table>
             <caption>Newest first</caption>
             <thead><tr><th scope="col">When</th><th scope="col">Who</th><th scope="col">What</th><th scope="col">Credential</th><th scope="col">Outcome</th><th scope="col">Detail</th></tr></thead>
-            <tbody>{Html.Join(entries, e => Html.Of($"<tr><td>{Html.Time(e.At)}</td><td>{e.Actor}</td><td>{e.Action}</td><td>{e.Credential ?? "-"}</td><td>{e.Outcome}</td><td>{e.Detail ?? string.Empty}</td></tr>"))}</tbody>
+            <tbody>{Html.Join(newestFirst, AuditRow)}</tbody>
             </table></div>
             """);
 
     /// <summary>The state as a person reads it.</summary>
-    public static string StateWords(string state) => state switch
+    public static string StateWords(CredentialStatus status) => status switch
     {
-        "ok" => "working",
-        "expiring" => "working, refresh due",
-        "needs-auth" => "needs sign-in",
-        "quarantined" => "quarantined: unreadable",
-        _ => state,
+        CredentialStatus.Ok => "working",
+        CredentialStatus.Expiring => "working, refresh due",
+        CredentialStatus.NeedsAuth => "needs sign-in",
+        CredentialStatus.Quarantined => "quarantined: unreadable",
+        _ => CredentialStatusView.TextOf(status),
     };
+
+    private static HtmlContent AuditRow(AuditEntry e)
+    {
+        var who = e.ClientKey ?? "(no valid key)";
+        var outcome = e.Reason is null ? e.Status.ToString(CultureInfo.InvariantCulture) : $"{e.Status} {e.Reason}";
+        var upstream = e.UpstreamStatus is { } status ? "upstream " + status.ToString(CultureInfo.InvariantCulture) : "no upstream answer";
+        var detail = $"{upstream}, {e.LatencyMs.ToString(CultureInfo.InvariantCulture)} ms, {e.Route}, {e.Replica}";
+        return Html.Of($"<tr><td>{Html.Time(e.At)}</td><td>{who}</td><td>{e.Method} {e.Path}</td><td>{e.Credential ?? "-"}</td><td>{outcome}</td><td>{detail}</td></tr>");
+    }
 
     private static HtmlContent Credential(CredentialRecord r, IReadOnlyList<CredentialVersion> history, DashboardSession session, DateTimeOffset now)
     {
-        var (state, reason) = CredentialView.Derive(r, now);
+        var (status, reason) = CredentialStatusView.Derive(r, now);
+        var state = CredentialStatusView.TextOf(status);
         var m = r.Metadata;
         var id = "cred-" + r.Name;
         var reasonBox = reason is null ? HtmlContent.Empty : Html.Of($"""
             <div class="reason" role="note">
             <p><strong>Why:</strong> <span class="reason-message">{reason.Message}</span> <span class="code">({reason.Code}, {Html.Time(reason.At)})</span></p>
-            {(reason.Fix is null ? HtmlContent.Empty : Html.Of($"<p><strong>What to do:</strong> {(r.Kind == CredentialKind.OAuth && state == "needs-auth" ? "press Reconnect below, or run " : "run ")}<code>{reason.Fix}</code></p>"))}
+            {(reason.Fix is null ? HtmlContent.Empty : Html.Of($"<p><strong>What to do:</strong> {(r.Kind == CredentialKind.OAuth && status == CredentialStatus.NeedsAuth ? "press Reconnect below, or run " : "run ")}<code>{reason.Fix}</code></p>"))}
             </div>
             """);
         var lastError = r.Coordination.LastError is { } e ? Html.Of($"<dt>Last refresh error</dt><dd>{e.Message} <span class=\"code\">({e.Code}, {Html.Time(e.At)})</span></dd>") : HtmlContent.Empty;
@@ -178,7 +192,7 @@ internal static class DashboardPages
             """);
         return Html.Of($"""
             <section class="card state-{state}" id="{id}" aria-labelledby="{id}-title">
-            <h2 id="{id}-title">{r.Name} <span class="badge" data-state="{state}">{StateWords(state)}</span></h2>
+            <h2 id="{id}-title">{r.Name} <span class="badge" data-state="{state}">{StateWords(status)}</span></h2>
             {reasonBox}
             <dl>
             <dt>Kind</dt><dd>{(r.Kind == CredentialKind.OAuth ? "OAuth grant" : "API key")}</dd>
@@ -205,7 +219,7 @@ internal static class DashboardPages
             <caption>Earlier versions of {r.Name}; restoring one makes it current again as a new version</caption>
             <thead><tr><th scope="col">Version</th><th scope="col">State</th><th scope="col">Written</th><th scope="col"><span class="sr">Restore</span></th></tr></thead>
             <tbody>{Html.Join(history, v => Html.Of($"""
-                <tr><td>{v.Version}</td><td>{StateWords(RowCodec.StateText(v.State))}</td><td>{Html.Time(v.WrittenAt)}</td><td>{(v.Readable
+                <tr><td>{v.Version}</td><td>{StateWords(CredentialStatusView.Of(v.State))}</td><td>{Html.Time(v.WrittenAt)}</td><td>{(v.Readable
                     ? Html.Of($"<form method=\"post\" action=\"{session.Base}credentials/{Uri.EscapeDataString(r.Name)}/restore\" class=\"inline\">{Csrf(session)}<input type=\"hidden\" name=\"version\" value=\"{v.Version}\"><input type=\"hidden\" name=\"current\" value=\"{r.Version}\"><button type=\"submit\" aria-label=\"Restore version {v.Version} of {r.Name}\">Restore</button></form>")
                     : Html.Of($"<span class=\"muted\">unreadable</span>"))}</td></tr>
                 """))}</tbody>
@@ -215,8 +229,8 @@ internal static class DashboardPages
 
     private static HtmlContent McpRow(CredentialRecord r, DashboardSession session, DateTimeOffset now)
     {
-        var (state, reason) = CredentialView.Derive(r, now);
-        return Html.Of($"<tr><th scope=\"row\"><a href=\"{session.Base}#cred-{r.Name}\">{r.Name}</a></th><td><span class=\"badge\" data-state=\"{state}\">{StateWords(state)}</span>{(reason is null ? HtmlContent.Empty : Html.Of($"<br><span class=\"reason-message\">{reason.Message}</span>"))}</td><td>{r.Metadata.Resource ?? r.Metadata.Upstream ?? "-"}</td><td>{r.Metadata.Issuer ?? "-"}</td><td>{Scopes(r.Metadata.ScopesGranted)}</td><td>{Html.Time(r.Metadata.ExpiresAt)}</td></tr>");
+        var (status, reason) = CredentialStatusView.Derive(r, now);
+        return Html.Of($"<tr><th scope=\"row\"><a href=\"{session.Base}#cred-{r.Name}\">{r.Name}</a></th><td><span class=\"badge\" data-state=\"{CredentialStatusView.TextOf(status)}\">{StateWords(status)}</span>{(reason is null ? HtmlContent.Empty : Html.Of($"<br><span class=\"reason-message\">{reason.Message}</span>"))}</td><td>{r.Metadata.Resource ?? r.Metadata.Upstream ?? "-"}</td><td>{r.Metadata.Issuer ?? "-"}</td><td>{Scopes(r.Metadata.ScopesGranted)}</td><td>{Html.Time(r.Metadata.ExpiresAt)}</td></tr>");
     }
 
     private static HtmlContent KeyRow(ClientKey k, DashboardSession session, DateTimeOffset now)

@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Threading.Channels;
-using Latchkey.Cli;
 using Latchkey.OAuth;
 using Latchkey.Store;
 using Latchkey.Tokens;
@@ -15,12 +14,15 @@ namespace Latchkey.Dashboard;
 /// <c>/ui/callback</c>. The stored grant is replaced only when the new one is complete.
 /// </summary>
 /// <remarks>
+/// <para><b>One OAuth client.</b> The sign-in is the composition root's (<see cref="Composition.LatchkeyServices.SignIn"/>),
+/// on the same HTTP client and token endpoint client as the gateway's token engine.</para>
 /// <para><b>Concurrency.</b> Any number of reconnects may be in flight; each owns its PKCE verifier and state. The
 /// callback finds its reconnect by <c>state</c>, once; the grant flow then compares it in constant time.</para>
 /// <para><b>Security.</b> The callback's query (it holds the authorization code) is never logged or shown.</para>
 /// </remarks>
-internal sealed partial class Reconnects(ICredentialStore store, TimeProvider time, ILogger logger)
+internal sealed partial class Reconnects(SignInService signIn, TimeProvider time, ILoggerFactory logs)
 {
+    private readonly ILogger _logger = logs.CreateLogger(DashboardEndpoints.LogCategory);
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(30);
     private readonly ConcurrentDictionary<string, GatewayRedirect> _pending = new(StringComparer.Ordinal);
 
@@ -33,9 +35,8 @@ internal sealed partial class Reconnects(ICredentialStore store, TimeProvider ti
         var options = new SignInOptions { Name = name, Redirect = () => redirect, RequireRequestedScopes = true };
         redirect.SignIn = Task.Run(async () =>
         {
-            using var oauth = new OAuthServices(store, time);
             using var progress = new StringWriter();
-            return await oauth.SignIn.SignInAsync(options, new BrowserLauncher(TextWriter.Null, noBrowser: true, time, getEnvironment: _ => null), progress, stopping).ConfigureAwait(false);
+            return await signIn.SignInAsync(options, new BrowserLauncher(TextWriter.Null, noBrowser: true, time, getEnvironment: _ => null), progress, stopping).ConfigureAwait(false);
         }, CancellationToken.None);
 
         var opened = redirect.Opened.Task;
@@ -68,18 +69,18 @@ internal sealed partial class Reconnects(ICredentialStore store, TimeProvider ti
         {
             var record = await redirect.SignIn!.WaitAsync(TimeSpan.FromSeconds(60), ct).ConfigureAwait(false);
             var m = record.Metadata;
-            LogReconnected(logger, record.Name);
+            LogReconnected(_logger, record.Name);
             return (redirect.SessionId, redirect.Credential, new Flash(true,
                 $"Reconnected '{record.Name}': signed in again at {m.Issuer}; scopes granted: {(m.ScopesGranted.Count == 0 ? "none named" : string.Join(' ', m.ScopesGranted))}; the token is valid until {m.ExpiresAt:u}{(record.Secrets.RefreshToken is null ? " (no refresh token was issued)" : " and is refreshed automatically")}."));
         }
         catch (OAuthException ex)
         {
-            LogReconnectFailed(logger, redirect.Credential, ex.Code);
+            LogReconnectFailed(_logger, redirect.Credential, ex.Code);
             return (redirect.SessionId, redirect.Credential, new Flash(false, $"Reconnecting '{redirect.Credential}' failed: {ex.Message}"));
         }
         catch (Exception ex) when (ex is HttpRequestException or TimeoutException or StoreException)
         {
-            LogReconnectFailed(logger, redirect.Credential, ex.GetType().Name);
+            LogReconnectFailed(_logger, redirect.Credential, ex.GetType().Name);
             return (redirect.SessionId, redirect.Credential, new Flash(false, $"Reconnecting '{redirect.Credential}' failed: {ex.Message} Nothing was changed."));
         }
     }

@@ -46,7 +46,7 @@ internal sealed class AgentRequest(ClientKeyAuth auth, CredentialResolver creden
         var raw = context.Features.Get<IHttpRequestFeature>()?.RawTarget ?? string.Empty;
         if (AgentRequestRules.HoldsClientKey(raw))
         {
-            Audit.AuditFacts.Of(context)?.Path = "(withheld: the URL held a client key)";
+            AuditFacts.Of(context)?.Path = "(withheld: the URL held a client key)";
             await RefuseAsync(context, 400, "client_key_in_url",
                 "The request's URL holds a Latchkey client key (lk_...). A key in a URL would be forwarded to the upstream and written to its logs and every proxy's along the way, so the gateway never forwards one.",
                 "Send the key in a header instead: Authorization: Bearer lk_..., or x-api-key: lk_...", withholdPath: true).ConfigureAwait(false);
@@ -81,7 +81,7 @@ internal sealed class AgentRequest(ClientKeyAuth auth, CredentialResolver creden
         }
 
         var check = await auth.CheckAsync(presented.Value, context.RequestAborted).ConfigureAwait(false);
-        Audit.AuditFacts.Of(context)?.ClientKey = check.Key?.Name;
+        AuditFacts.Of(context)?.ClientKey = check.Key?.Name;
         switch (check.Status)
         {
             case ClientKeyStatus.Valid when check.Key!.Allows(name):
@@ -95,7 +95,7 @@ internal sealed class AgentRequest(ClientKeyAuth auth, CredentialResolver creden
                     rate.MinDataRate = null; // authorized: an agent may stream a request body at its own pace
                 }
 
-                Audit.AuditFacts.Of(context)?.Authorized = true;
+                AuditFacts.Of(context)?.Authorized = true;
                 return true;
             case ClientKeyStatus.Valid:
                 await RefuseAsync(context, 403, "client_key_not_allowed",

@@ -17,41 +17,22 @@ namespace Latchkey.Gateway;
 /// </list>
 /// </summary>
 /// <remarks>
-/// <para><b>Concurrency.</b> One instance serves every request; it holds only the shared invoker.</para>
+/// <para><b>Concurrency.</b> One instance serves every request; it holds only the shared invoker. The response
+/// headers are waited for no longer than <see cref="GatewayOptions.UpstreamTimeout"/>.</para>
 /// <para><b>Security.</b> Headers named in <c>skipRequestHeaders</c> (the agent's client key) are never copied;
 /// the caller adds the real credential through the <c>inject</c> callback. No redirect is followed, no cookie
-/// kept, nothing decompressed. The invoker from <see cref="CreateInvoker"/> checks every request's URL as it leaves
+/// kept, nothing decompressed (the <see cref="Http.HttpPurpose.Forwarding"/> handler). The invoker, the composition
+/// root's <see cref="Composition.LatchkeyServices.ForwardingInvoker"/>, checks every request's URL as it leaves
 /// (<see cref="Http.UrlPolicyHandler"/>; the <c>inject</c> callback passes the credential's opt-in); a refused one is
 /// <see cref="ForwarderError.UrlRefused"/> and nothing was sent. An upstream's <c>latchkey-*</c> response headers
 /// are dropped: only Latchkey adds those.</para>
 /// </remarks>
-internal sealed class Forwarder(HttpMessageInvoker invoker, TimeSpan responseTimeout)
+internal sealed class Forwarder(HttpMessageInvoker invoker, GatewayOptions options)
 {
     private const int BufferSize = 64 * 1024;
 
     /// <summary>The prefix of Latchkey's own response headers (<c>latchkey-diagnostic</c>, <c>latchkey-credential</c>, ...).</summary>
     private const string LatchkeyHeaderPrefix = "latchkey-";
-
-    /// <summary>The gateway's invoker: <see cref="CreateHandler"/> behind the URL policy check every request passes.</summary>
-    public static HttpMessageInvoker CreateInvoker() => new(new Http.UrlPolicyHandler(CreateHandler()), disposeHandler: true);
-
-    /// <summary>The one tuned handler every upstream request goes through (the YARP settings); it connects through
-    /// <see cref="Http.UrlPolicy.ConnectAsync(SocketsHttpConnectionContext, CancellationToken)"/>, so plain http to
-    /// <c>localhost</c> reaches only a loopback address.</summary>
-    public static SocketsHttpHandler CreateHandler() => new()
-    {
-        ConnectCallback = Http.UrlPolicy.ConnectAsync,
-        UseProxy = false,
-        AllowAutoRedirect = false,
-        AutomaticDecompression = DecompressionMethods.None,
-        UseCookies = false,
-        EnableMultipleHttp2Connections = true,
-        PooledConnectionLifetime = TimeSpan.FromMinutes(5),
-        PooledConnectionIdleTimeout = TimeSpan.FromSeconds(60),
-        ConnectTimeout = TimeSpan.FromSeconds(10),
-        MaxConnectionsPerServer = int.MaxValue,
-        ActivityHeadersPropagator = null,
-    };
 
     /// <summary>Step 1: sends the request and waits for the upstream's response headers.</summary>
     /// <param name="context">The agent's request.</param>
@@ -84,7 +65,7 @@ internal sealed class Forwarder(HttpMessageInvoker invoker, TimeSpan responseTim
         inject(request);
 
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
-        timeout.CancelAfter(responseTimeout);
+        timeout.CancelAfter(options.UpstreamTimeout);
         try
         {
             var response = await invoker.SendAsync(request, timeout.Token).ConfigureAwait(false);

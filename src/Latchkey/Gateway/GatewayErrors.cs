@@ -15,7 +15,7 @@ internal static class GatewayErrors
 
     public static Task WriteAsync(HttpContext context, int status, string reason, string message, string? fix, string? credential = null)
     {
-        if (Audit.AuditFacts.Of(context) is { } audit)
+        if (AuditFacts.Of(context) is { } audit)
         {
             audit.Reason = reason;
             audit.Credential = credential ?? audit.Credential;

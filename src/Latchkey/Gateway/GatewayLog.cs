@@ -59,7 +59,7 @@ internal static partial class GatewayLog
 /// <summary>
 /// The "Refused a request" lines under a budget: anyone who reaches the port can send requests the gateway refuses,
 /// and a line for each would fill the disk (a flood of 100,000 requests with 2 KB paths wrote 211 MB in 8 s). Each
-/// source (<see cref="Audit.AuditRecorder.SourceOf(HttpContext)"/>) may have <see cref="Burst"/> lines, refilled at
+/// source (<see cref="AuditRecorder.SourceOf(HttpContext)"/>) may have <see cref="Burst"/> lines, refilled at
 /// <see cref="PerSecond"/> a second, and all together <see cref="GlobalBurst"/>, refilled at
 /// <see cref="GlobalPerSecond"/>; what is not written is counted and said in at most
 /// <see cref="Audit.RefusedEntryLimiter.MaxSummaries"/> lines every <see cref="SummaryInterval"/>.
@@ -89,7 +89,7 @@ internal sealed class RefusedRequestLog : IDisposable
     /// <summary>Writes the line for a refused request if the budget has room (its path quoted), or counts it.</summary>
     public void Refused(HttpContext context, string path, string reason)
     {
-        if (_budget.TryTake(Audit.AuditRecorder.SourceOf(context)))
+        if (_budget.TryTake(AuditRecorder.SourceOf(context)))
         {
             GatewayLog.Refused(_log, path, reason);
         }

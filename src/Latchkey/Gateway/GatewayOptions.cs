@@ -8,6 +8,9 @@ internal sealed record GatewayOptions
     /// <summary>The documented default port on 127.0.0.1.</summary>
     public const int DefaultPort = 7400;
 
+    /// <summary>Overrides the default listen address of <c>latchkey serve</c> (used by tests and by people who want another port).</summary>
+    public const string ListenVariable = "LATCHKEY_LISTEN";
+
     public IPEndPoint Listen { get; init; } = new(IPAddress.Loopback, DefaultPort);
 
     /// <summary>The <c>--store</c> value, or null to use <c>LATCHKEY_STORE</c>, else SQLite in the home folder.</summary>

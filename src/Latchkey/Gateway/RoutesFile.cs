@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Latchkey.Store;
 
 namespace Latchkey.Gateway;
 
@@ -76,15 +77,18 @@ internal sealed partial class RoutesJsonContext : JsonSerializerContext;
 /// Loads <c>routes.json</c> and reloads it when it changes (checked at most once a second). A file that does not
 /// parse keeps the last good routes in force, and the error is reported on every router request until fixed.
 /// </summary>
-internal sealed class RoutesFile(string path, TimeProvider time)
+internal sealed class RoutesFile(StoreHome home, TimeProvider time)
 {
+    /// <summary>The file's name in the home folder.</summary>
+    public const string FileName = "routes.json";
+
     private readonly Lock _gate = new();
     private RoutesDocument _current = new();
     private string? _error;
     private DateTime _loadedStamp = DateTime.MinValue;
     private DateTimeOffset _checkedAt = DateTimeOffset.MinValue;
 
-    public string Path { get; } = path;
+    public string Path { get; } = System.IO.Path.Combine(home.Path, FileName);
 
     /// <summary>The routes in force, and the problem with the file on disk if it has one.</summary>
     public (RoutesDocument Routes, string? Error) Current()

@@ -168,7 +168,7 @@ internal sealed class UpstreamExchange(Forwarder forwarder, CredentialResolver c
     /// <summary>Writes an outcome to the agent: the upstream's answer unchanged plus Latchkey's headers, or Latchkey's own error.</summary>
     public static async Task WriteAsync(HttpContext context, ExchangeOutcome outcome, IEnumerable<KeyValuePair<string, string>> extraHeaders)
     {
-        Audit.AuditFacts.Of(context)?.Note(outcome);
+        AuditFacts.Of(context)?.Note(outcome);
         if (outcome.Error == ForwarderError.Canceled)
         {
             return;

@@ -5,7 +5,7 @@ using Latchkey.Store;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
-using Microsoft.Extensions.DependencyInjection;
+using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Logging;
 
 namespace Latchkey.Mcp;
@@ -30,11 +30,10 @@ namespace Latchkey.Mcp;
 internal sealed partial class McpProxyRoute(AgentRequest agents, UpstreamExchange exchange, ICredentialStore store, TimeProvider time, GatewayOptions options, ILogger<McpProxyRoute> log)
 {
     /// <summary>Maps the route (the gateway's one line for MCP).</summary>
-    public static void Map(WebApplication app)
+    public void Map(IEndpointRouteBuilder app)
     {
-        var route = ActivatorUtilities.CreateInstance<McpProxyRoute>(app.Services);
-        app.Map("/mcp/{server}/{**rest}", route.HandleAsync);
-        app.Map("/mcp/{server}", route.HandleAsync);
+        app.Map("/mcp/{server}/{**rest}", HandleAsync);
+        app.Map("/mcp/{server}", HandleAsync);
     }
 
     public async Task HandleAsync(HttpContext context)
@@ -93,7 +92,7 @@ internal sealed partial class McpProxyRoute(AgentRequest agents, UpstreamExchang
                 var message = await McpStepUp.RecordAsync(store, credential.Record, scopes, time, context.RequestAborted).ConfigureAwait(false);
                 var asked = string.Join(' ', scopes);
                 Log.StepUp(log, name, asked);
-                Audit.AuditFacts.Of(context)?.Note(outcome);
+                AuditFacts.Of(context)?.Note(outcome);
                 await WriteRpcErrorAsync(context, body, 403, McpStepUp.Code, message, $"latchkey login {name}").ConfigureAwait(false);
                 return;
             }
@@ -112,7 +111,7 @@ internal sealed partial class McpProxyRoute(AgentRequest agents, UpstreamExchang
                     await store.RecordUpstreamFailureAsync(name, new UpstreamFailure(code, message, $"latchkey login {name}", 401, null, time.GetUtcNow()), CancellationToken.None).ConfigureAwait(false);
                 }
 
-                Audit.AuditFacts.Of(context)?.Note(outcome);
+                AuditFacts.Of(context)?.Note(outcome);
                 await WriteRpcErrorAsync(context, body, 401, code, message + $" Run: latchkey login {name}", $"latchkey login {name}").ConfigureAwait(false);
                 return;
             }
@@ -120,7 +119,7 @@ internal sealed partial class McpProxyRoute(AgentRequest agents, UpstreamExchang
             response.Headers.Remove("WWW-Authenticate");
             if (legacyStream && response.IsSuccessStatusCode && response.Content.Headers.ContentType?.MediaType == "text/event-stream")
             {
-                Audit.AuditFacts.Of(context)?.Note(outcome);
+                AuditFacts.Of(context)?.Note(outcome);
                 await CopyLegacyStreamAsync(context, response, name, upstream).ConfigureAwait(false);
                 return;
             }
@@ -135,7 +134,7 @@ internal sealed partial class McpProxyRoute(AgentRequest agents, UpstreamExchang
     {
         if (McpStepUp.ErrorResponse(body.Memory.Span, message) is { } rpc)
         {
-            Audit.AuditFacts.Of(context)?.Reason = code;
+            AuditFacts.Of(context)?.Reason = code;
             context.Response.StatusCode = 200;
             context.Response.ContentType = "application/json";
             context.Response.Headers[GatewayErrors.DiagnosticHeader] = code;
@@ -221,13 +220,13 @@ internal sealed partial class McpProxyRoute(AgentRequest agents, UpstreamExchang
             catch (McpStreamRefusedException ex)
             {
                 Log.StreamRefused(log, name, ex.Message);
-                Audit.AuditFacts.Of(context)?.Reason = "mcp_stream_refused";
+                AuditFacts.Of(context)?.Reason = "mcp_stream_refused";
                 await EndWithCommentAsync(context, ex.Message).ConfigureAwait(false);
             }
             catch (Http.SseEventTooLargeException ex)
             {
                 Log.StreamRefused(log, name, ex.Message);
-                Audit.AuditFacts.Of(context)?.Reason = "mcp_stream_refused";
+                AuditFacts.Of(context)?.Reason = "mcp_stream_refused";
                 await EndWithCommentAsync(context, ex.Message).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is IOException or HttpRequestException or OperationCanceledException)

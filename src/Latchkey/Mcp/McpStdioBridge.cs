@@ -54,28 +54,24 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
     private string? _protocolVersion;
     private Uri? _legacyEndpoint;
 
-    public McpStdioBridge(CredentialRecord record, ICredentialStore store, TokenEngine engine, TimeProvider time, TextWriter stderr)
+    /// <param name="record">The MCP server's record.</param>
+    /// <param name="store">Where refusals are recorded.</param>
+    /// <param name="engine">The process's token engine (<see cref="Composition.LatchkeyServices.Engine"/>).</param>
+    /// <param name="http">The client for the server: the composition root's <see cref="Composition.LatchkeyServices.McpClient"/>
+    /// (the <see cref="Http.HttpPurpose.Mcp"/> handler behind the URL policy, no overall timeout), owned by the caller.</param>
+    /// <param name="time">The clock.</param>
+    /// <param name="stderr">Where the bridge's log lines go.</param>
+    public McpStdioBridge(CredentialRecord record, ICredentialStore store, TokenEngine engine, HttpClient http, TimeProvider time, TextWriter stderr)
     {
         _record = record;
         _time = time;
         _store = store;
         _engine = engine;
         _tokens = RefreshAndResend.Tokens(engine);
+        _http = http;
         _url = new Uri(record.Metadata.Upstream!);
         _logs = LoggerFactory.Create(b => b.AddProvider(new StderrLoggerProvider(stderr)).SetMinimumLevel(LogLevel.Information));
         _log = _logs.CreateLogger("latchkey.mcp.stdio");
-        _http = new HttpClient(new Http.UrlPolicyHandler(new SocketsHttpHandler
-        {
-            ConnectCallback = Http.UrlPolicy.ConnectAsync, // plain http to localhost reaches only a loopback address
-            UseProxy = false,
-            AllowAutoRedirect = false,
-            UseCookies = false,
-            ConnectTimeout = TimeSpan.FromSeconds(10),
-            AutomaticDecompression = DecompressionMethods.None,
-        }))
-        {
-            Timeout = Timeout.InfiniteTimeSpan,
-        };
     }
 
     private string Name => _record.Name;
@@ -155,7 +151,6 @@ internal sealed partial class McpStdioBridge : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        _http.Dispose();
         _write.Dispose();
         _logs.Dispose();
         await Task.CompletedTask.ConfigureAwait(false);

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
-using Latchkey.Cli;
+using Latchkey.Diagnostics;
 
 namespace Latchkey.Ssh;
 
@@ -129,11 +129,11 @@ internal sealed class SshSession(string ssh, SshArguments arguments, string id, 
 
         try
         {
-            return Process.Start(info) ?? throw new CliException(ExitCodes.Failure, $"Could not start {ssh}.");
+            return Process.Start(info) ?? throw new ActionableException($"Could not start {ssh}.");
         }
         catch (System.ComponentModel.Win32Exception ex)
         {
-            throw new CliException(ExitCodes.Failure, $"Could not run {ssh}: {ex.Message}.", "Install the OpenSSH client (Debian/Ubuntu: apt-get install openssh-client).");
+            throw new ActionableException($"Could not run {ssh}: {ex.Message}.", "Install the OpenSSH client (Debian/Ubuntu: apt-get install openssh-client).");
         }
     }
 
@@ -169,14 +169,14 @@ internal sealed class SshSession(string ssh, SshArguments arguments, string id, 
         {
             if (_master is { } master && master.WaitForExit(500))
             {
-                throw new CliException(ExitCodes.Failure,
+                throw new ActionableException(
                     $"The connection to {arguments.Destination} ended before the session started (ssh exit {master.ExitCode}; any message from the remote side is above).",
                     "Check that the remote account has a POSIX sh and a writable home folder (docs/ssh.md).");
             }
 
             await EndAsync();
             var said = handOver.HasExited ? (await errors).Trim() : string.Empty;
-            throw new CliException(ExitCodes.Failure,
+            throw new ActionableException(
                 $"{arguments.Destination} did not open a second session over the connection{(said.Length > 0 ? $" ({said})" : string.Empty)}: latchkey ssh needs two (the server's MaxSessions must be 2 or more).",
                 "Raise MaxSessions in that server's sshd_config, or sign in on that machine itself: latchkey login --device (docs/ssh.md).");
         }
@@ -200,11 +200,11 @@ internal sealed class SshSession(string ssh, SshArguments arguments, string id, 
             await EndAsync();
             if (taken)
             {
-                throw new CliException(ExitCodes.Failure, $"Port {remotePort} is taken on {arguments.Destination}'s loopback interface, so the gateway cannot be forwarded there.",
+                throw new ActionableException($"Port {remotePort} is taken on {arguments.Destination}'s loopback interface, so the gateway cannot be forwarded there.",
                     "Leave out --remote-port (a free port is then chosen), or choose another one.");
             }
 
-            throw new CliException(ExitCodes.Failure,
+            throw new ActionableException(
                 $"{arguments.Destination} refused to forward a loopback TCP port to the gateway: its sshd_config has AllowTcpForwarding no or local (or DisableForwarding yes, or a PermitListen that excludes 127.0.0.1). "
                 + (streamLocal.Exit == 0
                     ? "The Unix-socket forward worked, but agents such as Claude Code need an http:// address."

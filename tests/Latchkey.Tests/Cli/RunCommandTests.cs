@@ -227,11 +227,11 @@ public sealed class RunCommandTests : IClassFixture<RunCommandFixture>
         Assert.True(first == "ready", $"first line: {first}; stderr: {(process.HasExited ? await stderr : "(running)")}");
 
         // SIGINT (Ctrl-C reaches the agent through the terminal's process group) does not make latchkey leave it.
-        Assert.Equal(0, global::Latchkey.Cli.NativeMethods.Kill(process.Id, 2));
+        Assert.Equal(0, global::Latchkey.Local.NativeMethods.Kill(process.Id, 2));
         await RealTime.ForAsync(TimeSpan.FromMilliseconds(500)); // time for latchkey (another process) to (wrongly) stop
         Assert.False(process.HasExited);
 
-        Assert.Equal(0, global::Latchkey.Cli.NativeMethods.Kill(process.Id, 15));
+        Assert.Equal(0, global::Latchkey.Local.NativeMethods.Kill(process.Id, 15));
         var rest = await process.StandardOutput.ReadToEndAsync(timeout.Token);
         await process.WaitForExitAsync(timeout.Token);
 

@@ -1,4 +1,4 @@
-using Latchkey.Cli;
+using Latchkey.Tokens;
 
 namespace Latchkey.Tests.Cli;
 

@@ -1,4 +1,4 @@
-namespace Latchkey.Cli;
+namespace Latchkey.Local;
 
 /// <summary>
 /// A gateway forwarded to this machine by <c>latchkey ssh</c> on another one: the session's environment carries

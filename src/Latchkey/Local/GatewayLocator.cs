@@ -1,9 +1,11 @@
 using System.Diagnostics;
 using System.Text.Json;
+using Latchkey.Diagnostics;
 using Latchkey.Gateway;
+using Latchkey.Http;
 using Latchkey.Store;
 
-namespace Latchkey.Cli;
+namespace Latchkey.Local;
 
 /// <summary>
 /// Finds the gateway serving a home folder (<c>gateway.json</c> plus a health check in which the gateway proves it
@@ -108,7 +110,7 @@ internal static class GatewayLocator
             }
         }
 
-        var exe = Environment.ProcessPath ?? throw new CliException(ExitCodes.Failure, "Cannot tell where the latchkey executable is, so cannot start a gateway.", "Start one yourself: latchkey serve");
+        var exe = Environment.ProcessPath ?? throw new ActionableException("Cannot tell where the latchkey executable is, so cannot start a gateway.", "Start one yourself: latchkey serve");
         var log = Path.Combine(home.Path, "gateway.log");
         home.EnsureReady();
         using (new FileStream(log, StoreHome.PrivateFileOptions(FileMode.Append, FileAccess.Write, FileShare.ReadWrite)))
@@ -145,7 +147,7 @@ internal static class GatewayLocator
 
         if (HeldByAnother(home))
         {
-            throw new CliException(ExitCodes.Failure, $"A gateway holds the home folder {home.Path} ({Describe(home)}) but did not answer /healthz with proof that it is this home's gateway within {wait.TotalSeconds:0} s.",
+            throw new ActionableException($"A gateway holds the home folder {home.Path} ({Describe(home)}) but did not answer /healthz with proof that it is this home's gateway within {wait.TotalSeconds:0} s.",
                 "Look at the terminal or log of that 'latchkey serve' (one from an older Latchkey cannot prove itself: stop it and try again); stop it if it hangs, and try again.");
         }
 
@@ -154,12 +156,12 @@ internal static class GatewayLocator
         {
             var port = new Uri(impostor).Port;
             var tail = Tail(2); // the gateway's own sentence and fix
-            throw new CliException(ExitCodes.Failure,
+            throw new ActionableException(
                 $"Something that is not this home's gateway listens on {impostor} (port {port}), where gateway.json says the gateway was (pid {still.Pid}, now gone). It answered /healthz but could not prove it is this home's gateway, so nothing was sent to it: another program, perhaps another user's, took the port after the gateway stopped. A new gateway did not start; its log ({log}) ends with:{Environment.NewLine}    {tail}",
-                $"See who holds the port: ss -ltnp 'sport = :{port}'. Stop that program, or run the gateway on another port: latchkey serve --listen 127.0.0.1:PORT (or set {ServeCommand.ListenVariable}=127.0.0.1:PORT), and update agents configured with port {port}.");
+                $"See who holds the port: ss -ltnp 'sport = :{port}'. Stop that program, or run the gateway on another port: latchkey serve --listen 127.0.0.1:PORT (or set {GatewayOptions.ListenVariable}=127.0.0.1:PORT), and update agents configured with port {port}.");
         }
 
-        throw new CliException(ExitCodes.Failure, $"The gateway did not become healthy within {wait.TotalSeconds:0} s. Its log ({log}) ends with:{Environment.NewLine}    {Tail(5)}",
+        throw new ActionableException($"The gateway did not become healthy within {wait.TotalSeconds:0} s. Its log ({log}) ends with:{Environment.NewLine}    {Tail(5)}",
             "Run 'latchkey serve' in a terminal to see what stops it.");
     }
 
@@ -179,7 +181,7 @@ internal static class GatewayLocator
             }
             catch (IOException ex)
             {
-                throw new CliException(ExitCodes.Failure, $"Could not start 'latchkey serve': {ex.Message}", "Start it yourself: latchkey serve");
+                throw new ActionableException($"Could not start 'latchkey serve': {ex.Message}", "Start it yourself: latchkey serve");
             }
         }
 
@@ -201,7 +203,7 @@ internal static class GatewayLocator
             start.Environment[name] = value;
         }
 
-        var process = Process.Start(start) ?? throw new CliException(ExitCodes.Failure, "Could not start 'latchkey serve'.", "Start it yourself: latchkey serve");
+        var process = Process.Start(start) ?? throw new ActionableException("Could not start 'latchkey serve'.", "Start it yourself: latchkey serve");
         process.StandardInput.Close();
         return () => process.HasExited;
     }
@@ -230,8 +232,7 @@ internal static class GatewayLocator
             return Probe.Silent;
         }
 
-        using var handler = new SocketsHttpHandler { UseProxy = false, AllowAutoRedirect = false, UseCookies = false, ConnectTimeout = TimeSpan.FromSeconds(1) };
-        using var http = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(2) };
+        using var http = new HttpClient(HttpHandlerFactory.Create(HttpPurpose.GatewayProbe), disposeHandler: true) { Timeout = TimeSpan.FromSeconds(2) };
         var challenge = GatewayProof.NewChallenge();
         using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(url, "/healthz"));
         request.Headers.TryAddWithoutValidation(GatewayProof.ChallengeHeader, challenge);

@@ -1,6 +1,6 @@
 using Latchkey.Store;
 
-namespace Latchkey.Cli;
+namespace Latchkey.Tokens;
 
 /// <summary>
 /// Recognises the plain shapes of <c>latchkey token NAME</c> (optionally with <c>--home PATH</c> before or after),
@@ -8,6 +8,8 @@ namespace Latchkey.Cli;
 /// command tree. Anything else, including <c>--help</c>, response files and <c>--home=PATH</c>, goes through the
 /// command tree, which gives the same result more slowly.
 /// </summary>
+/// <remarks>Here, below both programs, so the full <c>latchkey</c> and the native <c>latchkey-token</c> accept exactly
+/// the same plain shapes.</remarks>
 internal static class TokenFastPath
 {
     public static bool TryMatch(IReadOnlyList<string> args, out string name, out string? home)

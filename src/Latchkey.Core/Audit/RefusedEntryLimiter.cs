@@ -2,7 +2,7 @@ namespace Latchkey.Audit;
 
 /// <summary>
 /// How many audit entries (or log lines) of refused requests may be recorded: a token bucket per source (the peer's
-/// address, grouped as <see cref="AuditRecorder.SourceOf(System.Net.IPAddress?)"/> says, or the Unix socket) holding <see cref="Burst"/>
+/// address, grouped by the gateway: an IPv4 address, an IPv6 /64, all of loopback as one, or the Unix socket) holding <see cref="Burst"/>
 /// entries and refilled at <see cref="PerSecond"/> a second, and on top of them one bucket for all sources together
 /// (<see cref="GlobalBurst"/>, refilled at <see cref="GlobalPerSecond"/>). An entry is recorded only when both its
 /// source's bucket and the global one have room. What is not recorded is counted per source, and

@@ -1,6 +1,7 @@
+using Latchkey.Audit;
 using Microsoft.AspNetCore.Http;
 
-namespace Latchkey.Audit;
+namespace Latchkey.Gateway;
 
 /// <summary>
 /// Middleware that records one <see cref="AuditEntry"/> per request on an agent route — a credential route

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace Latchkey.Cli;
+namespace Latchkey.Local;
 
 /// <summary>POSIX calls .NET does not expose: sending a chosen signal, and marking descriptors close-on-exec.</summary>
 internal static partial class NativeMethods

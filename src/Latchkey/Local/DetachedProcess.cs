@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace Latchkey.Cli;
+namespace Latchkey.Local;
 
 /// <summary>
 /// Starts a long-lived background process (the gateway <c>latchkey run</c> starts) fully detached, with

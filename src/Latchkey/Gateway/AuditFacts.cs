@@ -1,6 +1,7 @@
+using Latchkey.Audit;
 using Microsoft.AspNetCore.Http;
 
-namespace Latchkey.Audit;
+namespace Latchkey.Gateway;
 
 /// <summary>
 /// What the gateway learns about one audited request while it handles it (a request feature, so only the
@@ -27,11 +28,11 @@ internal sealed class AuditFacts
     public string? Path { get; set; }
 
     /// <summary>Takes what the upstream exchange found: the credential that served, its status, the diagnosis.</summary>
-    public void Note(Gateway.ExchangeOutcome outcome)
+    public void Note(ExchangeOutcome outcome)
     {
         Credential = outcome.Credential;
         UpstreamStatus = outcome.Response is { } response ? (int)response.StatusCode : null;
-        Reason = outcome.Diagnosis?.Code ?? (outcome.Error == Gateway.ForwarderError.Canceled ? "client_closed" : null);
+        Reason = outcome.Diagnosis?.Code ?? (outcome.Error == ForwarderError.Canceled ? "client_closed" : null);
     }
 
     /// <summary>The facts of an audited request, or null for a request that is not audited.</summary>

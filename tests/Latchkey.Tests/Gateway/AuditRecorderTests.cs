@@ -1,7 +1,7 @@
 using System.Net;
-using Latchkey.Audit;
+using Latchkey.Gateway;
 
-namespace Latchkey.Tests.Audit;
+namespace Latchkey.Tests.Gateway;
 
 /// <summary>Which source a refused request counts against: one per machine, not one per address it can use.</summary>
 public sealed class AuditRecorderTests

@@ -1,9 +1,11 @@
 using System.Net;
 using System.Text.Json;
 using Latchkey.Audit;
-using Latchkey.OAuth;
+using Latchkey.Composition;
+using Latchkey.Dashboard;
+using Latchkey.Gateway;
+using Latchkey.Mcp;
 using Latchkey.Store;
-using Latchkey.Tokens;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -14,30 +16,46 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
-namespace Latchkey.Gateway;
+namespace Latchkey.Hosting;
 
 /// <summary>
 /// The gateway: Kestrel on a loopback port and a Unix socket in the home folder, serving credential routes
-/// (<c>/c/NAME/...</c>), model routers (<c>/r/NAME/...</c>) and <c>/healthz</c>. Every agent request needs a
-/// client key.
+/// (<c>/c/NAME/...</c>), model routers (<c>/r/NAME/...</c>), the MCP proxy (<c>/mcp/NAME/...</c>), the dashboard
+/// (<c>/ui</c>) and <c>/healthz</c>. Every agent request needs a client key.
 /// </summary>
+/// <remarks>
+/// <para><b>Wiring, in one style.</b> The composition root (<see cref="LatchkeyServices"/>) builds the store, the
+/// token engine, sign-in and the upstream invoker; they go into the container as the root's instances (the root
+/// owns and closes them, after the host). Every part of the gateway is registered by its type and built by the
+/// container from those; the audit writer comes from the root's factory, because it needs the host's logging, and
+/// the container owns it. After <c>Build()</c> nothing is made: the middleware and the routes are resolved from the
+/// container. So the gateway has one token engine, shared by the routes, the MCP proxy and the dashboard.</para>
+/// <para><b>A request.</b> <see cref="AuditRecorder"/> (one audit entry per agent request), then
+/// <see cref="StoreFailureAnswer"/> (a store outage becomes a bare 503), then <see cref="AllowedMethods"/>, then the
+/// route. docs/architecture.md follows one request from Kestrel to the upstream and back, file by file.</para>
+/// </remarks>
 internal sealed class GatewayServer : IAsyncDisposable
 {
+    /// <summary>Every part of the gateway the container builds: one instance each, for every request.</summary>
+    private static readonly Type[] GatewayParts =
+    [
+        typeof(AuditRecorder), typeof(StoreFailureAnswer),
+        typeof(ClientKeyAuth), typeof(CredentialResolver), typeof(AgentRequest),
+        typeof(Forwarder), typeof(UpstreamExchange),
+        typeof(RoutesFile), typeof(CredentialRoute), typeof(ModelRouterRoute),
+        typeof(McpProxyRoute),
+        typeof(Reconnects), typeof(DashboardEndpoints),
+    ];
+
     private readonly WebApplication _app;
-    private readonly ILatchkeyStore _store;
-    private readonly OAuthHttp _oauthHttp;
-    private readonly HttpMessageInvoker _invoker;
-    private readonly AuditWriter _audit;
+    private readonly LatchkeyServices _root;
     private readonly PrivateUnixSocket? _socket;
 
-    private GatewayServer(WebApplication app, ILatchkeyStore store, OAuthHttp oauthHttp, HttpMessageInvoker invoker, AuditWriter audit, PrivateUnixSocket? socket)
+    private GatewayServer(WebApplication app, LatchkeyServices root, PrivateUnixSocket? socket)
     {
         _app = app;
+        _root = root;
         _socket = socket;
-        _audit = audit;
-        _store = store;
-        _oauthHttp = oauthHttp;
-        _invoker = invoker;
     }
 
     /// <summary>The addresses the gateway listens on, known once it has started.</summary>
@@ -58,9 +76,7 @@ internal sealed class GatewayServer : IAsyncDisposable
         }
 
         var socket = options.SocketPath is { } socketPath ? PrivateUnixSocket.Prepare(socketPath) : null;
-        var store = StoreSelector.Open(options.Store, home, time);
-        var oauthHttp = OAuthHttp.CreateDefault();
-        var invoker = Forwarder.CreateInvoker();
+        var root = LatchkeyServices.Open(options.Store, home, time);
         // The empty builder: no configuration files (and no watcher on the working folder for them), no default
         // providers; Kestrel, routing and logging are added below, and nothing else is loaded.
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { Args = [], ApplicationName = "latchkey" });
@@ -93,39 +109,50 @@ internal sealed class GatewayServer : IAsyncDisposable
             }
         });
 
-        var services = builder.Services;
-        services.AddSingleton(time);
-        services.AddSingleton(options);
-        services.AddSingleton<ICredentialStore>(store);
-        services.AddSingleton<IClientKeyStore>(store);
-        services.AddSingleton(new TokenEngine(store, new TokenEndpointClient(new Lazy<OAuthHttp>(oauthHttp), time), time));
-        services.AddSingleton(new Forwarder(invoker, options.UpstreamTimeout));
-        services.AddSingleton(new RoutesFile(Path.Combine(home.Path, "routes.json"), time));
-        services.AddSingleton<ClientKeyAuth>();
-        services.AddSingleton<CredentialResolver>();
-        services.AddSingleton<AgentRequest>();
-        services.AddSingleton<UpstreamExchange>();
-        services.AddSingleton<CredentialRoute>();
-        services.AddSingleton<ModelRouterRoute>();
-        services.AddSingleton<Dashboard.IAuditSource>(new Dashboard.StoreAuditSource(store));
-
+        AddServices(builder.Services, root, home, options);
         var app = builder.Build();
-        var audit = new AuditWriter(store, options.AuditRetention, time, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Latchkey.Audit"));
-        app.Use(new AuditRecorder(audit, time).InvokeAsync);
-        app.Use(ActivatorUtilities.CreateInstance<StoreFailureAnswer>(app.Services).InvokeAsync);
+        var services = app.Services;
+        app.Use(services.GetRequiredService<AuditRecorder>().InvokeAsync);
+        app.Use(services.GetRequiredService<StoreFailureAnswer>().InvokeAsync);
         app.Use(AllowedMethods.InvokeAsync);
-        var credentialRoute = app.Services.GetRequiredService<CredentialRoute>();
-        var routerRoute = app.Services.GetRequiredService<ModelRouterRoute>();
-        app.MapGet("/healthz", (HttpContext context) => WriteHealthAsync(context, home, store.Backend, options.ProofKey));
+        var credentialRoute = services.GetRequiredService<CredentialRoute>();
+        var routerRoute = services.GetRequiredService<ModelRouterRoute>();
+        app.MapGet("/healthz", (HttpContext context) => WriteHealthAsync(context, home, root.Store.Backend, options.ProofKey));
         app.Map("/c/{credential}/{**rest}", credentialRoute.HandleAsync);
         app.Map("/c/{credential}", credentialRoute.HandleAsync);
         app.Map("/r/{router}/{**rest}", routerRoute.HandleAsync);
-        Mcp.McpProxyRoute.Map(app);
-        Dashboard.DashboardEndpoints.Map(app, store, home);
+        services.GetRequiredService<McpProxyRoute>().Map(app);
+        services.GetRequiredService<DashboardEndpoints>().Map(app);
         app.MapFallback((HttpContext context) => GatewayErrors.WriteAsync(context, 404, "route_not_found",
             $"The gateway serves /c/CREDENTIAL/... and /r/ROUTER/...; '{context.Request.Path}' is neither.",
             "Point the agent's base URL at /c/NAME (for example with 'latchkey run --credential NAME -- AGENT')."));
-        return new GatewayServer(app, store, oauthHttp, invoker, audit, socket);
+        return new GatewayServer(app, root, socket);
+    }
+
+    /// <summary>The gateway's container: the root's services as its instances, every gateway part by its type.</summary>
+    private static void AddServices(IServiceCollection services, LatchkeyServices root, StoreHome home, GatewayOptions options)
+    {
+        // Built and owned by the composition root (closed after the host, by DisposeAsync).
+        services.AddSingleton(root.Time);
+        services.AddSingleton(home);
+        services.AddSingleton(options);
+        services.AddSingleton(root.Store);
+        services.AddSingleton<ICredentialStore>(root.Store);
+        services.AddSingleton<IClientKeyStore>(root.Store);
+        services.AddSingleton<IAuditLog>(root.Store);
+        services.AddSingleton(root.Engine);
+        services.AddSingleton(root.SignIn);
+        services.AddSingleton(root.ForwardingInvoker);
+
+        // Made by the root's factory with the host's logging; owned by the container, which disposes it (writing
+        // what is queued) when the host stops, before the root closes the store.
+        services.AddSingleton(provider => root.CreateAuditWriter(options.AuditRetention, provider.GetRequiredService<ILoggerFactory>().CreateLogger("Latchkey.Audit")));
+
+        // The gateway's parts, built by the container from the above.
+        foreach (var part in GatewayParts)
+        {
+            services.AddSingleton(part);
+        }
     }
 
     public async Task StartAsync(CancellationToken ct)
@@ -139,11 +166,8 @@ internal sealed class GatewayServer : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await _app.DisposeAsync().ConfigureAwait(false);
-        await _audit.DisposeAsync().ConfigureAwait(false); // no more requests: write what is queued, then close the store
-        _invoker.Dispose();
-        _oauthHttp.Dispose();
-        await _store.DisposeAsync().ConfigureAwait(false);
+        await _app.DisposeAsync().ConfigureAwait(false); // no more requests; the audit writer writes what is queued
+        await _root.DisposeAsync().ConfigureAwait(false); // then the HTTP clients and the store
         _socket?.Dispose();
     }
 
@@ -161,19 +185,4 @@ internal sealed class GatewayServer : IAsyncDisposable
         var body = JsonSerializer.SerializeToUtf8Bytes(new HealthView("ok", typeof(GatewayServer).Assembly.GetName().Version?.ToString(3) ?? "0", backend, Environment.ProcessId, home.Path), GatewayJsonContext.Default.HealthView);
         return context.Response.Body.WriteAsync(body, context.RequestAborted).AsTask();
     }
-}
-
-/// <summary>The <c>/healthz</c> answer.</summary>
-internal sealed record HealthView(string Status, string Version, string Store, int Pid, string Home);
-
-[System.Text.Json.Serialization.JsonSourceGenerationOptions(PropertyNamingPolicy = System.Text.Json.Serialization.JsonKnownNamingPolicy.SnakeCaseLower)]
-[System.Text.Json.Serialization.JsonSerializable(typeof(HealthView))]
-[System.Text.Json.Serialization.JsonSerializable(typeof(GatewayInfo))]
-internal sealed partial class GatewayJsonContext : System.Text.Json.Serialization.JsonSerializerContext;
-
-/// <summary>What a running gateway writes to <c>gateway.json</c> in the home folder (0600), so <c>latchkey run</c>
-/// finds it. <paramref name="ProofKey"/> is the key it proves itself with (<see cref="GatewayProof"/>): secret.</summary>
-internal sealed record GatewayInfo(string Url, string? Socket, int Pid, DateTimeOffset StartedAt, string? ProofKey)
-{
-    public override string ToString() => $"GatewayInfo({Url}, {Socket}, pid {Pid}, {StartedAt:u})";
 }

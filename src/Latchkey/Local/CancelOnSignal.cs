@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace Latchkey.Cli;
+namespace Latchkey.Local;
 
 /// <summary>
 /// Cancels <see cref="Token"/> on the first SIGINT or SIGTERM, as the command tree's invocation does, so a command
