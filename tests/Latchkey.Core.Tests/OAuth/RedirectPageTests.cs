@@ -122,12 +122,7 @@ public sealed partial class RedirectPageTests : IDisposable
         using var page = launcher.Open(url, TimeSpan.FromMinutes(10));
 
         Assert.NotNull(page);
-        var waited = Stopwatch.StartNew();
-        while (!File.Exists(argsFile))
-        {
-            Assert.True(waited.Elapsed < TimeSpan.FromSeconds(30), "the browser was never started");
-            await Task.Delay(20);
-        }
+        Assert.True(await RealTime.UntilAsync(() => File.Exists(argsFile), TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(20)), "the browser was never started");
 
         var argv = File.ReadAllLines(argsFile);
         Assert.Equal([browser, "--new-window", page.FileUrl.AbsoluteUri], argv);

@@ -40,7 +40,7 @@ public sealed class SignInLinksTests : IDisposable
         var token = SignInLinks.Mint(_home, time);
         var waiting = SignInLinks.WaitForUseAsync(_home, token, time, default);
         time.Advance(SignInLinks.Lifetime - TimeSpan.FromSeconds(1));
-        await Task.Delay(500); // a few polls: still within its lifetime
+        await RealTime.ForAsync(TimeSpan.FromMilliseconds(500)); // the waiter's loop runs a few times: still within its lifetime on the fake clock
         Assert.False(waiting.IsCompleted);
 
         time.Advance(TimeSpan.FromSeconds(1));

@@ -55,6 +55,8 @@ public sealed class ClientKeySpellingTests(GatewayFixture fixture) : IClassFixtu
         var spelled = string.Format(System.Globalization.CultureInfo.InvariantCulture, target,
             key, "%6C%6B%5F" + key[3..], string.Concat(key.Select(c => $"%{(int)c:X2}")), string.Concat(key.Select(c => $"%25{(int)c:X2}")));
 
+        var database = SecurityWorld.DatabaseOf(fixture.Gateway.HomePath);
+        var refusedBefore = await RefusedRowsAsync(database);
         var answer = await RawHttp.SendAsync(fixture.Gateway.Url, "GET", $"/c/{name}{spelled}", "x-api-key: " + key);
 
         Assert.True(answer.Status == 400, $"{target}: {answer.Status} {Shown(answer.Body)}");
@@ -63,10 +65,14 @@ public sealed class ClientKeySpellingTests(GatewayFixture fixture) : IClassFixtu
         Assert.Contains("header", (string?)latchkey["fix"], StringComparison.Ordinal);
         Assert.DoesNotContain(fixture.Upstream.Requests, r => r.Credential == secret);
         SecretAssert.Absent(fixture.Gateway.Log, "the gateway's log", ("client key", key));
-        await Task.Delay(TimeSpan.FromMilliseconds(500)); // the audit writer lingers 100 ms before writing a batch
-        var audited = await SecurityWorld.Sqlite3Async(SecurityWorld.DatabaseOf(fixture.Gateway.HomePath), "SELECT coalesce(group_concat(path || ' ' || route, char(10)), '') FROM audit_event;");
+        // The audit writer lingers before writing a batch: wait until this refusal's row is there, then read them all.
+        Assert.True(await RealTime.UntilAsync(async () => await RefusedRowsAsync(database) > refusedBefore, TimeSpan.FromSeconds(10)), "the refusal was never audited");
+        var audited = await SecurityWorld.Sqlite3Async(database, "SELECT coalesce(group_concat(path || ' ' || route, char(10)), '') FROM audit_event;");
         SecretAssert.Absent(audited, "the audit table", ("client key", key), ("client key's secret part", key[16..]));
     }
+
+    private static async Task<long> RefusedRowsAsync(string database) =>
+        long.Parse(await SecurityWorld.Sqlite3Async(database, "SELECT count(*) FROM audit_event WHERE status = 400;"), System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>An answer fit for a failure message: Latchkey's reason, never the body (the upstream's echo of a request
     /// that went through holds the secret and the key in some spelling).</summary>

@@ -116,7 +116,7 @@ public sealed class ProcessArgumentsTests(ITestOutputHelper output)
     {
         using var process = Process.Start(new ProcessStartInfo("/bin/sh") { ArgumentList = { "-c", "sleep 1", "sh", argument }, UseShellExecute = false })!;
         await process.WaitForExitAsync();
-        await Task.Delay(500); // the watcher's attack is on its way
+        await RealTime.ForAsync(TimeSpan.FromMilliseconds(500)); // the watcher (another process) has its chance to attack
     }
 
     private static string[] PagesLeft(string home)

@@ -54,12 +54,7 @@ internal sealed class StandInBrowser
     public async Task<Uri> FollowedAsync()
     {
         var path = Path.Combine(_folder, "followed");
-        var waited = Stopwatch.StartNew();
-        while (!File.Exists(path))
-        {
-            Assert.True(waited.Elapsed < TimeSpan.FromSeconds(30), "the browser was never started");
-            await Task.Delay(50);
-        }
+        Assert.True(await RealTime.UntilAsync(() => File.Exists(path), TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(50)), "the browser was never started");
 
         return new Uri((await File.ReadAllTextAsync(path)).Trim());
     }
@@ -68,12 +63,7 @@ internal sealed class StandInBrowser
     public async Task<string> FinalPageAsync()
     {
         var path = Path.Combine(_folder, "page.html");
-        var waited = Stopwatch.StartNew();
-        while (!File.Exists(path))
-        {
-            Assert.True(waited.Elapsed < TimeSpan.FromSeconds(60), "Chromium never finished with the page");
-            await Task.Delay(100);
-        }
+        Assert.True(await RealTime.UntilAsync(() => File.Exists(path), TimeSpan.FromSeconds(60)), "Chromium never finished with the page");
 
         return await File.ReadAllTextAsync(path);
     }
