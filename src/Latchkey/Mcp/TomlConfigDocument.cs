@@ -92,6 +92,11 @@ internal sealed class TomlConfigDocument : IMcpConfigDocument
         }
 
         replacement.OpenBracket!.LeadingTrivia = first.OpenBracket?.LeadingTrivia;
+        if (tables[^1].ToString()!.ReplaceLineEndings("\n").EndsWith("\n\n", StringComparison.Ordinal) && replacement.Items.ChildrenCount > 0)
+        {
+            replacement.Items.GetChild(replacement.Items.ChildrenCount - 1)!.AddTrailingTriviaNewLine(); // the blank line that ended the old table
+        }
+
         Insert(document, index, replacement);
         return Ensure(document.ToString());
     }
@@ -226,7 +231,7 @@ internal sealed class TomlConfigDocument : IMcpConfigDocument
     };
 
     private static InlineTableSyntax InlineTable(JsonObject table) =>
-        new([.. table.Select(p => new KeyValueSyntax(new KeySyntax { Key = KeyPart(p.Key) }, ToToml(p.Value)))]);
+        new([.. table.Select(p => new KeyValueSyntax(new KeySyntax { Key = KeyPart(p.Key) }, ToToml(p.Value)) { EndOfLineToken = null })]);
 
     private static JsonNode? ToJson(ValueSyntax? value) => value switch
     {
