@@ -104,7 +104,7 @@ internal static class StoreSchema
     /// backend that can say so (PostgreSQL), so a schema turned back by hand migrates forward again.
     /// </summary>
     public static string ClientKeyMadeFor(ColumnTypes t, bool ifNotExists) =>
-        $"ALTER TABLE client_key ADD COLUMN {(ifNotExists ? "IF NOT EXISTS " : string.Empty)}made_for {t.Text}   -- the client the key was made for; null when made by hand";
+        $"ALTER TABLE client_key ADD COLUMN {(ifNotExists ? "IF NOT EXISTS " : string.Empty)}made_for {t.Text}";
 
     /// <summary>A backend's column types, and what ends its <c>CREATE TABLE</c>.</summary>
     /// <param name="Text">Text.</param>
