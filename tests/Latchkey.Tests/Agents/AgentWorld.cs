@@ -150,10 +150,14 @@ internal sealed class AgentWorld : IAsyncDisposable
     }
 
     /// <summary>Runs <c>latchkey run --credential NAME -- AGENT ARGS</c> in <paramref name="agent"/>'s environment, on this world's home.</summary>
-    public Task<RealAgent.Run> RunAsync(RealAgent agent, string credential, params string[] agentArgs)
+    public Task<RealAgent.Run> RunAsync(RealAgent agent, string credential, params string[] agentArgs) =>
+        RunWithOptionsAsync(agent, ["--credential", credential], agentArgs);
+
+    /// <summary>Runs <c>latchkey run OPTIONS -- AGENT ARGS</c> in <paramref name="agent"/>'s environment, on this world's home.</summary>
+    public Task<RealAgent.Run> RunWithOptionsAsync(RealAgent agent, string[] runOptions, params string[] agentArgs)
     {
         agent.Environment["LATCHKEY_HOME"] = Home;
-        return agent.RunAsync(Processes.LatchkeyExe, ["run", "--credential", credential, "--", agent.Executable, .. agentArgs]);
+        return agent.RunAsync(Processes.LatchkeyExe, ["run", .. runOptions, "--", agent.Executable, .. agentArgs]);
     }
 
     /// <summary>Every request the simulated provider received carried exactly the stored key, and no header held a
