@@ -44,6 +44,15 @@ internal sealed class SimBehaviour
     /// for the security tests (forged headers, redirects, cookies, a credential echoed in an error).
     /// </summary>
     public Func<HttpContext, Task>? Respond { get; set; }
+
+    /// <summary>
+    /// When set, the simulated model: given a request's JSON body, the content blocks of the assistant's answer
+    /// (<c>{"type":"text","text":...}</c> or <c>{"type":"tool_use","name":...,"input":{...}}</c>; a tool use's id is
+    /// added). An answer with a tool use stops with <c>stop_reason</c> <c>tool_use</c>, else <c>end_turn</c>. For
+    /// <c>/v1/responses</c> the same blocks become a message or a <c>function_call</c> output item. Null answers
+    /// <c>word0 word1 ...</c> (<see cref="DeltaEvents"/> words).
+    /// </summary>
+    public Func<JsonObject, IReadOnlyList<JsonObject>>? Model { get; set; }
 }
 
 /// <summary>One request as the upstream received it.</summary>
@@ -217,13 +226,14 @@ internal sealed class SimulatedUpstream(SimBehaviour? behaviour = null) : IAsync
         }
         else if (request.Path.StartsWithSegments("/v1/messages"))
         {
+            var blocks = Blocks(json);
             if (stream)
             {
-                await AnthropicStreamAsync(context, requestId, model, scenario == "reset_mid_stream").ConfigureAwait(false);
+                await AnthropicStreamAsync(context, requestId, model, blocks, scenario == "reset_mid_stream").ConfigureAwait(false);
             }
             else
             {
-                await JsonAsync(context, 200, AnthropicMessage(model, Text())).ConfigureAwait(false);
+                await JsonAsync(context, 200, AnthropicMessage(model, blocks)).ConfigureAwait(false);
             }
         }
         else if (request.Path.StartsWithSegments("/v1/chat/completions"))
@@ -248,6 +258,28 @@ internal sealed class SimulatedUpstream(SimBehaviour? behaviour = null) : IAsync
     }
 
     private string Text() => string.Join(' ', Enumerable.Range(0, Behaviour.DeltaEvents).Select(i => $"word{i}"));
+
+    /// <summary>The answer's content blocks: the <see cref="SimBehaviour.Model"/>'s, each tool use given an id, or null
+    /// for the default words.</summary>
+    private List<JsonObject>? Blocks(JsonObject? request)
+    {
+        if (Behaviour.Model is not { } model || request is null)
+        {
+            return null;
+        }
+
+        var blocks = model(request).Select(b => (JsonObject)b.DeepClone()).ToList();
+        foreach (var block in blocks.Where(b => b["type"]?.GetValue<string>() == "tool_use"))
+        {
+            block["id"] ??= "toolu_01Sim" + Guid.NewGuid().ToString("N")[..16];
+            block["input"] ??= new JsonObject();
+        }
+
+        return blocks;
+    }
+
+    private static string StopReason(List<JsonObject>? blocks) =>
+        blocks?.Any(b => b["type"]?.GetValue<string>() == "tool_use") == true ? "tool_use" : "end_turn";
 
     private static string? CredentialOf(HttpRequest request)
     {
@@ -320,14 +352,14 @@ internal sealed class SimulatedUpstream(SimBehaviour? behaviour = null) : IAsync
         return JsonAsync(context, status, body);
     }
 
-    private static JsonObject AnthropicMessage(string model, string text) => new()
+    private JsonObject AnthropicMessage(string model, List<JsonObject>? blocks) => new()
     {
         ["id"] = "msg_01Sim" + Guid.NewGuid().ToString("N")[..16],
         ["type"] = "message",
         ["role"] = "assistant",
         ["model"] = model,
-        ["content"] = new JsonArray(new JsonObject { ["type"] = "text", ["text"] = text }),
-        ["stop_reason"] = "end_turn",
+        ["content"] = blocks is null ? new JsonArray(new JsonObject { ["type"] = "text", ["text"] = Text() }) : new JsonArray([.. blocks.Select(b => b.DeepClone())]),
+        ["stop_reason"] = StopReason(blocks),
         ["stop_sequence"] = null,
         ["usage"] = new JsonObject { ["input_tokens"] = 12, ["output_tokens"] = 6 },
     };
@@ -347,28 +379,63 @@ internal sealed class SimulatedUpstream(SimBehaviour? behaviour = null) : IAsync
         ["usage"] = new JsonObject { ["prompt_tokens"] = 12, ["completion_tokens"] = 6, ["total_tokens"] = 18 },
     };
 
-    private async Task AnthropicStreamAsync(HttpContext context, string requestId, string model, bool breakMidway)
+    private async Task AnthropicStreamAsync(HttpContext context, string requestId, string model, List<JsonObject>? blocks, bool breakMidway)
     {
         var events = new List<(string Name, JsonObject Data)>
         {
             ("message_start", new JsonObject { ["type"] = "message_start", ["message"] = AnthropicStartMessage(model) }),
-            ("content_block_start", new JsonObject { ["type"] = "content_block_start", ["index"] = 0, ["content_block"] = new JsonObject { ["type"] = "text", ["text"] = string.Empty } }),
-            ("ping", new JsonObject { ["type"] = "ping" }),
         };
-        for (var i = 0; i < Behaviour.DeltaEvents; i++)
+        if (blocks is null)
         {
-            events.Add(("content_block_delta", new JsonObject { ["type"] = "content_block_delta", ["index"] = 0, ["delta"] = new JsonObject { ["type"] = "text_delta", ["text"] = $"word{i} " } }));
+            events.Add(("content_block_start", new JsonObject { ["type"] = "content_block_start", ["index"] = 0, ["content_block"] = new JsonObject { ["type"] = "text", ["text"] = string.Empty } }));
+            events.Add(("ping", new JsonObject { ["type"] = "ping" }));
+            for (var i = 0; i < Behaviour.DeltaEvents; i++)
+            {
+                events.Add(("content_block_delta", new JsonObject { ["type"] = "content_block_delta", ["index"] = 0, ["delta"] = new JsonObject { ["type"] = "text_delta", ["text"] = $"word{i} " } }));
+            }
+
+            events.Add(("content_block_stop", new JsonObject { ["type"] = "content_block_stop", ["index"] = 0 }));
+        }
+        else
+        {
+            events.Add(("ping", new JsonObject { ["type"] = "ping" }));
+            for (var index = 0; index < blocks.Count; index++)
+            {
+                events.AddRange(AnthropicBlockEvents(index, blocks[index]));
+            }
         }
 
-        events.Add(("content_block_stop", new JsonObject { ["type"] = "content_block_stop", ["index"] = 0 }));
-        events.Add(("message_delta", new JsonObject { ["type"] = "message_delta", ["delta"] = new JsonObject { ["stop_reason"] = "end_turn", ["stop_sequence"] = null }, ["usage"] = new JsonObject { ["output_tokens"] = Behaviour.DeltaEvents } }));
+        events.Add(("message_delta", new JsonObject { ["type"] = "message_delta", ["delta"] = new JsonObject { ["stop_reason"] = StopReason(blocks), ["stop_sequence"] = null }, ["usage"] = new JsonObject { ["output_tokens"] = Behaviour.DeltaEvents } }));
         events.Add(("message_stop", new JsonObject { ["type"] = "message_stop" }));
         await StreamAsync(context, requestId, events.Select(e => $"event: {e.Name}\ndata: {e.Data.ToJsonString()}\n\n").ToList(), breakMidway).ConfigureAwait(false);
     }
 
-    private static JsonObject AnthropicStartMessage(string model)
+    /// <summary>One content block as the real stream sends it: <c>content_block_start</c> with the block empty, its
+    /// content in deltas (<c>text_delta</c> in two pieces, or a tool use's input as <c>input_json_delta</c> pieces of
+    /// JSON), then <c>content_block_stop</c>.</summary>
+    private static IEnumerable<(string Name, JsonObject Data)> AnthropicBlockEvents(int index, JsonObject block)
     {
-        var message = AnthropicMessage(model, string.Empty);
+        var toolUse = block["type"]?.GetValue<string>() == "tool_use";
+        var start = toolUse
+            ? new JsonObject { ["type"] = "tool_use", ["id"] = block["id"]!.DeepClone(), ["name"] = block["name"]!.DeepClone(), ["input"] = new JsonObject() }
+            : new JsonObject { ["type"] = "text", ["text"] = string.Empty };
+        yield return ("content_block_start", new JsonObject { ["type"] = "content_block_start", ["index"] = index, ["content_block"] = start });
+        var content = toolUse ? block["input"]!.ToJsonString() : block["text"]?.GetValue<string>() ?? string.Empty;
+        var half = content.Length / 2;
+        foreach (var piece in new[] { content[..half], content[half..] })
+        {
+            var delta = toolUse
+                ? new JsonObject { ["type"] = "input_json_delta", ["partial_json"] = piece }
+                : new JsonObject { ["type"] = "text_delta", ["text"] = piece };
+            yield return ("content_block_delta", new JsonObject { ["type"] = "content_block_delta", ["index"] = index, ["delta"] = delta });
+        }
+
+        yield return ("content_block_stop", new JsonObject { ["type"] = "content_block_stop", ["index"] = index });
+    }
+
+    private JsonObject AnthropicStartMessage(string model)
+    {
+        var message = AnthropicMessage(model, []);
         message["content"] = new JsonArray();
         message["stop_reason"] = null;
         message["usage"] = new JsonObject { ["input_tokens"] = 12, ["output_tokens"] = 1 };

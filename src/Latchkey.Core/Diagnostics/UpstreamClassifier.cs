@@ -42,13 +42,13 @@ internal static class UpstreamClassifier
         var quoted = message is null ? null : ServerText.Quote(message, []);
         var name = credential.Name;
         var oauth = credential.Kind == CredentialKind.OAuth;
-        var said = quoted is null ? string.Empty : $" The upstream said: \"{quoted}\"";
+        var said = quoted is null ? string.Empty : $"{UpstreamDiagnosis.UpstreamSaid}\"{quoted}\"";
 
         if (message is not null && message.Contains("only authorized for use with", StringComparison.OrdinalIgnoreCase))
         {
             return new("credential_restricted",
                 $"The provider restricts '{name}' to its own first-party client, so it cannot be used through Latchkey for other requests.{said}",
-                $"Latchkey does not present credentials as another vendor's client. Use an API key for this upstream: latchkey add {name}-api --upstream {credential.Metadata.Upstream} --header x-api-key --format '{{secret}}' < key.txt",
+                $"Latchkey does not present credentials as another vendor's client. {ApiKeyFix(name, credential.Metadata.Upstream)}",
                 status, requestId, null);
         }
 
@@ -56,7 +56,7 @@ internal static class UpstreamClassifier
         {
             return new("oauth_not_supported",
                 $"This upstream does not accept OAuth access tokens, and '{name}' is one.{said}",
-                $"Use an API key for this upstream: latchkey add {name}-api --upstream {credential.Metadata.Upstream} --header x-api-key --format '{{secret}}' < key.txt",
+                ApiKeyFix(name, credential.Metadata.Upstream),
                 status, requestId, null);
         }
 
@@ -100,6 +100,13 @@ internal static class UpstreamClassifier
                     : null;
         }
     }
+
+    /// <summary>
+    /// The fix for a credential the upstream takes only as an API key. It names the header as HEADER, not the
+    /// provider's: Claude Code shows its own sign-in advice instead of any error whose body names its API-key header.
+    /// </summary>
+    private static string ApiKeyFix(string name, string? upstream) =>
+        $"Use an API key for this upstream, in the header its API keys go in: latchkey add {name}-api --upstream {upstream} --header HEADER --format '{{secret}}' < key.txt";
 
     /// <summary>The seconds of a <c>retry-after</c> header (delta-seconds only; dates are treated as absent).</summary>
     public static TimeSpan? ParseRetryAfter(string? value) =>

@@ -1,0 +1,188 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Latchkey.Tests.Peers;
+using Latchkey.UpstreamSim;
+using Xunit.Abstractions;
+
+namespace Latchkey.Tests.Agents;
+
+/// <summary>
+/// One agent test's world: the real MCP server and authorization server with one MCP server signed in as
+/// <c>tracker</c> (<see cref="McpWorld"/>), a <c>latchkey serve</c> over the same home, and a simulated LLM provider
+/// that is strict like the real one: only the stored key (<see cref="Secret"/>) is accepted, anything else gets the
+/// provider's own 401. The simulated model (<see cref="Model"/>) asks for the MCP tools a test lists, one per turn,
+/// then answers with the tools' results, so the final answer carries what the real MCP server returned.
+/// </summary>
+internal sealed class AgentWorld : IAsyncDisposable
+{
+    private AgentWorld(McpWorld mcp, GatewayProcess gateway, SimulatedUpstream upstream, string secret)
+    {
+        Mcp = mcp;
+        Gateway = gateway;
+        Upstream = upstream;
+        Secret = secret;
+    }
+
+    public McpWorld Mcp { get; }
+
+    public GatewayProcess Gateway { get; }
+
+    public SimulatedUpstream Upstream { get; }
+
+    /// <summary>The provider key stored in Latchkey (the only one the simulated provider accepts).</summary>
+    public string Secret { get; }
+
+    public string Home => Mcp.Latchkey.Home;
+
+    /// <summary>Starts everything; with <paramref name="accessTokenSeconds"/>, the MCP server's access tokens live that long.</summary>
+    /// <param name="output">The test output.</param>
+    /// <param name="secretPrefix"><c>sk-ant-api03-</c> for Anthropic, <c>sk-proj-</c> for OpenAI.</param>
+    /// <param name="accessTokenSeconds">The lifetime of the MCP server's access tokens (default: the peer's).</param>
+    public static async Task<AgentWorld> StartAsync(ITestOutputHelper output, string secretPrefix = "sk-ant-api03-", int? accessTokenSeconds = null)
+    {
+        var mcp = await McpWorld.StartAsync(output);
+        try
+        {
+            if (accessTokenSeconds is { } ttl)
+            {
+                await mcp.AuthorizationServer.SetFaultsAsync(new { atTtl = ttl });
+            }
+
+            await mcp.AddAsync("tracker", mcp.Mcp.Url);
+            var secret = secretPrefix + Guid.NewGuid().ToString("N");
+            var upstream = new SimulatedUpstream(new SimBehaviour { Accept = k => k == secret });
+            await upstream.StartAsync();
+            var gateway = await GatewayProcess.StartAsync(mcp.Latchkey.TempHome);
+            return new AgentWorld(mcp, gateway, upstream, secret);
+        }
+        catch
+        {
+            await mcp.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>Stores the Anthropic credential <c>anthropic</c> (x-api-key, anthropic-version) for the simulated provider.</summary>
+    public Task AddAnthropicAsync(string? secret = null) =>
+        Gateway.AddApiKeyAsync("anthropic", Upstream.Url, secret ?? Secret, "--header", "x-api-key", "--format", "{secret}", "--extra-header", "anthropic-version: 2023-06-01");
+
+    /// <summary>Stores the OpenAI credential <c>openai</c> (Authorization: Bearer) for the simulated provider's <c>/v1</c>.</summary>
+    public Task AddOpenAiAsync(string? secret = null) => Gateway.AddApiKeyAsync("openai", Upstream.Url + "/v1", secret ?? Secret);
+
+    /// <summary>
+    /// The simulated model: asks for each tool of <paramref name="tools"/> in turn (the tool whose name is the MCP
+    /// tool's, or ends with <c>__NAME</c> as Claude Code names MCP tools), one per answer, and when every one has a
+    /// result, answers <c>RESULTS: </c> and the results joined by <c> | </c>. A tool the request does not offer is
+    /// answered in text, naming the tools it does offer.
+    /// </summary>
+    public static Func<JsonObject, IReadOnlyList<JsonObject>> Model(params (string Name, JsonObject Input)[] tools) => request =>
+    {
+        var results = ToolResults(request);
+        if (results.Count >= tools.Length)
+        {
+            return [new JsonObject { ["type"] = "text", ["text"] = "RESULTS: " + string.Join(" | ", results) }];
+        }
+
+        var (name, input) = tools[results.Count];
+        var offered = (request["tools"] as JsonArray ?? []).Select(t => t?["name"]?.GetValue<string>() ?? string.Empty).ToList();
+        var tool = offered.FirstOrDefault(t => t == name || t.EndsWith("__" + name, StringComparison.Ordinal) || t.EndsWith("/" + name, StringComparison.Ordinal));
+        return tool is null
+            ? [new JsonObject { ["type"] = "text", ["text"] = $"NO TOOL {name}; offered: {string.Join(", ", offered)}" }]
+            : [new JsonObject { ["type"] = "text", ["text"] = $"Calling {name}." }, new JsonObject { ["type"] = "tool_use", ["name"] = tool, ["input"] = input.DeepClone() }];
+    };
+
+    /// <summary>The text of every tool result in an Anthropic Messages request, in order.</summary>
+    private static List<string> ToolResults(JsonObject request)
+    {
+        var results = new List<string>();
+        foreach (var message in request["messages"] as JsonArray ?? [])
+        {
+            if (message?["content"] is not JsonArray content)
+            {
+                continue;
+            }
+
+            foreach (var block in content)
+            {
+                if (block?["type"]?.GetValue<string>() != "tool_result")
+                {
+                    continue;
+                }
+
+                results.Add(block["content"] switch
+                {
+                    JsonValue v => v.GetValue<string>(),
+                    JsonArray parts => string.Concat(parts.Select(p => p?["text"]?.GetValue<string>() ?? string.Empty)),
+                    _ => string.Empty,
+                });
+            }
+        }
+
+        return results;
+    }
+
+    /// <summary>Claude Code's <c>--mcp-config</c> file, with the MCP server through the gateway's proxy
+    /// (<c>tracker-proxy</c>, with a client key for <c>tracker</c> only) and through the stdio bridge
+    /// (<c>tracker-bridge</c>); returns the file's path. The key is only in the file, never on a command line.</summary>
+    public async Task<string> ClaudeMcpConfigAsync(RealAgent agent)
+    {
+        var key = await Gateway.CreateKeyAsync("claude-mcp-" + Guid.NewGuid().ToString("N")[..6], "tracker");
+        var config = new JsonObject
+        {
+            ["mcpServers"] = new JsonObject
+            {
+                ["tracker-proxy"] = new JsonObject
+                {
+                    ["type"] = "http",
+                    ["url"] = $"{Gateway.Url}/mcp/tracker",
+                    ["headers"] = new JsonObject { ["Authorization"] = $"Bearer {key}" },
+                },
+                ["tracker-bridge"] = new JsonObject
+                {
+                    ["type"] = "stdio",
+                    ["command"] = Processes.LatchkeyExe,
+                    ["args"] = new JsonArray("mcp", "stdio", "tracker"),
+                    ["env"] = new JsonObject { ["LATCHKEY_HOME"] = Home },
+                },
+            },
+        };
+        return agent.WriteFile("mcp.json", config.ToJsonString());
+    }
+
+    /// <summary>Runs <c>latchkey run --credential NAME -- AGENT ARGS</c> in <paramref name="agent"/>'s environment, on this world's home.</summary>
+    public Task<RealAgent.Run> RunAsync(RealAgent agent, string credential, params string[] agentArgs) =>
+        RunWithOptionsAsync(agent, ["--credential", credential], agentArgs);
+
+    /// <summary>Runs <c>latchkey run OPTIONS -- AGENT ARGS</c> in <paramref name="agent"/>'s environment, on this world's home.</summary>
+    public Task<RealAgent.Run> RunWithOptionsAsync(RealAgent agent, string[] runOptions, params string[] agentArgs)
+    {
+        agent.Environment["LATCHKEY_HOME"] = Home;
+        return agent.RunAsync(Processes.LatchkeyExe, ["run", .. runOptions, "--", agent.Executable, .. agentArgs]);
+    }
+
+    /// <summary>Every request the simulated provider received carried exactly the stored key, and no header held a
+    /// client key (<c>lk_</c>) or the MCP server's access token.</summary>
+    public async Task AssertProviderSawOnlyTheStoredKeyAsync()
+    {
+        var mcpToken = (await Mcp.Latchkey.ReadAsync("tracker"))!.Secrets.AccessToken!;
+        Assert.NotEmpty(Upstream.Requests);
+        Assert.All(Upstream.Requests, r =>
+        {
+            Assert.True(r.Credential == Secret, $"{r.Method} {r.PathAndQuery} carried another credential than the stored key");
+            foreach (var (name, value) in r.Headers)
+            {
+                Assert.False(value.Contains("lk_", StringComparison.Ordinal), $"header {name} of {r.PathAndQuery} holds a client key");
+                Assert.False(value.Contains(mcpToken, StringComparison.Ordinal), $"header {name} of {r.PathAndQuery} holds the MCP access token");
+            }
+
+            Assert.False(System.Text.Encoding.UTF8.GetString(r.Body).Contains(Secret, StringComparison.Ordinal), "the key was in a body");
+        });
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await Gateway.DisposeAsync();
+        await Upstream.DisposeAsync();
+        await Mcp.DisposeAsync();
+    }
+}
