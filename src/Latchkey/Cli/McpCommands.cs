@@ -198,7 +198,7 @@ internal static class McpCommands
             string snippet;
             if (transport == "stdio")
             {
-                snippet = McpClientConfig.Stdio(target, serverName, exe);
+                snippet = McpClientConfig.Stdio(target, serverName, exe, BridgeEnvironment(parse));
             }
             else
             {
@@ -259,7 +259,7 @@ internal static class McpCommands
 
             var baseUrl = transport == "http" && !removing ? await GatewayUrlAsync(parse, gateway, ct) : string.Empty;
             await using var services = app.Open(parse);
-            var request = new McpInstallRequest(serverName, target, location, transport, baseUrl, Environment.ProcessPath ?? "latchkey", removing, parse.GetValue(dryRun));
+            var request = new McpInstallRequest(serverName, target, location, transport, baseUrl, Environment.ProcessPath ?? "latchkey", removing, parse.GetValue(dryRun), BridgeEnvironment(parse));
             var result = await new McpInstaller(services.Store, app.Time).RunAsync(request, ct);
             var clientId = McpClientConfig.Id(target);
             if (request.DryRun)
@@ -324,6 +324,34 @@ internal static class McpCommands
     {
         Description = $"The gateway's base URL (default: the running gateway's, else http://127.0.0.1:{Gateway.GatewayOptions.DefaultPort}).",
     };
+
+    /// <summary>
+    /// What a stdio bridge started by a client (with the client's environment, not this shell's) needs to open this
+    /// store: <c>LATCHKEY_HOME</c> when the home is not the default one, and the PostgreSQL store and its key file when
+    /// one is in use. Never a secret: a store URL holds no password (PGPASSWORD or ~/.pgpass do).
+    /// </summary>
+    private static Dictionary<string, string> BridgeEnvironment(ParseResult parse)
+    {
+        var env = new Dictionary<string, string>(StringComparer.Ordinal);
+        var home = StoreHome.Resolve(parse.GetValue(CliApp.HomeOption)).Path;
+        var standard = StoreHome.Resolve(null, v => v == "HOME" ? Environment.GetEnvironmentVariable(v) : null).Path;
+        if (!string.Equals(Path.GetFullPath(home), Path.GetFullPath(standard), StringComparison.Ordinal))
+        {
+            env["LATCHKEY_HOME"] = Path.GetFullPath(home);
+        }
+
+        var store = parse.GetValue(CliApp.StoreOption) ?? Environment.GetEnvironmentVariable(StoreSelector.StoreVariable);
+        if (!string.IsNullOrWhiteSpace(store) && store != "sqlite")
+        {
+            env[StoreSelector.StoreVariable] = store;
+            if (Environment.GetEnvironmentVariable(StoreSelector.KeyFileVariable) is { Length: > 0 } keyFile)
+            {
+                env[StoreSelector.KeyFileVariable] = Path.GetFullPath(keyFile);
+            }
+        }
+
+        return env;
+    }
 
     private static McpClient ParseClient(string value) =>
         McpClientConfig.Parse(value) ?? throw new CliException(ExitCodes.Usage, $"--client '{value}' is not one Latchkey knows.", $"Use --client {McpClientConfig.Names}.");

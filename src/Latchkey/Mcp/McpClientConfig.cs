@@ -75,8 +75,13 @@ internal static class McpClientConfig
         _ => "Merge into .vscode/mcp.json (or the user mcp.json: 'MCP: Open User Configuration'); 'latchkey mcp install NAME --client vscode' does it for you:",
     };
 
-    /// <summary>The entry for the stdio bridge, <c>latchkey mcp stdio NAME</c>, which holds no secret.</summary>
-    public static JsonObject StdioEntry(McpClient client, string name, string exe)
+    /// <summary>
+    /// The entry for the stdio bridge, <c>latchkey mcp stdio NAME</c>, which holds no secret. <paramref name="env"/>
+    /// is what the bridge needs to find this store when the client starts it with its own environment (a Latchkey
+    /// home other than the default, a PostgreSQL store and its key file); every client listed takes an <c>env</c>
+    /// object (Codex: an <c>env</c> table) for a stdio server.
+    /// </summary>
+    public static JsonObject StdioEntry(McpClient client, string name, string exe, IReadOnlyDictionary<string, string>? env = null)
     {
         var server = new JsonObject();
         if (client == McpClient.VsCode)
@@ -86,6 +91,11 @@ internal static class McpClientConfig
 
         server["command"] = exe;
         server["args"] = new JsonArray("mcp", "stdio", name);
+        if (env is { Count: > 0 })
+        {
+            server["env"] = new JsonObject(env.OrderBy(e => e.Key, StringComparer.Ordinal).Select(e => KeyValuePair.Create(e.Key, (JsonNode?)e.Value)));
+        }
+
         return server;
     }
 
@@ -116,7 +126,7 @@ internal static class McpClientConfig
     }
 
     /// <summary>The snippet <c>mcp config</c> prints for the stdio bridge.</summary>
-    public static string Stdio(McpClient client, string name, string exe) => Wrap(client, name, StdioEntry(client, name, exe));
+    public static string Stdio(McpClient client, string name, string exe, IReadOnlyDictionary<string, string>? env = null) => Wrap(client, name, StdioEntry(client, name, exe, env));
 
     /// <summary>The snippet <c>mcp config</c> prints for the gateway's <c>/mcp/NAME</c>.</summary>
     public static string Http(McpClient client, string name, string url, string clientKey) => Wrap(client, name, HttpEntry(client, url, clientKey));

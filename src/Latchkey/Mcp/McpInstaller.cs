@@ -13,7 +13,8 @@ namespace Latchkey.Mcp;
 /// <param name="Executable">The <c>latchkey</c> executable the stdio entry starts.</param>
 /// <param name="Remove">Take the entry out (and revoke the key it carried) instead of writing it.</param>
 /// <param name="DryRun">Compute and describe the change; write nothing, mint and revoke nothing.</param>
-internal sealed record McpInstallRequest(string Server, McpClient Client, McpConfigLocation Location, string Via, string GatewayUrl, string Executable, bool Remove, bool DryRun);
+/// <param name="BridgeEnvironment">For <c>stdio</c>: what the bridge needs to find this store (see <see cref="McpClientConfig.StdioEntry"/>).</param>
+internal sealed record McpInstallRequest(string Server, McpClient Client, McpConfigLocation Location, string Via, string GatewayUrl, string Executable, bool Remove, bool DryRun, IReadOnlyDictionary<string, string>? BridgeEnvironment = null);
 
 /// <summary>What an install or removal did (or, for a dry run, would do).</summary>
 internal enum McpInstallOutcome
@@ -86,7 +87,7 @@ internal sealed class McpInstaller(IClientKeyStore keys, TimeProvider time)
         JsonObject desired;
         if (request.Via == "stdio")
         {
-            desired = McpClientConfig.StdioEntry(request.Client, request.Server, request.Executable);
+            desired = McpClientConfig.StdioEntry(request.Client, request.Server, request.Executable, request.BridgeEnvironment);
         }
         else
         {
