@@ -42,6 +42,19 @@ public sealed class RowSealTests
     }
 
     [Fact]
+    public void ClientKey_MadeFor_NullEncodesAsBeforeTheFieldAndAnyValueDiffers()
+    {
+        var none = RowSeal.ClientKey("k", "id", "fp", "[]", 1, null, null, null);
+        var empty = RowSeal.ClientKey("k", "id", "fp", "[]", 1, null, null, string.Empty);
+        var codex = RowSeal.ClientKey("k", "id", "fp", "[]", 1, null, null, "codex");
+
+        Assert.Contains("latchkey/row/client-key/v1", System.Text.Encoding.UTF8.GetString(none), StringComparison.Ordinal);
+        Assert.False(none.AsSpan().SequenceEqual(empty));
+        Assert.False(empty.AsSpan().SequenceEqual(codex));
+        Assert.False(none.AsSpan().SequenceEqual(codex));
+    }
+
+    [Fact]
     public void VerifyRow_SealMadeWithThisKey_OnlyThatRowVerifies()
     {
         using var protector = new SecretProtector(RandomNumberGenerator.GetBytes(32));
