@@ -30,6 +30,9 @@ internal static class McpClientConfig
 
     private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
 
+    /// <summary>The keys of an entry Latchkey writes (any client); every other key of an entry is the user's and is kept.</summary>
+    public static IReadOnlySet<string> ManagedKeys { get; } = new HashSet<string>(StringComparer.Ordinal) { "type", "command", "args", "env", "url", "headers", "http_headers" };
+
     public static McpClient? Parse(string text) => text switch
     {
         "claude-code" => McpClient.ClaudeCode,

@@ -98,6 +98,7 @@ internal sealed class McpInstaller(IClientKeyStore keys, TimeProvider time)
             desired = McpClientConfig.HttpEntry(request.Client, url, reusable ?? DryRunKey);
         }
 
+        desired = KeepUnmanaged(existing, desired);
         if (existing is not null && JsonNode.DeepEquals(existing, desired))
         {
             return new(McpInstallOutcome.Unchanged, string.Empty, null, null, []);
@@ -117,7 +118,7 @@ internal sealed class McpInstaller(IClientKeyStore keys, TimeProvider time)
         {
             var (key, value) = await MintAsync(request.Server, id, cancellationToken).ConfigureAwait(false);
             minted = key.Name;
-            desired = McpClientConfig.HttpEntry(request.Client, $"{request.GatewayUrl.TrimEnd('/')}/mcp/{request.Server}", value);
+            desired = KeepUnmanaged(existing, McpClientConfig.HttpEntry(request.Client, $"{request.GatewayUrl.TrimEnd('/')}/mcp/{request.Server}", value));
         }
 
         var after = document.WithEntry(request.Server, desired);
@@ -133,6 +134,30 @@ internal sealed class McpInstaller(IClientKeyStore keys, TimeProvider time)
         }
 
         return new(outcome, LineDiff.Unified(path, before, after), written, minted, await RevokeAsync(dropped, cancellationToken).ConfigureAwait(false));
+    }
+
+    /// <summary>
+    /// The new entry, plus every setting of the existing one that Latchkey does not write (a client's own switches
+    /// such as <c>disabled</c>, <c>autoApprove</c>, <c>enabled_tools</c>, <c>default_tools_approval_mode</c> or
+    /// <c>startup_timeout_sec</c>), so installing again never undoes what the user set in the client.
+    /// </summary>
+    private static JsonObject KeepUnmanaged(JsonObject? existing, JsonObject desired)
+    {
+        if (existing is null)
+        {
+            return desired;
+        }
+
+        var merged = (JsonObject)desired.DeepClone();
+        foreach (var (key, value) in existing)
+        {
+            if (!McpClientConfig.ManagedKeys.Contains(key) && !merged.ContainsKey(key))
+            {
+                merged[key] = value?.DeepClone();
+            }
+        }
+
+        return merged;
     }
 
     private static IMcpConfigDocument Parse(McpConfigLocation location, string text) => location.Format switch

@@ -59,7 +59,7 @@ internal sealed class TomlConfigDocument : IMcpConfigDocument
 
             foreach (var item in table.Items)
             {
-                target[string.Join('.', Parts(item.Key!))] = ToJson(item.Value);
+                Set(target, Parts(item.Key!), ToJson(item.Value));
             }
         }
 
@@ -115,7 +115,15 @@ internal sealed class TomlConfigDocument : IMcpConfigDocument
             document.Tables.RemoveChild(table);
         }
 
-        return Ensure(document.ToString());
+        // The blank line that separated the removed tables from what came before is not left at the end of the file.
+        var text = Ensure(document.ToString());
+        var endsBlank = _text.ReplaceLineEndings("\n").EndsWith("\n\n", StringComparison.Ordinal);
+        while (!endsBlank && text.ReplaceLineEndings("\n").EndsWith("\n\n", StringComparison.Ordinal))
+        {
+            text = text[..^(text.EndsWith("\r\n\r\n", StringComparison.Ordinal) ? 2 : 1)];
+        }
+
+        return text;
     }
 
     private static DocumentSyntax Read(string path, string text)
@@ -222,12 +230,20 @@ internal sealed class TomlConfigDocument : IMcpConfigDocument
     private static BareKeyOrStringValueSyntax KeyPart(string part) =>
         BareKeySyntax.IsBareKey(part) ? new BareKeySyntax(part) : new StringValueSyntax(part);
 
+    /// <summary>
+    /// A value as TOML: strings, booleans, integers, floats, arrays of strings or of integers, and tables (inline).
+    /// Anything else (an array of tables or of mixed values) keeps its JSON text as a string.
+    /// </summary>
     private static ValueSyntax ToToml(JsonNode? value) => value switch
     {
-        JsonArray array => new ArraySyntax(array.Select(a => a!.GetValue<string>()).ToArray()),
+        JsonArray array when array.All(a => a is JsonValue s && s.GetValueKind() == System.Text.Json.JsonValueKind.String) => new ArraySyntax(array.Select(a => a!.GetValue<string>()).ToArray()),
+        JsonArray array when array.All(a => a is JsonValue n && n.TryGetValue<int>(out _)) => new ArraySyntax(array.Select(a => a!.GetValue<int>()).ToArray()),
         JsonObject table => InlineTable(table),
-        JsonValue v when v.TryGetValue<bool>(out var b) => new BooleanValueSyntax(b),
-        _ => new StringValueSyntax(value!.GetValue<string>()),
+        JsonValue v when v.GetValueKind() is System.Text.Json.JsonValueKind.True or System.Text.Json.JsonValueKind.False => new BooleanValueSyntax(v.GetValue<bool>()),
+        JsonValue v when v.TryGetValue<long>(out var i) => new IntegerValueSyntax(i),
+        JsonValue v when v.TryGetValue<double>(out var d) => new FloatValueSyntax(d),
+        JsonValue v when v.GetValueKind() == System.Text.Json.JsonValueKind.String => new StringValueSyntax(v.GetValue<string>()),
+        _ => new StringValueSyntax(value?.ToJsonString() ?? string.Empty),
     };
 
     private static InlineTableSyntax InlineTable(JsonObject table) =>
@@ -240,9 +256,31 @@ internal sealed class TomlConfigDocument : IMcpConfigDocument
         IntegerValueSyntax i => JsonValue.Create(i.Value),
         FloatValueSyntax f => JsonValue.Create(f.Value),
         ArraySyntax a => new JsonArray([.. a.Items.Select(i => ToJson(i.Value))]),
-        InlineTableSyntax t => new JsonObject(t.Items.Select(i => new KeyValuePair<string, JsonNode?>(string.Join('.', Parts(i.KeyValue!.Key!)), ToJson(i.KeyValue.Value)))),
+        InlineTableSyntax t => InlineToJson(t),
         _ => JsonValue.Create(value?.ToString()?.Trim()),
     };
+
+    private static JsonObject InlineToJson(InlineTableSyntax table)
+    {
+        var result = new JsonObject();
+        foreach (var item in table.Items)
+        {
+            Set(result, Parts(item.KeyValue!.Key!), ToJson(item.KeyValue.Value));
+        }
+
+        return result;
+    }
+
+    /// <summary>Sets a dotted key (<c>tools.whoami.approval_mode</c>) as nested objects.</summary>
+    private static void Set(JsonObject target, List<string> parts, JsonNode? value)
+    {
+        foreach (var part in parts.Take(parts.Count - 1))
+        {
+            target = target[part] as JsonObject ?? (JsonObject)(target[part] = new JsonObject());
+        }
+
+        target[parts[^1]] = value;
+    }
 
     /// <summary>A key's parts, unquoted: <c>mcp_servers."my.server"</c> is <c>["mcp_servers", "my.server"]</c>.</summary>
     private static List<string> Parts(KeySyntax key)

@@ -142,6 +142,28 @@ public sealed class McpInstallCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task Install_EntryTheUserTuned_KeepsTheirOwnSettingsInItAndRevokesTheKeyItReplaced()
+    {
+        var path = Path.Combine(_user, "codex-home", "config.toml");
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        await File.WriteAllTextAsync(path, "[mcp_servers.tracker]\ncommand = \"old\"\nstartup_timeout_sec = 20\ndefault_tools_approval_mode = \"approve\"\ntools.whoami.approval_mode = \"prompt\"\n");
+        Assert.Equal(0, (await InstallAsync("tracker", "--client", "codex")).ExitCode);
+        var first = ReadEntry(path, "mcp_servers", "tracker");
+
+        var stdio = await InstallAsync("tracker", "--client", "codex", "--via", "stdio");
+
+        Assert.True(stdio.ExitCode == 0, stdio.ToString());
+        var entry = ReadEntry(path, "mcp_servers", "tracker");
+        Assert.Equal(20, entry["startup_timeout_sec"]!.GetValue<long>());
+        Assert.Equal("approve", entry["default_tools_approval_mode"]!.GetValue<string>());
+        Assert.Equal("prompt", entry["tools"]!["whoami"]!["approval_mode"]!.GetValue<string>());
+        Assert.Equal(Processes.LatchkeyExe, entry["command"]!.GetValue<string>());
+        Assert.Null(entry["url"]);
+        Assert.Equal(ClientKeyStatus.Revoked, (await VerifyAsync(first)).Status);
+        Assert.Contains("Revoked client key", stdio.Stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Install_Remove_TakesTheEntryOutAndRevokesItsKeyAndLeavesTheRest()
     {
         var path = Path.Combine(_user, ".claude.json");
