@@ -70,8 +70,10 @@ internal sealed class AgentWorld : IAsyncDisposable
     public Task AddOpenAiAsync(string? secret = null) => Gateway.AddApiKeyAsync("openai", Upstream.Url + "/v1", secret ?? Secret);
 
     /// <summary>
-    /// The simulated model: asks for each tool of <paramref name="tools"/> in turn (the tool whose name is the MCP
-    /// tool's, or ends with <c>__NAME</c> as Claude Code names MCP tools), one per answer, and when every one has a
+    /// The simulated model, for the Anthropic Messages API and the OpenAI Responses API alike: asks for each tool of
+    /// <paramref name="tools"/> in turn (the tool whose name is the MCP tool's, or ends with <c>__NAME</c> as Claude Code
+    /// names MCP tools, or <c>/NAME</c> for a function of a Responses namespace, named <c>NAMESPACE/NAME</c> as Codex
+    /// offers an MCP server's tools in the namespace <c>mcp__SERVER</c>), one per answer, and when every one has a
     /// result, answers <c>RESULTS: </c> and the results joined by <c> | </c>. A tool the request does not offer is
     /// answered in text, naming the tools it does offer.
     /// </summary>
@@ -84,17 +86,72 @@ internal sealed class AgentWorld : IAsyncDisposable
         }
 
         var (name, input) = tools[results.Count];
-        var offered = (request["tools"] as JsonArray ?? []).Select(t => t?["name"]?.GetValue<string>() ?? string.Empty).ToList();
-        var tool = offered.FirstOrDefault(t => t == name || t.EndsWith("__" + name, StringComparison.Ordinal) || t.EndsWith("/" + name, StringComparison.Ordinal));
+        var offered = OfferedTools(request);
+        var tool = offered.FirstOrDefault(t => t == name || t.EndsWith("__" + name, StringComparison.Ordinal) || t.EndsWith("/" + name, StringComparison.Ordinal))
+            ?? (offered.Contains(name[..(name.LastIndexOf('/') + 1)] + "*") && name.Contains('/', StringComparison.Ordinal) ? name : null);
         return tool is null
             ? [new JsonObject { ["type"] = "text", ["text"] = $"NO TOOL {name}; offered: {string.Join(", ", offered)}" }]
             : [new JsonObject { ["type"] = "text", ["text"] = $"Calling {name}." }, new JsonObject { ["type"] = "tool_use", ["name"] = tool, ["input"] = input.DeepClone() }];
     };
 
-    /// <summary>The text of every tool result in an Anthropic Messages request, in order.</summary>
+    /// <summary>
+    /// The tools a request offers: Anthropic's and the Responses API's functions by name, each function of a Responses
+    /// <c>namespace</c> tool as <c>NAMESPACE/NAME</c>, and each namespace Codex lists as deferred (in a developer
+    /// message, <c>Deferred tool namespaces:</c> then <c>- NAMESPACE</c> lines) as <c>NAMESPACE/*</c>. Codex defers an
+    /// MCP server's tools once there are more than a few, leaving the model to look them up with its tool search, but
+    /// it runs a call to a deferred tool all the same; the simulated model calls it directly.
+    /// </summary>
+    private static List<string> OfferedTools(JsonObject request)
+    {
+        var offered = new List<string>();
+        foreach (var text in (request["input"] as JsonArray ?? []).SelectMany(i => i?["content"] as JsonArray ?? []).Select(c => c?["text"]?.GetValue<string>()))
+        {
+            var at = text?.IndexOf("Deferred tool namespaces:\n", StringComparison.Ordinal) ?? -1;
+            if (at < 0)
+            {
+                continue;
+            }
+
+            foreach (var line in text![at..].Split('\n').Skip(1).TakeWhile(l => l.StartsWith("- ", StringComparison.Ordinal)))
+            {
+                offered.Add(line[2..].Split(':')[0].Trim() + "/*");
+            }
+        }
+
+        foreach (var tool in request["tools"] as JsonArray ?? [])
+        {
+            var name = tool?["name"]?.GetValue<string>() ?? string.Empty;
+            if (tool?["type"]?.GetValue<string>() == "namespace")
+            {
+                offered.AddRange((tool["tools"] as JsonArray ?? []).Select(t => name + "/" + (t?["name"]?.GetValue<string>() ?? string.Empty)));
+            }
+            else
+            {
+                offered.Add(name);
+            }
+        }
+
+        return offered;
+    }
+
+    /// <summary>The text of every tool result in a request, in order: Anthropic's <c>tool_result</c> blocks, or the
+    /// Responses API's <c>function_call_output</c> input items (their output a string or <c>input_text</c> parts).</summary>
     private static List<string> ToolResults(JsonObject request)
     {
         var results = new List<string>();
+        foreach (var item in request["input"] as JsonArray ?? [])
+        {
+            if (item is JsonObject { } output && output["type"]?.GetValue<string>() == "function_call_output")
+            {
+                results.Add(output["output"] switch
+                {
+                    JsonValue v => v.GetValue<string>(),
+                    JsonArray parts => string.Concat(parts.Select(p => p?["text"]?.GetValue<string>() ?? string.Empty)),
+                    _ => string.Empty,
+                });
+            }
+        }
+
         foreach (var message in request["messages"] as JsonArray ?? [])
         {
             if (message?["content"] is not JsonArray content)
@@ -148,6 +205,42 @@ internal sealed class AgentWorld : IAsyncDisposable
         };
         return agent.WriteFile("mcp.json", config.ToJsonString());
     }
+
+    /// <summary>The variable that holds the client key of Codex's <c>tracker_proxy</c> MCP server (<see cref="CodexMcpConfigAsync"/>).</summary>
+    public const string CodexMcpKeyVariable = "TRACKER_LATCHKEY_KEY";
+
+    /// <summary>
+    /// Codex's own configuration (<c>config.toml</c> in its <c>CODEX_HOME</c>), with the MCP server through the
+    /// gateway's proxy (<c>tracker_proxy</c>: streamable HTTP, its bearer token a client key for <c>tracker</c> only,
+    /// read from <see cref="CodexMcpKeyVariable"/>, which is set in the agent's environment) and through the stdio
+    /// bridge (<c>tracker_bridge</c>); both servers required at startup (a server that cannot start fails the run), their
+    /// tools approved up front (a headless run asks no one). The key is
+    /// only in the environment, never in the file or on a command line.
+    /// </summary>
+    public async Task CodexMcpConfigAsync(RealAgent agent)
+    {
+        var key = await Gateway.CreateKeyAsync("codex-mcp-" + Guid.NewGuid().ToString("N")[..6], "tracker");
+        agent.Environment[CodexMcpKeyVariable] = key;
+        var toml = $"""
+            [mcp_servers.tracker_proxy]
+            url = {Toml($"{Gateway.Url}/mcp/tracker")}
+            bearer_token_env_var = "{CodexMcpKeyVariable}"
+            default_tools_approval_mode = "approve"
+            required = true
+
+            [mcp_servers.tracker_bridge]
+            command = {Toml(Processes.LatchkeyExe)}
+            args = ["mcp", "stdio", "tracker"]
+            env = {"{"} LATCHKEY_HOME = {Toml(Home)} {"}"}
+            default_tools_approval_mode = "approve"
+            required = true
+
+            """;
+        agent.WriteFile(Path.Combine("home", ".codex", "config.toml"), toml);
+    }
+
+    /// <summary>A TOML basic string (JSON's escapes are TOML's).</summary>
+    private static string Toml(string value) => JsonSerializer.Serialize(value);
 
     /// <summary>Runs <c>latchkey run --credential NAME -- AGENT ARGS</c> in <paramref name="agent"/>'s environment, on this world's home.</summary>
     public Task<RealAgent.Run> RunAsync(RealAgent agent, string credential, params string[] agentArgs) =>
