@@ -46,20 +46,21 @@ public sealed class McpInstallAgentTests(ITestOutputHelper output)
     [Fact]
     public async Task McpInstall_Codex_RealCodexCallsTheToolThroughTheGatewayThenThroughTheBridgeAndTheUsersConfigStays()
     {
-        await using var world = await AgentWorld.StartAsync(output);
+        await using var world = await AgentWorld.StartAsync(output, "sk-proj-");
+        await world.AddOpenAiAsync();
         using var codex = RealAgent.Codex();
-        using var model = new ResponsesModelStub(("whoami", new JsonObject()));
-        // The user's own config.toml: their model provider and a comment, which must come through every install.
+        // The user's own config.toml, with a comment and a profile, which must come through every install unchanged.
         var config = Path.Combine(codex.Environment["CODEX_HOME"], "config.toml");
-        var mine = $"# my Codex\nmodel = \"gpt-5\"\nmodel_provider = \"sim\"\n\n[model_providers.sim]\nname = \"sim\"\nbase_url = \"{model.BaseUrl}\"\nwire_api = \"responses\"\nenv_key = \"SIM_API_KEY\"\n";
+        const string mine = "# my Codex\n[profiles.fast]\nmodel = \"gpt-5.5\" # quick\n";
         await File.WriteAllTextAsync(config, mine);
-        codex.Environment["SIM_API_KEY"] = "sk-sim-accepts-anything";
+        world.Upstream.Behaviour.Model = AgentWorld.Model(("mcp__tracker/whoami", new JsonObject()));
 
-        var install = await InstallAsync(world, codex, "--client", "codex");
+        var install = await InstallAsync(world, codex, "--client", "codex"); // no --gateway: the running one is found
         Assert.True(install.ExitCode == 0, install.ToString());
+        Assert.Contains($"{world.Gateway.Url}/mcp/tracker", install.Stdout, StringComparison.Ordinal);
         Assert.StartsWith(mine, await File.ReadAllTextAsync(config), StringComparison.Ordinal);
 
-        var viaGateway = await CodexAsync(codex);
+        var viaGateway = await CodexAsync(world, codex);
 
         Assert.Contains("RESULTS: ", viaGateway.Stdout, StringComparison.Ordinal);
         Assert.Contains("\"sub\":\"test-user\"", viaGateway.Stdout, StringComparison.Ordinal);
@@ -68,23 +69,24 @@ public sealed class McpInstallAgentTests(ITestOutputHelper output)
         Assert.Equal(mine, await File.ReadAllTextAsync(config));
         Assert.Equal(0, (await InstallAsync(world, codex, "--client", "codex", "--via", "stdio")).ExitCode);
 
-        var viaBridge = await CodexAsync(codex);
+        var viaBridge = await CodexAsync(world, codex);
 
         Assert.Contains("\"sub\":\"test-user\"", viaBridge.Stdout, StringComparison.Ordinal);
         var counters = await world.Mcp.Mcp.CountersAsync();
         Assert.Equal(2, counters.GetProperty("toolCalls").GetProperty("whoami").GetInt32());
-        Assert.All(model.Requests, r => Assert.DoesNotContain("lk_", r.ToJsonString(), StringComparison.Ordinal));
+        await world.AssertProviderSawOnlyTheStoredKeyAsync();
     }
 
     /// <summary>
-    /// <c>codex exec</c>, headless. MCP tool calls need the user's approval, which a headless run cannot give: the
-    /// override approves this server's tools for the run (it configures approval, not the server, which comes from
-    /// the file <c>mcp install</c> wrote). Codex starts the first turn once its MCP servers are up or a short grace
-    /// has passed; on a loaded 2-core machine a cold stdio bridge can miss that, so the grace is made long.
+    /// <c>latchkey run --credential openai -- codex exec</c>, headless. The two overrides configure the run, not the
+    /// server (which comes from the file <c>mcp install</c> wrote): a headless run cannot approve a tool call, so this
+    /// server's tools are approved for it; and the run waits for the server to start rather than beginning the first
+    /// turn without it (on a loaded 2-core machine a cold stdio bridge can miss Codex's short start-up grace).
     /// </summary>
-    private async Task<RealAgent.Run> CodexAsync(RealAgent codex)
+    private async Task<RealAgent.Run> CodexAsync(AgentWorld world, RealAgent codex)
     {
-        var run = await codex.RunAsync(codex.Executable, ["exec", "--skip-git-repo-check", "-c", "mcp_servers.tracker.default_tools_approval_mode=\"approve\"", "-c", "mcp_optional_startup_grace_ms=30000", "Use the tools."]);
+        var run = await world.RunAsync(codex, "openai",
+            ["exec", .. CodexTests.ExecOptions, "-c", "mcp_servers.tracker.default_tools_approval_mode=\"approve\"", "-c", "mcp_servers.tracker.required=true", "Use the tools."]);
         output.WriteLine($"codex: {run}");
         Assert.True(run.ExitCode == 0, run.ToString());
         return run;
