@@ -206,7 +206,7 @@ internal static class McpCommands
                 await using var services = app.Open(parse);
                 var store = services.Store;
                 var keyName = $"mcp-{serverName}-{McpClientConfig.Id(target)}-{app.Time.GetUtcNow():yyyyMMddHHmmss}";
-                var created = await store.CreateKeyAsync(keyName, [serverName], null, ct)
+                var created = await store.CreateKeyAsync(keyName, [serverName], null, McpClientConfig.Id(target), ct)
                     ?? throw new CliException(ExitCodes.Failure, $"A client key named '{keyName}' already exists.", "Run the command again in a second.");
                 snippet = McpClientConfig.Http(target, serverName, $"{baseUrl}/mcp/{serverName}", created.Value);
                 app.Console.Error.WriteLine($"Created client key '{keyName}' (allows only '{serverName}'); it is in the snippet below and shown only this once. Revoke with: latchkey keys revoke {keyName}");

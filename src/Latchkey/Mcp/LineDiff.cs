@@ -1,4 +1,5 @@
 using System.Text;
+using System.Text.RegularExpressions;
 using Latchkey.Store;
 
 namespace Latchkey.Mcp;
@@ -7,7 +8,7 @@ namespace Latchkey.Mcp;
 /// A unified diff of two texts, line by line (what <c>mcp install --dry-run</c> prints). Client keys in it are masked:
 /// the file may hold keys of other entries, and a dry run prints to a terminal.
 /// </summary>
-internal static class LineDiff
+internal static partial class LineDiff
 {
     private const int Context = 2;
 
@@ -90,7 +91,10 @@ internal static class LineDiff
         return text.ToString();
     }
 
-    /// <summary>The line with every client key replaced by <c>lk_…</c>.</summary>
+    /// <summary>
+    /// The line with every client key replaced by <c>lk_…</c>, and every other bearer token (another server's entry
+    /// shown as context) by <c>Bearer …</c>.
+    /// </summary>
     public static string Mask(string line)
     {
         ArgumentNullException.ThrowIfNull(line);
@@ -99,8 +103,11 @@ internal static class LineDiff
             line = string.Concat(line.AsSpan(0, at), "lk_…", line.AsSpan(at + ClientKeyFormat.Length));
         }
 
-        return line;
+        return BearerToken().Replace(line, m => m.Value.StartsWith("lk_", StringComparison.Ordinal) ? m.Value : "…");
     }
+
+    [GeneratedRegex("""(?<=Bearer\s+)[^\s"',}]+""", RegexOptions.IgnoreCase)]
+    private static partial Regex BearerToken();
 
     private static string[] Lines(string text) =>
         text.Length == 0 ? [] : text.TrimEnd('\n').Split('\n').Select(l => l.TrimEnd('\r')).ToArray();

@@ -295,6 +295,7 @@ public sealed class McpRealServerTests(ITestOutputHelper output)
         using var list = JsonDocument.Parse(keys.Stdout);
         Assert.Equal(3, list.RootElement.GetArrayLength());
         Assert.All(list.RootElement.EnumerateArray(), k => Assert.Equal(["tracker"], k.GetProperty("credentials").EnumerateArray().Select(c => c.GetString()!).ToArray()));
+        Assert.Equal(["claude-code", "cursor", "vscode"], list.RootElement.EnumerateArray().Select(k => k.GetProperty("made_for").GetString()!).Order(StringComparer.Ordinal));
 
         foreach (var (client, top) in new[] { ("claude-desktop", "mcpServers"), ("vscode", "servers") })
         {

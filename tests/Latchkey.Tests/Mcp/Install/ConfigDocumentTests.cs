@@ -201,4 +201,13 @@ public sealed class ConfigDocumentTests
         Assert.Contains("+  \"k\": \"Bearer lk_…\"", diff, StringComparison.Ordinal);
         Assert.Contains("-  \"a\": 1", diff, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Diff_OtherServersTokenInTheContext_IsMasked()
+    {
+        var diff = LineDiff.Unified("f", "{\n  \"gh\": { \"Authorization\": \"Bearer ghp_SECRET123\" },\n  \"a\": 1\n}\n", "{\n  \"gh\": { \"Authorization\": \"Bearer ghp_SECRET123\" },\n  \"a\": 2\n}\n");
+
+        Assert.DoesNotContain("SECRET", diff, StringComparison.Ordinal);
+        Assert.Contains("\"Bearer …\"", diff, StringComparison.Ordinal);
+    }
 }
