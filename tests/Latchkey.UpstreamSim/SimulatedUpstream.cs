@@ -44,6 +44,17 @@ internal sealed class SimBehaviour
     /// for the security tests (forged headers, redirects, cookies, a credential echoed in an error).
     /// </summary>
     public Func<HttpContext, Task>? Respond { get; set; }
+
+    /// <summary>
+    /// When set, the simulated model: given a request's JSON body, the content blocks of the assistant's answer
+    /// (<c>{"type":"text","text":...}</c> or <c>{"type":"tool_use","name":...,"input":{...}}</c>; a tool use's id is
+    /// added). An answer with a tool use stops with <c>stop_reason</c> <c>tool_use</c>, else <c>end_turn</c>. For
+    /// <c>/v1/responses</c> the same blocks become output items: the text a <c>message</c>, a tool use a
+    /// <c>function_call</c> (a name <c>NAMESPACE/NAME</c>, as for the tools of a namespace such as Codex's
+    /// <c>mcp__SERVER</c>, gives the call that <c>namespace</c>; its input becomes the <c>arguments</c> string). Null answers
+    /// <c>word0 word1 ...</c> (<see cref="DeltaEvents"/> words).
+    /// </summary>
+    public Func<JsonObject, IReadOnlyList<JsonObject>>? Model { get; set; }
 }
 
 /// <summary>One request as the upstream received it.</summary>
@@ -57,7 +68,7 @@ internal sealed record SeenRequest(string Method, string PathAndQuery, IReadOnly
 
 /// <summary>
 /// A simulated LLM provider on Kestrel (127.0.0.1, port 0): Anthropic <c>/v1/messages</c> and
-/// <c>/v1/messages/count_tokens</c>, OpenAI <c>/v1/chat/completions</c> and <c>/v1/models</c>, with their real
+/// <c>/v1/messages/count_tokens</c>, OpenAI <c>/v1/chat/completions</c>, <c>/v1/responses</c> and <c>/v1/models</c>, with their real
 /// error bodies, <c>request-id</c>/<c>x-request-id</c> headers and SSE event sequences, plus <c>/echo/...</c>,
 /// which answers with what it received. Every request is recorded (<see cref="Requests"/>), and so is the time
 /// each streamed event was written (<see cref="EventsSent"/>).
@@ -131,7 +142,7 @@ internal sealed class SimulatedUpstream(SimBehaviour? behaviour = null) : IAsync
             return;
         }
 
-        var openAi = request.Path.StartsWithSegments("/v1/chat/completions") || request.Path.StartsWithSegments("/v1/models");
+        var openAi = request.Path.StartsWithSegments("/v1/chat/completions") || request.Path.StartsWithSegments("/v1/models") || request.Path.StartsWithSegments("/v1/responses");
         var requestId = openAi
             ? "req_" + Interlocked.Increment(ref _sequence).ToString("x8", CultureInfo.InvariantCulture) + "oa"
             : "req_011CSim" + Interlocked.Increment(ref _sequence).ToString("D8", CultureInfo.InvariantCulture);
@@ -217,13 +228,14 @@ internal sealed class SimulatedUpstream(SimBehaviour? behaviour = null) : IAsync
         }
         else if (request.Path.StartsWithSegments("/v1/messages"))
         {
+            var blocks = Blocks(json);
             if (stream)
             {
-                await AnthropicStreamAsync(context, requestId, model, scenario == "reset_mid_stream").ConfigureAwait(false);
+                await AnthropicStreamAsync(context, requestId, model, blocks, scenario == "reset_mid_stream").ConfigureAwait(false);
             }
             else
             {
-                await JsonAsync(context, 200, AnthropicMessage(model, Text())).ConfigureAwait(false);
+                await JsonAsync(context, 200, AnthropicMessage(model, blocks)).ConfigureAwait(false);
             }
         }
         else if (request.Path.StartsWithSegments("/v1/chat/completions"))
@@ -237,6 +249,18 @@ internal sealed class SimulatedUpstream(SimBehaviour? behaviour = null) : IAsync
                 await JsonAsync(context, 200, OpenAiCompletion(model, Text())).ConfigureAwait(false);
             }
         }
+        else if (request.Path.StartsWithSegments("/v1/responses"))
+        {
+            var output = ResponseItems(Blocks(json));
+            if (stream)
+            {
+                await ResponsesStreamAsync(context, requestId, model, output, scenario == "reset_mid_stream").ConfigureAwait(false);
+            }
+            else
+            {
+                await JsonAsync(context, 200, ResponseObject(model, "completed", output)).ConfigureAwait(false);
+            }
+        }
         else if (request.Path.StartsWithSegments("/v1/models"))
         {
             await JsonAsync(context, 200, new JsonObject { ["object"] = "list", ["data"] = new JsonArray(new JsonObject { ["id"] = "gpt-4o", ["object"] = "model" }) }).ConfigureAwait(false);
@@ -248,6 +272,28 @@ internal sealed class SimulatedUpstream(SimBehaviour? behaviour = null) : IAsync
     }
 
     private string Text() => string.Join(' ', Enumerable.Range(0, Behaviour.DeltaEvents).Select(i => $"word{i}"));
+
+    /// <summary>The answer's content blocks: the <see cref="SimBehaviour.Model"/>'s, each tool use given an id, or null
+    /// for the default words.</summary>
+    private List<JsonObject>? Blocks(JsonObject? request)
+    {
+        if (Behaviour.Model is not { } model || request is null)
+        {
+            return null;
+        }
+
+        var blocks = model(request).Select(b => (JsonObject)b.DeepClone()).ToList();
+        foreach (var block in blocks.Where(b => b["type"]?.GetValue<string>() == "tool_use"))
+        {
+            block["id"] ??= "toolu_01Sim" + Guid.NewGuid().ToString("N")[..16];
+            block["input"] ??= new JsonObject();
+        }
+
+        return blocks;
+    }
+
+    private static string StopReason(List<JsonObject>? blocks) =>
+        blocks?.Any(b => b["type"]?.GetValue<string>() == "tool_use") == true ? "tool_use" : "end_turn";
 
     private static string? CredentialOf(HttpRequest request)
     {
@@ -320,14 +366,14 @@ internal sealed class SimulatedUpstream(SimBehaviour? behaviour = null) : IAsync
         return JsonAsync(context, status, body);
     }
 
-    private static JsonObject AnthropicMessage(string model, string text) => new()
+    private JsonObject AnthropicMessage(string model, List<JsonObject>? blocks) => new()
     {
         ["id"] = "msg_01Sim" + Guid.NewGuid().ToString("N")[..16],
         ["type"] = "message",
         ["role"] = "assistant",
         ["model"] = model,
-        ["content"] = new JsonArray(new JsonObject { ["type"] = "text", ["text"] = text }),
-        ["stop_reason"] = "end_turn",
+        ["content"] = blocks is null ? new JsonArray(new JsonObject { ["type"] = "text", ["text"] = Text() }) : new JsonArray([.. blocks.Select(b => b.DeepClone())]),
+        ["stop_reason"] = StopReason(blocks),
         ["stop_sequence"] = null,
         ["usage"] = new JsonObject { ["input_tokens"] = 12, ["output_tokens"] = 6 },
     };
@@ -347,28 +393,63 @@ internal sealed class SimulatedUpstream(SimBehaviour? behaviour = null) : IAsync
         ["usage"] = new JsonObject { ["prompt_tokens"] = 12, ["completion_tokens"] = 6, ["total_tokens"] = 18 },
     };
 
-    private async Task AnthropicStreamAsync(HttpContext context, string requestId, string model, bool breakMidway)
+    private async Task AnthropicStreamAsync(HttpContext context, string requestId, string model, List<JsonObject>? blocks, bool breakMidway)
     {
         var events = new List<(string Name, JsonObject Data)>
         {
             ("message_start", new JsonObject { ["type"] = "message_start", ["message"] = AnthropicStartMessage(model) }),
-            ("content_block_start", new JsonObject { ["type"] = "content_block_start", ["index"] = 0, ["content_block"] = new JsonObject { ["type"] = "text", ["text"] = string.Empty } }),
-            ("ping", new JsonObject { ["type"] = "ping" }),
         };
-        for (var i = 0; i < Behaviour.DeltaEvents; i++)
+        if (blocks is null)
         {
-            events.Add(("content_block_delta", new JsonObject { ["type"] = "content_block_delta", ["index"] = 0, ["delta"] = new JsonObject { ["type"] = "text_delta", ["text"] = $"word{i} " } }));
+            events.Add(("content_block_start", new JsonObject { ["type"] = "content_block_start", ["index"] = 0, ["content_block"] = new JsonObject { ["type"] = "text", ["text"] = string.Empty } }));
+            events.Add(("ping", new JsonObject { ["type"] = "ping" }));
+            for (var i = 0; i < Behaviour.DeltaEvents; i++)
+            {
+                events.Add(("content_block_delta", new JsonObject { ["type"] = "content_block_delta", ["index"] = 0, ["delta"] = new JsonObject { ["type"] = "text_delta", ["text"] = $"word{i} " } }));
+            }
+
+            events.Add(("content_block_stop", new JsonObject { ["type"] = "content_block_stop", ["index"] = 0 }));
+        }
+        else
+        {
+            events.Add(("ping", new JsonObject { ["type"] = "ping" }));
+            for (var index = 0; index < blocks.Count; index++)
+            {
+                events.AddRange(AnthropicBlockEvents(index, blocks[index]));
+            }
         }
 
-        events.Add(("content_block_stop", new JsonObject { ["type"] = "content_block_stop", ["index"] = 0 }));
-        events.Add(("message_delta", new JsonObject { ["type"] = "message_delta", ["delta"] = new JsonObject { ["stop_reason"] = "end_turn", ["stop_sequence"] = null }, ["usage"] = new JsonObject { ["output_tokens"] = Behaviour.DeltaEvents } }));
+        events.Add(("message_delta", new JsonObject { ["type"] = "message_delta", ["delta"] = new JsonObject { ["stop_reason"] = StopReason(blocks), ["stop_sequence"] = null }, ["usage"] = new JsonObject { ["output_tokens"] = Behaviour.DeltaEvents } }));
         events.Add(("message_stop", new JsonObject { ["type"] = "message_stop" }));
         await StreamAsync(context, requestId, events.Select(e => $"event: {e.Name}\ndata: {e.Data.ToJsonString()}\n\n").ToList(), breakMidway).ConfigureAwait(false);
     }
 
-    private static JsonObject AnthropicStartMessage(string model)
+    /// <summary>One content block as the real stream sends it: <c>content_block_start</c> with the block empty, its
+    /// content in deltas (<c>text_delta</c> in two pieces, or a tool use's input as <c>input_json_delta</c> pieces of
+    /// JSON), then <c>content_block_stop</c>.</summary>
+    private static IEnumerable<(string Name, JsonObject Data)> AnthropicBlockEvents(int index, JsonObject block)
     {
-        var message = AnthropicMessage(model, string.Empty);
+        var toolUse = block["type"]?.GetValue<string>() == "tool_use";
+        var start = toolUse
+            ? new JsonObject { ["type"] = "tool_use", ["id"] = block["id"]!.DeepClone(), ["name"] = block["name"]!.DeepClone(), ["input"] = new JsonObject() }
+            : new JsonObject { ["type"] = "text", ["text"] = string.Empty };
+        yield return ("content_block_start", new JsonObject { ["type"] = "content_block_start", ["index"] = index, ["content_block"] = start });
+        var content = toolUse ? block["input"]!.ToJsonString() : block["text"]?.GetValue<string>() ?? string.Empty;
+        var half = content.Length / 2;
+        foreach (var piece in new[] { content[..half], content[half..] })
+        {
+            var delta = toolUse
+                ? new JsonObject { ["type"] = "input_json_delta", ["partial_json"] = piece }
+                : new JsonObject { ["type"] = "text_delta", ["text"] = piece };
+            yield return ("content_block_delta", new JsonObject { ["type"] = "content_block_delta", ["index"] = index, ["delta"] = delta });
+        }
+
+        yield return ("content_block_stop", new JsonObject { ["type"] = "content_block_stop", ["index"] = index });
+    }
+
+    private JsonObject AnthropicStartMessage(string model)
+    {
+        var message = AnthropicMessage(model, []);
         message["content"] = new JsonArray();
         message["stop_reason"] = null;
         message["usage"] = new JsonObject { ["input_tokens"] = 12, ["output_tokens"] = 1 };
@@ -395,6 +476,159 @@ internal sealed class SimulatedUpstream(SimBehaviour? behaviour = null) : IAsync
         chunks.Add($"data: {Chunk([], "stop").ToJsonString()}\n\n");
         chunks.Add("data: [DONE]\n\n");
         await StreamAsync(context, requestId, chunks, breakMidway).ConfigureAwait(false);
+    }
+
+    /// <summary>The output items of a Responses API answer: one <c>message</c> with the text blocks, then one
+    /// <c>function_call</c> per tool use (status <c>completed</c>).</summary>
+    private List<JsonObject> ResponseItems(List<JsonObject>? blocks)
+    {
+        blocks ??= [new JsonObject { ["type"] = "text", ["text"] = Text() }];
+        var items = new List<JsonObject>();
+        var text = string.Concat(blocks.Where(b => b["type"]?.GetValue<string>() == "text").Select(b => b["text"]?.GetValue<string>()));
+        if (text.Length > 0)
+        {
+            items.Add(new JsonObject
+            {
+                ["id"] = "msg_Sim" + Guid.NewGuid().ToString("N")[..24],
+                ["type"] = "message",
+                ["status"] = "completed",
+                ["role"] = "assistant",
+                ["content"] = new JsonArray(new JsonObject { ["type"] = "output_text", ["text"] = text, ["annotations"] = new JsonArray() }),
+            });
+        }
+
+        foreach (var use in blocks.Where(b => b["type"]?.GetValue<string>() == "tool_use"))
+        {
+            var name = use["name"]!.GetValue<string>();
+            var slash = name.LastIndexOf('/');
+            var call = new JsonObject
+            {
+                ["id"] = "fc_Sim" + Guid.NewGuid().ToString("N")[..24],
+                ["type"] = "function_call",
+                ["status"] = "completed",
+                ["arguments"] = use["input"]!.ToJsonString(),
+                ["call_id"] = "call_Sim" + Guid.NewGuid().ToString("N")[..16],
+                ["name"] = slash < 0 ? name : name[(slash + 1)..],
+            };
+            if (slash >= 0)
+            {
+                call["namespace"] = name[..slash];
+            }
+
+            items.Add(call);
+        }
+
+        return items;
+    }
+
+    /// <summary>A Responses API <c>response</c> object with <paramref name="status"/> and <paramref name="output"/>
+    /// (usage only once it is completed).</summary>
+    private static JsonObject ResponseObject(string model, string status, IEnumerable<JsonObject> output, string? id = null)
+    {
+        var response = new JsonObject
+        {
+            ["id"] = id ?? "resp_Sim" + Guid.NewGuid().ToString("N")[..24],
+            ["object"] = "response",
+            ["created_at"] = 1_764_000_000,
+            ["status"] = status,
+            ["error"] = null,
+            ["incomplete_details"] = null,
+            ["model"] = model,
+            ["output"] = new JsonArray([.. output.Select(o => o.DeepClone())]),
+            ["parallel_tool_calls"] = true,
+            ["usage"] = null,
+        };
+        if (status == "completed")
+        {
+            response["usage"] = new JsonObject
+            {
+                ["input_tokens"] = 12,
+                ["input_tokens_details"] = new JsonObject { ["cached_tokens"] = 0 },
+                ["output_tokens"] = 6,
+                ["output_tokens_details"] = new JsonObject { ["reasoning_tokens"] = 0 },
+                ["total_tokens"] = 18,
+            };
+        }
+
+        return response;
+    }
+
+    /// <summary>
+    /// A Responses API answer as the real stream sends it: <c>response.created</c>, <c>response.in_progress</c>; for
+    /// a message <c>response.output_item.added</c> (the item empty), <c>response.content_part.added</c>,
+    /// <c>response.output_text.delta</c> (the text in <see cref="SimBehaviour.DeltaEvents"/> pieces at most),
+    /// <c>response.output_text.done</c>, <c>response.content_part.done</c>, <c>response.output_item.done</c>; for a
+    /// function call <c>response.output_item.added</c> (arguments empty), <c>response.function_call_arguments.delta</c>
+    /// (two pieces), <c>response.function_call_arguments.done</c>, <c>response.output_item.done</c>; then
+    /// <c>response.completed</c> with every item. Each event has its <c>sequence_number</c>.
+    /// </summary>
+    private async Task ResponsesStreamAsync(HttpContext context, string requestId, string model, List<JsonObject> output, bool breakMidway)
+    {
+        var id = "resp_Sim" + Guid.NewGuid().ToString("N")[..24];
+        var events = new List<JsonObject>
+        {
+            new() { ["type"] = "response.created", ["response"] = ResponseObject(model, "in_progress", [], id) },
+            new() { ["type"] = "response.in_progress", ["response"] = ResponseObject(model, "in_progress", [], id) },
+        };
+        for (var index = 0; index < output.Count; index++)
+        {
+            var item = output[index];
+            var itemId = item["id"]!.GetValue<string>();
+            var added = (JsonObject)item.DeepClone();
+            added["status"] = "in_progress";
+            if (item["type"]!.GetValue<string>() == "message")
+            {
+                added["content"] = new JsonArray();
+                events.Add(new() { ["type"] = "response.output_item.added", ["output_index"] = index, ["item"] = added });
+                var text = item["content"]![0]!["text"]!.GetValue<string>();
+                events.Add(new() { ["type"] = "response.content_part.added", ["item_id"] = itemId, ["output_index"] = index, ["content_index"] = 0, ["part"] = new JsonObject { ["type"] = "output_text", ["text"] = string.Empty, ["annotations"] = new JsonArray() } });
+                foreach (var piece in Pieces(text, Math.Max(1, Behaviour.DeltaEvents)))
+                {
+                    events.Add(new() { ["type"] = "response.output_text.delta", ["item_id"] = itemId, ["output_index"] = index, ["content_index"] = 0, ["delta"] = piece });
+                }
+
+                events.Add(new() { ["type"] = "response.output_text.done", ["item_id"] = itemId, ["output_index"] = index, ["content_index"] = 0, ["text"] = text });
+                events.Add(new() { ["type"] = "response.content_part.done", ["item_id"] = itemId, ["output_index"] = index, ["content_index"] = 0, ["part"] = item["content"]![0]!.DeepClone() });
+            }
+            else
+            {
+                added["arguments"] = string.Empty;
+                events.Add(new() { ["type"] = "response.output_item.added", ["output_index"] = index, ["item"] = added });
+                var arguments = item["arguments"]!.GetValue<string>();
+                foreach (var piece in Pieces(arguments, 2))
+                {
+                    events.Add(new() { ["type"] = "response.function_call_arguments.delta", ["item_id"] = itemId, ["output_index"] = index, ["delta"] = piece });
+                }
+
+                events.Add(new() { ["type"] = "response.function_call_arguments.done", ["item_id"] = itemId, ["output_index"] = index, ["arguments"] = arguments });
+            }
+
+            events.Add(new() { ["type"] = "response.output_item.done", ["output_index"] = index, ["item"] = item.DeepClone() });
+        }
+
+        events.Add(new() { ["type"] = "response.completed", ["response"] = ResponseObject(model, "completed", output, id) });
+        for (var i = 0; i < events.Count; i++)
+        {
+            events[i]["sequence_number"] = i;
+        }
+
+        await StreamAsync(context, requestId, events.Select(e => $"event: {e["type"]!.GetValue<string>()}\ndata: {e.ToJsonString()}\n\n").ToList(), breakMidway).ConfigureAwait(false);
+    }
+
+    /// <summary><paramref name="text"/> cut into at most <paramref name="count"/> non-empty pieces (one when it is empty).</summary>
+    private static IEnumerable<string> Pieces(string text, int count)
+    {
+        if (text.Length == 0)
+        {
+            yield return text;
+            yield break;
+        }
+
+        var size = (text.Length + count - 1) / count;
+        for (var start = 0; start < text.Length; start += size)
+        {
+            yield return text.Substring(start, Math.Min(size, text.Length - start));
+        }
     }
 
     private async Task StreamAsync(HttpContext context, string requestId, List<string> events, bool breakMidway)

@@ -16,6 +16,12 @@ internal sealed record UpstreamDiagnosis(string Code, string Message, string? Fi
     public bool IsCredentialFailure => Code is "authentication_failed" or "invalid_api_key" or "oauth_not_supported"
         or "credential_restricted" or "missing_scope" or "permission_denied";
 
+    /// <summary>What goes between Latchkey's explanation and the upstream's own words in <see cref="Message"/>.</summary>
+    public const string UpstreamSaid = " The upstream said: ";
+
+    /// <summary><see cref="Message"/> without the upstream's quoted words: Latchkey's own explanation.</summary>
+    public string Explanation => Message.IndexOf(UpstreamSaid, StringComparison.Ordinal) is var at and >= 0 ? Message[..at] : Message;
+
     public UpstreamFailure ToFailure(DateTimeOffset at) => new(Code, Message, Fix, Status, RequestId, at);
 
     /// <summary>

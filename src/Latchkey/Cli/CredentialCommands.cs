@@ -30,15 +30,16 @@ internal static class CredentialCommands
     private static Command Add(CliApp app)
     {
         var name = NameArgument("The name to give the credential; it is how routes and commands refer to it.");
-        var upstream = new Option<string>("--upstream") { Description = "The upstream base URL the gateway forwards to (https, or http to this machine).", Required = true };
+        var upstream = new Option<string?>("--upstream") { Description = "The upstream base URL the gateway forwards to (https, or http to this machine). Required unless --keep-settings." };
         var header = new Option<string>("--header") { Description = "The header the gateway puts the secret in.", DefaultValueFactory = _ => InjectionRule.Default.Header };
         var format = new Option<string>("--format") { Description = "The header's value, where {secret} stands for the secret.", DefaultValueFactory = _ => InjectionRule.Default.Format };
         var extra = new Option<string[]>("--extra-header") { Description = "A non-secret header to add to every upstream request, as 'Name: value' (repeatable), e.g. 'anthropic-version: 2023-06-01'.", AllowMultipleArgumentsPerToken = false };
         var replace = new Option<bool>("--replace") { Description = "Replace an existing credential's secret and settings; the old content is kept as a version." };
+        var keepSettings = new Option<bool>("--keep-settings") { Description = "With --replace: replace only the secret, keeping the stored upstream, header, format, extra headers and insecure-http opt-in." };
         var insecure = InsecureHttpOption.Create();
         var command = new Command("add", "Add an API-key credential. The secret is read from standard input, or a prompt that does not echo.")
         {
-            name, upstream, header, format, extra, replace, insecure,
+            name, upstream, header, format, extra, replace, keepSettings, insecure,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -46,6 +47,29 @@ internal static class CredentialCommands
             if (CredentialNames.Validate(credentialName) is { } nameProblem)
             {
                 throw new CliException(ExitCodes.Usage, nameProblem, "Choose a name like 'anthropic' or 'openai-work'.");
+            }
+
+            if (parse.GetValue(keepSettings))
+            {
+                if (!parse.GetValue(replace))
+                {
+                    throw new CliException(ExitCodes.Usage, "--keep-settings only goes with --replace.", $"Replace the secret of an existing key: latchkey add {credentialName} --replace --keep-settings");
+                }
+
+                if (parse.GetValue(upstream) is not null || parse.GetResult(header) is { Implicit: false } || parse.GetResult(format) is { Implicit: false }
+                    || parse.GetValue(extra) is { Length: > 0 } || parse.GetValue(insecure))
+                {
+                    throw new CliException(ExitCodes.Usage, "--keep-settings keeps the stored upstream, header, format, extra headers and insecure-http opt-in, so it takes none of those options.",
+                        "Drop them, or drop --keep-settings to set every setting again.");
+                }
+
+                return await ReplaceSecretAsync(app, parse, credentialName, ct);
+            }
+
+            if (parse.GetValue(upstream) is null)
+            {
+                throw new CliException(ExitCodes.Usage, "Option '--upstream' is required.",
+                    $"Give the upstream base URL (latchkey add {credentialName} --upstream URL), or replace only the secret of an existing key: latchkey add {credentialName} --replace --keep-settings");
             }
 
             var allowInsecureHttp = parse.GetValue(insecure);
@@ -112,6 +136,45 @@ internal static class CredentialCommands
             return ExitCodes.Success;
         });
         return command;
+    }
+
+    /// <summary>
+    /// <c>latchkey add NAME --replace --keep-settings</c>: stores a new secret for the existing API-key credential
+    /// <paramref name="credentialName"/> (read as <c>add</c> reads it) and changes nothing else, so how the gateway sends
+    /// it (upstream, header, format, extra headers) stays as it was; the state goes back to usable and the old content
+    /// is kept as a version. Fails when the credential does not exist, is not an API key, or changes meanwhile.
+    /// </summary>
+    private static async Task<int> ReplaceSecretAsync(CliApp app, ParseResult parse, string credentialName, CancellationToken ct)
+    {
+        await using var services = app.Open(parse);
+        var store = services.Store;
+        var record = await store.GetAsync(credentialName, ct) ?? throw CliException.NotFound(credentialName);
+        if (record.Kind != CredentialKind.ApiKey)
+        {
+            throw new CliException(ExitCodes.Failure, $"'{credentialName}' is an OAuth credential; --replace only replaces API keys.",
+                $"Sign in again with 'latchkey login {credentialName}', or remove it first.");
+        }
+
+        var secret = SecretInput.Read(app.Console, $"New secret for '{credentialName}' (input hidden): ");
+        if (record.Metadata.Injection.Format.Contains(secret, StringComparison.Ordinal) || record.Metadata.ExtraHeaders.Values.Any(v => v.Contains(secret, StringComparison.Ordinal)))
+        {
+            throw new CliException(ExitCodes.Usage, "The secret also appears in the stored format or an extra header, which are stored in clear.", "Check the secret you gave.");
+        }
+
+        var updated = await store.UpdateAsync(credentialName, new CredentialPatch { State = CredentialState.Ok, ApiKey = secret }, WriteCondition.Version(record.Version), ct);
+        if (updated.Outcome == WriteOutcome.Quarantined)
+        {
+            throw new CliException(ExitCodes.NotUsable, $"'{credentialName}' is quarantined: {updated.Record?.Reason?.Message}",
+                $"Remove it first ('latchkey remove {credentialName}'), or restore a readable version.");
+        }
+
+        if (!updated.Succeeded)
+        {
+            throw new CliException(ExitCodes.Failure, $"'{credentialName}' changed while its secret was being replaced ({updated.Outcome}); nothing was written.", "Run the command again.");
+        }
+
+        app.Console.Out.WriteLine($"Replaced the secret of '{credentialName}' (now version {updated.Record!.Version}; the previous content is kept as version {record.Version}); it is still sent to {record.Metadata.Upstream} as '{record.Metadata.Injection.Header}'.");
+        return ExitCodes.Success;
     }
 
     private static Dictionary<string, string> ParseExtraHeaders(string[] values, string injectedHeader)

@@ -72,6 +72,6 @@ internal static partial class RunCommand
         var target = router ?? credential ?? forwarded.Credential
             ?? throw new CliException(ExitCodes.Usage, "The forwarded gateway did not say which credential to use.", "Add --credential NAME (one the session key allows).");
         var plan = new Plan(target, (router is not null ? "/r/" : "/c/") + target, api ?? forwarded.Api ?? "anthropic", false);
-        return RunAgentAsync(argv, Variables(plan, forwarded.Url, forwarded.Key), plan.Api, null);
+        return RunAgentAsync(AgentArguments(argv, plan, forwarded.Url), Variables(plan, forwarded.Url, forwarded.Key), plan.Api, null);
     }
 }

@@ -50,7 +50,7 @@ internal static partial class RunCommand
                 ?? throw new CliException(ExitCodes.Failure, "Could not mint a client key for this run.", "Try again.");
             try
             {
-                return await RunAgentAsync(parse.GetValue(commandArgs)!, Variables(plan, url, created.Value), plan.Api, parse.GetValue(CliApp.StoreOption));
+                return await RunAgentAsync(AgentArguments(parse.GetValue(commandArgs)!, plan, url), Variables(plan, url, created.Value), plan.Api, parse.GetValue(CliApp.StoreOption));
             }
             finally
             {
@@ -147,6 +147,32 @@ internal static partial class RunCommand
         return anthropic ? "anthropic" : "openai";
     }
 
+    /// <summary>
+    /// The agent's command line: as given, except for Codex on an OpenAI-shaped route, which takes its provider from
+    /// its configuration and not from <c>OPENAI_BASE_URL</c>. For it, <c>-c</c> overrides go first: a provider
+    /// <c>latchkey</c> on the gateway's route (the Responses API in plain HTTP requests, no WebSocket) that reads its key
+    /// from <c>OPENAI_API_KEY</c>. No secret is on the command line: the key stays in the environment, named by
+    /// <c>env_key</c>.
+    /// </summary>
+    internal static string[] AgentArguments(string[] argv, Plan plan, string url)
+    {
+        if (plan.Api != "openai" || argv.Length == 0 || Path.GetFileName(argv[0]) is not ("codex" or "codex.js"))
+        {
+            return argv;
+        }
+
+        var baseUrl = OpenAiBaseUrl(plan, url);
+        return
+        [
+            argv[0],
+            "-c", "model_provider=\"latchkey\"",
+            "-c", $"model_providers.latchkey={{ name = \"Latchkey\", base_url = \"{baseUrl}\", env_key = \"OPENAI_API_KEY\", wire_api = \"responses\", supports_websockets = false }}",
+            .. argv[1..],
+        ];
+    }
+
+    private static string OpenAiBaseUrl(Plan plan, string url) => plan.UpstreamHasV1 ? url + plan.RoutePrefix : url + plan.RoutePrefix + "/v1";
+
     /// <summary>The variables an agent reads, for <paramref name="plan"/>.</summary>
     internal static List<KeyValuePair<string, string>> Variables(Plan plan, string url, string key)
     {
@@ -159,7 +185,7 @@ internal static partial class RunCommand
         }
         else
         {
-            variables.Add(new("OPENAI_BASE_URL", plan.UpstreamHasV1 ? baseUrl : baseUrl + "/v1"));
+            variables.Add(new("OPENAI_BASE_URL", OpenAiBaseUrl(plan, url)));
             variables.Add(new("OPENAI_API_KEY", key));
         }
 

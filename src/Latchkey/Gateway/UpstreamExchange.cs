@@ -165,7 +165,8 @@ internal sealed class UpstreamExchange(Forwarder forwarder, CredentialResolver c
         };
     }
 
-    /// <summary>Writes an outcome to the agent: the upstream's answer unchanged plus Latchkey's headers, or Latchkey's own error.</summary>
+    /// <summary>Writes an outcome to the agent: the upstream's answer plus Latchkey's headers (a refused credential's error body
+    /// explained by <see cref="AgentErrorBody"/>), or Latchkey's own error.</summary>
     public static async Task WriteAsync(HttpContext context, ExchangeOutcome outcome, IEnumerable<KeyValuePair<string, string>> extraHeaders)
     {
         AuditFacts.Of(context)?.Note(outcome);
@@ -182,7 +183,14 @@ internal sealed class UpstreamExchange(Forwarder forwarder, CredentialResolver c
 
         if (outcome.Response is { } response)
         {
-            await Forwarder.CopyResponseAsync(context, response, headers, outcome.Prefix).ConfigureAwait(false);
+            var body = outcome.Prefix;
+            if (outcome.Diagnosis is { } explained && AgentErrorBody.Rewrite(body.Span, explained, outcome.Credential) is { } rewritten)
+            {
+                response.Content.Headers.ContentLength = rewritten.Length; // the rest of the upstream's body is empty
+                body = rewritten;
+            }
+
+            await Forwarder.CopyResponseAsync(context, response, headers, body).ConfigureAwait(false);
             return;
         }
 

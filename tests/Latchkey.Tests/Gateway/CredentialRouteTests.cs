@@ -346,7 +346,7 @@ public sealed class CredentialRouteTests(GatewayFixture fixture) : IClassFixture
     [InlineData("rate_limit", 429, "rate_limited", false)]
     [InlineData("overloaded", 529, "overloaded", false)]
     [InlineData("server_error", 500, "upstream_error", false)]
-    public async Task Forward_AnthropicFailure_PassesStatusAndBodyAndAddsDiagnostic(string scenario, int status, string reason, bool recorded)
+    public async Task Forward_AnthropicFailure_PassesStatusAndRequestIdExplainsCredentialFailuresInTheBodyAndAddsDiagnostic(string scenario, int status, string reason, bool recorded)
     {
         var name = "diag-" + scenario.Replace('_', '-');
         var (secret, key) = await fixture.AnthropicAsync(name);
@@ -360,7 +360,17 @@ public sealed class CredentialRouteTests(GatewayFixture fixture) : IClassFixture
         var body = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
         Assert.Equal("error", (string?)body["type"]);
         Assert.Equal(requestId, (string?)body["request_id"]);
-        Assert.Null(body["latchkey"]); // the upstream's body, unchanged
+        if (recorded)
+        {
+            // A credential failure: the body says what Latchkey found and how to fix it, in the upstream's shape and type.
+            Assert.Equal(reason, (string?)body["latchkey"]!["reason"]);
+            Assert.Equal((string?)body["latchkey"]!["fix"], ((string?)body["error"]!["message"])![^((string?)body["latchkey"]!["fix"])!.Length..]);
+            Assert.DoesNotContain("The upstream said", (string?)body["error"]!["message"], StringComparison.Ordinal);
+        }
+        else
+        {
+            Assert.Null(body["latchkey"]); // the upstream's body, unchanged
+        }
         var diagnostic = response.Headers.GetValues("latchkey-diagnostic").Single();
         Assert.StartsWith(reason + ";", diagnostic, StringComparison.Ordinal);
         Assert.Contains($"request-id=\"{requestId}\"", diagnostic, StringComparison.Ordinal);

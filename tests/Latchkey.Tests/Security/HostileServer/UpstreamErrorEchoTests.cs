@@ -11,9 +11,10 @@ namespace Latchkey.Tests.Security.HostileServer;
 /// An upstream that refuses the credential and quotes it back: in its error message (with control characters and a
 /// forged log line), in the body's <c>request_id</c> and in its <c>request-id</c> header. The gateway explains the
 /// failure in <c>latchkey-diagnostic</c>, its log and <c>status</c>, quoting the upstream, but every copy of the
-/// credential in what Latchkey itself writes is masked. (The upstream's own error body still reaches the agent
-/// unchanged: Latchkey does not rewrite bodies, and an upstream can always hand out the credential it receives.)
-/// A message the JSON reader cannot turn into a string (a lone surrogate escape) is treated as no message.
+/// credential in what Latchkey itself writes is masked, and the error body the agent gets is Latchkey's explanation,
+/// with nothing of the upstream's message in it. (Another body an upstream sends still reaches the agent unchanged: an
+/// upstream can always hand out the credential it receives.) A message the JSON reader cannot turn into a string (a
+/// lone surrogate escape) is treated as no message.
 /// </summary>
 public sealed class UpstreamErrorEchoTests
 {
@@ -43,6 +44,7 @@ public sealed class UpstreamErrorEchoTests
         SecretAssert.Absent(diagnostic, "the latchkey-diagnostic header", secrets);
         SecretAssert.Absent(string.Join('\n', response.Headers.Where(h => h.Key.StartsWith("latchkey", StringComparison.OrdinalIgnoreCase)).SelectMany(h => h.Value)), "Latchkey's headers", secrets);
         SecretAssert.Absent(gateway.Log, "the gateway's log", secrets);
+        SecretAssert.Absent(await response.Content.ReadAsStringAsync(), "the error body the agent got", secrets);
         SecretAssert.Absent(status.All, "latchkey status --json", secrets);
         Assert.Equal("authentication_failed", JsonNode.Parse(status.Stdout)![0]!["last_upstream_failure"]!["code"]!.GetValue<string>());
         Assert.DoesNotContain(gateway.Log.Split('\n'), line => line.StartsWith(ForgedLogLine, StringComparison.Ordinal));
@@ -73,7 +75,9 @@ public sealed class UpstreamErrorEchoTests
 
         Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode); // the upstream's answer, not a crash of the gateway's
         Assert.StartsWith("authentication_failed;", response.Headers.GetValues("latchkey-diagnostic").Single(), StringComparison.Ordinal);
-        Assert.Equal(body, await response.Content.ReadAsStringAsync());
+        var explained = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
+        Assert.Equal("authentication_error", explained["error"]!["type"]!.GetValue<string>());
+        Assert.StartsWith("The upstream refused the key stored as 'broken'.", explained["error"]!["message"]!.GetValue<string>(), StringComparison.Ordinal);
     }
 
     /// <summary>A 401 in Anthropic's error shape that quotes the x-api-key it received everywhere it can.</summary>
