@@ -86,10 +86,7 @@ internal static class CredentialCommands
                 var updated = await store.UpdateAsync(credentialName, new CredentialPatch
                 {
                     State = CredentialState.Ok,
-                    Upstream = metadata.Upstream,
-                    AllowInsecureHttp = allowInsecureHttp,
-                    Injection = injection,
-                    ExtraHeaders = extraHeaders,
+                    Metadata = m => m with { Upstream = metadata.Upstream, AllowInsecureHttp = allowInsecureHttp, Injection = injection, ExtraHeaders = extraHeaders },
                     ApiKey = secret,
                 }, WriteCondition.Version(created.Record!.Version), ct);
                 if (updated.Outcome == WriteOutcome.Quarantined)

@@ -40,7 +40,7 @@ internal static class McpStepUp
         var union = m.ScopesRequested.Concat(m.ScopesGranted).Concat(wanted).Where(s => s != "offline_access").Distinct(StringComparer.Ordinal).ToList();
         var named = missing.Count > 0 ? string.Join(' ', missing) : string.Join(' ', wanted);
         var message = $"The MCP server '{record.Name}' needs the scope(s) {named} for this request, which the stored grant does not have. Run: latchkey login {record.Name}  (it asks for {string.Join(' ', union)})";
-        await store.UpdateAsync(record.Name, new CredentialPatch { ScopesRequested = union }, WriteCondition.None, CancellationToken.None).ConfigureAwait(false);
+        await store.UpdateAsync(record.Name, new CredentialPatch { Metadata = m => m with { ScopesRequested = union } }, WriteCondition.None, CancellationToken.None).ConfigureAwait(false);
         await store.RecordUpstreamFailureAsync(record.Name, new UpstreamFailure(Code, message, $"latchkey login {record.Name}", 403, null, time.GetUtcNow()), CancellationToken.None).ConfigureAwait(false);
         _ = ct;
         return message;
