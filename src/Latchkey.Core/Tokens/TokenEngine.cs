@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
-using System.Text;
 using System.Text.Json;
 using Latchkey.Diagnostics;
 using Latchkey.OAuth;
@@ -540,22 +539,14 @@ internal sealed class TokenEngine(ICredentialStore store, TokenEndpointClient to
     /// <summary>Reads <c>exp</c> from a JWT's payload, for scheduling only (the signature is the resource server's business).</summary>
     internal static DateTimeOffset? JwtExpiry(string token)
     {
-        var parts = token.Split('.');
-        if (parts.Length != 3)
-        {
-            return null;
-        }
-
+        using var json = JwtPayload.TryParse(token);
         try
         {
-            var payload = parts[1].Replace('-', '+').Replace('_', '/');
-            payload = payload.PadRight(payload.Length + ((4 - (payload.Length % 4)) % 4), '=');
-            using var json = JsonDocument.Parse(Encoding.UTF8.GetString(Convert.FromBase64String(payload)));
-            return json.RootElement.Long("exp") is { } exp ? DateTimeOffset.FromUnixTimeSeconds(exp) : null;
+            return json?.RootElement.Long("exp") is { } exp ? DateTimeOffset.FromUnixTimeSeconds(exp) : null;
         }
-        catch (Exception ex) when (ex is FormatException or JsonException or ArgumentException)
+        catch (ArgumentException)
         {
-            return null;
+            return null; // an exp outside the range of dates
         }
     }
 

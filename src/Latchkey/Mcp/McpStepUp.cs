@@ -79,33 +79,18 @@ internal static class McpStepUp
             return false;
         }
 
-        var parts = accessToken.Split('.');
-        if (parts.Length != 3)
+        using var json = JwtPayload.TryParse(accessToken);
+        if (json is null || !json.RootElement.TryGetProperty("aud", out var aud))
         {
             return false;
         }
 
-        try
+        return aud.ValueKind switch
         {
-            var payload = parts[1].Replace('-', '+').Replace('_', '/');
-            payload = payload.PadRight(payload.Length + ((4 - (payload.Length % 4)) % 4), '=');
-            using var json = JsonDocument.Parse(Convert.FromBase64String(payload));
-            if (!json.RootElement.TryGetProperty("aud", out var aud))
-            {
-                return false;
-            }
-
-            return aud.ValueKind switch
-            {
-                JsonValueKind.String => aud.GetString() != resource,
-                JsonValueKind.Array => !aud.EnumerateArray().Any(a => a.GetString() == resource),
-                _ => false,
-            };
-        }
-        catch (Exception ex) when (ex is FormatException or JsonException)
-        {
-            return false;
-        }
+            JsonValueKind.String => aud.GetString() != resource,
+            JsonValueKind.Array => !aud.EnumerateArray().Any(a => a.GetString() == resource),
+            _ => false,
+        };
     }
 }
 
