@@ -12,16 +12,7 @@ namespace Latchkey.Cli;
 /// </summary>
 internal static class CredentialCommands
 {
-    public static void AddTo(RootCommand root, CliApp app)
-    {
-        root.Add(Add(app));
-        root.Add(List(app));
-        root.Add(Status(app));
-        root.Add(Token(app));
-        root.Add(History(app));
-        root.Add(Restore(app));
-        root.Add(Remove(app));
-    }
+    public static IEnumerable<Command> Build(CliApp app) => [Add(app), List(app), Status(app), Token(app), History(app), Restore(app), Remove(app)];
 
     private static Argument<string> NameArgument(string description) => new("NAME") { Description = description };
 
@@ -110,10 +101,7 @@ internal static class CredentialCommands
                 var updated = await store.UpdateAsync(credentialName, new CredentialPatch
                 {
                     State = CredentialState.Ok,
-                    Upstream = metadata.Upstream,
-                    AllowInsecureHttp = allowInsecureHttp,
-                    Injection = injection,
-                    ExtraHeaders = extraHeaders,
+                    Metadata = m => m with { Upstream = metadata.Upstream, AllowInsecureHttp = allowInsecureHttp, Injection = injection, ExtraHeaders = extraHeaders },
                     ApiKey = secret,
                 }, WriteCondition.Version(created.Record!.Version), ct);
                 if (updated.Outcome == WriteOutcome.Quarantined)
@@ -210,33 +198,13 @@ internal static class CredentialCommands
     {
         var json = JsonOption();
         var command = new Command("list", "List every credential with its kind, state and upstream.") { json };
-        command.SetAction(async (parse, ct) =>
+        return app.WithServices(command, async (parse, services, ct) =>
         {
-            await using var services = app.Open(parse);
-            var store = services.Store;
-            var views = (await store.ListAsync(ct)).Select(r => CredentialView.From(r, app.Time.GetUtcNow())).ToList();
-            if (parse.GetValue(json))
-            {
-                WriteJson(app, views);
-                return ExitCodes.Success;
-            }
-
-            if (views.Count == 0)
-            {
-                app.Console.Out.WriteLine("No credentials yet. Add one with: latchkey add NAME --upstream URL");
-                return ExitCodes.Success;
-            }
-
-            var table = NewTable("NAME", "KIND", "STATE", "UPSTREAM", "UPDATED");
-            foreach (var v in views)
-            {
-                table.AddRow(Markup.Escape(v.Name), v.Kind, StateMarkup(v.State), Markup.Escape(v.Upstream ?? "-"), v.UpdatedAt.ToString("u"));
-            }
-
-            Render(app, table);
-            return ExitCodes.Success;
+            var views = (await services.Store.ListAsync(ct)).Select(r => CredentialView.From(r, app.Time.GetUtcNow())).ToList();
+            return PrintList(app, parse.GetValue(json), views, views, "No credentials yet. Add one with: latchkey add NAME --upstream URL",
+                ["NAME", "KIND", "STATE", "UPSTREAM", "UPDATED"],
+                v => [Markup.Escape(v.Name), v.Kind, StateMarkup(v.State), Markup.Escape(v.Upstream ?? "-"), v.UpdatedAt.ToString("u")]);
         });
-        return command;
     }
 
     private static Command Status(CliApp app)
@@ -247,9 +215,8 @@ internal static class CredentialCommands
         {
             name, json,
         };
-        command.SetAction(async (parse, ct) =>
+        return app.WithServices(command, async (parse, services, ct) =>
         {
-            await using var services = app.Open(parse);
             var store = services.Store;
             var now = app.Time.GetUtcNow();
             var only = parse.GetValue(name);
@@ -294,7 +261,6 @@ internal static class CredentialCommands
 
             return only is not null && CredentialStatusView.Derive(records[0], now).NeedsAttention ? ExitCodes.NotUsable : ExitCodes.Success;
         });
-        return command;
     }
 
     private static Command Token(CliApp app)
@@ -335,10 +301,9 @@ internal static class CredentialCommands
         var name = NameArgument("The credential whose saved versions to list.");
         var json = JsonOption();
         var command = new Command("history", "List a credential's saved earlier versions, which 'latchkey restore' can bring back.") { name, json };
-        command.SetAction(async (parse, ct) =>
+        return app.WithServices(command, async (parse, services, ct) =>
         {
             var credentialName = parse.GetValue(name)!;
-            await using var services = app.Open(parse);
             var store = services.Store;
             var current = await store.GetAsync(credentialName, ct) ?? throw CliException.NotFound(credentialName);
             var versions = (await store.GetHistoryAsync(credentialName, ct))
@@ -365,7 +330,6 @@ internal static class CredentialCommands
             Render(app, table);
             return ExitCodes.Success;
         });
-        return command;
     }
 
     private static Command Restore(CliApp app)
@@ -374,10 +338,9 @@ internal static class CredentialCommands
         var version = new Option<long?>("--version") { Description = "The saved version to bring back (see 'latchkey history NAME'); default: the newest readable one." };
         var force = new Option<bool>("--force") { Description = "Restore even a version whose refresh token has since been rotated." };
         var command = new Command("restore", "Bring back a saved version of a credential, as a new version; what it replaces is kept in the history.") { name, version, force };
-        command.SetAction(async (parse, ct) =>
+        return app.WithServices(command, async (parse, services, ct) =>
         {
             var credentialName = parse.GetValue(name)!;
-            await using var services = app.Open(parse);
             var store = services.Store;
             var current = await store.GetAsync(credentialName, ct) ?? throw CliException.NotFound(credentialName);
             var history = await store.GetHistoryAsync(credentialName, ct);
@@ -412,7 +375,6 @@ internal static class CredentialCommands
                 _ => throw CliException.NotFound(credentialName),
             };
         });
-        return command;
     }
 
     private static Command Remove(CliApp app)
@@ -467,6 +429,35 @@ internal static class CredentialCommands
     {
         Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
     });
+
+    /// <summary>
+    /// What a list command prints: <paramref name="views"/> as JSON when <paramref name="json"/> (<c>--json</c>); else
+    /// <paramref name="empty"/> when there are no <paramref name="rows"/>; else a table with <paramref name="headers"/>,
+    /// one row of <paramref name="cells"/> (Spectre markup) per row. Returns the exit code, always success.
+    /// </summary>
+    internal static int PrintList<TView, TRow>(CliApp app, bool json, IReadOnlyList<TView> views, IReadOnlyList<TRow> rows, string empty, string[] headers, Func<TRow, string[]> cells)
+    {
+        if (json)
+        {
+            WriteJson(app, views);
+        }
+        else if (rows.Count == 0)
+        {
+            app.Console.Out.WriteLine(empty);
+        }
+        else
+        {
+            var table = NewTable(headers);
+            foreach (var row in rows)
+            {
+                table.AddRow(cells(row));
+            }
+
+            Render(app, table);
+        }
+
+        return ExitCodes.Success;
+    }
 
     internal static void WriteJson<T>(CliApp app, IReadOnlyList<T> items)
     {

@@ -18,7 +18,7 @@ internal static class ServeCommand
     /// <summary>How long audit entries are kept, when <c>--audit-retention</c> is not given.</summary>
     public const string AuditRetentionVariable = "LATCHKEY_AUDIT_RETENTION";
 
-    public static void AddTo(RootCommand root, CliApp app)
+    public static Command Build(CliApp app)
     {
         var listen = new Option<string?>("--listen") { Description = $"HOST:PORT to listen on (default: ${ListenVariable}, else 127.0.0.1:{GatewayOptions.DefaultPort}; port 0 picks a free one)." };
         var socket = new Option<string?>("--socket") { Description = "The Unix socket to listen on as well (default: gateway.sock in the home folder)." };
@@ -92,7 +92,7 @@ internal static class ServeCommand
 
             return ExitCodes.Success;
         });
-        root.Add(command);
+        return command;
     }
 
     private static IPEndPoint ParseEndpoint(string text)
