@@ -8,7 +8,7 @@ namespace Latchkey.Gateway;
 /// client key swapped for the real credential. The body is streamed; for an OAuth credential a body up to
 /// <see cref="GatewayOptions.RetryBodyLimit"/> is kept so the request can be sent again after a refresh.
 /// </summary>
-internal sealed class CredentialRoute(AgentRequest agents, UpstreamExchange exchange, GatewayOptions options, YarpPrototype yarp)
+internal sealed class CredentialRoute(AgentRequest agents, UpstreamExchange exchange, GatewayOptions options)
 {
     public async Task HandleAsync(HttpContext context)
     {
@@ -27,12 +27,6 @@ internal sealed class CredentialRoute(AgentRequest agents, UpstreamExchange exch
         if (await agents.ResolveAsync(context, name).ConfigureAwait(false) is not { } credential)
         {
             return; // not usable: the reason and what to do are written
-        }
-
-        if (YarpPrototype.Enabled && credential.Record.Kind != CredentialKind.OAuth)
-        {
-            await yarp.ForwardAsync(context, credential, pathAndQuery).ConfigureAwait(false);
-            return;
         }
 
         using var body = credential.Record.Kind == CredentialKind.OAuth

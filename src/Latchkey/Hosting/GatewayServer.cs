@@ -41,7 +41,7 @@ internal sealed class GatewayServer : IAsyncDisposable
     [
         typeof(AuditRecorder), typeof(StoreFailureAnswer),
         typeof(ClientKeyAuth), typeof(CredentialResolver), typeof(AgentRequest),
-        typeof(Forwarder), typeof(UpstreamExchange), typeof(YarpPrototype),
+        typeof(Forwarder), typeof(UpstreamExchange),
         typeof(RoutesFile), typeof(CredentialRoute), typeof(ModelRouterRoute),
         typeof(McpProxyRoute),
         typeof(Reconnects), typeof(DashboardEndpoints),
@@ -86,7 +86,6 @@ internal sealed class GatewayServer : IAsyncDisposable
         builder.Logging.SetMinimumLevel(logLevel);
         builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
         builder.Logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Warning);
-        builder.Logging.AddFilter("Yarp", LogLevel.Warning); // PROTOTYPE: YARP logs two lines per forwarded request at Information
         builder.Logging.AddSimpleConsole(o =>
         {
             o.SingleLine = true;
@@ -144,7 +143,6 @@ internal sealed class GatewayServer : IAsyncDisposable
         services.AddSingleton(root.Engine);
         services.AddSingleton(root.SignIn);
         services.AddSingleton(root.ForwardingInvoker);
-        services.AddHttpForwarder();
 
         // Made by the root's factory with the host's logging; owned by the container, which disposes it (writing
         // what is queued) when the host stops, before the root closes the store.
