@@ -14,7 +14,7 @@ namespace Latchkey.Gateway;
 /// buffer) and waits for the response headers, no longer than the timeout.</item>
 /// <item><see cref="CopyResponseAsync"/>: writes the status and end-to-end headers, then the body, flushing after
 /// every read so Server-Sent Events reach the agent one by one, then the upstream's trailers where the agent's
-/// protocol carries them (HTTP/2, chunked HTTP/1.1).</item>
+/// protocol carries them (Kestrel sends them over HTTP/2 and later, not over HTTP/1.1).</item>
 /// </list>
 /// </summary>
 /// <remarks>

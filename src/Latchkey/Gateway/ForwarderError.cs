@@ -18,7 +18,7 @@ internal enum ForwarderError
     /// <summary>The connection broke before the response headers (reset, protocol error).</summary>
     Request,
 
-    /// <summary>Reading the agent's request body failed (it broke off mid-body).</summary>
+    /// <summary>Reading the agent's request body failed (it broke off, or its framing was malformed).</summary>
     RequestBodyAgent,
 
     /// <summary>The upstream stopped taking the request body (the connection broke while it was sent).</summary>
