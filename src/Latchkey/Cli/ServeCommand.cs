@@ -25,10 +25,11 @@ internal static class ServeCommand
         var noSocket = new Option<bool>("--no-socket") { Description = "Do not listen on a Unix socket." };
         var allowRemote = new Option<bool>("--allow-remote") { Description = "Allow a non-loopback --listen address (client keys are always required)." };
         var timeout = new Option<string?>("--upstream-timeout") { Description = "How long to wait for an upstream's response headers, e.g. 10m (default) or 30s." };
+        var idle = new Option<string?>("--idle-timeout") { Description = "How long a request or response body may go without a byte moving (an idle upstream or agent) before the exchange is ended, e.g. 10m (default) or 30s." };
         var retention = new Option<string?>("--audit-retention") { Description = $"How long audit entries are kept, e.g. 30d (default, or ${AuditRetentionVariable}) or 12h; older ones are pruned periodically." };
         var command = new Command("serve", "Run the gateway: agents hold a client key, the gateway adds the real credential.")
         {
-            listen, socket, noSocket, allowRemote, timeout, retention,
+            listen, socket, noSocket, allowRemote, timeout, idle, retention,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -49,6 +50,7 @@ internal static class ServeCommand
                 AllowRemote = parse.GetValue(allowRemote),
                 SocketPath = parse.GetValue(noSocket) ? null : parse.GetValue(socket) ?? Path.Combine(home.Path, "gateway.sock"),
                 UpstreamTimeout = parse.GetValue(timeout) is { } t ? Durations.Parse(t, "--upstream-timeout") : new GatewayOptions().UpstreamTimeout,
+                IdleTimeout = parse.GetValue(idle) is { } i ? Durations.Parse(i, "--idle-timeout") : new GatewayOptions().IdleTimeout,
                 AuditRetention = parse.GetValue(retention) is { } r ? Durations.Parse(r, "--audit-retention")
                     : Environment.GetEnvironmentVariable(AuditRetentionVariable) is { Length: > 0 } e ? Durations.Parse(e, AuditRetentionVariable)
                     : new GatewayOptions().AuditRetention,
