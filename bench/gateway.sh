@@ -5,19 +5,25 @@
 # Latchkey costs from what the platform costs), in one run with alternating rounds. wrk (Debian)
 # is the load generator; Latchkey.Bench measures the time to the first Server-Sent Event. Prints Markdown for
 # docs/benchmarks.md. Not a test: it never fails on a number.
-# Usage: bench/gateway.sh [--seconds S] [--rounds N] [--sse-rounds N] [--warmup S]
+# Usage: bench/gateway.sh [--seconds S] [--rounds N] [--sse-rounds N] [--warmup S] [--also LABEL=COMMAND]...
 # --warmup: seconds of load on each proxy before anything is measured (default 20), so the gateway is measured
 # on tier-1 JIT code, not while it is still compiling (see docs/benchmarks.md).
+# --also LABEL=COMMAND: one more gateway, measured as another column in the same alternating rounds: COMMAND is a
+# latchkey executable, optionally preceded by environment settings (`yarp=env LATCHKEY_X=1 /tmp/other/latchkey`).
+# It serves its own fresh home with the same credential. Repeatable.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=5 rounds=3 sse_rounds=300 warmup=20
+also=()
+usage="usage: bench/gateway.sh [--seconds S] [--rounds N] [--sse-rounds N] [--warmup S] [--also LABEL=COMMAND]..."
 while (($#)); do
   case "$1" in
     --seconds) seconds=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     --sse-rounds) sse_rounds=$2; shift 2 ;;
     --warmup) warmup=$2; shift 2 ;;
-    *) echo "usage: bench/gateway.sh [--seconds S] [--rounds N] [--sse-rounds N] [--warmup S]" >&2; exit 2 ;;
+    --also) [[ $2 =~ ^[a-z][a-z0-9-]*=.+ ]] || { echo "$usage" >&2; exit 2; }; also+=("$2"); shift 2 ;;
+    *) echo "$usage" >&2; exit 2 ;;
   esac
 done
 
@@ -85,6 +91,21 @@ lk_pid=$!
 pids+=("$lk_pid")
 gateway=$(wait_for "$work/serve.out" 'Latchkey gateway on (http://[0-9.:]+)')
 
+declare -A url keyof pidof_
+extras=()
+for spec in "${also[@]}"; do
+  label=${spec%%=*} command=${spec#*=}
+  read -r -a cmd <<<"$command"
+  log "starting $label: $command serve, on a fresh home"
+  printf '%s\n' "$secret" | LATCHKEY_HOME="$work/home-$label" "${cmd[@]}" add bench --upstream "$upstream" --header x-api-key --format '{secret}' --extra-header 'anthropic-version: 2023-06-01' >/dev/null
+  keyof[$label]=$(LATCHKEY_HOME="$work/home-$label" "${cmd[@]}" keys create bench-key --credential bench 2>/dev/null | tail -1)
+  LATCHKEY_HOME="$work/home-$label" "${cmd[@]}" serve --listen 127.0.0.1:0 --no-socket >"$work/serve-$label.out" 2>&1 &
+  pidof_[$label]=$!
+  pids+=("$!")
+  url[$label]="$(wait_for "$work/serve-$label.out" 'Latchkey gateway on (http://[0-9.:]+)')/c/bench/v1/messages"
+  extras+=("$label")
+done
+
 log "starting the floor proxy (Kestrel + HttpClient, nothing else)"
 printf 'x-api-key: %s\n' "$secret" | "$floor_exe" --listen 127.0.0.1:0 --upstream "$upstream" >"$work/floor.out" 2>&1 &
 floor_pid=$!
@@ -133,12 +154,11 @@ wrk.headers["anthropic-version"] = "2023-06-01"
 wrk.headers["x-api-key"] = os.getenv("BENCH_KEY")
 EOF
 
-declare -A url keyof
 url[direct]="$upstream/v1/messages";               keyof[direct]=$secret
 url[latchkey]="$gateway/c/bench/v1/messages";      keyof[latchkey]=$key
 url[nginx]="http://127.0.0.1:$nginx_port/v1/messages"; keyof[nginx]=whatever
 url[floor]="$floor/v1/messages";                   keyof[floor]=whatever
-targets=(direct latchkey nginx floor)
+targets=(direct latchkey "${extras[@]}" nginx floor)
 
 for t in "${targets[@]}"; do  # every path answers 200 before anything is measured
   code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "${url[$t]}" -H "x-api-key: ${keyof[$t]}" -H 'content-type: application/json' \
@@ -151,14 +171,14 @@ sleep 2
 idle_rss=$(rss "$lk_pid" VmRSS)
 if ((warmup > 0)); then
   log "warming up: ${warmup} s of 32-connection load on each proxy before measuring"
-  for t in latchkey nginx floor; do
+  for t in latchkey "${extras[@]}" nginx floor; do
     BENCH_KEY=${keyof[$t]} wrk -t2 -c32 -d"${warmup}s" -s "$work/post.lua" "${url[$t]}" >/dev/null
   done
 fi
 
 # CPU time (clock ticks, user + system) used so far by the given processes.
 cpu_ticks() { local total=0 p f; for p in "$@"; do read -r -a f <"/proc/$p/stat" && total=$((total + f[13] + f[14])); done; echo "$total"; }
-proxy_pids() { case $1 in latchkey) echo "$lk_pid" ;; floor) echo "$floor_pid" ;; nginx) echo "$nginx_pid" $(pgrep -P "$nginx_pid") ;; *) ;; esac; }
+proxy_pids() { case $1 in latchkey) echo "$lk_pid" ;; floor) echo "$floor_pid" ;; nginx) echo "$nginx_pid" $(pgrep -P "$nginx_pid") ;; direct) ;; *) echo "${pidof_[$1]}" ;; esac; }
 hz=$(getconf CLK_TCK)
 
 # One wrk run: prints "req/s p50_ms p99_ms requests errors".
@@ -194,11 +214,9 @@ load_rss=$(rss "$lk_pid" VmHWM)
 after_rss=$(rss "$lk_pid" VmRSS)
 
 log "time to first SSE event: $sse_rounds requests per target, alternating, one kept-alive connection each"
-"$bench" sse --rounds "$sse_rounds" \
-  --target "direct=${url[direct]}|${keyof[direct]}" \
-  --target "latchkey=${url[latchkey]}|${keyof[latchkey]}" \
-  --target "nginx=${url[nginx]}|${keyof[nginx]}" \
-  --target "floor=${url[floor]}|${keyof[floor]}" >"$work/sse"
+sse_targets=()
+for t in "${targets[@]}"; do sse_targets+=(--target "$t=${url[$t]}|${keyof[$t]}"); done
+"$bench" sse --rounds "$sse_rounds" "${sse_targets[@]}" >"$work/sse"
 
 # Median of column COL for target T at C connections.
 median() { awk -v t="$1" -v c="$2" -v col="$3" '$1 == t && $2 == c {print $col}' "$results" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
@@ -232,6 +250,12 @@ echo "- time to first SSE event (median / p99 of $sse_rounds): direct $(sse dire
 echo "- Latchkey gateway resident memory: idle after start ${idle_rss} MiB; peak under load ${load_rss} MiB; after the load ${after_rss} MiB"
 for c in 1 32; do
   echo "- proxy CPU per request at $c connection(s): Latchkey $(median latchkey "$c" 6) us, nginx $(median nginx "$c" 6) us, floor $(median floor "$c" 6) us (user + system time of the proxy's processes / requests served; less sensitive to machine load than requests/s)"
+done
+for t in "${extras[@]}"; do
+  echo "- $t against latchkey: throughput $(calc '%.3f' "$(median "$t" 1 3) / $(median latchkey 1 3)")x at 1 connection, $(calc '%.3f' "$(median "$t" 32 3) / $(median latchkey 32 3)")x at 32;" \
+    "p50 $(calc '%+.3f' "$(median "$t" 1 4) - $(median latchkey 1 4)") / $(calc '%+.3f' "$(median "$t" 32 4) - $(median latchkey 32 4)") ms, p99 $(calc '%+.3f' "$(median "$t" 1 5) - $(median latchkey 1 5)") / $(calc '%+.3f' "$(median "$t" 32 5) - $(median latchkey 32 5)") ms (1 / 32 connections);" \
+    "proxy CPU $(median "$t" 1 6) / $(median "$t" 32 6) us per request (latchkey $(median latchkey 1 6) / $(median latchkey 32 6));" \
+    "time to first SSE event $(sse "$t" 2) / $(sse "$t" 3) ms (latchkey $(sse latchkey 2) / $(sse latchkey 3))"
 done
 if awk 'NF > 7 || $7 != "-"' "$results" | grep -q .; then
   echo "- errors reported by wrk: $(awk 'NF > 7 || $7 != "-"' "$results" | tr '\n' ';')"

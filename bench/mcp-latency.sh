@@ -15,6 +15,8 @@
 # never fails on a number.
 #
 # Usage: bench/mcp-latency.sh [CALLS_PER_LEG] [PER_ROUND]   (defaults 400 and 1: 400 rounds of one call per leg)
+#        BENCH_COMPARE=LABEL=PATH adds two legs for another latchkey executable (an older build, to show a change
+#        before and after in one run): its own home, sign-in and gateway, "proxy (LABEL)" and "bridge (LABEL)".
 #        BENCH_KEEP=DIR also keeps result.json (every figure, with the 95 % intervals) and the stdio legs' stderr.
 # Needs a Release build: dotnet build Latchkey.slnx -c Release. Installs tests/peers and bench/peers with npm ci
 # when their node_modules are missing or differ from the lock file's versions.
@@ -71,22 +73,39 @@ key=$("$lk" keys create bench-key --credential bench 2>/dev/null)
 token=$("$lk" token bench)
 export BENCH_DIRECT_AUTH="Bearer $token" BENCH_PROXY_AUTH="Bearer $key"
 
+# Another build to compare (BENCH_COMPARE=LABEL=PATH): the same steps in a home of its own.
+compare_label= compare_lk= compare_gw= compare_key=
+if [[ -n "${BENCH_COMPARE:-}" ]]; then
+  compare_label=${BENCH_COMPARE%%=*} compare_lk=${BENCH_COMPARE#*=}
+  [[ -x "$compare_lk" ]] || { echo "BENCH_COMPARE: $compare_lk is not an executable" >&2; exit 2; }
+  LATCHKEY_HOME=$root/home-compare "$compare_lk" mcp add bench "$mcp_url" >/dev/null 2>&1
+  LATCHKEY_HOME=$root/home-compare "$compare_lk" serve --listen 127.0.0.1:0 >"$root/gw-compare.out" 2>&1 & pids+=($!)
+  for _ in $(seq 100); do compare_gw=$(sed -n 's/^Latchkey gateway on \(http:[^ ]*\).*/\1/p' "$root/gw-compare.out" | head -1); [[ -n "$compare_gw" ]] && break; sleep 0.1; done
+  [[ -n "$compare_gw" ]] || { echo "the compared build's gateway did not start" >&2; exit 1; }
+  compare_key=$(LATCHKEY_HOME=$root/home-compare "$compare_lk" keys create bench-key --credential bench 2>/dev/null)
+  export BENCH_COMPARE_AUTH="Bearer $compare_key"
+fi
+
 mkdir -p "$root/logs"
 # shellcheck disable=SC2016 # ${AUTH_HEADER} is for mcp-remote to expand from its environment, not for the shell
-legs=$(node -e 'const [u, gw, lk, mr, v] = process.argv.slice(1); console.log(JSON.stringify([
+legs=$(node -e 'const [u, gw, lk, mr, v, cl, clk, cgw, home] = process.argv.slice(1); console.log(JSON.stringify([
   { name: "direct", label: "direct (bearer token)", http: u, auth: "BENCH_DIRECT_AUTH" },
   { name: "proxy", label: "Latchkey gateway /mcp/NAME", http: gw + "/mcp/bench", auth: "BENCH_PROXY_AUTH" },
   { name: "bridge", label: "Latchkey stdio bridge (latchkey mcp stdio)", stdio: [lk, "mcp", "stdio", "bench"] },
   { name: "mcp-remote", label: `mcp-remote ${v} (stdio, --header)`, stdio: [process.execPath, mr, u, "--header", "Authorization:${AUTH_HEADER}"], env: { AUTH_HEADER: "BENCH_DIRECT_AUTH" } },
   { name: "mcp-remote-silent", label: `mcp-remote ${v} --silent`, stdio: [process.execPath, mr, u, "--header", "Authorization:${AUTH_HEADER}", "--silent"], env: { AUTH_HEADER: "BENCH_DIRECT_AUTH" } },
-]))' "$mcp_url" "$gw" "$lk" "$bench_peers/node_modules/mcp-remote/dist/proxy.js" "$mcp_remote_version")
+  ...(cl ? [
+    { name: "proxy-compare", label: `Latchkey gateway /mcp/NAME (${cl})`, http: cgw + "/mcp/bench", auth: "BENCH_COMPARE_AUTH" },
+    { name: "bridge-compare", label: `Latchkey stdio bridge (${cl})`, stdio: ["/usr/bin/env", `LATCHKEY_HOME=${home}`, clk, "mcp", "stdio", "bench"] },
+  ] : []),
+]))' "$mcp_url" "$gw" "$lk" "$bench_peers/node_modules/mcp-remote/dist/proxy.js" "$mcp_remote_version" "$compare_label" "$compare_lk" "$compare_gw" "$root/home-compare")
 
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 PEERS=$peers LEGS=$legs ROUNDS=$((calls / per_round)) PER_ROUND=$per_round WARMUP=10 REFERENCE=mcp-remote,mcp-remote-silent LOGDIR=$root/logs \
   node bench/mcp-latency.mjs
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 # Nothing secret may have reached a log: the token and the client key are looked for in every file written.
-leaked=$(grep -rlF -f <(printf '%s\n' "$token" "$key") "$root/logs" "$root/gw.out" "$root/mcp.err" "$root/as.out" "$root/as.err" 2>/dev/null || true)
+leaked=$(grep -rlF -f <(printf '%s\n' "$token" "$key" ${compare_key:+"$compare_key"}) "$root/logs" "$root/gw.out" "$root/mcp.err" "$root/as.out" "$root/as.err" ${compare_gw:+"$root/gw-compare.out"} 2>/dev/null || true)
 if [[ -n "$leaked" ]]; then echo "a secret appeared in: $leaked" >&2; exit 1; fi
 # BENCH_KEEP=DIR keeps the figures (result.json) and the stdio legs' standard error (checked above).
 if [[ -n "${BENCH_KEEP:-}" ]]; then mkdir -p "$BENCH_KEEP" && cp "$root"/logs/* "$BENCH_KEEP"/; fi

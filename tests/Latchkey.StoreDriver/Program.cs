@@ -34,7 +34,7 @@ switch (mode)
 static NewCredential Initial(string name) => new(name, CredentialKind.ApiKey,
     new CredentialMetadata { Upstream = $"https://up.example/{name}/0" }, new CredentialSecrets { ApiKey = $"{name}:0" });
 
-static CredentialPatch Write(string name, long i) => new() { Upstream = $"https://up.example/{name}/{i}", ApiKey = $"{name}:{i}" };
+static CredentialPatch Write(string name, long i) => new() { Metadata = m => m with { Upstream = $"https://up.example/{name}/{i}" }, ApiKey = $"{name}:{i}" };
 
 static async Task<int> Own(SqliteCredentialStore store, string name, int count)
 {

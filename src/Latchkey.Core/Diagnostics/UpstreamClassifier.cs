@@ -68,10 +68,9 @@ internal static class UpstreamClassifier
                 status, requestId, null);
         }
 
-        if (code == "invalid_api_key")
+        if (code == "invalid_api_key" && !oauth)
         {
-            return new("invalid_api_key", $"The upstream does not accept the API key stored as '{name}'.{said}",
-                $"Store a valid key: latchkey add {name} --upstream {credential.Metadata.Upstream} --replace < key.txt", status, requestId, null);
+            return new("invalid_api_key", $"The upstream does not accept the API key stored as '{name}'.{said}", StoreKeyFix(name), status, requestId, null);
         }
 
         switch (status)
@@ -79,7 +78,7 @@ internal static class UpstreamClassifier
             case 401:
                 return new("authentication_failed",
                     oauth ? $"The upstream refused the access token of '{name}', even after a refresh.{said}" : $"The upstream refused the key stored as '{name}'.{said}",
-                    oauth ? $"Sign in again: latchkey login {name}" : $"Store a valid key: latchkey add {name} --upstream {credential.Metadata.Upstream} --replace < key.txt",
+                    oauth ? $"Sign in again: latchkey login {name}" : StoreKeyFix(name),
                     status, requestId, null);
             case 403:
                 return new("permission_denied",
@@ -100,6 +99,14 @@ internal static class UpstreamClassifier
                     : null;
         }
     }
+
+    /// <summary>
+    /// The fix for an API key the upstream refuses: store a valid one in its place, keeping how it is sent. Plain
+    /// <c>--replace</c> would set the upstream, header, format and extra headers again from its own options, whose
+    /// defaults (<c>Authorization: Bearer</c>, no extra headers) break a key sent any other way (Anthropic's, for one);
+    /// <c>--keep-settings</c> replaces the secret alone. The header is not named (see <see cref="ApiKeyFix"/>).
+    /// </summary>
+    public static string StoreKeyFix(string name) => $"Store a valid key: latchkey add {name} --replace --keep-settings < key.txt";
 
     /// <summary>
     /// The fix for a credential the upstream takes only as an API key. It names the header as HEADER, not the

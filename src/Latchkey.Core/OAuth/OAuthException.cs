@@ -5,30 +5,8 @@ namespace Latchkey.OAuth;
 /// wrong <c>state</c>, a document too large. <see cref="Code"/> is a stable reason code; the message names what was
 /// wrong (and the URL involved) and never carries a secret.
 /// </summary>
-public sealed class OAuthException : Exception
+public sealed class OAuthException(string code, string message, Exception? innerException = null)
+    : Exception(message, innerException)
 {
-    public OAuthException()
-    {
-        Code = "oauth_error";
-    }
-
-    public OAuthException(string message)
-        : base(message)
-    {
-        Code = "oauth_error";
-    }
-
-    public OAuthException(string message, Exception innerException)
-        : base(message, innerException)
-    {
-        Code = "oauth_error";
-    }
-
-    public OAuthException(string code, string message, Exception? innerException = null)
-        : base(message, innerException)
-    {
-        Code = code;
-    }
-
-    public string Code { get; }
+    public string Code { get; } = code;
 }

@@ -2,9 +2,11 @@ namespace Latchkey.Store;
 
 /// <summary>
 /// A partial update. Every property left <see langword="null"/> keeps its stored value: fields are merged, never
-/// replaced wholesale. A refresh token or granted scopes are replaced only by a non-empty value, so a token
-/// response that omits them cannot erase them (see "A token response that leaves fields out erases them" in
-/// docs/failure-modes.md).
+/// replaced wholesale. Secrets and granted scopes are named here one field at a time, and a refresh token or
+/// granted scopes are replaced only by a non-empty value, so a token response that omits them cannot erase them
+/// (see "A token response that leaves fields out erases them" in docs/failure-modes.md). The rest of the metadata
+/// is changed by <see cref="Metadata"/>, written with <c>with</c> over <see cref="CredentialMetadata"/> itself, so
+/// this type never repeats the metadata's fields and a new metadata field needs no change here.
 /// </summary>
 internal sealed record CredentialPatch
 {
@@ -13,60 +15,27 @@ internal sealed record CredentialPatch
     /// <summary>The reason for <see cref="State"/>. Setting the state to <c>Ok</c> clears the reason.</summary>
     public StateReason? Reason { get; init; }
 
-    public string? Upstream { get; init; }
+    /// <summary>
+    /// The change to the credential's metadata, as a function of the stored metadata: <c>m =&gt; m with { Upstream = … }</c>.
+    /// It must be pure (the store may apply it again after a retry) and keep every field it does not mean to change,
+    /// which <c>with</c> does. <see langword="null"/> changes none.
+    /// </summary>
+    public Func<CredentialMetadata, CredentialMetadata>? Metadata { get; init; }
 
-    /// <summary>Sets or clears <see cref="CredentialMetadata.AllowInsecureHttp"/>; null keeps it.</summary>
-    public bool? AllowInsecureHttp { get; init; }
-
-    public InjectionRule? Injection { get; init; }
-
-    public IReadOnlyDictionary<string, string>? ExtraHeaders { get; init; }
-
-    public string? Issuer { get; init; }
-
-    public ClientRegistration? Client { get; init; }
-
-    public string? Resource { get; init; }
-
-    public string? TokenEndpoint { get; init; }
-
-    public string? RevocationEndpoint { get; init; }
-
-    public string? GrantType { get; init; }
-
-    public IReadOnlyList<string>? Quirks { get; init; }
-
-    public IReadOnlyList<string>? ScopesRequested { get; init; }
-
+    /// <summary>The scopes a token response granted: they replace <see cref="CredentialMetadata.ScopesGranted"/> only
+    /// when non-empty (or on <see cref="ReplacesGrant"/>), after <see cref="Metadata"/>.</summary>
     public IReadOnlyList<string>? ScopesGranted { get; init; }
-
-    public DateTimeOffset? ExpiresAt { get; init; }
-
-    public DateTimeOffset? RefreshAfter { get; init; }
-
-    public DateTimeOffset? ObtainedAt { get; init; }
-
-    /// <summary>Set by the token engine on a forced refresh (see <see cref="CredentialMetadata.LastForcedRefreshAt"/>).</summary>
-    public DateTimeOffset? LastForcedRefreshAt { get; init; }
-
-    /// <summary>Marks the record as an MCP server with this transport (see <see cref="CredentialMetadata.McpTransport"/>).</summary>
-    public string? McpTransport { get; init; }
-
-    public string? ApiKey { get; init; }
 
     public string? AccessToken { get; init; }
 
+    /// <summary>Replaces the stored refresh token only when non-empty (or on <see cref="ReplacesGrant"/>).</summary>
     public string? RefreshToken { get; init; }
-
-    public string? ClientSecret { get; init; }
 
     public string? IdToken { get; init; }
 
-    /// <summary>
-    /// Set by the token engine when this write completes a refresh attempt of <c>owner</c>: the attempt marker,
-    /// failure count, backoff and last error are cleared, and the lease is released if <c>owner</c> holds it.
-    /// </summary>
-    public string? CompletesRefreshOf { get; init; }
+    public string? ApiKey { get; init; }
+
+    public string? ClientSecret { get; init; }
 
     /// <summary>
     /// A new sign-in: the secret material becomes exactly this patch's (a refresh token the new grant lacks is
@@ -74,33 +43,25 @@ internal sealed record CredentialPatch
     /// </summary>
     public bool ReplacesGrant { get; init; }
 
+    /// <summary>
+    /// Set by the token engine when this write completes a refresh attempt of <c>owner</c>: the attempt marker,
+    /// failure count, backoff and last error are cleared, and the lease is released if <c>owner</c> holds it.
+    /// </summary>
+    public string? CompletesRefreshOf { get; init; }
+
     /// <summary>Whether the patch changes secret material (and so needs the record decrypted).</summary>
     public bool TouchesSecrets =>
         ReplacesGrant || ApiKey is not null || AccessToken is not null || !string.IsNullOrEmpty(RefreshToken)
         || ClientSecret is not null || IdToken is not null;
 
-    /// <summary>Applies the patch to stored metadata.</summary>
-    public CredentialMetadata ApplyTo(CredentialMetadata m) => m with
+    /// <summary>Applies the patch to stored metadata: <see cref="Metadata"/>, then <see cref="ScopesGranted"/>.</summary>
+    public CredentialMetadata ApplyTo(CredentialMetadata m)
     {
-        Upstream = Upstream ?? m.Upstream,
-        AllowInsecureHttp = AllowInsecureHttp ?? m.AllowInsecureHttp,
-        Injection = Injection ?? m.Injection,
-        ExtraHeaders = ExtraHeaders ?? m.ExtraHeaders,
-        Issuer = Issuer ?? m.Issuer,
-        Client = Client ?? m.Client,
-        Resource = Resource ?? m.Resource,
-        TokenEndpoint = TokenEndpoint ?? m.TokenEndpoint,
-        RevocationEndpoint = RevocationEndpoint ?? m.RevocationEndpoint,
-        GrantType = GrantType ?? m.GrantType,
-        Quirks = Quirks ?? m.Quirks,
-        ScopesRequested = ScopesRequested ?? m.ScopesRequested,
-        ScopesGranted = ScopesGranted is { Count: > 0 } || (ReplacesGrant && ScopesGranted is not null) ? ScopesGranted : m.ScopesGranted,
-        ExpiresAt = ExpiresAt ?? m.ExpiresAt,
-        RefreshAfter = RefreshAfter ?? m.RefreshAfter,
-        ObtainedAt = ObtainedAt ?? m.ObtainedAt,
-        LastForcedRefreshAt = LastForcedRefreshAt ?? m.LastForcedRefreshAt,
-        McpTransport = McpTransport ?? m.McpTransport,
-    };
+        var configured = Metadata?.Invoke(m) ?? m;
+        return ScopesGranted is { Count: > 0 } || (ReplacesGrant && ScopesGranted is not null)
+            ? configured with { ScopesGranted = ScopesGranted }
+            : configured;
+    }
 
     /// <summary>Applies the patch to stored secrets.</summary>
     public CredentialSecrets ApplyTo(CredentialSecrets s) => ReplacesGrant

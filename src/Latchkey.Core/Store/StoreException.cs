@@ -5,34 +5,11 @@ namespace Latchkey.Store;
 /// what to do next, and never carries secret material. <see cref="Retryable"/> tells a transient cause (busy,
 /// unavailable) from one a person must fix.
 /// </summary>
-public sealed class StoreException : Exception
+public sealed class StoreException(string code, string message, bool retryable = false, Exception? innerException = null)
+    : Exception(message, innerException)
 {
-    public StoreException()
-    {
-        Code = "store_error";
-    }
-
-    public StoreException(string message)
-        : base(message)
-    {
-        Code = "store_error";
-    }
-
-    public StoreException(string message, Exception innerException)
-        : base(message, innerException)
-    {
-        Code = "store_error";
-    }
-
-    public StoreException(string code, string message, bool retryable = false, Exception? innerException = null)
-        : base(message, innerException)
-    {
-        Code = code;
-        Retryable = retryable;
-    }
-
     /// <summary>A stable reason code, e.g. <c>home_permissions</c>, <c>network_filesystem</c>, <c>database_corrupt</c>.</summary>
-    public string Code { get; }
+    public string Code { get; } = code;
 
-    public bool Retryable { get; }
+    public bool Retryable { get; } = retryable;
 }

@@ -52,14 +52,8 @@ internal sealed record StoredRow(
             Nullable(12),
             new RefreshCoordination
             {
-                LeaseOwner = Nullable(13),
-                LeaseUntil = Local(14),
-                LeaseEpoch = r.GetInt64(15),
-                AttemptId = Nullable(16),
-                AttemptRefreshTokenFingerprint = Nullable(17),
-                AttemptOwner = Nullable(18),
-                AttemptSentAt = Local(19),
-                AttemptRecoveryOf = Nullable(20),
+                Lease = new RefreshLease(Nullable(13), Local(14), r.GetInt64(15)),
+                Attempt = Nullable(16) is { } attemptId ? new RefreshAttempt(attemptId, Nullable(17), Nullable(18), Local(19), Nullable(20)) : null,
                 BackoffUntil = Local(21),
                 Failures = Convert.ToInt32(r.GetValue(22), CultureInfo.InvariantCulture),
                 LastError = r.IsDBNull(23) ? null : DecodeJson(r.GetString(23), StoreJsonContext.Default.StateReason),

@@ -66,7 +66,7 @@ internal sealed record CredentialStatusView(CredentialStatus Status, StateReason
         {
             return new CredentialStatusView(CredentialStatus.NeedsAuth, new StateReason("expired",
                 $"The credential '{record.Name}' expired at {expires:u} and has no refresh token.",
-                record.Kind == CredentialKind.OAuth ? $"latchkey login {record.Name}" : $"latchkey add {record.Name} --replace --upstream {m.Upstream}",
+                record.Kind == CredentialKind.OAuth ? $"latchkey login {record.Name}" : $"latchkey add {record.Name} --replace --keep-settings < key.txt",
                 expires));
         }
 

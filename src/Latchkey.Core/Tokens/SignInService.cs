@@ -151,30 +151,35 @@ internal sealed class SignInService(ICredentialStore store, OAuthHttp http, Disc
         var lifetime = TokenEngine.LifetimeOf(tokenSet, sentAt, TimeSpan.FromHours(1));
         upstream ??= resourceId;
         var allowInsecureHttp = options.AllowInsecureHttp || (old?.AllowInsecureHttp == true && upstream == old.Upstream);
+        var refreshAfter = TokenEngine.RefreshAfter(sentAt, lifetime);
+        var quirksApplied = server.QuirksApplied.Concat(options.Quirks).Distinct().ToList();
         var metadata = new CredentialPatch
         {
             ReplacesGrant = true,
             State = CredentialState.Ok,
             CompletesRefreshOf = "sign-in",
-            Upstream = upstream,
-            AllowInsecureHttp = allowInsecureHttp,
-            Issuer = server.Issuer,
-            Client = client,
-            Resource = resourceId,
-            TokenEndpoint = server.TokenEndpoint.AbsoluteUri,
-            RevocationEndpoint = server.RevocationEndpoint?.AbsoluteUri,
-            GrantType = grantType == "device_code" ? "authorization_code" : grantType,
-            Quirks = server.QuirksApplied.Concat(options.Quirks).Distinct().ToList(),
-            ScopesRequested = scopes,
+            Metadata = m => m with
+            {
+                Upstream = upstream ?? m.Upstream,
+                AllowInsecureHttp = allowInsecureHttp,
+                Issuer = server.Issuer,
+                Client = client,
+                Resource = resourceId ?? m.Resource,
+                TokenEndpoint = server.TokenEndpoint.AbsoluteUri,
+                RevocationEndpoint = server.RevocationEndpoint?.AbsoluteUri ?? m.RevocationEndpoint,
+                GrantType = grantType == "device_code" ? "authorization_code" : grantType,
+                Quirks = quirksApplied,
+                ScopesRequested = scopes,
+                McpTransport = options.McpTransport ?? m.McpTransport,
+                ObtainedAt = sentAt,
+                ExpiresAt = sentAt + lifetime,
+                RefreshAfter = refreshAfter,
+            },
             ScopesGranted = tokenSet.Scope is { } granted ? granted.Split(' ', StringSplitOptions.RemoveEmptyEntries) : scopes,
-            ObtainedAt = sentAt,
-            ExpiresAt = sentAt + lifetime,
-            RefreshAfter = sentAt + TimeSpan.FromTicks((long)(lifetime.Ticks * (0.75 + (Random.Shared.NextDouble() * 0.10)))),
             AccessToken = tokenSet.AccessToken,
             RefreshToken = tokenSet.RefreshToken,
             IdToken = tokenSet.IdToken,
             ClientSecret = secret,
-            McpTransport = options.McpTransport,
         };
 
         CredentialRecord written;

@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
-using System.Text;
 using System.Text.Json;
 using Latchkey.Diagnostics;
 using Latchkey.OAuth;
@@ -137,7 +136,7 @@ internal sealed class TokenEngine(ICredentialStore store, TokenEndpointClient to
             }
 
             var c = row.Coordination;
-            if (IsLeaseFree(c) && await store.TryAcquireLeaseAsync(name, _owner, c.LeaseOwner, c.LeaseEpoch, _options.LeaseDuration, ct).ConfigureAwait(false))
+            if (IsLeaseFree(c) && await store.TryAcquireLeaseAsync(name, _owner, c.Lease.Owner, c.Lease.Epoch, _options.LeaseDuration, ct).ConfigureAwait(false))
             {
                 TokenResult? result;
                 try
@@ -276,11 +275,11 @@ internal sealed class TokenEngine(ICredentialStore store, TokenEndpointClient to
     private bool IsLeaseFree(RefreshCoordination c)
     {
         var now = time.GetUtcNow();
-        return c.LeaseOwner is null
-            || c.LeaseUntil is null
-            || c.LeaseUntil <= now
-            || c.LeaseUntil > now + _options.LeaseDuration + TimeSpan.FromSeconds(5)
-            || ProcessIdentity.IsKnownDead(c.LeaseOwner);
+        return c.Lease.Owner is null
+            || c.Lease.Until is null
+            || c.Lease.Until <= now
+            || c.Lease.Until > now + _options.LeaseDuration + TimeSpan.FromSeconds(5)
+            || ProcessIdentity.IsKnownDead(c.Lease.Owner);
     }
 
     /// <summary>The refresh itself, under the lease: read the record again, deal with a marker an earlier attempt left,
@@ -299,23 +298,22 @@ internal sealed class TokenEngine(ICredentialStore store, TokenEndpointClient to
         }
 
         string? recoveryOf = null;
-        var c = row.Coordination;
-        if (c.AttemptId is not null)
+        if (row.Coordination.Attempt is { } earlier)
         {
             // An earlier request was sent and its answer never stored ("Lost-response recovery" in docs/failure-modes.md).
-            var ownerMayBeAlive = c.AttemptOwner is not null && !ProcessIdentity.IsKnownDead(c.AttemptOwner)
-                && c.AttemptSentAt is { } sent && time.GetUtcNow() < sent + _options.LeaseDuration;
+            var ownerMayBeAlive = earlier.Owner is not null && !ProcessIdentity.IsKnownDead(earlier.Owner)
+                && earlier.SentAt is { } sent && time.GetUtcNow() < sent + _options.LeaseDuration;
             if (ownerMayBeAlive)
             {
                 return TokenResult.Retryable(Reason("refresh_in_progress", $"A refresh of '{name}' sent by another process has not finished yet; the credential is unchanged.", "Try again shortly."));
             }
 
-            if (c.AttemptRecoveryOf is not null || !_options.RetryLostResponseOnce)
+            if (earlier.RecoveryOf is not null || !_options.RetryLostResponseOnce)
             {
                 return await MarkNeedsAuthAsync(row, LostResponse(name, "the deliberate retry was not possible"), ct).ConfigureAwait(false);
             }
 
-            recoveryOf = c.AttemptId;
+            recoveryOf = earlier.Id;
         }
 
         return await SendAndSettleAsync(row, recoveryOf, IsForcedOnly(row, forceFingerprint, time.GetUtcNow()), ct).ConfigureAwait(false);
@@ -372,7 +370,7 @@ internal sealed class TokenEngine(ICredentialStore store, TokenEndpointClient to
                 // The answer was lost, and the server may have rotated the token: one deliberate retry, now.
                 var again = await store.GetAsync(name, ct).ConfigureAwait(false);
                 return again is null ? TokenResult.NotFound
-                    : again.Coordination.AttemptId == attempt ? await SendAndSettleAsync(again, attempt, forced, ct).ConfigureAwait(false)
+                    : again.Coordination.Attempt?.Id == attempt ? await SendAndSettleAsync(again, attempt, forced, ct).ConfigureAwait(false)
                     : null;
 
             case TokenOutcomeKind.Ambiguous:
@@ -387,7 +385,7 @@ internal sealed class TokenEngine(ICredentialStore store, TokenEndpointClient to
     {
         var lifetime = LifetimeOf(tokenSet, sentAt, _options.DefaultLifetime);
         var expiresAt = sentAt + lifetime;
-        var refreshAfter = sentAt + TimeSpan.FromTicks((long)(lifetime.Ticks * (0.75 + (Random.Shared.NextDouble() * 0.10))));
+        var refreshAfter = RefreshAfter(sentAt, lifetime);
         var bearer = string.Equals(tokenSet.TokenType, "Bearer", StringComparison.OrdinalIgnoreCase);
         var tokenType = bearer ? tokenSet.TokenType : ServerText.Quote(tokenSet.TokenType, [tokenSet.AccessToken, tokenSet.RefreshToken, tokenSet.IdToken, .. ServerText.SecretsOf(row.Secrets)], ServerText.MaxCodeLength);
         var patch = new CredentialPatch
@@ -396,10 +394,13 @@ internal sealed class TokenEngine(ICredentialStore store, TokenEndpointClient to
             RefreshToken = tokenSet.RefreshToken,
             IdToken = tokenSet.IdToken,
             ScopesGranted = tokenSet.Scope?.Split(' ', StringSplitOptions.RemoveEmptyEntries),
-            ExpiresAt = expiresAt,
-            RefreshAfter = refreshAfter,
-            ObtainedAt = sentAt,
-            LastForcedRefreshAt = forced ? sentAt : null,
+            Metadata = m => m with
+            {
+                ExpiresAt = expiresAt,
+                RefreshAfter = refreshAfter,
+                ObtainedAt = sentAt,
+                LastForcedRefreshAt = forced ? sentAt : m.LastForcedRefreshAt,
+            },
             State = bearer ? CredentialState.Ok : CredentialState.NeedsAuth,
             Reason = bearer ? null : Reason("unsupported_token_type", $"The server issued a '{tokenType}' token for '{row.Name}'; Latchkey sends Bearer tokens only.", $"latchkey login {row.Name}"),
             CompletesRefreshOf = _owner,
@@ -511,6 +512,11 @@ internal sealed class TokenEngine(ICredentialStore store, TokenEndpointClient to
         return parameters;
     }
 
+    /// <summary>When to refresh a token obtained at <paramref name="sentAt"/> that lives <paramref name="lifetime"/>:
+    /// at 75 to 85 % of its life, spread at random so that many grants issued together are not refreshed together.</summary>
+    internal static DateTimeOffset RefreshAfter(DateTimeOffset sentAt, TimeSpan lifetime) =>
+        sentAt + TimeSpan.FromTicks((long)(lifetime.Ticks * (0.75 + (Random.Shared.NextDouble() * 0.10))));
+
     /// <summary>
     /// How long a token set lives, counted from <paramref name="sentAt"/> (when its request was sent):
     /// <c>expires_in</c> when sane, but never past the JWT's own <c>exp</c>. A JWT's <c>exp</c> is in whole seconds
@@ -533,22 +539,14 @@ internal sealed class TokenEngine(ICredentialStore store, TokenEndpointClient to
     /// <summary>Reads <c>exp</c> from a JWT's payload, for scheduling only (the signature is the resource server's business).</summary>
     internal static DateTimeOffset? JwtExpiry(string token)
     {
-        var parts = token.Split('.');
-        if (parts.Length != 3)
-        {
-            return null;
-        }
-
+        using var json = JwtPayload.TryParse(token);
         try
         {
-            var payload = parts[1].Replace('-', '+').Replace('_', '/');
-            payload = payload.PadRight(payload.Length + ((4 - (payload.Length % 4)) % 4), '=');
-            using var json = JsonDocument.Parse(Encoding.UTF8.GetString(Convert.FromBase64String(payload)));
-            return json.RootElement.Long("exp") is { } exp ? DateTimeOffset.FromUnixTimeSeconds(exp) : null;
+            return json?.RootElement.Long("exp") is { } exp ? DateTimeOffset.FromUnixTimeSeconds(exp) : null;
         }
-        catch (Exception ex) when (ex is FormatException or JsonException or ArgumentException)
+        catch (ArgumentException)
         {
-            return null;
+            return null; // an exp outside the range of dates
         }
     }
 

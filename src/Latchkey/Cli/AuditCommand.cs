@@ -17,7 +17,7 @@ internal static class AuditCommand
         Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
     });
 
-    public static void AddTo(RootCommand root, CliApp app)
+    public static Command Build(CliApp app)
     {
         var since = new Option<string?>("--since") { Description = "Only entries at or after this: a duration back from now (90s, 15m, 12h, 7d) or a time (2026-01-31T12:00:00Z)." };
         var credential = new Option<string?>("--credential") { Description = "Only entries for this credential." };
@@ -69,7 +69,7 @@ internal static class AuditCommand
             CredentialCommands.Render(app, table);
             return ExitCodes.Success;
         });
-        root.Add(command);
+        return command;
     }
 
     internal static DateTimeOffset ParseSince(string text, TimeProvider time)

@@ -9,7 +9,8 @@ namespace Latchkey.Cli;
 
 /// <summary>
 /// The <c>latchkey</c> command tree. Parses, runs one command, and turns every failure into a message that says
-/// what was wrong and what to type next, with a documented exit code (<see cref="ExitCodes"/>). Commands get their
+/// what was wrong and what to type next, with a documented exit code (<see cref="ExitCodes"/>). The tree is put
+/// together here, from what each command group builds (<c>Build</c>), in the order help lists it. Commands get their
 /// services from the composition root (<see cref="Open(ParseResult)"/>) and only parse, call and print.
 /// </summary>
 internal sealed class CliApp(CliConsole console, TimeProvider time)
@@ -88,6 +89,21 @@ internal sealed class CliApp(CliConsole console, TimeProvider time)
     /// <summary>The composition root for one command, over the store <c>--store</c> and <c>--home</c> choose.</summary>
     public LatchkeyServices Open(ParseResult parse) => Open(parse.GetValue(StoreOption), parse.GetValue(HomeOption));
 
+    /// <summary>
+    /// Makes <paramref name="action"/> the action of <paramref name="command"/>, run with the composition root that
+    /// <c>--store</c> and <c>--home</c> choose (opened before <paramref name="action"/> runs, disposed after it); for
+    /// commands that check nothing before opening the store. Returns <paramref name="command"/>.
+    /// </summary>
+    public Command WithServices(Command command, Func<ParseResult, LatchkeyServices, CancellationToken, Task<int>> action)
+    {
+        command.SetAction(async (parse, ct) =>
+        {
+            await using var services = Open(parse);
+            return await action(parse, services, ct);
+        });
+        return command;
+    }
+
     /// <summary>Runs a command, turning the failures a command can have into their message and exit code.</summary>
     private async Task<int> GuardAsync(Func<Task<int>> command)
     {
@@ -134,17 +150,25 @@ internal sealed class CliApp(CliConsole console, TimeProvider time)
             HomeOption,
             StoreOption,
         };
-        CredentialCommands.AddTo(root, this);
-        LoginCommands.AddTo(root, this);
-        DoctorCommand.AddTo(root, this);
-        StoreCommands.AddTo(root, this);
-        ServeCommand.AddTo(root, this);
-        KeyCommands.AddTo(root, this);
-        RunCommand.AddTo(root, this);
-        AuditCommand.AddTo(root, this);
-        SshCommand.AddTo(root, this);
-        McpCommands.AddTo(root, this);
-        DashboardCommand.AddTo(root, this);
+        Command[] commands =
+        [
+            .. CredentialCommands.Build(this),
+            .. LoginCommands.Build(this),
+            DoctorCommand.Build(this),
+            StoreCommands.Build(this),
+            ServeCommand.Build(this),
+            KeyCommands.Build(this),
+            .. RunCommand.Build(this),
+            AuditCommand.Build(this),
+            SshCommand.Build(this),
+            McpCommands.Build(this),
+            DashboardCommand.Build(this),
+        ];
+        foreach (var command in commands)
+        {
+            root.Add(command);
+        }
+
         return root;
     }
 }

@@ -12,16 +12,7 @@ namespace Latchkey.Cli;
 /// </summary>
 internal static class CredentialCommands
 {
-    public static void AddTo(RootCommand root, CliApp app)
-    {
-        root.Add(Add(app));
-        root.Add(List(app));
-        root.Add(Status(app));
-        root.Add(Token(app));
-        root.Add(History(app));
-        root.Add(Restore(app));
-        root.Add(Remove(app));
-    }
+    public static IEnumerable<Command> Build(CliApp app) => [Add(app), List(app), Status(app), Token(app), History(app), Restore(app), Remove(app)];
 
     private static Argument<string> NameArgument(string description) => new("NAME") { Description = description };
 
@@ -30,15 +21,16 @@ internal static class CredentialCommands
     private static Command Add(CliApp app)
     {
         var name = NameArgument("The name to give the credential; it is how routes and commands refer to it.");
-        var upstream = new Option<string>("--upstream") { Description = "The upstream base URL the gateway forwards to (https, or http to this machine).", Required = true };
+        var upstream = new Option<string?>("--upstream") { Description = "The upstream base URL the gateway forwards to (https, or http to this machine). Required unless --keep-settings." };
         var header = new Option<string>("--header") { Description = "The header the gateway puts the secret in.", DefaultValueFactory = _ => InjectionRule.Default.Header };
         var format = new Option<string>("--format") { Description = "The header's value, where {secret} stands for the secret.", DefaultValueFactory = _ => InjectionRule.Default.Format };
         var extra = new Option<string[]>("--extra-header") { Description = "A non-secret header to add to every upstream request, as 'Name: value' (repeatable), e.g. 'anthropic-version: 2023-06-01'.", AllowMultipleArgumentsPerToken = false };
         var replace = new Option<bool>("--replace") { Description = "Replace an existing credential's secret and settings; the old content is kept as a version." };
+        var keepSettings = new Option<bool>("--keep-settings") { Description = "With --replace: replace only the secret, keeping the stored upstream, header, format, extra headers and insecure-http opt-in." };
         var insecure = InsecureHttpOption.Create();
         var command = new Command("add", "Add an API-key credential. The secret is read from standard input, or a prompt that does not echo.")
         {
-            name, upstream, header, format, extra, replace, insecure,
+            name, upstream, header, format, extra, replace, keepSettings, insecure,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -46,6 +38,29 @@ internal static class CredentialCommands
             if (CredentialNames.Validate(credentialName) is { } nameProblem)
             {
                 throw new CliException(ExitCodes.Usage, nameProblem, "Choose a name like 'anthropic' or 'openai-work'.");
+            }
+
+            if (parse.GetValue(keepSettings))
+            {
+                if (!parse.GetValue(replace))
+                {
+                    throw new CliException(ExitCodes.Usage, "--keep-settings only goes with --replace.", $"Replace the secret of an existing key: latchkey add {credentialName} --replace --keep-settings");
+                }
+
+                if (parse.GetValue(upstream) is not null || parse.GetResult(header) is { Implicit: false } || parse.GetResult(format) is { Implicit: false }
+                    || parse.GetValue(extra) is { Length: > 0 } || parse.GetValue(insecure))
+                {
+                    throw new CliException(ExitCodes.Usage, "--keep-settings keeps the stored upstream, header, format, extra headers and insecure-http opt-in, so it takes none of those options.",
+                        "Drop them, or drop --keep-settings to set every setting again.");
+                }
+
+                return await ReplaceSecretAsync(app, parse, credentialName, ct);
+            }
+
+            if (parse.GetValue(upstream) is null)
+            {
+                throw new CliException(ExitCodes.Usage, "Option '--upstream' is required.",
+                    $"Give the upstream base URL (latchkey add {credentialName} --upstream URL), or replace only the secret of an existing key: latchkey add {credentialName} --replace --keep-settings");
             }
 
             var allowInsecureHttp = parse.GetValue(insecure);
@@ -86,10 +101,7 @@ internal static class CredentialCommands
                 var updated = await store.UpdateAsync(credentialName, new CredentialPatch
                 {
                     State = CredentialState.Ok,
-                    Upstream = metadata.Upstream,
-                    AllowInsecureHttp = allowInsecureHttp,
-                    Injection = injection,
-                    ExtraHeaders = extraHeaders,
+                    Metadata = m => m with { Upstream = metadata.Upstream, AllowInsecureHttp = allowInsecureHttp, Injection = injection, ExtraHeaders = extraHeaders },
                     ApiKey = secret,
                 }, WriteCondition.Version(created.Record!.Version), ct);
                 if (updated.Outcome == WriteOutcome.Quarantined)
@@ -112,6 +124,45 @@ internal static class CredentialCommands
             return ExitCodes.Success;
         });
         return command;
+    }
+
+    /// <summary>
+    /// <c>latchkey add NAME --replace --keep-settings</c>: stores a new secret for the existing API-key credential
+    /// <paramref name="credentialName"/> (read as <c>add</c> reads it) and changes nothing else, so how the gateway sends
+    /// it (upstream, header, format, extra headers) stays as it was; the state goes back to usable and the old content
+    /// is kept as a version. Fails when the credential does not exist, is not an API key, or changes meanwhile.
+    /// </summary>
+    private static async Task<int> ReplaceSecretAsync(CliApp app, ParseResult parse, string credentialName, CancellationToken ct)
+    {
+        await using var services = app.Open(parse);
+        var store = services.Store;
+        var record = await store.GetAsync(credentialName, ct) ?? throw CliException.NotFound(credentialName);
+        if (record.Kind != CredentialKind.ApiKey)
+        {
+            throw new CliException(ExitCodes.Failure, $"'{credentialName}' is an OAuth credential; --replace only replaces API keys.",
+                $"Sign in again with 'latchkey login {credentialName}', or remove it first.");
+        }
+
+        var secret = SecretInput.Read(app.Console, $"New secret for '{credentialName}' (input hidden): ");
+        if (record.Metadata.Injection.Format.Contains(secret, StringComparison.Ordinal) || record.Metadata.ExtraHeaders.Values.Any(v => v.Contains(secret, StringComparison.Ordinal)))
+        {
+            throw new CliException(ExitCodes.Usage, "The secret also appears in the stored format or an extra header, which are stored in clear.", "Check the secret you gave.");
+        }
+
+        var updated = await store.UpdateAsync(credentialName, new CredentialPatch { State = CredentialState.Ok, ApiKey = secret }, WriteCondition.Version(record.Version), ct);
+        if (updated.Outcome == WriteOutcome.Quarantined)
+        {
+            throw new CliException(ExitCodes.NotUsable, $"'{credentialName}' is quarantined: {updated.Record?.Reason?.Message}",
+                $"Remove it first ('latchkey remove {credentialName}'), or restore a readable version.");
+        }
+
+        if (!updated.Succeeded)
+        {
+            throw new CliException(ExitCodes.Failure, $"'{credentialName}' changed while its secret was being replaced ({updated.Outcome}); nothing was written.", "Run the command again.");
+        }
+
+        app.Console.Out.WriteLine($"Replaced the secret of '{credentialName}' (now version {updated.Record!.Version}; the previous content is kept as version {record.Version}); it is still sent to {record.Metadata.Upstream} as '{record.Metadata.Injection.Header}'.");
+        return ExitCodes.Success;
     }
 
     private static Dictionary<string, string> ParseExtraHeaders(string[] values, string injectedHeader)
@@ -147,33 +198,13 @@ internal static class CredentialCommands
     {
         var json = JsonOption();
         var command = new Command("list", "List every credential with its kind, state and upstream.") { json };
-        command.SetAction(async (parse, ct) =>
+        return app.WithServices(command, async (parse, services, ct) =>
         {
-            await using var services = app.Open(parse);
-            var store = services.Store;
-            var views = (await store.ListAsync(ct)).Select(r => CredentialView.From(r, app.Time.GetUtcNow())).ToList();
-            if (parse.GetValue(json))
-            {
-                WriteJson(app, views);
-                return ExitCodes.Success;
-            }
-
-            if (views.Count == 0)
-            {
-                app.Console.Out.WriteLine("No credentials yet. Add one with: latchkey add NAME --upstream URL");
-                return ExitCodes.Success;
-            }
-
-            var table = NewTable("NAME", "KIND", "STATE", "UPSTREAM", "UPDATED");
-            foreach (var v in views)
-            {
-                table.AddRow(Markup.Escape(v.Name), v.Kind, StateMarkup(v.State), Markup.Escape(v.Upstream ?? "-"), v.UpdatedAt.ToString("u"));
-            }
-
-            Render(app, table);
-            return ExitCodes.Success;
+            var views = (await services.Store.ListAsync(ct)).Select(r => CredentialView.From(r, app.Time.GetUtcNow())).ToList();
+            return PrintList(app, parse.GetValue(json), views, views, "No credentials yet. Add one with: latchkey add NAME --upstream URL",
+                ["NAME", "KIND", "STATE", "UPSTREAM", "UPDATED"],
+                v => [Markup.Escape(v.Name), v.Kind, StateMarkup(v.State), Markup.Escape(v.Upstream ?? "-"), v.UpdatedAt.ToString("u")]);
         });
-        return command;
     }
 
     private static Command Status(CliApp app)
@@ -184,9 +215,8 @@ internal static class CredentialCommands
         {
             name, json,
         };
-        command.SetAction(async (parse, ct) =>
+        return app.WithServices(command, async (parse, services, ct) =>
         {
-            await using var services = app.Open(parse);
             var store = services.Store;
             var now = app.Time.GetUtcNow();
             var only = parse.GetValue(name);
@@ -231,7 +261,6 @@ internal static class CredentialCommands
 
             return only is not null && CredentialStatusView.Derive(records[0], now).NeedsAttention ? ExitCodes.NotUsable : ExitCodes.Success;
         });
-        return command;
     }
 
     private static Command Token(CliApp app)
@@ -272,10 +301,9 @@ internal static class CredentialCommands
         var name = NameArgument("The credential whose saved versions to list.");
         var json = JsonOption();
         var command = new Command("history", "List a credential's saved earlier versions, which 'latchkey restore' can bring back.") { name, json };
-        command.SetAction(async (parse, ct) =>
+        return app.WithServices(command, async (parse, services, ct) =>
         {
             var credentialName = parse.GetValue(name)!;
-            await using var services = app.Open(parse);
             var store = services.Store;
             var current = await store.GetAsync(credentialName, ct) ?? throw CliException.NotFound(credentialName);
             var versions = (await store.GetHistoryAsync(credentialName, ct))
@@ -302,7 +330,6 @@ internal static class CredentialCommands
             Render(app, table);
             return ExitCodes.Success;
         });
-        return command;
     }
 
     private static Command Restore(CliApp app)
@@ -311,10 +338,9 @@ internal static class CredentialCommands
         var version = new Option<long?>("--version") { Description = "The saved version to bring back (see 'latchkey history NAME'); default: the newest readable one." };
         var force = new Option<bool>("--force") { Description = "Restore even a version whose refresh token has since been rotated." };
         var command = new Command("restore", "Bring back a saved version of a credential, as a new version; what it replaces is kept in the history.") { name, version, force };
-        command.SetAction(async (parse, ct) =>
+        return app.WithServices(command, async (parse, services, ct) =>
         {
             var credentialName = parse.GetValue(name)!;
-            await using var services = app.Open(parse);
             var store = services.Store;
             var current = await store.GetAsync(credentialName, ct) ?? throw CliException.NotFound(credentialName);
             var history = await store.GetHistoryAsync(credentialName, ct);
@@ -349,7 +375,6 @@ internal static class CredentialCommands
                 _ => throw CliException.NotFound(credentialName),
             };
         });
-        return command;
     }
 
     private static Command Remove(CliApp app)
@@ -404,6 +429,35 @@ internal static class CredentialCommands
     {
         Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
     });
+
+    /// <summary>
+    /// What a list command prints: <paramref name="views"/> as JSON when <paramref name="json"/> (<c>--json</c>); else
+    /// <paramref name="empty"/> when there are no <paramref name="rows"/>; else a table with <paramref name="headers"/>,
+    /// one row of <paramref name="cells"/> (Spectre markup) per row. Returns the exit code, always success.
+    /// </summary>
+    internal static int PrintList<TView, TRow>(CliApp app, bool json, IReadOnlyList<TView> views, IReadOnlyList<TRow> rows, string empty, string[] headers, Func<TRow, string[]> cells)
+    {
+        if (json)
+        {
+            WriteJson(app, views);
+        }
+        else if (rows.Count == 0)
+        {
+            app.Console.Out.WriteLine(empty);
+        }
+        else
+        {
+            var table = NewTable(headers);
+            foreach (var row in rows)
+            {
+                table.AddRow(cells(row));
+            }
+
+            Render(app, table);
+        }
+
+        return ExitCodes.Success;
+    }
 
     internal static void WriteJson<T>(CliApp app, IReadOnlyList<T> items)
     {

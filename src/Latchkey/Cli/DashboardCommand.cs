@@ -19,7 +19,7 @@ namespace Latchkey.Cli;
 /// </remarks>
 internal static class DashboardCommand
 {
-    public static void AddTo(RootCommand root, CliApp app)
+    public static Command Build(CliApp app)
     {
         var noBrowser = new Option<bool>("--no-browser") { Description = "Print the one-time sign-in link instead of opening a browser." };
         var command = new Command("dashboard", "Open the dashboard in the browser: every credential's state and reason, reconnect, remove, client keys.") { noBrowser };
@@ -56,6 +56,6 @@ internal static class DashboardCommand
             app.Console.Error.WriteLine("The browser used the sign-in link.");
             return ExitCodes.Success;
         });
-        root.Add(command);
+        return command;
     }
 }

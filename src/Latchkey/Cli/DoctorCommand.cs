@@ -10,7 +10,7 @@ namespace Latchkey.Cli;
 /// </summary>
 internal static class DoctorCommand
 {
-    public static void AddTo(RootCommand root, CliApp app)
+    public static Command Build(CliApp app)
     {
         var json = new Option<bool>("--json") { Description = "Print the findings as JSON." };
         var command = new Command("doctor", "Check the store (folder permissions, key, database integrity, every record) and say how to fix each problem. Exits 1 when something needs fixing.") { json };
@@ -40,7 +40,7 @@ internal static class DoctorCommand
 
             return findings.Any(f => f.Status == "fail") ? ExitCodes.Failure : ExitCodes.Success;
         });
-        root.Add(command);
+        return command;
     }
 
     /// <summary>The checks for a PostgreSQL store: the shared key, the connection and schema, every record. Writes nothing.</summary>

@@ -10,14 +10,8 @@ namespace Latchkey.Cli;
 /// </summary>
 internal static class KeyCommands
 {
-    public static void AddTo(RootCommand root, CliApp app)
-    {
-        var keys = new Command("keys", "Create, list and revoke the client keys agents use to reach the gateway.");
-        keys.Add(Create(app));
-        keys.Add(List(app));
-        keys.Add(Revoke(app));
-        root.Add(keys);
-    }
+    public static Command Build(CliApp app) =>
+        new Command("keys", "Create, list and revoke the client keys agents use to reach the gateway.") { Create(app), List(app), Revoke(app) };
 
     private static Command Create(CliApp app)
     {
@@ -58,44 +52,23 @@ internal static class KeyCommands
     {
         var json = new Option<bool>("--json") { Description = "Print JSON for scripts instead of a table." };
         var command = new Command("list", "List client keys (never their values).") { json };
-        command.SetAction(async (parse, ct) =>
+        return app.WithServices(command, async (parse, services, ct) =>
         {
-            await using var services = app.Open(parse);
-            var store = services.Store;
             var now = app.Time.GetUtcNow();
-            var views = (await store.ListKeysAsync(ct)).Select(k => new KeyView(k.Name, k.StateAt(now), k.Credentials, k.CreatedAt, k.ExpiresAt, k.RevokedAt, k.MadeFor)).ToList();
-            if (parse.GetValue(json))
-            {
-                CredentialCommands.WriteJson(app, views);
-                return ExitCodes.Success;
-            }
-
-            if (views.Count == 0)
-            {
-                app.Console.Out.WriteLine("No client keys yet. Create one with: latchkey keys create NAME --credential CREDENTIAL");
-                return ExitCodes.Success;
-            }
-
-            var table = CredentialCommands.NewTable("NAME", "STATE", "ALLOWS", "FOR", "CREATED", "EXPIRES");
-            foreach (var v in views)
-            {
-                table.AddRow(Markup.Escape(v.Name), v.State == "active" ? "[green]active[/]" : $"[red]{v.State}[/]", Markup.Escape(string.Join(", ", v.Credentials)), Markup.Escape(v.MadeFor ?? "-"), v.CreatedAt.ToString("u"), v.ExpiresAt?.ToString("u") ?? "-");
-            }
-
-            CredentialCommands.Render(app, table);
-            return ExitCodes.Success;
+            var views = (await services.Store.ListKeysAsync(ct)).Select(k => new KeyView(k.Name, k.StateAt(now), k.Credentials, k.CreatedAt, k.ExpiresAt, k.RevokedAt, k.MadeFor)).ToList();
+            return CredentialCommands.PrintList(app, parse.GetValue(json), views, views, "No client keys yet. Create one with: latchkey keys create NAME --credential CREDENTIAL",
+                ["NAME", "STATE", "ALLOWS", "FOR", "CREATED", "EXPIRES"],
+                v => [Markup.Escape(v.Name), v.State == "active" ? "[green]active[/]" : $"[red]{v.State}[/]", Markup.Escape(string.Join(", ", v.Credentials)), Markup.Escape(v.MadeFor ?? "-"), v.CreatedAt.ToString("u"), v.ExpiresAt?.ToString("u") ?? "-"]);
         });
-        return command;
     }
 
     private static Command Revoke(CliApp app)
     {
         var name = new Argument<string>("NAME") { Description = "The key to revoke." };
         var command = new Command("revoke", "Revoke a client key: the gateway refuses it within a second.") { name };
-        command.SetAction(async (parse, ct) =>
+        return app.WithServices(command, async (parse, services, ct) =>
         {
             var keyName = parse.GetValue(name)!;
-            await using var services = app.Open(parse);
             var store = services.Store;
             if (!await store.RevokeKeyAsync(keyName, ct))
             {
@@ -105,7 +78,6 @@ internal static class KeyCommands
             app.Console.Out.WriteLine($"Revoked client key '{keyName}'.");
             return ExitCodes.Success;
         });
-        return command;
     }
 }
 

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Latchkey.Composition;
 using Latchkey.OAuth;
 using Latchkey.Store;
 using Latchkey.Tokens;
@@ -8,11 +9,7 @@ namespace Latchkey.Cli;
 /// <summary><c>latchkey login</c> and <c>latchkey logout</c>: OAuth sign-in and sign-out.</summary>
 internal static class LoginCommands
 {
-    public static void AddTo(RootCommand root, CliApp app)
-    {
-        root.Add(Login(app));
-        root.Add(Logout(app));
-    }
+    public static IEnumerable<Command> Build(CliApp app) => [Login(app), Logout(app)];
 
     private static Command Login(CliApp app)
     {
@@ -70,17 +67,7 @@ internal static class LoginCommands
             };
 
             await using var services = app.Open(parse);
-            var store = services.Store;
-            CredentialRecord record;
-            try
-            {
-                record = await services.SignIn.SignInAsync(options, new BrowserLauncher(app.Console.Error, parse.GetValue(noBrowser), app.Time, BrowserLauncher.PageFolder(StoreHome.Resolve(parse.GetValue(CliApp.HomeOption)))), app.Console.Error, ct);
-            }
-            catch (OAuthException ex)
-            {
-                throw new CliException(ex.Code == "usage" ? ExitCodes.Usage : ExitCodes.Failure, ex.Message, $"Nothing was changed. ('{ex.Code}')");
-            }
-
+            var record = await SignInAsync(app, parse, services, options, parse.GetValue(noBrowser), "Nothing was changed.", ct);
             var m = record.Metadata;
             app.Console.Out.WriteLine($"Signed in '{record.Name}' at {m.Issuer}.");
             app.Console.Out.WriteLine($"  scopes granted: {(m.ScopesGranted.Count == 0 ? "(none named)" : string.Join(' ', m.ScopesGranted))}; token valid until {m.ExpiresAt:u}{(record.Secrets.RefreshToken is null ? "; no refresh token was issued" : "; it is refreshed automatically")}.");
@@ -96,6 +83,25 @@ internal static class LoginCommands
         var command = new Command("logout", "Revoke a credential's grant at its authorization server (RFC 7009), then remove it.") { name };
         command.SetAction((parse, ct) => RemoveAsync(app, parse, parse.GetValue(name)!, ct));
         return command;
+    }
+
+    /// <summary>
+    /// Signs in with <paramref name="options"/> through <paramref name="services"/>, the browser opened unless
+    /// <paramref name="noBrowser"/> (its redirect pages in the home folder <c>--home</c> chooses). An
+    /// <see cref="OAuthException"/> becomes a <see cref="CliException"/> that keeps its message, ends its fix with
+    /// <paramref name="unchanged"/> and the reason code, and exits as a usage error for the code <c>usage</c>.
+    /// </summary>
+    public static async Task<CredentialRecord> SignInAsync(CliApp app, ParseResult parse, LatchkeyServices services, SignInOptions options, bool noBrowser, string unchanged, CancellationToken ct)
+    {
+        var browser = new BrowserLauncher(app.Console.Error, noBrowser, app.Time, BrowserLauncher.PageFolder(StoreHome.Resolve(parse.GetValue(CliApp.HomeOption))));
+        try
+        {
+            return await services.SignIn.SignInAsync(options, browser, app.Console.Error, ct);
+        }
+        catch (OAuthException ex)
+        {
+            throw new CliException(ex.Code == "usage" ? ExitCodes.Usage : ExitCodes.Failure, ex.Message, $"{unchanged} ('{ex.Code}')");
+        }
     }
 
     /// <summary>Revokes (best-effort) then deletes exactly one record and its history.</summary>

@@ -14,17 +14,8 @@ namespace Latchkey.Cli;
 /// </summary>
 internal static class McpCommands
 {
-    public static void AddTo(RootCommand root, CliApp app)
-    {
-        var mcp = new Command("mcp", "Remote MCP servers behind OAuth: sign in once, reach them through the gateway (/mcp/NAME) or a stdio bridge.");
-        mcp.Add(Add(app));
-        mcp.Add(List(app));
-        mcp.Add(Remove(app));
-        mcp.Add(Stdio(app));
-        mcp.Add(Config(app));
-        mcp.Add(Install(app));
-        root.Add(mcp);
-    }
+    public static Command Build(CliApp app) =>
+        new Command("mcp", "Remote MCP servers behind OAuth: sign in once, reach them through the gateway (/mcp/NAME) or a stdio bridge.") { Add(app), List(app), Remove(app), Stdio(app), Config(app), Install(app) };
 
     private static Command Add(CliApp app)
     {
@@ -81,16 +72,7 @@ internal static class McpCommands
                 McpTransport = chosen,
                 AllowInsecureHttp = allowInsecureHttp,
             };
-            CredentialRecord record;
-            try
-            {
-                record = await services.SignIn.SignInAsync(options, new BrowserLauncher(app.Console.Error, parse.GetValue(noBrowser), app.Time, BrowserLauncher.PageFolder(StoreHome.Resolve(parse.GetValue(CliApp.HomeOption)))), app.Console.Error, ct);
-            }
-            catch (OAuthException ex)
-            {
-                throw new CliException(ex.Code == "usage" ? ExitCodes.Usage : ExitCodes.Failure, ex.Message, $"Nothing was stored. ('{ex.Code}')");
-            }
-
+            var record = await LoginCommands.SignInAsync(app, parse, services, options, parse.GetValue(noBrowser), "Nothing was stored.", ct);
             var m = record.Metadata;
             app.Console.Out.WriteLine($"Added MCP server '{record.Name}' ({m.McpTransport}) at {m.Upstream}, signed in at {m.Issuer}.");
             app.Console.Out.WriteLine($"  resource: {m.Resource}; scopes granted: {(m.ScopesGranted.Count == 0 ? "(none named)" : string.Join(' ', m.ScopesGranted))}.");
@@ -104,38 +86,14 @@ internal static class McpCommands
     {
         var json = new Option<bool>("--json") { Description = "Print JSON (the status --json objects of the MCP servers)." };
         var command = new Command("list", "List the MCP servers added with 'latchkey mcp add'.") { json };
-        command.SetAction(async (parse, ct) =>
+        return app.WithServices(command, async (parse, services, ct) =>
         {
-            await using var services = app.Open(parse);
-            var store = services.Store;
             var now = app.Time.GetUtcNow();
-            var servers = (await store.ListAsync(ct)).Where(r => r.Metadata.McpTransport is not null).OrderBy(r => r.Name, StringComparer.Ordinal).ToList();
-            if (parse.GetValue(json))
-            {
-                CredentialCommands.WriteJson(app, servers.Select(r => CredentialView.From(r, now)).ToList());
-                return ExitCodes.Success;
-            }
-
-            if (servers.Count == 0)
-            {
-                app.Console.Out.WriteLine("No MCP servers yet. Add one with: latchkey mcp add NAME URL");
-                return ExitCodes.Success;
-            }
-
-            var table = CredentialCommands.NewTable("NAME", "STATE", "TRANSPORT", "URL", "SCOPES");
-            foreach (var r in servers)
-            {
-                var status = CredentialStatusView.Derive(r, now);
-                var shown = !status.IsWorking ? $"[red]{status.Text}[/]"
-                    : McpView.From(r, r.Metadata.McpTransport!).ScopesMissing.Count > 0 ? "[red]needs-scope[/]"
-                    : $"[green]{status.Text}[/]";
-                table.AddRow(Markup.Escape(r.Name), shown, r.Metadata.McpTransport!, Markup.Escape(r.Metadata.Upstream ?? "-"), Markup.Escape(string.Join(' ', r.Metadata.ScopesGranted)));
-            }
-
-            CredentialCommands.Render(app, table);
-            return ExitCodes.Success;
+            var servers = (await services.Store.ListAsync(ct)).Where(r => r.Metadata.McpTransport is not null).OrderBy(r => r.Name, StringComparer.Ordinal).ToList();
+            return CredentialCommands.PrintList(app, parse.GetValue(json), servers.Select(r => CredentialView.From(r, now)).ToList(), servers, "No MCP servers yet. Add one with: latchkey mcp add NAME URL",
+                ["NAME", "STATE", "TRANSPORT", "URL", "SCOPES"],
+                r => [Markup.Escape(r.Name), StateMarkup(r, now), r.Metadata.McpTransport!, Markup.Escape(r.Metadata.Upstream ?? "-"), Markup.Escape(string.Join(' ', r.Metadata.ScopesGranted))]);
         });
-        return command;
     }
 
     private static Command Remove(CliApp app)
@@ -155,10 +113,9 @@ internal static class McpCommands
     {
         var name = new Argument<string>("NAME") { Description = "The MCP server to bridge to." };
         var command = new Command("stdio", "A stdio MCP server that forwards to the remote one with the stored grant: a drop-in for 'npx mcp-remote URL'. Logs go to standard error.") { name };
-        command.SetAction(async (parse, ct) =>
+        return app.WithServices(command, async (parse, services, ct) =>
         {
             var serverName = parse.GetValue(name)!;
-            await using var services = app.Open(parse);
             var store = services.Store;
             var record = await store.GetAsync(serverName, ct) ?? throw CliException.NotFound(serverName);
             if (record.State == CredentialState.Quarantined)
@@ -178,7 +135,6 @@ internal static class McpCommands
             await using var bridge = new McpStdioBridge(record, store, services.Engine, services.McpClient, app.Time, app.Console.Error);
             return await bridge.RunAsync(Console.OpenStandardInput(), Console.OpenStandardOutput(), ct);
         });
-        return command;
     }
 
     private static Command Config(CliApp app)
@@ -381,6 +337,15 @@ internal static class McpCommands
         {
             throw NotMcp(name);
         }
+    }
+
+    /// <summary>An MCP server's state as <c>mcp list</c> shows it: a working grant without every scope the server asked for is <c>needs-scope</c>.</summary>
+    private static string StateMarkup(CredentialRecord r, DateTimeOffset now)
+    {
+        var status = CredentialStatusView.Derive(r, now);
+        return !status.IsWorking ? $"[red]{status.Text}[/]"
+            : McpView.From(r, r.Metadata.McpTransport!).ScopesMissing.Count > 0 ? "[red]needs-scope[/]"
+            : $"[green]{status.Text}[/]";
     }
 
     private static CliException NotMcp(string name) =>

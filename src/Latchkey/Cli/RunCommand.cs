@@ -11,11 +11,7 @@ namespace Latchkey.Cli;
 /// </summary>
 internal static partial class RunCommand
 {
-    public static void AddTo(RootCommand root, CliApp app)
-    {
-        root.Add(Run(app));
-        root.Add(Env(app));
-    }
+    public static IEnumerable<Command> Build(CliApp app) => [Run(app), Env(app)];
 
     private static Option<string?> CredentialOption() => new("--credential") { Description = "The credential the agent uses (default: the only one, when there is exactly one)." };
 

@@ -18,17 +18,18 @@ internal static class ServeCommand
     /// <summary>How long audit entries are kept, when <c>--audit-retention</c> is not given.</summary>
     public const string AuditRetentionVariable = "LATCHKEY_AUDIT_RETENTION";
 
-    public static void AddTo(RootCommand root, CliApp app)
+    public static Command Build(CliApp app)
     {
         var listen = new Option<string?>("--listen") { Description = $"HOST:PORT to listen on (default: ${ListenVariable}, else 127.0.0.1:{GatewayOptions.DefaultPort}; port 0 picks a free one)." };
         var socket = new Option<string?>("--socket") { Description = "The Unix socket to listen on as well (default: gateway.sock in the home folder)." };
         var noSocket = new Option<bool>("--no-socket") { Description = "Do not listen on a Unix socket." };
         var allowRemote = new Option<bool>("--allow-remote") { Description = "Allow a non-loopback --listen address (client keys are always required)." };
         var timeout = new Option<string?>("--upstream-timeout") { Description = "How long to wait for an upstream's response headers, e.g. 10m (default) or 30s." };
+        var idle = new Option<string?>("--idle-timeout") { Description = "How long a request or response body may go without a byte moving (an idle upstream or agent) before the exchange is ended, e.g. 10m (default) or 30s." };
         var retention = new Option<string?>("--audit-retention") { Description = $"How long audit entries are kept, e.g. 30d (default, or ${AuditRetentionVariable}) or 12h; older ones are pruned periodically." };
         var command = new Command("serve", "Run the gateway: agents hold a client key, the gateway adds the real credential.")
         {
-            listen, socket, noSocket, allowRemote, timeout, retention,
+            listen, socket, noSocket, allowRemote, timeout, idle, retention,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -49,6 +50,7 @@ internal static class ServeCommand
                 AllowRemote = parse.GetValue(allowRemote),
                 SocketPath = parse.GetValue(noSocket) ? null : parse.GetValue(socket) ?? Path.Combine(home.Path, "gateway.sock"),
                 UpstreamTimeout = parse.GetValue(timeout) is { } t ? Durations.Parse(t, "--upstream-timeout") : new GatewayOptions().UpstreamTimeout,
+                IdleTimeout = parse.GetValue(idle) is { } i ? Durations.Parse(i, "--idle-timeout") : new GatewayOptions().IdleTimeout,
                 AuditRetention = parse.GetValue(retention) is { } r ? Durations.Parse(r, "--audit-retention")
                     : Environment.GetEnvironmentVariable(AuditRetentionVariable) is { Length: > 0 } e ? Durations.Parse(e, AuditRetentionVariable)
                     : new GatewayOptions().AuditRetention,
@@ -92,7 +94,7 @@ internal static class ServeCommand
 
             return ExitCodes.Success;
         });
-        root.Add(command);
+        return command;
     }
 
     private static IPEndPoint ParseEndpoint(string text)

@@ -16,10 +16,7 @@ namespace Latchkey.Cli;
 /// </summary>
 internal static class SshCommand
 {
-    /// <summary>The ssh executable to run instead of the one on PATH.</summary>
-    public const string SshVariable = "LATCHKEY_SSH";
-
-    public static void AddTo(RootCommand root, CliApp app)
+    public static Command Build(CliApp app)
     {
         var credentials = new Option<string[]>("--credential") { Description = "A credential the remote side may use (repeatable; the first is the one agents are pointed at). Default: the only one." };
         var router = new Option<string?>("--router") { Description = "A model router from routes.json to point agents at instead of a credential." };
@@ -45,7 +42,7 @@ internal static class SshCommand
                 throw new CliException(ExitCodes.Usage, $"--remote-port {port} is not a port.", "Give 1-65535, or leave it out for a free one.");
             }
 
-            var sshExe = FindSsh();
+            var sshExe = SshExecutable.Find();
             var lifetime = Durations.Parse(parse.GetValue(expires)!, "--expires");
             var names = (parse.GetValue(credentials) ?? []).Distinct(StringComparer.Ordinal).ToList();
             var home = StoreHome.Resolve(parse.GetValue(CliApp.HomeOption));
@@ -87,7 +84,7 @@ internal static class SshCommand
                 }
             }
         });
-        root.Add(command);
+        return command;
     }
 
     /// <summary>The remote environment: what <c>latchkey run</c> gives an agent, with the forwarded addresses.</summary>
@@ -115,25 +112,5 @@ internal static class SshCommand
 
         var uri = new Uri(gateway.Url);
         return new ForwardTarget($"{uri.Host}:{uri.Port.ToString(CultureInfo.InvariantCulture)}");
-    }
-
-    private static string FindSsh()
-    {
-        if (System.Environment.GetEnvironmentVariable(SshVariable) is { Length: > 0 } configured)
-        {
-            return configured;
-        }
-
-        foreach (var folder in (System.Environment.GetEnvironmentVariable("PATH") ?? string.Empty).Split(':', StringSplitOptions.RemoveEmptyEntries))
-        {
-            var candidate = Path.Combine(folder, "ssh");
-            if (File.Exists(candidate))
-            {
-                return candidate;
-            }
-        }
-
-        throw new CliException(ExitCodes.Failure, "There is no 'ssh' on PATH: latchkey ssh runs the system's OpenSSH client.",
-            $"Install it (Debian/Ubuntu: apt-get install openssh-client; Fedora: dnf install openssh-clients), or point {SshVariable} at it.");
     }
 }

@@ -15,12 +15,8 @@ namespace Latchkey.Cli;
 /// </summary>
 internal static class StoreCommands
 {
-    public static void AddTo(RootCommand root, CliApp app)
-    {
-        var store = new Command("store", "Manage the store itself.");
-        store.Add(Seal(app));
-        root.Add(store);
-    }
+    public static Command Build(CliApp app) =>
+        new Command("store", "Manage the store itself.") { Seal(app) };
 
     private static Command Seal(CliApp app)
     {

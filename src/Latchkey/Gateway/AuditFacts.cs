@@ -32,7 +32,7 @@ internal sealed class AuditFacts
     {
         Credential = outcome.Credential;
         UpstreamStatus = outcome.Response is { } response ? (int)response.StatusCode : null;
-        Reason = outcome.Diagnosis?.Code ?? (outcome.Error == ForwarderError.Canceled ? "client_closed" : null);
+        Reason = outcome.Diagnosis?.Code ?? (outcome.Error == ForwarderError.Canceled ? outcome.Error.Code() : null);
     }
 
     /// <summary>The facts of an audited request, or null for a request that is not audited.</summary>

@@ -33,6 +33,6 @@ internal sealed class CredentialRoute(AgentRequest agents, UpstreamExchange exch
             ? await RequestBody.ReadAsync(context.Request, options.RetryBodyLimit, context.RequestAborted).ConfigureAwait(false)
             : RequestBody.HasBody(context.Request) ? RequestBody.Streamed : RequestBody.None;
         using var outcome = await exchange.SendAsync(context, credential, pathAndQuery, body).ConfigureAwait(false);
-        await UpstreamExchange.WriteAsync(context, outcome, [new("latchkey-credential", name)]).ConfigureAwait(false);
+        await exchange.WriteAsync(context, outcome, [new("latchkey-credential", name)]).ConfigureAwait(false);
     }
 }

@@ -13,12 +13,20 @@ namespace Latchkey.Gateway;
 /// <item><see cref="SendAsync"/>: copies the request line, end-to-end headers and body (streamed, or from a kept
 /// buffer) and waits for the response headers, no longer than the timeout.</item>
 /// <item><see cref="CopyResponseAsync"/>: writes the status and end-to-end headers, then the body, flushing after
-/// every read so Server-Sent Events reach the agent one by one.</item>
+/// every read so Server-Sent Events reach the agent one by one, then the upstream's trailers where the agent's
+/// protocol carries them (Kestrel sends them over HTTP/2 and later, not over HTTP/1.1).</item>
 /// </list>
 /// </summary>
 /// <remarks>
 /// <para><b>Concurrency.</b> One instance serves every request; it holds only the shared invoker. The response
 /// headers are waited for no longer than <see cref="GatewayOptions.UpstreamTimeout"/>.</para>
+/// <para><b>Bodies.</b> A body copy, either way, is cut when neither side moves a byte for
+/// <see cref="GatewayOptions.IdleTimeout"/> (<see cref="ActivityTimeout"/>, on the injected clock); a slow stream
+/// that keeps moving is never cut. Every failure names the side at fault (<see cref="ForwarderError"/>): the agent's
+/// body broke off, the upstream stopped reading it, the upstream's answer broke off, the agent stopped taking it,
+/// either went idle, or the agent went away. A response that fails after it started is aborted, so the agent sees
+/// a truncated answer and never a complete-looking one. HTTP request trailers are not sent on:
+/// <see cref="HttpClient"/> has no way to send them.</para>
 /// <para><b>Security.</b> Headers named in <c>skipRequestHeaders</c> (the agent's client key) are never copied;
 /// the caller adds the real credential through the <c>inject</c> callback. No redirect is followed, no cookie
 /// kept, nothing decompressed (the <see cref="Http.HttpPurpose.Forwarding"/> handler). The invoker, the composition
@@ -27,7 +35,7 @@ namespace Latchkey.Gateway;
 /// <see cref="ForwarderError.UrlRefused"/> and nothing was sent. An upstream's <c>latchkey-*</c> response headers
 /// are dropped: only Latchkey adds those.</para>
 /// </remarks>
-internal sealed class Forwarder(HttpMessageInvoker invoker, GatewayOptions options)
+internal sealed class Forwarder(HttpMessageInvoker invoker, GatewayOptions options, TimeProvider time)
 {
     private const int BufferSize = 64 * 1024;
 
@@ -40,6 +48,9 @@ internal sealed class Forwarder(HttpMessageInvoker invoker, GatewayOptions optio
     /// <param name="body">The request body, streamed or kept.</param>
     /// <param name="skipRequestHeaders">Request headers never to copy (the client key's headers).</param>
     /// <param name="inject">Adds the real credential and configured headers to the outgoing request.</param>
+    /// <returns>The response (headers read, body not), or the error and its exception; a streamed body that failed
+    /// is <see cref="ForwarderError.RequestBodyAgent"/>, <see cref="ForwarderError.RequestBodyUpstream"/>,
+    /// <see cref="ForwarderError.AgentIdle"/> or <see cref="ForwarderError.UpstreamIdle"/>.</returns>
     public async Task<(HttpResponseMessage? Response, ForwarderError Error, Exception? Exception)> SendAsync(
         HttpContext context, Uri target, RequestBody body, IReadOnlySet<string> skipRequestHeaders, Action<HttpRequestMessage> inject)
     {
@@ -49,11 +60,10 @@ internal sealed class Forwarder(HttpMessageInvoker invoker, GatewayOptions optio
             VersionPolicy = HttpVersionPolicy.RequestVersionOrLower,
         };
 
+        var streamed = body.IsPresent && body.IsStreamed ? new AgentBodyContent(context.Request.Body, options.IdleTimeout, time) : null;
         if (body.IsPresent)
         {
-            request.Content = body.IsStreamed
-                ? new StreamContent(context.Request.Body, BufferSize)
-                : body.ToHttpContent();
+            request.Content = streamed ?? body.ToHttpContent();
         }
 
         CopyRequestHeaders(context.Request, request, skipRequestHeaders);
@@ -71,9 +81,20 @@ internal sealed class Forwarder(HttpMessageInvoker invoker, GatewayOptions optio
             var response = await invoker.SendAsync(request, timeout.Token).ConfigureAwait(false);
             return (response, ForwarderError.None, null);
         }
-        catch (OperationCanceledException ex) when (context.RequestAborted.IsCancellationRequested)
+        catch (Exception ex) when (ex is OperationCanceledException or HttpRequestException or IOException && context.RequestAborted.IsCancellationRequested)
         {
             return (null, ForwarderError.Canceled, ex);
+        }
+        catch (Exception ex) when (streamed is { Failed: not BodySide.None })
+        {
+            var error = (streamed.Failed, streamed.IdledOut) switch
+            {
+                (BodySide.Agent, true) => ForwarderError.AgentIdle,
+                (BodySide.Agent, false) => ForwarderError.RequestBodyAgent,
+                (_, true) => ForwarderError.UpstreamIdle,
+                _ => ForwarderError.RequestBodyUpstream,
+            };
+            return (null, error, ex);
         }
         catch (OperationCanceledException ex)
         {
@@ -94,11 +115,16 @@ internal sealed class Forwarder(HttpMessageInvoker invoker, GatewayOptions optio
     }
 
     /// <summary>
-    /// Step 2: writes the upstream's status, headers and body to the agent. <paramref name="extraHeaders"/> are
-    /// added (Latchkey's own, e.g. <c>latchkey-diagnostic</c>); <paramref name="prefix"/> is body bytes already
-    /// read (to classify an error) that go out before the rest of the stream.
+    /// Step 2: writes the upstream's status, headers and body to the agent, then its trailers.
+    /// <paramref name="extraHeaders"/> are added (Latchkey's own, e.g. <c>latchkey-diagnostic</c>);
+    /// <paramref name="prefix"/> is body bytes already read (to classify an error) that go out before the rest of
+    /// the stream.
     /// </summary>
-    public static async Task<ForwarderError> CopyResponseAsync(HttpContext context, HttpResponseMessage response, IEnumerable<KeyValuePair<string, string>> extraHeaders, ReadOnlyMemory<byte> prefix = default)
+    /// <returns><see cref="ForwarderError.None"/>, or the failure: <see cref="ForwarderError.ResponseBodyUpstream"/>
+    /// or <see cref="ForwarderError.UpstreamIdle"/> (reading the upstream), <see cref="ForwarderError.ResponseBodyAgent"/>
+    /// or <see cref="ForwarderError.AgentIdle"/> (writing to the agent), <see cref="ForwarderError.Canceled"/> (the
+    /// agent went away). After any of them the agent's connection is aborted.</returns>
+    public async Task<ForwarderError> CopyResponseAsync(HttpContext context, HttpResponseMessage response, IEnumerable<KeyValuePair<string, string>> extraHeaders, ReadOnlyMemory<byte> prefix = default)
     {
         var agent = context.Response;
         agent.StatusCode = (int)response.StatusCode;
@@ -110,51 +136,58 @@ internal sealed class Forwarder(HttpMessageInvoker invoker, GatewayOptions optio
         }
 
         context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
+        using var activity = new ActivityTimeout(options.IdleTimeout, time, context.RequestAborted);
         var buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
+        var side = BodySide.Agent;
         try
         {
             if (response.Content.Headers.ContentLength is null)
             {
                 // A stream (SSE, chunked): the agent gets the headers now, before the first event. A body of known
                 // length goes out with its headers in one write instead.
-                await agent.StartAsync(context.RequestAborted).ConfigureAwait(false);
+                await agent.StartAsync(activity.Token).ConfigureAwait(false);
             }
 
             if (!prefix.IsEmpty)
             {
-                await agent.Body.WriteAsync(prefix, context.RequestAborted).ConfigureAwait(false);
+                await agent.Body.WriteAsync(prefix, activity.Token).ConfigureAwait(false);
             }
 
-            await using var upstream = await response.Content.ReadAsStreamAsync(context.RequestAborted).ConfigureAwait(false);
+            side = BodySide.Upstream;
+            await using var upstream = await response.Content.ReadAsStreamAsync(activity.Token).ConfigureAwait(false);
             while (true)
             {
-                int read;
-                try
-                {
-                    read = await upstream.ReadAsync(buffer, context.RequestAborted).ConfigureAwait(false);
-                }
-                catch (Exception ex) when (ex is IOException or HttpRequestException or OperationCanceledException && !context.RequestAborted.IsCancellationRequested)
-                {
-                    // The upstream broke off mid-body: end the agent's connection abruptly too, so it sees a
-                    // truncated response and not a complete-looking one.
-                    context.Abort();
-                    return ForwarderError.ResponseBody;
-                }
-
+                side = BodySide.Upstream;
+                var read = await upstream.ReadAsync(buffer, activity.Token).ConfigureAwait(false);
                 if (read == 0)
                 {
                     break;
                 }
 
-                await agent.Body.WriteAsync(buffer.AsMemory(0, read), context.RequestAborted).ConfigureAwait(false);
-                await agent.Body.FlushAsync(context.RequestAborted).ConfigureAwait(false);
+                activity.Restart();
+                side = BodySide.Agent;
+                await agent.Body.WriteAsync(buffer.AsMemory(0, read), activity.Token).ConfigureAwait(false);
+                await agent.Body.FlushAsync(activity.Token).ConfigureAwait(false);
+                activity.Restart();
             }
 
+            CopyTrailers(context, response);
             return ForwarderError.None;
         }
-        catch (Exception ex) when (ex is OperationCanceledException or IOException && context.RequestAborted.IsCancellationRequested)
+        catch (Exception ex) when (ex is IOException or HttpRequestException or OperationCanceledException or ObjectDisposedException)
         {
-            return ForwarderError.Canceled;
+            var error = context.RequestAborted.IsCancellationRequested ? ForwarderError.Canceled
+                : (side, activity.Expired) switch
+                {
+                    (BodySide.Upstream, true) => ForwarderError.UpstreamIdle,
+                    (BodySide.Upstream, false) => ForwarderError.ResponseBodyUpstream,
+                    (_, true) => ForwarderError.AgentIdle,
+                    _ => ForwarderError.ResponseBodyAgent,
+                };
+
+            // End the agent's connection abruptly, so it sees a truncated response and not a complete-looking one.
+            context.Abort();
+            return error;
         }
         finally
         {
@@ -224,6 +257,16 @@ internal sealed class Forwarder(HttpMessageInvoker invoker, GatewayOptions optio
         }
 
         return false;
+    }
+
+    /// <summary>The upstream's trailers (read once its body has ended), where the agent's protocol carries them.</summary>
+    private static void CopyTrailers(HttpContext context, HttpResponseMessage response)
+    {
+        if (response.TrailingHeaders.NonValidated.Count > 0 && context.Response.SupportsTrailers()
+            && context.Features.Get<IHttpResponseTrailersFeature>()?.Trailers is { } trailers)
+        {
+            CopyResponseHeaders(response.TrailingHeaders, trailers);
+        }
     }
 
     /// <summary>

@@ -54,6 +54,12 @@ internal static partial class GatewayLog
 
     [LoggerMessage(11, LogLevel.Warning, "Refused {Count} more requests from {Source} without a line each (over the log's budget for refused requests)")]
     public static partial void RefusedNotLogged(ILogger logger, long count, string source);
+
+    [LoggerMessage(12, LogLevel.Warning, "The answer of {Credential}'s upstream was cut short ({Code}); the agent's connection was aborted")]
+    public static partial void ResponseCutShort(ILogger logger, string credential, string code);
+
+    [LoggerMessage(13, LogLevel.Information, "A request to {Credential}'s upstream failed on the agent's side ({Code})")]
+    public static partial void AgentFailed(ILogger logger, string credential, string code);
 }
 
 /// <summary>

@@ -25,6 +25,10 @@ internal sealed record GatewayOptions
     /// <summary>How long the gateway waits for an upstream's response headers.</summary>
     public TimeSpan UpstreamTimeout { get; init; } = TimeSpan.FromMinutes(10);
 
+    /// <summary>How long a body copy, either way, may go without a byte moving before the gateway ends the
+    /// exchange (<c>--idle-timeout</c>): an idle upstream or agent, not a slow one.</summary>
+    public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromMinutes(10);
+
     /// <summary>The largest request body kept in memory so it can be sent again (after a refresh, or to a fallback).</summary>
     public int RetryBodyLimit { get; init; } = 4 * 1024 * 1024;
 

@@ -213,7 +213,7 @@ internal sealed class ModelRouterRoute(AgentRequest agents, UpstreamExchange exc
                 return;
             }
 
-            await UpstreamExchange.WriteAsync(context, last, [new("latchkey-credential", last.Credential), new("latchkey-attempts", string.Join(", ", attempts))]).ConfigureAwait(false);
+            await exchange.WriteAsync(context, last, [new("latchkey-credential", last.Credential), new("latchkey-attempts", string.Join(", ", attempts))]).ConfigureAwait(false);
         }
         finally
         {

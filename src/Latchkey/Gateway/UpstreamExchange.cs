@@ -113,14 +113,23 @@ internal sealed class UpstreamExchange(Forwarder forwarder, CredentialResolver c
 
         if (response is null)
         {
+            var code = error.Code()!;
             var diagnosis = error switch
             {
-                ForwarderError.Timeout => new UpstreamDiagnosis("upstream_timeout", $"The upstream of '{record.Name}' sent no response within the gateway's timeout.", "Retry; if it keeps happening, raise 'latchkey serve --upstream-timeout'.", 504, null, null),
-                ForwarderError.Connect => new UpstreamDiagnosis("upstream_unreachable", $"The gateway could not connect to the upstream of '{record.Name}' ({target.GetLeftPart(UriPartial.Authority)}).", "Check the network and the upstream URL ('latchkey status').", 502, null, null),
+                ForwarderError.Timeout => new UpstreamDiagnosis(code, $"The upstream of '{record.Name}' sent no response within the gateway's timeout.", "Retry; if it keeps happening, raise 'latchkey serve --upstream-timeout'.", 504, null, null),
+                ForwarderError.Connect => new UpstreamDiagnosis(code, $"The gateway could not connect to the upstream of '{record.Name}' ({target.GetLeftPart(UriPartial.Authority)}).", "Check the network and the upstream URL ('latchkey status').", 502, null, null),
+                ForwarderError.RequestBodyAgent => new UpstreamDiagnosis(code, "The request body broke off before it was all received; the upstream got an incomplete request.", "Send the request again.", 400, null, null),
+                ForwarderError.AgentIdle => new UpstreamDiagnosis(code, $"The request body stopped arriving: no byte for {options.IdleTimeout.TotalSeconds:0} s.", "Send the request again; if the body is produced slowly, raise 'latchkey serve --idle-timeout'.", 408, null, null),
+                ForwarderError.RequestBodyUpstream => new UpstreamDiagnosis(code, $"The upstream of '{record.Name}' stopped taking the request body before it answered.", "Retry the request.", 502, null, null),
+                ForwarderError.UpstreamIdle => new UpstreamDiagnosis(code, $"The upstream of '{record.Name}' took no byte of the request body for {options.IdleTimeout.TotalSeconds:0} s.", "Retry; if it keeps happening, raise 'latchkey serve --idle-timeout'.", 504, null, null),
                 ForwarderError.Canceled => null,
-                _ => new UpstreamDiagnosis("upstream_reset", $"The connection to the upstream of '{record.Name}' broke before it answered.", "Retry the request.", 502, null, null),
+                _ => new UpstreamDiagnosis(code, $"The connection to the upstream of '{record.Name}' broke before it answered.", "Retry the request.", 502, null, null),
             };
-            if (diagnosis is not null)
+            if (error is ForwarderError.RequestBodyAgent or ForwarderError.AgentIdle)
+            {
+                GatewayLog.AgentFailed(log, record.Name, code);
+            }
+            else if (diagnosis is not null)
             {
                 GatewayLog.Unreachable(log, record.Name, error, exception?.GetType().Name ?? error.ToString());
             }
@@ -165,9 +174,13 @@ internal sealed class UpstreamExchange(Forwarder forwarder, CredentialResolver c
         };
     }
 
-    /// <summary>Writes an outcome to the agent: the upstream's answer plus Latchkey's headers (a refused credential's error body
-    /// explained by <see cref="AgentErrorBody"/>), or Latchkey's own error.</summary>
-    public static async Task WriteAsync(HttpContext context, ExchangeOutcome outcome, IEnumerable<KeyValuePair<string, string>> extraHeaders)
+    /// <summary>
+    /// Writes an outcome to the agent: the upstream's answer plus Latchkey's headers (a refused credential's error body
+    /// explained by <see cref="AgentErrorBody"/>), or Latchkey's own error. A copy that fails after the answer started
+    /// (which side, <see cref="ForwarderError"/>) is logged and becomes the audit entry's reason; the agent's connection
+    /// is aborted then.
+    /// </summary>
+    public async Task WriteAsync(HttpContext context, ExchangeOutcome outcome, IEnumerable<KeyValuePair<string, string>> extraHeaders)
     {
         AuditFacts.Of(context)?.Note(outcome);
         if (outcome.Error == ForwarderError.Canceled)
@@ -190,7 +203,20 @@ internal sealed class UpstreamExchange(Forwarder forwarder, CredentialResolver c
                 body = rewritten;
             }
 
-            await Forwarder.CopyResponseAsync(context, response, headers, body).ConfigureAwait(false);
+            var copied = await forwarder.CopyResponseAsync(context, response, headers, body).ConfigureAwait(false);
+            if (copied != ForwarderError.None)
+            {
+                if (AuditFacts.Of(context) is { } facts)
+                {
+                    facts.Reason = copied.Code();
+                }
+
+                if (copied != ForwarderError.Canceled)
+                {
+                    GatewayLog.ResponseCutShort(log, outcome.Credential, copied.Code()!);
+                }
+            }
+
             return;
         }
 

@@ -125,7 +125,7 @@ internal sealed partial class McpProxyRoute(AgentRequest agents, UpstreamExchang
             }
         }
 
-        await UpstreamExchange.WriteAsync(context, outcome, [new("latchkey-credential", name)]).ConfigureAwait(false);
+        await exchange.WriteAsync(context, outcome, [new("latchkey-credential", name)]).ConfigureAwait(false);
     }
 
     /// <summary>Answers a request with a JSON-RPC error (HTTP 200, so every MCP client shows the message), or, for a

@@ -40,7 +40,7 @@ internal static class McpStepUp
         var union = m.ScopesRequested.Concat(m.ScopesGranted).Concat(wanted).Where(s => s != "offline_access").Distinct(StringComparer.Ordinal).ToList();
         var named = missing.Count > 0 ? string.Join(' ', missing) : string.Join(' ', wanted);
         var message = $"The MCP server '{record.Name}' needs the scope(s) {named} for this request, which the stored grant does not have. Run: latchkey login {record.Name}  (it asks for {string.Join(' ', union)})";
-        await store.UpdateAsync(record.Name, new CredentialPatch { ScopesRequested = union }, WriteCondition.None, CancellationToken.None).ConfigureAwait(false);
+        await store.UpdateAsync(record.Name, new CredentialPatch { Metadata = m => m with { ScopesRequested = union } }, WriteCondition.None, CancellationToken.None).ConfigureAwait(false);
         await store.RecordUpstreamFailureAsync(record.Name, new UpstreamFailure(Code, message, $"latchkey login {record.Name}", 403, null, time.GetUtcNow()), CancellationToken.None).ConfigureAwait(false);
         _ = ct;
         return message;
@@ -79,33 +79,18 @@ internal static class McpStepUp
             return false;
         }
 
-        var parts = accessToken.Split('.');
-        if (parts.Length != 3)
+        using var json = JwtPayload.TryParse(accessToken);
+        if (json is null || !json.RootElement.TryGetProperty("aud", out var aud))
         {
             return false;
         }
 
-        try
+        return aud.ValueKind switch
         {
-            var payload = parts[1].Replace('-', '+').Replace('_', '/');
-            payload = payload.PadRight(payload.Length + ((4 - (payload.Length % 4)) % 4), '=');
-            using var json = JsonDocument.Parse(Convert.FromBase64String(payload));
-            if (!json.RootElement.TryGetProperty("aud", out var aud))
-            {
-                return false;
-            }
-
-            return aud.ValueKind switch
-            {
-                JsonValueKind.String => aud.GetString() != resource,
-                JsonValueKind.Array => !aud.EnumerateArray().Any(a => a.GetString() == resource),
-                _ => false,
-            };
-        }
-        catch (Exception ex) when (ex is FormatException or JsonException)
-        {
-            return false;
-        }
+            JsonValueKind.String => aud.GetString() != resource,
+            JsonValueKind.Array => !aud.EnumerateArray().Any(a => a.GetString() == resource),
+            _ => false,
+        };
     }
 }
 

@@ -33,11 +33,14 @@ public sealed class CredentialPatchTests
             AccessToken = Has(0) ? "at2" : null,
             RefreshToken = Has(1) ? "rt2" : null,
             ScopesGranted = Has(2) ? ["a", "b"] : null,
-            ExpiresAt = Has(3) ? DateTimeOffset.UnixEpoch.AddDays(2) : null,
             IdToken = Has(4) ? "id2" : null,
-            RefreshAfter = Has(5) ? DateTimeOffset.UnixEpoch.AddDays(1.5) : null,
-            ObtainedAt = Has(6) ? DateTimeOffset.UnixEpoch.AddDays(1) : null,
-            Issuer = Has(7) ? "https://other.example" : null,
+            Metadata = m => m with
+            {
+                ExpiresAt = Has(3) ? DateTimeOffset.UnixEpoch.AddDays(2) : m.ExpiresAt,
+                RefreshAfter = Has(5) ? DateTimeOffset.UnixEpoch.AddDays(1.5) : m.RefreshAfter,
+                ObtainedAt = Has(6) ? DateTimeOffset.UnixEpoch.AddDays(1) : m.ObtainedAt,
+                Issuer = Has(7) ? "https://other.example" : m.Issuer,
+            },
         };
 
         var m = patch.ApplyTo(Stored);

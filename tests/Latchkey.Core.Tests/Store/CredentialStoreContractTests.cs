@@ -201,7 +201,7 @@ public abstract partial class CredentialStoreContractTests : IAsyncLifetime
     public async Task RestoreAsync_SavedVersion_BecomesCurrentAsNewVersion()
     {
         await Store.CreateAsync(ApiKey("a", "good"), default);
-        await Store.UpdateAsync("a", new CredentialPatch { ApiKey = "bad", Upstream = "https://other.example.com" }, WriteCondition.None, default);
+        await Store.UpdateAsync("a", new CredentialPatch { ApiKey = "bad", Metadata = m => m with { Upstream = "https://other.example.com" } }, WriteCondition.None, default);
 
         var restored = await Store.RestoreAsync("a", 1, WriteCondition.Version(2), default);
 

@@ -109,8 +109,8 @@ public sealed class PostgresCredentialStoreTests(PostgresServer server)
 
         // As read: the same ten minutes, on the caller's clock.
         var read = (await store.GetAsync("mcp", default))!.Coordination;
-        Assert.Equal("me", read.LeaseOwner);
-        Assert.InRange(read.LeaseUntil!.Value, ahead.GetUtcNow() + TimeSpan.FromMinutes(9), ahead.GetUtcNow() + TimeSpan.FromMinutes(10));
+        Assert.Equal("me", read.Lease.Owner);
+        Assert.InRange(read.Lease.Until!.Value, ahead.GetUtcNow() + TimeSpan.FromMinutes(9), ahead.GetUtcNow() + TimeSpan.FromMinutes(10));
     }
 
     [Fact]
@@ -124,13 +124,13 @@ public sealed class PostgresCredentialStoreTests(PostgresServer server)
         var observed = (await behind.GetAsync("mcp", default))!.Coordination;
 
         var results = await Task.WhenAll(
-            ahead.TryAcquireLeaseAsync("mcp", "ahead", observed.LeaseOwner, observed.LeaseEpoch, TimeSpan.FromMinutes(5), default),
-            behind.TryAcquireLeaseAsync("mcp", "behind", observed.LeaseOwner, observed.LeaseEpoch, TimeSpan.FromMinutes(5), default));
+            ahead.TryAcquireLeaseAsync("mcp", "ahead", observed.Lease.Owner, observed.Lease.Epoch, TimeSpan.FromMinutes(5), default),
+            behind.TryAcquireLeaseAsync("mcp", "behind", observed.Lease.Owner, observed.Lease.Epoch, TimeSpan.FromMinutes(5), default));
 
         Assert.Single(results, r => r);
         var seenByBehind = (await behind.GetAsync("mcp", default))!.Coordination;
-        Assert.True(seenByBehind.LeaseUntil > behindClock.GetUtcNow(), "the replica whose clock is behind still sees the lease as running");
-        Assert.True(seenByBehind.LeaseUntil <= behindClock.GetUtcNow() + TimeSpan.FromMinutes(5), "and not as running for longer than it was taken");
+        Assert.True(seenByBehind.Lease.Until > behindClock.GetUtcNow(), "the replica whose clock is behind still sees the lease as running");
+        Assert.True(seenByBehind.Lease.Until <= behindClock.GetUtcNow() + TimeSpan.FromMinutes(5), "and not as running for longer than it was taken");
     }
 
     [Fact]
@@ -153,8 +153,8 @@ public sealed class PostgresCredentialStoreTests(PostgresServer server)
         var left = await ScalarAsync<long>(url, $"SELECT backoff_until - {PostgresSchema.NowMs} FROM credential WHERE name = 'mcp'");
         Assert.InRange(left, TimeSpan.FromMinutes(9).TotalMilliseconds, TimeSpan.FromMinutes(10).TotalMilliseconds);
         var c = (await store.GetAsync("mcp", default))!.Coordination;
-        Assert.Null(c.LeaseOwner);
-        Assert.Null(c.AttemptId);
+        Assert.Null(c.Lease.Owner);
+        Assert.Null(c.Attempt);
         Assert.Equal(1, c.Failures);
         Assert.InRange(c.BackoffUntil!.Value, behind.GetUtcNow() + TimeSpan.FromMinutes(9), behind.GetUtcNow() + TimeSpan.FromMinutes(10));
     }
@@ -172,8 +172,8 @@ public sealed class PostgresCredentialStoreTests(PostgresServer server)
         var result = await store.UpdateAsync("mcp", new CredentialPatch { AccessToken = "at-2", RefreshToken = "rt-2", CompletesRefreshOf = "me" }, WriteCondition.RefreshToken(fp), default);
 
         Assert.Equal(WriteOutcome.Written, result.Outcome);
-        Assert.Null(result.Record!.Coordination.AttemptId);
-        Assert.Null(result.Record.Coordination.LeaseOwner);
+        Assert.Null(result.Record!.Coordination.Attempt);
+        Assert.Null(result.Record.Coordination.Lease.Owner);
         Assert.False(await store.MarkAttemptAsync("mcp", "me", "attempt-2", fp, null, default), "the old refresh token no longer matches");
     }
 

@@ -85,7 +85,7 @@ public sealed class SqliteCredentialStoreTests : IDisposable
         Assert.Equal("secret-a", (await reopened.GetAsync("a", default))!.Secrets.ApiKey);
         Assert.Equal("secret-c", (await reopened.GetAsync("c", default))!.Secrets.ApiKey);
         Assert.Equal(3, (await reopened.ListAsync(default)).Count);
-        var refused = await reopened.UpdateAsync("b", new CredentialPatch { Upstream = "https://x.example" }, WriteCondition.None, default);
+        var refused = await reopened.UpdateAsync("b", new CredentialPatch { Metadata = m => m with { Upstream = "https://x.example" } }, WriteCondition.None, default);
         Assert.Equal(WriteOutcome.Quarantined, refused.Outcome);
         Assert.Equal(original.Length, ReadCiphertext("b").Length);
         Assert.NotEqual(original, ReadCiphertext("b"));

@@ -78,7 +78,7 @@ public sealed class TokenEnginePostgresTests(PostgresServer server) : IAsyncLife
         Assert.Equal("rt-1", Assert.Single(_endpoint.Requests)["refresh_token"]);
         var stored = (await replicas[2].Store.GetAsync("mcp", default))!;
         Assert.Equal("rt-2", stored.Secrets.RefreshToken);
-        Assert.Null(stored.Coordination.LeaseOwner);
+        Assert.Null(stored.Coordination.Lease.Owner);
     }
 
     [Fact]
@@ -95,6 +95,6 @@ public sealed class TokenEnginePostgresTests(PostgresServer server) : IAsyncLife
 
         Assert.Equal("at-2", result.AccessToken);
         Assert.Single(_endpoint.Requests);
-        Assert.Equal(2, (await store.GetAsync("mcp", default))!.Coordination.LeaseEpoch);
+        Assert.Equal(2, (await store.GetAsync("mcp", default))!.Coordination.Lease.Epoch);
     }
 }

@@ -86,7 +86,7 @@ public sealed class TokenEngineTests : IAsyncLifetime
         Assert.Equal("client-1", sent["client_id"]);
         var stored = (await _store.GetAsync("mcp", default))!;
         Assert.Equal("rt-2", stored.Secrets.RefreshToken);
-        Assert.Equal(RefreshCoordination.None with { LeaseEpoch = stored.Coordination.LeaseEpoch }, stored.Coordination);
+        Assert.Equal(RefreshCoordination.None with { Lease = RefreshLease.None with { Epoch = stored.Coordination.Lease.Epoch } }, stored.Coordination);
         var lifetime = stored.Metadata.ExpiresAt!.Value - stored.Metadata.ObtainedAt!.Value;
         var refreshAt = (stored.Metadata.RefreshAfter!.Value - stored.Metadata.ObtainedAt!.Value) / lifetime;
         Assert.InRange(refreshAt, 0.75, 0.85);
@@ -137,8 +137,8 @@ public sealed class TokenEngineTests : IAsyncLifetime
         var stored = (await _store.GetAsync("mcp", default))!;
         Assert.Equal(CredentialState.NeedsAuth, stored.State);
         Assert.Equal("rt-1", stored.Secrets.RefreshToken);
-        Assert.Null(stored.Coordination.AttemptId);
-        Assert.Null(stored.Coordination.LeaseOwner);
+        Assert.Null(stored.Coordination.Attempt);
+        Assert.Null(stored.Coordination.Lease.Owner);
     }
 
     [Theory]
@@ -178,7 +178,7 @@ public sealed class TokenEngineTests : IAsyncLifetime
         Assert.Equal("rt-1", stored.Secrets.RefreshToken);
         Assert.Equal(1, stored.Coordination.Failures);
         Assert.True(stored.Coordination.BackoffUntil > _time.GetUtcNow());
-        Assert.Null(stored.Coordination.AttemptId);
+        Assert.Null(stored.Coordination.Attempt);
     }
 
     [Fact]
@@ -186,7 +186,7 @@ public sealed class TokenEngineTests : IAsyncLifetime
     {
         var now = _time.GetUtcNow();
         await SeedAsync(expired: false);
-        await _store.UpdateAsync("mcp", new CredentialPatch { RefreshAfter = now - TimeSpan.FromMinutes(1) }, WriteCondition.None, default);
+        await _store.UpdateAsync("mcp", new CredentialPatch { Metadata = m => m with { RefreshAfter = now - TimeSpan.FromMinutes(1) } }, WriteCondition.None, default);
         _endpoint.Then(HttpStatusCode.ServiceUnavailable, "{}");
 
         var result = await _engine.GetAccessTokenAsync("mcp", null, default);
@@ -278,7 +278,7 @@ public sealed class TokenEngineTests : IAsyncLifetime
         _endpoint.Then(async _ =>
         {
             var row = (await _store.GetAsync("mcp", default))!;
-            await _store.UpdateAsync("mcp", new CredentialPatch { AccessToken = "at-winner", RefreshToken = "rt-2", ExpiresAt = _time.GetUtcNow().AddHours(1), ObtainedAt = _time.GetUtcNow(), RefreshAfter = _time.GetUtcNow().AddMinutes(45) }, WriteCondition.RefreshToken(row.RefreshTokenFingerprint), default);
+            await _store.UpdateAsync("mcp", new CredentialPatch { AccessToken = "at-winner", RefreshToken = "rt-2", Metadata = m => m with { ExpiresAt = _time.GetUtcNow().AddHours(1), ObtainedAt = _time.GetUtcNow(), RefreshAfter = _time.GetUtcNow().AddMinutes(45) } }, WriteCondition.RefreshToken(row.RefreshTokenFingerprint), default);
             return ScriptedTokenEndpoint.Json(HttpStatusCode.BadRequest, """{"error":"invalid_grant"}""");
         });
 

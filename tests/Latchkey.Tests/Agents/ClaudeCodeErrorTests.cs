@@ -17,13 +17,17 @@ public sealed class ClaudeCodeErrorTests(ITestOutputHelper output)
     {
         await using var world = await AgentWorld.StartAsync(output);
         await world.AddAnthropicAsync();
-        await world.Gateway.AddApiKeyAsync("wrong", world.Upstream.Url, "sk-ant-api03-" + Guid.NewGuid().ToString("N"), "--header", "x-api-key", "--format", "{secret}");
+        await world.Gateway.AddApiKeyAsync("wrong", world.Upstream.Url, "sk-ant-api03-" + Guid.NewGuid().ToString("N"), "--header", "x-api-key", "--format", "{secret}", "--extra-header", "anthropic-version: 2023-06-01");
         await world.Gateway.AddApiKeyAsync("restricted", world.Upstream.Url, world.Secret, "--header", "x-api-key", "--format", "{secret}", "--extra-header", "sim-scenario: restricted");
         var rejected = new ConcurrentDictionary<string, bool>(StringComparer.Ordinal);
         world.Upstream.Behaviour.Accept = k => k == world.Secret || (k.Contains('.', StringComparison.Ordinal) && !rejected.ContainsKey(k)); // the key, or a live access token (a JWT)
         await world.Mcp.Latchkey.LoginAsync("claude-oauth", "--resource", world.Mcp.AuthorizationServer.Resource, "--upstream", world.Upstream.Url);
         var record = (await world.Mcp.Latchkey.ReadAsync("claude-oauth"))!;
         rejected[record.Secrets.AccessToken!] = true;
+
+        // No client key at all is not a case an agent started by 'latchkey run' meets: run always sets the key. Started
+        // without one, Claude Code never asks the gateway: it says "Not logged in · Please run /login" by itself.
+        // The gateway's own answer to a request without a key (client_key_missing) is covered in the gateway tests.
 
         // A client key the gateway never issued, and one it revoked.
         var bogus = await ClaudeDirectAsync(world, "lk_" + new string('a', 40));
@@ -35,7 +39,13 @@ public sealed class ClaudeCodeErrorTests(ITestOutputHelper output)
 
         // The stored key refused by the upstream ("invalid x-api-key"), and a credential the provider restricts.
         var wrong = await ClaudeAsync(world, "--credential", "wrong");
-        AssertShows(wrong, 401, "The upstream refused the key stored as 'wrong'", "latchkey add wrong --upstream");
+        AssertShows(wrong, 401, "The upstream refused the key stored as 'wrong'", "Store a valid key: latchkey add wrong --replace --keep-settings < key.txt");
+        await FollowStoreKeyFixAsync(world, "wrong");
+        var fixedRun = (await ClaudeAsync(world, "--credential", "wrong")).LastJson();
+        Assert.False(fixedRun.GetProperty("is_error").GetBoolean(), fixedRun.ToString());
+        var sent = world.Upstream.Requests.Last();
+        Assert.Equal(world.Secret, sent.Headers["x-api-key"]); // still in x-api-key, with its anthropic-version
+        Assert.Equal("2023-06-01", sent.Headers["anthropic-version"]);
         var restricted = await ClaudeAsync(world, "--credential", "restricted");
         AssertShows(restricted, 400, "restricts 'restricted' to its own first-party client", "latchkey add restricted-api --upstream");
 
@@ -57,6 +67,13 @@ public sealed class ClaudeCodeErrorTests(ITestOutputHelper output)
         AssertShows(needsSignIn, 401, "claude-oauth", "latchkey login claude-oauth");
 
         Assert.All(world.Upstream.Requests, r => Assert.DoesNotContain("lk_", string.Join('\n', r.Headers.Values), StringComparison.Ordinal));
+    }
+
+    /// <summary>Does what the fix for a refused stored key says: <c>latchkey add NAME --replace --keep-settings</c>, the valid key on standard input.</summary>
+    internal static async Task FollowStoreKeyFixAsync(AgentWorld world, string name)
+    {
+        var replaced = await world.Gateway.Cli(world.Secret + "\n", "add", name, "--replace", "--keep-settings");
+        Assert.True(replaced.ExitCode == 0, replaced.ToString());
     }
 
     /// <summary>Claude Code failed and printed the status, <paramref name="explanation"/> and <paramref name="fix"/> (not its own sign-in advice).</summary>
@@ -81,11 +98,15 @@ public sealed class ClaudeCodeErrorTests(ITestOutputHelper output)
     }
 
     /// <summary>Claude Code pointed at the gateway by hand, with <paramref name="key"/> as its key (in its environment).</summary>
-    private async Task<RealAgent.Run> ClaudeDirectAsync(AgentWorld world, string key)
+    private async Task<RealAgent.Run> ClaudeDirectAsync(AgentWorld world, string? key)
     {
         using var claude = RealAgent.Claude();
         claude.Environment["ANTHROPIC_BASE_URL"] = $"{world.Gateway.Url}/c/anthropic";
-        claude.Environment["ANTHROPIC_AUTH_TOKEN"] = key;
+        if (key is not null)
+        {
+            claude.Environment["ANTHROPIC_AUTH_TOKEN"] = key;
+        }
+
         var run = await claude.RunAsync(claude.Executable, ["-p", "hello", "--output-format", "json"]);
         output.WriteLine($"claude with a client key by hand: {run}");
         return run;

@@ -22,6 +22,26 @@ public sealed class CredentialCommandsTests : IDisposable
     }
 
     [Fact]
+    public async Task Add_ReplaceKeepSettings_ReplacesOnlyTheSecretKeepingHeaderFormatAndUpstream()
+    {
+        await AddApiKey("anthropic", Canary);
+
+        var replaced = await Run(Canary + "-new\n", "add", "anthropic", "--replace", "--keep-settings");
+
+        Assert.True(replaced.ExitCode == 0, replaced.ToString());
+        Assert.Equal(Canary + "-new\n", (await Run(null, "token", "anthropic")).Stdout);
+        using var list = JsonDocument.Parse((await Run(null, "list", "--json")).Stdout);
+        var view = list.RootElement.EnumerateArray().Single();
+        Assert.Equal("https://api.anthropic.com", view.GetProperty("upstream").GetString());
+        Assert.Equal("x-api-key", view.GetProperty("injection").GetProperty("header").GetString());
+        Assert.Equal("{secret}", view.GetProperty("injection").GetProperty("format").GetString());
+        Assert.Contains("--replace --keep-settings", (await Run(null, "add", "anthropic")).Stderr, StringComparison.Ordinal); // no --upstream: the fix is named
+        Assert.Equal(2, (await Run(Canary + "\n", "add", "anthropic", "--keep-settings")).ExitCode); // only with --replace
+        Assert.Equal(2, (await Run(Canary + "\n", "add", "anthropic", "--replace", "--keep-settings", "--header", "Authorization")).ExitCode); // keeps, so sets nothing
+        Assert.NotEqual(0, (await Run(Canary + "\n", "add", "missing", "--replace", "--keep-settings")).ExitCode);
+    }
+
+    [Fact]
     public async Task Add_SecretOnStdin_TokenPrintsExactlySecretAndNewline()
     {
         await AddApiKey("anthropic", Canary);

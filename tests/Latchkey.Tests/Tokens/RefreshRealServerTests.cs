@@ -164,8 +164,8 @@ public sealed class RefreshRealServerTests(ITestOutputHelper output)
         await refresher.WaitForExitAsync();
         await lk.Peer.SetFaultsAsync(new { release = true });
         var stranded = (await lk.ReadAsync("mcp"))!;
-        Assert.NotNull(stranded.Coordination.AttemptId);
-        Assert.NotNull(stranded.Coordination.LeaseOwner);
+        Assert.NotNull(stranded.Coordination.Attempt);
+        Assert.NotNull(stranded.Coordination.Lease.Owner);
 
         // Four others arrive together: the dead holder's lease is free, one of them recovers, the rest adopt.
         var others = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(() => lk.TokenAsync("mcp"))));
@@ -182,7 +182,7 @@ public sealed class RefreshRealServerTests(ITestOutputHelper output)
         Assert.Equal("lost_response_rotation", reason.GetProperty("code").GetString());
         Assert.Equal("latchkey login mcp", reason.GetProperty("fix").GetString());
         var after = (await lk.ReadAsync("mcp"))!;
-        Assert.Null(after.Coordination.AttemptId);
+        Assert.Null(after.Coordination.Attempt);
         Assert.Equal(before.Secrets.RefreshToken, after.Secrets.RefreshToken);
     }
 
@@ -277,6 +277,6 @@ public sealed class RefreshRealServerTests(ITestOutputHelper output)
         Assert.All(others, r => Assert.True(r.ExitCode == 3, r.ToString()));
         var reason = (await lk.StatusAsync("mcp")).GetProperty("reason");
         Assert.Equal("lost_response_rotation", reason.GetProperty("code").GetString());
-        Assert.Null((await lk.ReadAsync("mcp"))!.Coordination.LeaseOwner);
+        Assert.Null((await lk.ReadAsync("mcp"))!.Coordination.Lease.Owner);
     }
 }
