@@ -29,6 +29,12 @@ internal sealed record ClientKey
     public DateTimeOffset? LastUsedAt { get; init; }
 
     /// <summary>
+    /// The client the key was made for (<c>claude-code</c>, <c>codex</c>, …) by <c>latchkey mcp install</c>, which
+    /// wrote it into that client's configuration; null for a key made by hand. Sealed with the row.
+    /// </summary>
+    public string? MadeFor { get; init; }
+
+    /// <summary>
     /// The stored row does not match its seal (someone who can write the database changed it), or it reads as not
     /// revoked after this process saw it revoked. Such a key allows nothing and is always refused.
     /// </summary>

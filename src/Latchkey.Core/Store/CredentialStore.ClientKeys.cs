@@ -5,26 +5,29 @@ namespace Latchkey.Store;
 /// <summary>Client keys, in the same database as the credentials they give access to; only HMACs of them are stored.</summary>
 internal abstract partial class CredentialStore
 {
-    public Task<(ClientKey Key, string Value)?> CreateKeyAsync(string name, IReadOnlyList<string> credentials, DateTimeOffset? expiresAt, CancellationToken cancellationToken)
+    public Task<(ClientKey Key, string Value)?> CreateKeyAsync(string name, IReadOnlyList<string> credentials, DateTimeOffset? expiresAt, CancellationToken cancellationToken) =>
+        CreateKeyAsync(name, credentials, expiresAt, null, cancellationToken);
+
+    public Task<(ClientKey Key, string Value)?> CreateKeyAsync(string name, IReadOnlyList<string> credentials, DateTimeOffset? expiresAt, string? madeFor, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(name);
         ArgumentNullException.ThrowIfNull(credentials);
         var (value, keyId) = ClientKeyFormat.Generate();
         var now = Time.GetUtcNow();
-        var key = new ClientKey { Name = name, KeyId = keyId, Credentials = [.. credentials], CreatedAt = now, ExpiresAt = expiresAt };
+        var key = new ClientKey { Name = name, KeyId = keyId, Credentials = [.. credentials], CreatedAt = now, ExpiresAt = expiresAt, MadeFor = madeFor };
         var fingerprint = Protector.Fingerprint(value);
         var credentialsJson = RowCodec.EncodeNames(credentials);
-        var seal = Codec.SealKey(name, keyId, fingerprint, credentialsJson, now.ToUnixTimeMilliseconds(), expiresAt?.ToUnixTimeMilliseconds(), null);
+        var seal = Codec.SealKey(name, keyId, fingerprint, credentialsJson, now.ToUnixTimeMilliseconds(), expiresAt?.ToUnixTimeMilliseconds(), null, madeFor);
         return RunAsync<(ClientKey, string)?>(async (connection, ct) =>
         {
             await using var command = connection.Command(null,
                 """
-                INSERT INTO client_key (name, key_id, secret_fp, credentials_json, created_at, expires_at, row_mac)
-                VALUES (@name, @id, @fp, @credentials, @created, @expires, @mac)
+                INSERT INTO client_key (name, key_id, secret_fp, credentials_json, created_at, expires_at, row_mac, made_for)
+                VALUES (@name, @id, @fp, @credentials, @created, @expires, @mac, @madeFor)
                 ON CONFLICT (name) DO NOTHING
                 """)
                 .Bind("@name", name).Bind("@id", keyId).Bind("@fp", fingerprint).Bind("@credentials", credentialsJson)
-                .Bind("@created", now.ToUnixTimeMilliseconds()).Bind("@expires", expiresAt?.ToUnixTimeMilliseconds()).Bind("@mac", seal);
+                .Bind("@created", now.ToUnixTimeMilliseconds()).Bind("@expires", expiresAt?.ToUnixTimeMilliseconds()).Bind("@mac", seal).Bind("@madeFor", madeFor);
             return await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false) == 1 ? (key, value) : null;
         }, idempotent: false, cancellationToken);
     }
@@ -69,7 +72,7 @@ internal abstract partial class CredentialStore
                 key = Codec.ReadKey(reader);
                 fingerprint = reader.GetString(7);
                 seal = reader.IsDBNull(8) ? null : reader.GetString(8);
-                credentialsJson = reader.GetString(9);
+                credentialsJson = reader.GetString(10);
             }
 
             var now = NowMs();
@@ -78,7 +81,7 @@ internal abstract partial class CredentialStore
                 await update.Bind("@name", name).Bind("@now", now)
                     .Bind("@mac", key.Tampered
                         ? seal
-                        : Codec.SealKey(key.Name, key.KeyId, fingerprint, credentialsJson, key.CreatedAt.ToUnixTimeMilliseconds(), key.ExpiresAt?.ToUnixTimeMilliseconds(), now))
+                        : Codec.SealKey(key.Name, key.KeyId, fingerprint, credentialsJson, key.CreatedAt.ToUnixTimeMilliseconds(), key.ExpiresAt?.ToUnixTimeMilliseconds(), now, key.MadeFor))
                     .ExecuteNonQueryAsync(ct).ConfigureAwait(false);
             }
 

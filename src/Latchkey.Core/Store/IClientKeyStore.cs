@@ -15,6 +15,14 @@ internal interface IClientKeyStore
     /// <returns>The stored record and the key value, which exists nowhere else after this call.</returns>
     Task<(ClientKey Key, string Value)?> CreateKeyAsync(string name, IReadOnlyList<string> credentials, DateTimeOffset? expiresAt, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Creates a key named <paramref name="name"/> made for the client <paramref name="madeFor"/> (e.g.
+    /// <c>claude-code</c>: <c>latchkey mcp install</c> wrote it into that client's configuration); null when that
+    /// name is taken. The client is sealed with the row and shown by <c>latchkey keys list</c>.
+    /// </summary>
+    /// <returns>The stored record and the key value, which exists nowhere else after this call.</returns>
+    Task<(ClientKey Key, string Value)?> CreateKeyAsync(string name, IReadOnlyList<string> credentials, DateTimeOffset? expiresAt, string? madeFor, CancellationToken cancellationToken);
+
     /// <summary>Every key, revoked and expired ones included, by name.</summary>
     Task<IReadOnlyList<ClientKey>> ListKeysAsync(CancellationToken cancellationToken);
 

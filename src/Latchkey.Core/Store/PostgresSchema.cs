@@ -71,5 +71,6 @@ internal static class PostgresSchema
         """,
         StoreSchema.AuditEvent(Types),
         StoreSchema.RowSeals(Types),
+        StoreSchema.ClientKeyMadeFor(Types, ifNotExists: true),
     ];
 }

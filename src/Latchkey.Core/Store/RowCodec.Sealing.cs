@@ -156,7 +156,7 @@ internal sealed partial class RowCodec
         }
 
         var keys = new List<(SealPreviewKey Key, string Seal)>();
-        using (var command = Command(connection, transaction, "SELECT name, key_id, secret_fp, credentials_json, created_at, expires_at, revoked_at FROM client_key ORDER BY name"))
+        using (var command = Command(connection, transaction, "SELECT name, key_id, secret_fp, credentials_json, created_at, expires_at, revoked_at, made_for FROM client_key ORDER BY name"))
         using (var reader = command.ExecuteReader())
         {
             while (reader.Read())
@@ -166,7 +166,7 @@ internal sealed partial class RowCodec
                 keys.Add((
                     new SealPreviewKey(reader.GetString(0), DecodeNames(reader.GetString(3)),
                         expires is { } e ? DateTimeOffset.FromUnixTimeMilliseconds(e) : null, revoked is { } r ? DateTimeOffset.FromUnixTimeMilliseconds(r) : null),
-                    SealKey(reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetInt64(4), expires, revoked)));
+                    SealKey(reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetInt64(4), expires, revoked, reader.IsDBNull(7) ? null : reader.GetString(7))));
             }
         }
 

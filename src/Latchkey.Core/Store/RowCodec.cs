@@ -18,7 +18,7 @@ namespace Latchkey.Store;
 internal sealed partial class RowCodec(SecretProtector protector)
 {
     /// <summary>The client-key columns <see cref="ReadKey"/> reads, in its order.</summary>
-    public const string KeyColumns = "name, key_id, credentials_json, created_at, expires_at, revoked_at, last_used_at, secret_fp, row_mac";
+    public const string KeyColumns = "name, key_id, credentials_json, created_at, expires_at, revoked_at, last_used_at, secret_fp, row_mac, made_for";
 
     /// <summary>The reason code of a row whose fields do not match their seal.</summary>
     public const string TamperedCode = "tampered";
@@ -330,7 +330,8 @@ internal sealed partial class RowCodec(SecretProtector protector)
         var createdAt = r.GetInt64(3);
         long? expiresAt = r.IsDBNull(4) ? null : r.GetInt64(4);
         long? revokedAt = r.IsDBNull(5) ? null : r.GetInt64(5);
-        var sealOk = protector.VerifyRow(RowSeal.ClientKey(name, keyId, r.GetString(7), credentialsJson, createdAt, expiresAt, revokedAt), r.IsDBNull(8) ? null : r.GetString(8));
+        var madeFor = r.IsDBNull(9) ? null : r.GetString(9);
+        var sealOk = protector.VerifyRow(RowSeal.ClientKey(name, keyId, r.GetString(7), credentialsJson, createdAt, expiresAt, revokedAt, madeFor), r.IsDBNull(8) ? null : r.GetString(8));
         if (sealOk && revokedAt is not null)
         {
             RememberRevoked(keyId);
@@ -347,12 +348,13 @@ internal sealed partial class RowCodec(SecretProtector protector)
             RevokedAt = revokedAt is { } v ? DateTimeOffset.FromUnixTimeMilliseconds(v) : null,
             LastUsedAt = r.IsDBNull(6) ? null : DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(6)),
             Tampered = tampered,
+            MadeFor = tampered ? null : madeFor,
         };
     }
 
     /// <summary>The seal of a client-key row with these fields.</summary>
-    public string SealKey(string name, string keyId, string secretFingerprint, string credentialsJson, long createdAt, long? expiresAt, long? revokedAt) =>
-        protector.SealRow(RowSeal.ClientKey(name, keyId, secretFingerprint, credentialsJson, createdAt, expiresAt, revokedAt));
+    public string SealKey(string name, string keyId, string secretFingerprint, string credentialsJson, long createdAt, long? expiresAt, long? revokedAt, string? madeFor) =>
+        protector.SealRow(RowSeal.ClientKey(name, keyId, secretFingerprint, credentialsJson, createdAt, expiresAt, revokedAt, madeFor));
 
     /// <summary>Notes that the key <paramref name="keyId"/> was revoked or deleted: this instance never accepts it again.</summary>
     public void RememberRevoked(string keyId) => _revokedKeyIds.TryAdd(keyId, 0);

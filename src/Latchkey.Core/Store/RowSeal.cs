@@ -56,10 +56,15 @@ internal static class RowSeal
         return writer.WrittenSpan.ToArray();
     }
 
-    /// <summary>A client key: who it is, which key value matches it, what it may use and until when.</summary>
-    public static byte[] ClientKey(string name, string keyId, string secretFingerprint, string credentialsJson, long createdAt, long? expiresAt, long? revokedAt)
+    /// <summary>
+    /// A client key: who it is, which key value matches it, what it may use and until when, and the client it was made
+    /// for. A key made for no client (<paramref name="madeFor"/> null) encodes exactly as before that field existed
+    /// (<c>client-key/v1</c>), so the seals of keys written before stay valid; one made for a client is
+    /// <c>client-key/v2</c> with the client last, so setting or clearing the field breaks the seal.
+    /// </summary>
+    public static byte[] ClientKey(string name, string keyId, string secretFingerprint, string credentialsJson, long createdAt, long? expiresAt, long? revokedAt, string? madeFor)
     {
-        var writer = Start("latchkey/row/client-key/v1");
+        var writer = Start(madeFor is null ? "latchkey/row/client-key/v1" : "latchkey/row/client-key/v2");
         Text(writer, name);
         Text(writer, keyId);
         Text(writer, secretFingerprint);
@@ -67,6 +72,11 @@ internal static class RowSeal
         Integer(writer, createdAt);
         Integer(writer, expiresAt);
         Integer(writer, revokedAt);
+        if (madeFor is not null)
+        {
+            Text(writer, madeFor);
+        }
+
         return writer.WrittenSpan.ToArray();
     }
 

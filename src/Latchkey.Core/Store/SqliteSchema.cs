@@ -54,5 +54,6 @@ internal static class SqliteSchema
           value TEXT NOT NULL
         ) STRICT
         """,
+        StoreSchema.ClientKeyMadeFor(Types, ifNotExists: false),
     ];
 }

@@ -98,6 +98,14 @@ internal static class StoreSchema
         ALTER TABLE client_key ADD COLUMN row_mac {t.Text}
         """;
 
+    /// <summary>
+    /// The client a key was made for (<c>claude-code</c>, <c>codex</c>, …, by <c>latchkey mcp install</c>); null for a
+    /// key made by hand. Sealed with the row (<see cref="RowSeal.ClientKey"/>). <paramref name="ifNotExists"/> for a
+    /// backend that can say so (PostgreSQL), so a schema turned back by hand migrates forward again.
+    /// </summary>
+    public static string ClientKeyMadeFor(ColumnTypes t, bool ifNotExists) =>
+        $"ALTER TABLE client_key ADD COLUMN {(ifNotExists ? "IF NOT EXISTS " : string.Empty)}made_for {t.Text}";
+
     /// <summary>A backend's column types, and what ends its <c>CREATE TABLE</c>.</summary>
     /// <param name="Text">Text.</param>
     /// <param name="Integer">A 32-bit integer.</param>

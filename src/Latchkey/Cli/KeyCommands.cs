@@ -55,10 +55,10 @@ internal static class KeyCommands
         return app.WithServices(command, async (parse, services, ct) =>
         {
             var now = app.Time.GetUtcNow();
-            var views = (await services.Store.ListKeysAsync(ct)).Select(k => new KeyView(k.Name, k.StateAt(now), k.Credentials, k.CreatedAt, k.ExpiresAt, k.RevokedAt)).ToList();
+            var views = (await services.Store.ListKeysAsync(ct)).Select(k => new KeyView(k.Name, k.StateAt(now), k.Credentials, k.CreatedAt, k.ExpiresAt, k.RevokedAt, k.MadeFor)).ToList();
             return CredentialCommands.PrintList(app, parse.GetValue(json), views, views, "No client keys yet. Create one with: latchkey keys create NAME --credential CREDENTIAL",
-                ["NAME", "STATE", "ALLOWS", "CREATED", "EXPIRES"],
-                v => [Markup.Escape(v.Name), v.State == "active" ? "[green]active[/]" : $"[red]{v.State}[/]", Markup.Escape(string.Join(", ", v.Credentials)), v.CreatedAt.ToString("u"), v.ExpiresAt?.ToString("u") ?? "-"]);
+                ["NAME", "STATE", "ALLOWS", "FOR", "CREATED", "EXPIRES"],
+                v => [Markup.Escape(v.Name), v.State == "active" ? "[green]active[/]" : $"[red]{v.State}[/]", Markup.Escape(string.Join(", ", v.Credentials)), Markup.Escape(v.MadeFor ?? "-"), v.CreatedAt.ToString("u"), v.ExpiresAt?.ToString("u") ?? "-"]);
         });
     }
 
@@ -82,4 +82,11 @@ internal static class KeyCommands
 }
 
 /// <summary>A client key as <c>keys list --json</c> shows it.</summary>
-internal sealed record KeyView(string Name, string State, IReadOnlyList<string> Credentials, DateTimeOffset CreatedAt, DateTimeOffset? ExpiresAt, DateTimeOffset? RevokedAt);
+/// <param name="Name">The key's name.</param>
+/// <param name="State"><c>active</c>, <c>expired</c>, <c>revoked</c> or <c>tampered</c>.</param>
+/// <param name="Credentials">The credentials and routers it may use (<c>*</c>: all).</param>
+/// <param name="CreatedAt">When it was made.</param>
+/// <param name="ExpiresAt">When it stops working; null for never.</param>
+/// <param name="RevokedAt">When it was revoked; null while it is not.</param>
+/// <param name="MadeFor">The client <c>latchkey mcp install</c> made the key for and wrote it into (e.g. <c>claude-code</c>); null for a key made by hand.</param>
+internal sealed record KeyView(string Name, string State, IReadOnlyList<string> Credentials, DateTimeOffset CreatedAt, DateTimeOffset? ExpiresAt, DateTimeOffset? RevokedAt, string? MadeFor);

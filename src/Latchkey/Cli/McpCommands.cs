@@ -9,13 +9,13 @@ using Spectre.Console;
 namespace Latchkey.Cli;
 
 /// <summary>
-/// <c>latchkey mcp add|list|remove|stdio|config</c>: remote MCP servers behind OAuth, each signed into once and kept
+/// <c>latchkey mcp add|list|remove|stdio|config|install</c>: remote MCP servers behind OAuth, each signed into once and kept
 /// as its own record (the grant bound to the authorization server's issuer and the server's resource URI).
 /// </summary>
 internal static class McpCommands
 {
     public static Command Build(CliApp app) =>
-        new Command("mcp", "Remote MCP servers behind OAuth: sign in once, reach them through the gateway (/mcp/NAME) or a stdio bridge.") { Add(app), List(app), Remove(app), Stdio(app), Config(app) };
+        new Command("mcp", "Remote MCP servers behind OAuth: sign in once, reach them through the gateway (/mcp/NAME) or a stdio bridge.") { Add(app), List(app), Remove(app), Stdio(app), Config(app), Install(app) };
 
     private static Command Add(CliApp app)
     {
@@ -76,7 +76,7 @@ internal static class McpCommands
             var m = record.Metadata;
             app.Console.Out.WriteLine($"Added MCP server '{record.Name}' ({m.McpTransport}) at {m.Upstream}, signed in at {m.Issuer}.");
             app.Console.Out.WriteLine($"  resource: {m.Resource}; scopes granted: {(m.ScopesGranted.Count == 0 ? "(none named)" : string.Join(' ', m.ScopesGranted))}.");
-            app.Console.Out.WriteLine($"  Next: latchkey mcp config {record.Name} --client claude-code   (or cursor, vscode, claude-desktop)");
+            app.Console.Out.WriteLine($"  Next: latchkey mcp install {record.Name} --client claude-code   (or claude-desktop, cursor, vscode, codex)");
             return ExitCodes.Success;
         });
         return command;
@@ -140,35 +140,29 @@ internal static class McpCommands
     private static Command Config(CliApp app)
     {
         var name = new Argument<string>("NAME") { Description = "The MCP server." };
-        var client = new Option<string>("--client") { Description = "claude-code, claude-desktop, cursor or vscode.", Required = true };
-        var via = new Option<string?>("--via") { Description = "stdio (the bridge command; the default for claude-desktop) or http (the gateway's /mcp/NAME with a new client key; the default for the others)." };
-        var gateway = new Option<string?>("--gateway") { Description = $"The gateway's base URL (default: the running gateway's, else http://127.0.0.1:{Gateway.GatewayOptions.DefaultPort})." };
-        var command = new Command("config", "Print the configuration snippet an MCP client needs to reach the server through Latchkey.") { name, client, via, gateway };
+        var client = new Option<string>("--client") { Description = $"{McpClientConfig.Names}.", Required = true };
+        var via = ViaOption();
+        var gateway = GatewayOption();
+        var command = new Command("config", "Print the configuration snippet an MCP client needs to reach the server through Latchkey ('latchkey mcp install' writes it into the client's file for you).") { name, client, via, gateway };
         command.SetAction(async (parse, ct) =>
         {
             var serverName = parse.GetValue(name)!;
-            var target = McpClientConfig.Parse(parse.GetValue(client)!) ?? throw new CliException(ExitCodes.Usage, $"--client '{parse.GetValue(client)}' is not one Latchkey knows.", "Use --client claude-code, claude-desktop, cursor or vscode.");
-            var transport = parse.GetValue(via) ?? (target == McpClient.ClaudeDesktop ? "stdio" : "http");
-            if (transport is not ("stdio" or "http"))
-            {
-                throw new CliException(ExitCodes.Usage, $"--via '{transport}' is neither stdio nor http.", "Use --via stdio or --via http.");
-            }
-
+            var target = ParseClient(parse.GetValue(client)!);
+            var transport = ParseVia(parse.GetValue(via), target);
             await RequireMcpAsync(app, parse, serverName, ct);
             var exe = Environment.ProcessPath ?? "latchkey";
             string snippet;
             if (transport == "stdio")
             {
-                snippet = McpClientConfig.Stdio(target, serverName, exe);
+                snippet = McpClientConfig.Stdio(target, serverName, exe, BridgeEnvironment(parse));
             }
             else
             {
-                var home = StoreHome.Resolve(parse.GetValue(CliApp.HomeOption));
-                var baseUrl = (parse.GetValue(gateway) ?? (await GatewayLocator.FindHealthyAsync(home, ct))?.Url ?? $"http://127.0.0.1:{Gateway.GatewayOptions.DefaultPort}").TrimEnd('/');
+                var baseUrl = await GatewayUrlAsync(parse, gateway, ct);
                 await using var services = app.Open(parse);
                 var store = services.Store;
                 var keyName = $"mcp-{serverName}-{McpClientConfig.Id(target)}-{app.Time.GetUtcNow():yyyyMMddHHmmss}";
-                var created = await store.CreateKeyAsync(keyName, [serverName], null, ct)
+                var created = await store.CreateKeyAsync(keyName, [serverName], null, McpClientConfig.Id(target), ct)
                     ?? throw new CliException(ExitCodes.Failure, $"A client key named '{keyName}' already exists.", "Run the command again in a second.");
                 snippet = McpClientConfig.Http(target, serverName, $"{baseUrl}/mcp/{serverName}", created.Value);
                 app.Console.Error.WriteLine($"Created client key '{keyName}' (allows only '{serverName}'); it is in the snippet below and shown only this once. Revoke with: latchkey keys revoke {keyName}");
@@ -180,6 +174,158 @@ internal static class McpCommands
             return ExitCodes.Success;
         });
         return command;
+    }
+
+    private static Command Install(CliApp app)
+    {
+        var name = new Argument<string>("NAME") { Description = "The MCP server (added with 'latchkey mcp add')." };
+        var client = new Option<string>("--client") { Description = $"The client whose configuration to write: {McpClientConfig.Names}.", Required = true };
+        var scope = new Option<string>("--scope") { Description = "user (default: the client's own file in your home folder) or project (the project file in the current folder: .mcp.json, .cursor/mcp.json, .vscode/mcp.json).", DefaultValueFactory = _ => "user" };
+        var via = ViaOption();
+        var gateway = GatewayOption();
+        var remove = new Option<bool>("--remove") { Description = "Take the server out of the client's configuration again, and revoke the client key Latchkey made for it." };
+        var dryRun = new Option<bool>("--dry-run") { Description = "Print the change as a diff; write nothing, make and revoke no key." };
+        var command = new Command("install", "Write the MCP server into the client's own configuration file (merged: every other entry, comment and setting stays; the previous file is kept as FILE.latchkey-backup).")
+        {
+            name, client, scope, via, gateway, remove, dryRun,
+        };
+        command.SetAction(async (parse, ct) =>
+        {
+            var serverName = parse.GetValue(name)!;
+            if (CredentialNames.Validate(serverName) is { } nameProblem)
+            {
+                throw new CliException(ExitCodes.Usage, nameProblem.Replace("credential", "server", StringComparison.Ordinal), "'latchkey mcp list' shows the servers.");
+            }
+
+            var target = ParseClient(parse.GetValue(client)!);
+            var transport = ParseVia(parse.GetValue(via), target);
+            var chosenScope = parse.GetValue(scope) switch
+            {
+                "user" => McpConfigScope.User,
+                "project" => McpConfigScope.Project,
+                var other => throw new CliException(ExitCodes.Usage, $"--scope '{other}' is neither user nor project.", "Use --scope user or --scope project."),
+            };
+            var location = McpConfigLocation.For(target, chosenScope, McpConfigEnvironment.Current(), out var scopeProblem)
+                ?? throw new CliException(ExitCodes.Usage, scopeProblem!, "Use --scope user.");
+            var removing = parse.GetValue(remove);
+            if (!removing)
+            {
+                await RequireMcpAsync(app, parse, serverName, ct);
+            }
+
+            var baseUrl = transport == "http" && !removing ? await GatewayUrlAsync(parse, gateway, ct) : string.Empty;
+            await using var services = app.Open(parse);
+            var request = new McpInstallRequest(serverName, target, location, transport, baseUrl, Environment.ProcessPath ?? "latchkey", removing, parse.GetValue(dryRun), BridgeEnvironment(parse));
+            var result = await new McpInstaller(services.Store, app.Time).RunAsync(request, ct);
+            var clientId = McpClientConfig.Id(target);
+            if (request.DryRun)
+            {
+                app.Console.Out.Write(result.Diff);
+                app.Console.Error.WriteLine(result.Outcome switch
+                {
+                    McpInstallOutcome.Unchanged => $"'{serverName}' is already in {location.Path} as it would be written; nothing would change.",
+                    McpInstallOutcome.NotPresent => $"'{serverName}' is not in {location.Path}; nothing would change.",
+                    _ => $"Dry run: nothing was written, and no client key was made or revoked.{(result.RevokedKeys.Count > 0 ? $" The real run revokes {string.Join(", ", result.RevokedKeys)}." : string.Empty)}",
+                });
+                return ExitCodes.Success;
+            }
+
+            switch (result.Outcome)
+            {
+                case McpInstallOutcome.Unchanged:
+                    app.Console.Out.WriteLine($"'{serverName}' is already in {location.Path} for {clientId}; nothing changed.");
+                    return ExitCodes.Success;
+                case McpInstallOutcome.NotPresent:
+                    app.Console.Out.WriteLine($"'{serverName}' is not in {location.Path}; nothing changed.");
+                    return ExitCodes.Success;
+                case McpInstallOutcome.Removed:
+                    app.Console.Out.WriteLine($"Removed '{serverName}' from {location.Path}.");
+                    break;
+                default:
+                    app.Console.Out.WriteLine($"{(result.Outcome == McpInstallOutcome.Added ? "Added" : "Updated")} '{serverName}' in {location.Path} for {clientId}, {(transport == "http" ? $"through the gateway at {baseUrl}/mcp/{serverName}" : $"through the stdio bridge ('latchkey mcp stdio {serverName}')")}.");
+                    break;
+            }
+
+            if (result.MintedKey is not null)
+            {
+                app.Console.Out.WriteLine($"  Client key '{result.MintedKey}' was made for {clientId} and allows only '{serverName}'; it is in that file (mode 0600 when new) and nowhere else. 'latchkey keys list' shows it.");
+                app.Console.Out.WriteLine("  The gateway must be running: latchkey serve (or any 'latchkey run' starts it).");
+                if (location.SharedWithProject)
+                {
+                    app.Console.Error.WriteLine($"Note: {location.Path} is in the project and now holds a client key: keep it out of version control (add it to .gitignore).");
+                }
+            }
+
+            foreach (var revoked in result.RevokedKeys)
+            {
+                app.Console.Out.WriteLine($"  Revoked client key '{revoked}', which the old entry carried.");
+            }
+
+            if (result.Backup is not null)
+            {
+                app.Console.Out.WriteLine($"  The previous file is kept as {result.Backup}.");
+            }
+
+            return ExitCodes.Success;
+        });
+        return command;
+    }
+
+    private static Option<string?> ViaOption() => new("--via")
+    {
+        Description = "stdio (the bridge command; the default for claude-desktop) or http (the gateway's /mcp/NAME with a new client key; the default for the others).",
+    };
+
+    private static Option<string?> GatewayOption() => new("--gateway")
+    {
+        Description = $"The gateway's base URL (default: the running gateway's, else http://127.0.0.1:{Gateway.GatewayOptions.DefaultPort}).",
+    };
+
+    /// <summary>
+    /// What a stdio bridge started by a client (with the client's environment, not this shell's) needs to open this
+    /// store: <c>LATCHKEY_HOME</c> when the home is not the default one, and the PostgreSQL store and its key file when
+    /// one is in use. Never a secret: a store URL holds no password (PGPASSWORD or ~/.pgpass do).
+    /// </summary>
+    private static Dictionary<string, string> BridgeEnvironment(ParseResult parse)
+    {
+        var env = new Dictionary<string, string>(StringComparer.Ordinal);
+        var home = StoreHome.Resolve(parse.GetValue(CliApp.HomeOption)).Path;
+        var standard = StoreHome.Resolve(null, v => v == "HOME" ? Environment.GetEnvironmentVariable(v) : null).Path;
+        if (!string.Equals(Path.GetFullPath(home), Path.GetFullPath(standard), StringComparison.Ordinal))
+        {
+            env["LATCHKEY_HOME"] = Path.GetFullPath(home);
+        }
+
+        var store = parse.GetValue(CliApp.StoreOption) ?? Environment.GetEnvironmentVariable(StoreSelector.StoreVariable);
+        if (!string.IsNullOrWhiteSpace(store) && store != "sqlite")
+        {
+            env[StoreSelector.StoreVariable] = store;
+            if (Environment.GetEnvironmentVariable(StoreSelector.KeyFileVariable) is { Length: > 0 } keyFile)
+            {
+                env[StoreSelector.KeyFileVariable] = Path.GetFullPath(keyFile);
+            }
+        }
+
+        return env;
+    }
+
+    private static McpClient ParseClient(string value) =>
+        McpClientConfig.Parse(value) ?? throw new CliException(ExitCodes.Usage, $"--client '{value}' is not one Latchkey knows.", $"Use --client {McpClientConfig.Names}.");
+
+    /// <summary><c>--via</c>, or the client's default (<see cref="McpClientConfig.DefaultVia"/>).</summary>
+    private static string ParseVia(string? value, McpClient client)
+    {
+        var transport = value ?? McpClientConfig.DefaultVia(client);
+        return transport is "stdio" or "http"
+            ? transport
+            : throw new CliException(ExitCodes.Usage, $"--via '{transport}' is neither stdio nor http.", "Use --via stdio or --via http.");
+    }
+
+    /// <summary>The gateway's base URL: <c>--gateway</c>, else this home's running gateway, else the default port on loopback.</summary>
+    private static async Task<string> GatewayUrlAsync(ParseResult parse, Option<string?> gateway, CancellationToken ct)
+    {
+        var home = StoreHome.Resolve(parse.GetValue(CliApp.HomeOption));
+        return (parse.GetValue(gateway) ?? (await GatewayLocator.FindHealthyAsync(home, ct))?.Url ?? $"http://127.0.0.1:{Gateway.GatewayOptions.DefaultPort}").TrimEnd('/');
     }
 
     private static async Task RequireMcpAsync(CliApp app, ParseResult parse, string name, CancellationToken ct)

@@ -220,6 +220,41 @@ public abstract partial class CredentialStoreContractTests
     }
 
     [Fact]
+    public async Task CreateKeyAsync_MadeForAClient_ListedVerifiedAndKeptThroughRevocation()
+    {
+        var (_, value) = (await Keys.CreateKeyAsync("mcp-t-codex", ["t"], null, "codex", default))!.Value;
+        await Keys.CreateKeyAsync("by-hand", ["t"], null, default);
+
+        var listed = (await Keys.ListKeysAsync(default)).ToDictionary(k => k.Name);
+        var check = await Keys.VerifyKeyAsync(value, default);
+        Assert.True(await Keys.RevokeKeyAsync("mcp-t-codex", default));
+
+        Assert.Equal("codex", listed["mcp-t-codex"].MadeFor);
+        Assert.Null(listed["by-hand"].MadeFor);
+        Assert.Equal((ClientKeyStatus.Valid, "codex"), (check.Status, check.Key!.MadeFor));
+        var revoked = await Keys.VerifyKeyAsync(value, default);
+        Assert.Equal((ClientKeyStatus.Revoked, "codex"), (revoked.Status, revoked.Key!.MadeFor));
+    }
+
+    [Theory]
+    [InlineData("UPDATE client_key SET made_for = 'claude-desktop' WHERE name = 'k'")]
+    [InlineData("UPDATE client_key SET made_for = NULL WHERE name = 'k'")]
+    [InlineData("UPDATE client_key SET made_for = 'codex' WHERE name = 'plain'")]
+    public async Task VerifyKeyAsync_MadeForChangedInTheDatabase_Tampered(string sql)
+    {
+        var (_, made) = (await Keys.CreateKeyAsync("k", ["a"], null, "codex", default))!.Value;
+        var (_, plain) = (await Keys.CreateKeyAsync("plain", ["a"], null, default))!.Value;
+
+        await ExecuteSqlAsync(sql);
+        await using var reopened = await OpenAgainAsync();
+
+        var value = sql.Contains("'plain'", StringComparison.Ordinal) ? plain : made;
+        var check = await ((IClientKeyStore)reopened).VerifyKeyAsync(value, default);
+        Assert.Equal(ClientKeyStatus.Tampered, check.Status);
+        Assert.Null(check.Key!.MadeFor);
+    }
+
+    [Fact]
     public async Task VerifyKeyAsync_PreRevocationRowPutBack_RefusedByTheStoreThatRevokedIt()
     {
         var (_, value) = (await Keys.CreateKeyAsync("agent", ["a"], null, default))!.Value;

@@ -14,17 +14,17 @@ public sealed class RowSealTests
         first ??= string.Empty;
         second ??= string.Empty;
         moved = string.IsNullOrEmpty(moved) ? "x" : moved;
-        var one = RowSeal.ClientKey(first + moved, second, "fp", "[]", 1, null, null);
-        var other = RowSeal.ClientKey(first, moved + second, "fp", "[]", 1, null, null);
+        var one = RowSeal.ClientKey(first + moved, second, "fp", "[]", 1, null, null, null);
+        var other = RowSeal.ClientKey(first, moved + second, "fp", "[]", 1, null, null, null);
         return !one.AsSpan().SequenceEqual(other);
     }
 
     [Fact]
     public void ClientKey_NullAndZeroAndEmpty_EncodeDifferently()
     {
-        var noExpiry = RowSeal.ClientKey("k", "id", "fp", "[]", 1, null, null);
-        var zeroExpiry = RowSeal.ClientKey("k", "id", "fp", "[]", 1, 0, null);
-        var revokedAtZero = RowSeal.ClientKey("k", "id", "fp", "[]", 1, null, 0);
+        var noExpiry = RowSeal.ClientKey("k", "id", "fp", "[]", 1, null, null, null);
+        var zeroExpiry = RowSeal.ClientKey("k", "id", "fp", "[]", 1, 0, null, null);
+        var revokedAtZero = RowSeal.ClientKey("k", "id", "fp", "[]", 1, null, 0, null);
 
         Assert.False(noExpiry.AsSpan().SequenceEqual(zeroExpiry));
         Assert.False(zeroExpiry.AsSpan().SequenceEqual(revokedAtZero));
@@ -42,18 +42,31 @@ public sealed class RowSealTests
     }
 
     [Fact]
+    public void ClientKey_MadeFor_NullEncodesAsBeforeTheFieldAndAnyValueDiffers()
+    {
+        var none = RowSeal.ClientKey("k", "id", "fp", "[]", 1, null, null, null);
+        var empty = RowSeal.ClientKey("k", "id", "fp", "[]", 1, null, null, string.Empty);
+        var codex = RowSeal.ClientKey("k", "id", "fp", "[]", 1, null, null, "codex");
+
+        Assert.Contains("latchkey/row/client-key/v1", System.Text.Encoding.UTF8.GetString(none), StringComparison.Ordinal);
+        Assert.False(none.AsSpan().SequenceEqual(empty));
+        Assert.False(empty.AsSpan().SequenceEqual(codex));
+        Assert.False(none.AsSpan().SequenceEqual(codex));
+    }
+
+    [Fact]
     public void VerifyRow_SealMadeWithThisKey_OnlyThatRowVerifies()
     {
         using var protector = new SecretProtector(RandomNumberGenerator.GetBytes(32));
         using var other = new SecretProtector(RandomNumberGenerator.GetBytes(32));
-        var row = RowSeal.ClientKey("agent", "id", "fp", "[\"a\"]", 1, null, null);
+        var row = RowSeal.ClientKey("agent", "id", "fp", "[\"a\"]", 1, null, null, null);
         var seal = protector.SealRow(row);
 
         Assert.True(protector.VerifyRow(row, seal));
         Assert.True(protector.VerifyRow(row, seal.ToUpperInvariant()));
-        Assert.False(protector.VerifyRow(RowSeal.ClientKey("agent", "id", "fp", "[\"*\"]", 1, null, null), seal));
+        Assert.False(protector.VerifyRow(RowSeal.ClientKey("agent", "id", "fp", "[\"*\"]", 1, null, null, null), seal));
         Assert.False(other.VerifyRow(row, seal));
-        Assert.False(other.VerifyRow(row, other.SealRow(RowSeal.ClientKey("agent", "id", "fp", "[\"*\"]", 1, null, null))));
+        Assert.False(other.VerifyRow(row, other.SealRow(RowSeal.ClientKey("agent", "id", "fp", "[\"*\"]", 1, null, null, null))));
         Assert.False(protector.VerifyRow(row, null));
         Assert.False(protector.VerifyRow(row, string.Empty));
         Assert.False(protector.VerifyRow(row, seal[..^2]));

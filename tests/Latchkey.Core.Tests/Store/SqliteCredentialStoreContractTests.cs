@@ -33,7 +33,7 @@ public sealed class SqliteCredentialStoreContractTests : CredentialStoreContract
         // The open store's pooled connections cache the schema this changes; a fresh process would not have them.
         SqliteConnection.ClearAllPools();
         await ExecuteSqlAsync(
-            "ALTER TABLE credential DROP COLUMN row_mac; ALTER TABLE credential DROP COLUMN last_error_mac; ALTER TABLE credential DROP COLUMN upstream_failure_mac; ALTER TABLE credential_history DROP COLUMN row_mac; ALTER TABLE client_key DROP COLUMN row_mac; " +
+            "ALTER TABLE credential DROP COLUMN row_mac; ALTER TABLE credential DROP COLUMN last_error_mac; ALTER TABLE credential DROP COLUMN upstream_failure_mac; ALTER TABLE credential_history DROP COLUMN row_mac; ALTER TABLE client_key DROP COLUMN row_mac; ALTER TABLE client_key DROP COLUMN made_for; " +
             (keepMarker ? string.Empty : "DROP TABLE store_meta; ") + $"PRAGMA user_version = {SqliteSchema.RowsSealedFrom - 1}");
     }
 

@@ -295,6 +295,7 @@ public sealed class McpRealServerTests(ITestOutputHelper output)
         using var list = JsonDocument.Parse(keys.Stdout);
         Assert.Equal(3, list.RootElement.GetArrayLength());
         Assert.All(list.RootElement.EnumerateArray(), k => Assert.Equal(["tracker"], k.GetProperty("credentials").EnumerateArray().Select(c => c.GetString()!).ToArray()));
+        Assert.Equal(["claude-code", "cursor", "vscode"], list.RootElement.EnumerateArray().Select(k => k.GetProperty("made_for").GetString()!).Order(StringComparer.Ordinal));
 
         foreach (var (client, top) in new[] { ("claude-desktop", "mcpServers"), ("vscode", "servers") })
         {
@@ -310,7 +311,13 @@ public sealed class McpRealServerTests(ITestOutputHelper output)
 
         var unknown = await world.Latchkey.RunAsync("mcp", "config", "tracker", "--client", "emacs");
         Assert.Equal(2, unknown.ExitCode);
-        Assert.Contains("claude-code, claude-desktop, cursor or vscode", unknown.Stderr, StringComparison.Ordinal);
+        Assert.Contains("claude-code, claude-desktop, cursor, vscode or codex", unknown.Stderr, StringComparison.Ordinal);
+
+        var codex = await world.Latchkey.RunAsync("mcp", "config", "tracker", "--client", "codex", "--gateway", "http://127.0.0.1:7999");
+        Assert.Equal(0, codex.ExitCode);
+        var table = Latchkey.Mcp.TomlConfigDocument.Parse("snippet", codex.Stdout).Entry("tracker")!;
+        Assert.Equal("http://127.0.0.1:7999/mcp/tracker", table["url"]!.GetValue<string>());
+        Assert.StartsWith("Bearer lk_", table["http_headers"]!["Authorization"]!.GetValue<string>(), StringComparison.Ordinal);
     }
 
     /// <summary>Progress notifications arrived one by one while the tool ran, not all at once at the end.</summary>
