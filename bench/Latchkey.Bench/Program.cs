@@ -229,16 +229,22 @@ internal static class StartupBench
         var root = Directory.CreateTempSubdirectory("latchkey-bench-").FullName;
         try
         {
-            var home = Path.Combine(root, "home");
-            using (var add = Start(targets[0].Path, home, "add", "bench", "--upstream", "https://api.anthropic.com", "--header", "x-api-key", "--format", "{secret}"))
+            // Each program reads a home of its own, set up by the full tool beside it (the native token program has no
+            // 'add'), so builds with different store schemas can be compared in one run.
+            var homes = new List<string>();
+            foreach (var (t, k) in targets.Select((t, k) => (t, k)))
             {
+                var home = Path.Combine(root, $"home-{k}");
+                homes.Add(home);
+                var beside = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(t.Path))!, "latchkey");
+                using var add = Start(File.Exists(beside) ? beside : t.Path, home, "add", "bench", "--upstream", "https://api.anthropic.com", "--header", "x-api-key", "--format", "{secret}");
                 await add.StandardInput.WriteLineAsync("sk-ant-bench-" + new string('x', 95));
                 add.StandardInput.Close();
                 var error = add.StandardError.ReadToEndAsync();
                 await add.WaitForExitAsync();
                 if (add.ExitCode != 0)
                 {
-                    Console.Error.WriteLine(await error);
+                    Console.Error.WriteLine($"{t.Label}: {await error}");
                     return 1;
                 }
             }
@@ -246,10 +252,10 @@ internal static class StartupBench
             // Warm the file cache for all, then alternate within every round so drift and noise hit all alike.
             for (var i = 0; i < 3; i++)
             {
-                await Time(hello, home);
-                foreach (var t in targets)
+                await Time(hello, homes[0]);
+                for (var k = 0; k < targets.Count; k++)
                 {
-                    await Time(t.Path, home, "token", "bench");
+                    await Time(targets[k].Path, homes[k], "token", "bench");
                 }
             }
 
@@ -257,10 +263,10 @@ internal static class StartupBench
             var times = targets.Select(_ => new List<double>()).ToList();
             for (var i = 0; i < rounds; i++)
             {
-                helloTimes.Add(await Time(hello, home));
+                helloTimes.Add(await Time(hello, homes[0]));
                 for (var k = 0; k < targets.Count; k++)
                 {
-                    times[k].Add(await Time(targets[k].Path, home, "token", "bench"));
+                    times[k].Add(await Time(targets[k].Path, homes[k], "token", "bench"));
                 }
             }
 
