@@ -104,18 +104,8 @@ internal static class CredentialCommands
                     Metadata = m => m with { Upstream = metadata.Upstream, AllowInsecureHttp = allowInsecureHttp, Injection = injection, ExtraHeaders = extraHeaders },
                     ApiKey = secret,
                 }, WriteCondition.Version(created.Record!.Version), ct);
-                if (updated.Outcome == WriteOutcome.Quarantined)
-                {
-                    throw new CliException(ExitCodes.NotUsable, $"'{credentialName}' is quarantined: {updated.Record?.Reason?.Message}",
-                        $"Remove it first ('latchkey remove {credentialName}'), or restore a readable version.");
-                }
-
-                if (!updated.Succeeded)
-                {
-                    throw new CliException(ExitCodes.Failure, $"'{credentialName}' changed while it was being replaced ({updated.Outcome}); nothing was written.", "Run the command again.");
-                }
-
-                app.Console.Out.WriteLine($"Replaced '{credentialName}' (now version {updated.Record!.Version}; the previous content is kept as version {created.Record.Version}).");
+                var replaced = Replaced(updated, credentialName, "it");
+                app.Console.Out.WriteLine($"Replaced '{credentialName}' (now version {replaced.Version}; the previous content is kept as version {created.Record.Version}).");
                 return ExitCodes.Success;
             }
 
@@ -150,6 +140,15 @@ internal static class CredentialCommands
         }
 
         var updated = await store.UpdateAsync(credentialName, new CredentialPatch { State = CredentialState.Ok, ApiKey = secret }, WriteCondition.Version(record.Version), ct);
+        var replaced = Replaced(updated, credentialName, "its secret");
+        app.Console.Out.WriteLine($"Replaced the secret of '{credentialName}' (now version {replaced.Version}; the previous content is kept as version {record.Version}); it is still sent to {record.Metadata.Upstream} as '{record.Metadata.Injection.Header}'.");
+        return ExitCodes.Success;
+    }
+
+    /// <summary>The record a replacing write produced; a quarantined record or a concurrent change is a clear error
+    /// (nothing was written). <paramref name="what"/> names what was being replaced ("it", "its secret").</summary>
+    private static CredentialRecord Replaced(WriteResult updated, string credentialName, string what)
+    {
         if (updated.Outcome == WriteOutcome.Quarantined)
         {
             throw new CliException(ExitCodes.NotUsable, $"'{credentialName}' is quarantined: {updated.Record?.Reason?.Message}",
@@ -158,11 +157,10 @@ internal static class CredentialCommands
 
         if (!updated.Succeeded)
         {
-            throw new CliException(ExitCodes.Failure, $"'{credentialName}' changed while its secret was being replaced ({updated.Outcome}); nothing was written.", "Run the command again.");
+            throw new CliException(ExitCodes.Failure, $"'{credentialName}' changed while {what} was being replaced ({updated.Outcome}); nothing was written.", "Run the command again.");
         }
 
-        app.Console.Out.WriteLine($"Replaced the secret of '{credentialName}' (now version {updated.Record!.Version}; the previous content is kept as version {record.Version}); it is still sent to {record.Metadata.Upstream} as '{record.Metadata.Injection.Header}'.");
-        return ExitCodes.Success;
+        return updated.Record!;
     }
 
     private static Dictionary<string, string> ParseExtraHeaders(string[] values, string injectedHeader)

@@ -4,6 +4,7 @@ using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text;
 using Latchkey.Audit;
+using Latchkey.Gateway;
 using Latchkey.OAuth;
 using Latchkey.Store;
 using Latchkey.Text;
@@ -42,6 +43,7 @@ namespace Latchkey.Dashboard;
 /// </remarks>
 internal sealed partial class DashboardEndpoints(
     ILatchkeyStore store, StoreHome home, TokenEngine engine, Reconnects reconnects, TimeProvider time, ILoggerFactory logs, IHostApplicationLifetime lifetime, IAuditLog? audit = null)
+    : IDisposable
 {
     /// <summary>The dashboard's log lines' category (<see cref="Reconnects"/> writes under it too).</summary>
     public const string LogCategory = "Latchkey.Dashboard";
@@ -54,7 +56,14 @@ internal sealed partial class DashboardEndpoints(
     private readonly DashboardSessions _sessions = new(time);
     private readonly IAuditLog? _audit = audit;
     private readonly ILogger _logger = logs.CreateLogger(LogCategory);
+
+    /// <summary>Refusals are caused by whoever reaches the port or a page in the browser, so their lines are written
+    /// under the same kind of budget as the gateway's (<see cref="RefusedRequestLog"/>), never one per request.</summary>
+    private readonly RefusedRequestLog _refusedLog = new(logs.CreateLogger(LogCategory), time);
     private readonly CancellationToken _stopping = lifetime.ApplicationStopping;
+
+    /// <summary>Stops the refused-line budget's summary timer.</summary>
+    public void Dispose() => _refusedLog.Dispose();
 
     /// <summary>Maps every <c>/ui</c> route onto <paramref name="app"/>.</summary>
     public void Map(WebApplication app)
@@ -120,21 +129,21 @@ internal sealed partial class DashboardEndpoints(
         var remote = context.Connection.RemoteIpAddress;
         if (remote is not null && !IPAddress.IsLoopback(remote))
         {
-            LogRefused(_logger, LoggedPath(context), "non-loopback peer");
+            _refusedLog.Refused(context, LoggedPath(context), "the dashboard: non-loopback peer");
             return Page(403, "Not available from here", null, DashboardPages.Message("The Latchkey dashboard answers only on this machine (127.0.0.1). A dashboard for a shared team gateway, with its own admin sign-in, is not built yet."));
         }
 
         var host = context.Request.Host.Host;
         if (host is not ("127.0.0.1" or "localhost" or "[::1]" or "::1"))
         {
-            LogRefused(_logger, LoggedPath(context), "foreign Host header");
+            _refusedLog.Refused(context, LoggedPath(context), "the dashboard: foreign Host header");
             return Page(403, "Wrong address", null, DashboardPages.Message("Open the dashboard at http://127.0.0.1 (run latchkey dashboard); it does not answer under other host names."));
         }
 
         if (HttpMethods.IsPost(context.Request.Method) && context.Request.Headers.Origin is { Count: > 0 } origin
             && !string.Equals(origin.ToString(), $"{context.Request.Scheme}://{context.Request.Host}", StringComparison.OrdinalIgnoreCase))
         {
-            LogRefused(_logger, LoggedPath(context), "cross-origin form");
+            _refusedLog.Refused(context, LoggedPath(context), "the dashboard: cross-origin form");
             return Page(403, "Refused", null, DashboardPages.Message("This form came from another site, so it was refused. Nothing was changed."));
         }
 
@@ -236,7 +245,7 @@ internal sealed partial class DashboardEndpoints(
     {
         if (await AuthorizeFormAsync(context) is not ({ } session, _))
         {
-            return Forbidden();
+            return Forbidden(context);
         }
 
         _sessions.Remove(session);
@@ -248,7 +257,7 @@ internal sealed partial class DashboardEndpoints(
     {
         if (await AuthorizeFormAsync(context) is not ({ } session, { } form))
         {
-            return Forbidden();
+            return Forbidden(context);
         }
 
         var ct = context.RequestAborted;
@@ -295,7 +304,7 @@ internal sealed partial class DashboardEndpoints(
     {
         if (await AuthorizeFormAsync(context) is not ({ } session, _))
         {
-            return Forbidden();
+            return Forbidden(context);
         }
 
         var revoked = await _store.RevokeKeyAsync(name, context.RequestAborted);
@@ -310,7 +319,7 @@ internal sealed partial class DashboardEndpoints(
     {
         if (await AuthorizeFormAsync(context) is not ({ } session, _))
         {
-            return Forbidden();
+            return Forbidden(context);
         }
 
         var ct = context.RequestAborted;
@@ -333,7 +342,7 @@ internal sealed partial class DashboardEndpoints(
     {
         if (await AuthorizeFormAsync(context) is not ({ } session, { } form))
         {
-            return Forbidden();
+            return Forbidden(context);
         }
 
         if (!long.TryParse(form.GetValueOrDefault("version"), System.Globalization.CultureInfo.InvariantCulture, out var version)
@@ -369,7 +378,7 @@ internal sealed partial class DashboardEndpoints(
     {
         if (await AuthorizeFormAsync(context) is not ({ } session, _))
         {
-            return Forbidden();
+            return Forbidden(context);
         }
 
         var port = context.Connection.LocalPort;
@@ -501,9 +510,9 @@ internal sealed partial class DashboardEndpoints(
     private HtmlResult Page(int status, string title, DashboardSession? session, HtmlContent body) =>
         new HtmlResult(status, DashboardPages.Layout(title, string.Empty, session, null, _audit is not null, null, body));
 
-    private HtmlResult Forbidden()
+    private HtmlResult Forbidden(HttpContext context)
     {
-        LogRefused(_logger, "/ui form", "no session or anti-forgery token");
+        _refusedLog.Refused(context, "/ui form", "the dashboard: no session or anti-forgery token");
         return Page(403, "Refused", null, DashboardPages.Message("This request carried no valid sign-in or anti-forgery token, so it was refused. Nothing was changed. Reload the dashboard and try again, or run latchkey dashboard to sign in."));
     }
 
@@ -578,9 +587,6 @@ internal sealed partial class DashboardEndpoints(
 
     [LoggerMessage(11, LogLevel.Warning, "Dashboard: refused a sign-in link (used, expired or unknown)")]
     private static partial void LogSignInRefused(ILogger logger);
-
-    [LoggerMessage(12, LogLevel.Warning, "Dashboard: refused {Path}: {Reason}")]
-    private static partial void LogRefused(ILogger logger, string path, string reason);
 
     [LoggerMessage(13, LogLevel.Information, "Dashboard: {Action} {Name}")]
     private static partial void LogAction(ILogger logger, string action, string name);

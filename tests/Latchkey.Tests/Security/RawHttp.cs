@@ -16,7 +16,8 @@ internal sealed record RawResponse(int Status, IReadOnlyDictionary<string, strin
 /// </summary>
 internal static class RawHttp
 {
-    /// <summary>Sends <c>METHOD TARGET HTTP/1.1</c> with a Host, the given header lines and <c>Connection: close</c>.</summary>
+    /// <summary>Sends <c>METHOD TARGET HTTP/1.1</c> with a Host (the gateway's, unless a <c>Host:</c> line is given),
+    /// the given header lines and <c>Connection: close</c>.</summary>
     public static Task<RawResponse> SendAsync(string baseUrl, string method, string target, params string[] headers) =>
         SendRawAsync(baseUrl, Request(baseUrl, method, target, headers, null));
 
@@ -51,7 +52,13 @@ internal static class RawHttp
 
     private static byte[] Request(string baseUrl, string method, string target, string[] headers, string? body)
     {
-        var head = new StringBuilder($"{method} {target} HTTP/1.1\r\nHost: {new Uri(baseUrl).Authority}\r\n");
+        // The gateway's own Host, unless the caller sends one of its own (a page reached through DNS rebinding).
+        var head = new StringBuilder($"{method} {target} HTTP/1.1\r\n");
+        if (!headers.Any(h => h.StartsWith("Host:", StringComparison.OrdinalIgnoreCase)))
+        {
+            head.Append("Host: ").Append(new Uri(baseUrl).Authority).Append("\r\n");
+        }
+
         foreach (var header in headers)
         {
             head.Append(header).Append("\r\n");

@@ -100,6 +100,30 @@ public sealed class RefusedFloodTests(Xunit.Abstractions.ITestOutputHelper outpu
     }
 
     [Fact]
+    public async Task Dashboard_FiveHundredRefusedRequestsFromOneSource_LogStaysWithinTheBudget()
+    {
+        await using var gateway = await GatewayProcess.StartAsync();
+        var logBefore = gateway.Log.Length;
+        var started = Stopwatch.StartNew();
+
+        // A page in the browser (DNS rebinding: a foreign Host) and a cross-site form, over and over.
+        for (var i = 0; i < 500; i++)
+        {
+            var answer = i % 2 == 0
+                ? await RawHttp.SendAsync(gateway.Url, "GET", $"/ui/flood-{i}", "Host: attacker.example")
+                : await RawHttp.SendAsync(gateway.Url, "POST", $"/ui/keys/flood-{i}", "Origin: http://attacker.example", "Content-Length: 0");
+            Assert.True(answer.Status == 403, $"request {i}: {answer.Status}");
+        }
+
+        var seconds = started.Elapsed.TotalSeconds;
+        var log = gateway.Log[logBefore..];
+        var refusedLines = log.Split('\n').Count(l => l.Contains("Refused a request for", StringComparison.Ordinal) && l.Contains("the dashboard:", StringComparison.Ordinal));
+        var budget = LogBurst + (long)Math.Ceiling(LogPerSecond * (seconds + 1));
+        output.WriteLine($"{seconds:0.#} s: {refusedLines} dashboard refusal lines (budget {budget})");
+        Assert.InRange(refusedLines, 1, budget);
+    }
+
+    [Fact]
     public async Task Log_RequestPathWithCarriageReturnAndEscape_WritesNoControlCharacterAndForgesNoLine()
     {
         await using var gateway = await GatewayProcess.StartAsync();
