@@ -5,7 +5,8 @@ namespace Latchkey.Mcp;
 
 /// <summary>
 /// Reading and writing a client's configuration file safely: the new text goes to a temporary file in the same
-/// folder, with the old file's mode (0600 for a new file: it holds a client key), is flushed to disk and renamed over
+/// folder, with the old file's owner permissions and none for group or others (0600 for a new file: it holds a client
+/// key), is flushed to disk and renamed over
 /// the old one, so the client never reads half a file; the old file is kept beside it as
 /// <c>FILE.latchkey-backup</c>, with its own mode. A symbolic link is followed: the file it points at is replaced and
 /// the link stays.
@@ -17,6 +18,9 @@ internal static class McpConfigFile
 
     /// <summary>The mode of a configuration file Latchkey creates: it holds a client key, so only its owner reads it.</summary>
     public const UnixFileMode NewFileMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+
+    /// <summary>The bits of a mode that concern the file's owner.</summary>
+    private const UnixFileMode OwnerBits = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
 
     /// <summary>The mode of a folder Latchkey creates for a new configuration file.</summary>
     public const UnixFileMode NewFolderMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
@@ -46,7 +50,9 @@ internal static class McpConfigFile
         }
 
         var existed = File.Exists(target);
-        var mode = existed && !OperatingSystem.IsWindows() ? File.GetUnixFileMode(target) : NewFileMode;
+        // The owner's bits are kept; group and others lose theirs, because the file now holds a client key (or held
+        // one, for the backup) that would let any local user who reads it use the credential through the gateway.
+        var mode = existed && !OperatingSystem.IsWindows() ? (File.GetUnixFileMode(target) & OwnerBits) | NewFileMode : NewFileMode;
         string? backup = null;
         if (existed)
         {

@@ -38,7 +38,7 @@ internal sealed record McpInstallResult(McpInstallOutcome Outcome, string Diff, 
 /// <c>latchkey mcp install</c>: writes one MCP server's entry into a client's own configuration file, and takes it
 /// out again. The entry's shape comes from <see cref="McpClientConfig"/> (the same as <c>latchkey mcp config</c>
 /// prints); the file is edited by <see cref="JsonConfigDocument"/> or <see cref="TomlConfigDocument"/>, which change
-/// that one entry and nothing else, and written by <see cref="McpConfigFile"/> (atomic, same mode, backup kept).
+/// that one entry and nothing else, and written by <see cref="McpConfigFile"/> (atomic, the owner's permissions only, backup kept).
 /// </summary>
 /// <remarks>
 /// <para><b>Idempotent.</b> An entry that already is what would be written is left alone, and no key is minted: for

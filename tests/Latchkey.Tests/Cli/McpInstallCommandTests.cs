@@ -87,7 +87,7 @@ public sealed class McpInstallCommandTests : IDisposable
     }
 
     [Fact]
-    public async Task Install_ExistingJsoncFile_KeepsOtherEntriesUnknownKeysCommentsAndModeAndBacksItUp()
+    public async Task Install_ExistingGroupReadableJsoncFile_KeepsOtherEntriesUnknownKeysAndCommentsNarrowsItToTheOwnerAndBacksItUp()
     {
         var path = Path.Combine(_user, ".cursor", "mcp.json");
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
@@ -101,7 +101,7 @@ public sealed class McpInstallCommandTests : IDisposable
         var after = await File.ReadAllTextAsync(path);
         Assert.StartsWith("{\n  // my servers\n  \"mcpServers\": {\n    \"github\": { \"url\": \"https://api.githubcopilot.com/mcp/\" },\n    \"tracker\": {", after, StringComparison.Ordinal);
         Assert.EndsWith("}, /* keep */\n  },\n  \"futureSetting\": { \"x\": [1, 2] },\n}\n", after, StringComparison.Ordinal);
-        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead, File.GetUnixFileMode(path));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path)); // it holds a client key now: the group's read is taken away
         Assert.Equal(before, await File.ReadAllTextAsync(path + ".latchkey-backup"));
         Assert.Empty(Directory.GetFiles(Path.GetDirectoryName(path)!, "*.latchkey-tmp"));
     }
