@@ -63,7 +63,7 @@ internal static class Processes
         return Run(info, stdin);
     }
 
-    /// <summary>Runs the program <paramref name="info"/> describes with <paramref name="stdin"/> piped in, and waits for it.</summary>
+    /// <summary>Runs the program <paramref name="info"/> describes with <paramref name="stdin"/> piped in, and waits (at most 60 s) for it to exit and close its output.</summary>
     public static async Task<Result> Run(ProcessStartInfo info, string? stdin)
     {
         using var process = Process.Start(info)!;
@@ -77,7 +77,7 @@ internal static class Processes
         process.StandardInput.Close();
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         await process.WaitForExitAsync(timeout.Token);
-        return new Result(process.ExitCode, await stdout, await stderr);
+        return new Result(process.ExitCode, await stdout.WaitAsync(timeout.Token), await stderr.WaitAsync(timeout.Token)); // a child that keeps the pipes open does not hang the test
     }
 
     internal sealed record Result(int ExitCode, string Stdout, string Stderr)

@@ -264,21 +264,10 @@ public sealed class RunCommandTests : IClassFixture<RunCommandFixture>
     private Task<Processes.Result> Latchkey(string? stdin, params string[] args) => Run(stdin, [Processes.LatchkeyExe, .. args]);
 
     /// <summary>Runs <paramref name="argv"/> with the test's environment and waits for it to exit and close its output.</summary>
-    private async Task<Processes.Result> Run(string? stdin, params string[] argv)
+    private Task<Processes.Result> Run(string? stdin, params string[] argv)
     {
         var info = StartInfo(argv[1..]);
         info.FileName = argv[0];
-        using var process = Process.Start(info)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        if (stdin is not null)
-        {
-            await process.StandardInput.WriteAsync(stdin);
-        }
-
-        process.StandardInput.Close();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        await process.WaitForExitAsync(timeout.Token);
-        return new Processes.Result(process.ExitCode, await stdout.WaitAsync(timeout.Token), await stderr.WaitAsync(timeout.Token));
+        return Processes.Run(info, stdin);
     }
 }

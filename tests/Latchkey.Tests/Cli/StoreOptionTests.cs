@@ -28,18 +28,7 @@ public sealed class StoreOptionTests(PostgresServer server) : IDisposable
             info.Environment[name] = value;
         }
 
-        using var process = Process.Start(info)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        if (stdin is not null)
-        {
-            await process.StandardInput.WriteAsync(stdin);
-        }
-
-        process.StandardInput.Close();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        await process.WaitForExitAsync(timeout.Token);
-        return new Processes.Result(process.ExitCode, await stdout, await stderr);
+        return await Processes.Run(info, stdin);
     }
 
     private string KeyFile(string name)
