@@ -178,6 +178,11 @@ internal sealed class CliApp(CliConsole console, TimeProvider time)
             root.Add(command);
         }
 
+        foreach (var suggest in root.Directives.OfType<SuggestDirective>())
+        {
+            suggest.Action = new CompletionCommand.PrefixCompletionAction(suggest);
+        }
+
         return root;
     }
 }

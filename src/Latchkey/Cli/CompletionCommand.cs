@@ -1,5 +1,8 @@
 using System.CommandLine;
 using System.CommandLine.Completions;
+using System.CommandLine.Invocation;
+using System.CommandLine.Parsing;
+using System.Globalization;
 using Latchkey.Composition;
 using Latchkey.Store;
 
@@ -26,6 +29,38 @@ internal static class CompletionCommand
             return ExitCodes.Success;
         });
         return command;
+    }
+
+    /// <summary>
+    /// The <c>[suggest:POSITION] "LINE"</c> directive's action: System.CommandLine's own completions for LINE at
+    /// POSITION (as its <c>CompletionAction</c> computes them), keeping those that start with the word being
+    /// completed. Its own action keeps every completion that merely contains the word ('--help' for 'e'), which
+    /// leaves bash and zsh with no common prefix to insert.
+    /// </summary>
+    public sealed class PrefixCompletionAction(SuggestDirective directive) : SynchronousCommandLineAction
+    {
+        public override bool ClearsParseErrors => true;
+
+        public override int Invoke(ParseResult parseResult)
+        {
+            var line = parseResult.Tokens.LastOrDefault(t => t.Type != TokenType.Directive)?.Value ?? string.Empty;
+            var value = parseResult.GetResult(directive)?.Values.SingleOrDefault();
+            var position = int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var p) ? Math.Min(p, line.Length) : line.Length;
+            line = line[..position]; // the scripts send the line up to the cursor; what follows it does not change what fits there
+            var completing = parseResult.RootCommandResult.Command.Parse(line, parseResult.Configuration);
+            var word = completing.GetCompletionContext().WordToComplete;
+            var output = parseResult.InvocationConfiguration.Output;
+            foreach (var completion in completing.GetCompletions(position))
+            {
+                var text = (completion.InsertText ?? completion.Label).ReplaceLineEndings(" ").Replace('\t', ' ');
+                if (text.StartsWith(word, StringComparison.Ordinal))
+                {
+                    output.WriteLine(text);
+                }
+            }
+
+            return ExitCodes.Success;
+        }
     }
 
     /// <summary>Makes an argument or option complete with the store's credential names.</summary>

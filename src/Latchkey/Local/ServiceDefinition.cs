@@ -49,15 +49,14 @@ internal sealed record ServiceDefinition(string Binary, string Home, IReadOnlyLi
         unit.Append("# Written by 'latchkey service install'; 'latchkey service uninstall' removes it.\n");
         unit.Append("[Unit]\n");
         unit.Append("Description=Latchkey gateway (credentials for AI coding agents)\n");
-        unit.Append("Documentation=man:systemd.service(5)\n");
         unit.Append("\n[Service]\n");
         unit.Append("Type=exec\n");
         foreach (var (name, value) in AllEnvironment)
         {
-            unit.Append("Environment=").Append(SystemdQuote($"{name}={value}", forExec: false)).Append('\n');
+            unit.Append("Environment=").Append(SystemdQuote($"{name}={value}")).Append('\n');
         }
 
-        unit.Append("ExecStart=").Append(SystemdQuote(Binary, forExec: true)).Append(" serve\n");
+        unit.Append("ExecStart=").Append(SystemdQuote(Binary)).Append(" serve\n");
         unit.Append("Restart=on-failure\n");
         unit.Append("RestartSec=2\n");
         unit.Append("# SIGTERM is a clean shutdown: requests in flight finish, the audit queue is written (up to 10 s).\n");
@@ -142,6 +141,12 @@ internal sealed record ServiceDefinition(string Binary, string Home, IReadOnlyLi
 
     private void CheckPaths()
     {
+        if (Binary.Any(c => c is '"' or '\'' or '\\'))
+        {
+            throw new ActionableException($"systemd cannot start an executable whose path holds a quote or a backslash: {Binary}.",
+                "Link it from a plain path and name that: latchkey service install --binary ~/.local/bin/latchkey");
+        }
+
         foreach (var (what, path) in new[] { ("executable", Binary), ("home folder", Home) }.Concat(Environment.Select(e => (e.Key, e.Value))))
         {
             if (path.Any(c => char.IsControl(c)))
@@ -152,16 +157,13 @@ internal sealed record ServiceDefinition(string Binary, string Home, IReadOnlyLi
     }
 
     /// <summary>
-    /// One word for a unit file: '%' becomes '%%' (specifiers), and for <c>ExecStart</c> '$' becomes '$$' (variable
-    /// expansion); a word with a space, quote, backslash or ';' is put in double quotes with C-style escapes.
+    /// One word for a unit file: '%' becomes '%%' (specifiers); a word with a space, quote, backslash or ';' is put in
+    /// double quotes with C-style escapes. An <c>ExecStart</c> executable is never variable-expanded, so its '$'
+    /// stays (systemd refuses one with a quote or backslash: <see cref="CheckPaths"/>).
     /// </summary>
-    internal static string SystemdQuote(string word, bool forExec)
+    internal static string SystemdQuote(string word)
     {
         var text = word.Replace("%", "%%", StringComparison.Ordinal);
-        if (forExec)
-        {
-            text = text.Replace("$", "$$", StringComparison.Ordinal);
-        }
 
         if (!text.Any(c => c is ' ' or '\t' or '"' or '\'' or '\\' or ';'))
         {
@@ -196,7 +198,7 @@ internal sealed record ServiceDefinition(string Binary, string Home, IReadOnlyLi
             word = space < 0 ? rest : rest[..space];
         }
 
-        return word.Replace("$$", "$", StringComparison.Ordinal).Replace("%%", "%", StringComparison.Ordinal);
+        return word.Replace("%%", "%", StringComparison.Ordinal);
     }
 
     private sealed class Utf8StringWriter : StringWriter

@@ -128,7 +128,8 @@ internal sealed class ServiceManager(ServicePlatform platform, Func<string, stri
         home.EnsureReady(); // the gateway's folder, and the launchd agent's log, exist and are private before it starts
         var text = Render(definition);
         var path = FilePath;
-        var unchanged = File.Exists(path) && await File.ReadAllTextAsync(path, ct) == text;
+        var existed = File.Exists(path);
+        var unchanged = existed && await File.ReadAllTextAsync(path, ct) == text;
         if (!unchanged)
         {
             Directory.CreateDirectory(Path.GetDirectoryName(path)!);
@@ -158,9 +159,9 @@ internal sealed class ServiceManager(ServicePlatform platform, Func<string, stri
             ? [["systemctl", "--user", "daemon-reload"], ["systemctl", "--user", "enable", .. startNow ? new[] { "--now" } : [], ServiceDefinition.SystemdUnitName]]
             : [["launchctl", "bootout", Domain(), path], ["launchctl", "bootstrap", Domain(), path]];
         var started = await RunStepsAsync(steps, ignoreFailureOf: Platform == ServicePlatform.Launchd ? 0 : -1, ct);
-        if (started && Platform == ServicePlatform.Systemd && !unchanged && startNow)
+        if (started && Platform == ServicePlatform.Systemd && existed && !unchanged && startNow)
         {
-            // enable --now does not restart a unit that already ran an older file
+            // enable --now does not restart a unit that already runs an older file
             await RunAsync(["systemctl", "--user", "try-restart", ServiceDefinition.SystemdUnitName], ct);
         }
 
