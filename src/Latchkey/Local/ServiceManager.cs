@@ -191,9 +191,17 @@ internal sealed class ServiceManager(ServicePlatform platform, Func<string, stri
         string[][] before = Platform == ServicePlatform.Systemd
             ? [["systemctl", "--user", "disable", "--now", ServiceDefinition.SystemdUnitName]]
             : [["launchctl", "bootout", Domain(), path]];
-        var reached = await RunStepsAsync(before, ignoreFailureOf: Platform == ServicePlatform.Launchd ? 0 : -1, ct);
+        var reached = await RunStepsAsync(before, ignoreFailureOf: Platform == ServicePlatform.Launchd ? 0 : -1, ct,
+            byHand: Platform == ServicePlatform.Systemd ? "systemctl --user stop latchkey.service && systemctl --user daemon-reload" : null);
         File.Delete(path);
         output.WriteLine($"Removed {path}.");
+        var wanted = Path.Combine(Path.GetDirectoryName(path)!, "default.target.wants", ServiceDefinition.SystemdUnitName);
+        if (Platform == ServicePlatform.Systemd && !reached && new FileInfo(wanted).LinkTarget is not null)
+        {
+            File.Delete(wanted); // what 'enable' linked, which 'disable' could not take back
+            output.WriteLine($"Removed {wanted}.");
+        }
+
         if (reached && Platform == ServicePlatform.Systemd)
         {
             await RunStepsAsync([["systemctl", "--user", "daemon-reload"]], -1, ct);
@@ -266,7 +274,7 @@ internal sealed class ServiceManager(ServicePlatform platform, Func<string, stri
     }
 
     /// <summary>Runs the steps in order; at the first that fails (but <paramref name="ignoreFailureOf"/>), says what to run by hand.</summary>
-    private async Task<bool> RunStepsAsync(string[][] steps, int ignoreFailureOf, CancellationToken ct)
+    private async Task<bool> RunStepsAsync(string[][] steps, int ignoreFailureOf, CancellationToken ct, string? byHand = null)
     {
         for (var i = 0; i < steps.Length; i++)
         {
@@ -276,7 +284,7 @@ internal sealed class ServiceManager(ServicePlatform platform, Func<string, stri
                 continue;
             }
 
-            var remaining = string.Join(" && ", steps.Skip(i).Where((_, j) => i + j != ignoreFailureOf).Select(s => string.Join(' ', s.Select(ShellWord))));
+            var remaining = byHand ?? string.Join(" && ", steps.Skip(i).Where((_, j) => i + j != ignoreFailureOf).Select(s => string.Join(' ', s.Select(ShellWord))));
             output.WriteLine($"'{string.Join(' ', steps[i])}' did not work ({result.Problem}). Run it where {(Platform == ServicePlatform.Systemd ? "your systemd user session is" : "you are logged in")}: {remaining}");
             return false;
         }

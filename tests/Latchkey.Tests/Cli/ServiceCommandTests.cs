@@ -128,6 +128,16 @@ public sealed class ServiceCommandTests : IDisposable
         Assert.True(File.Exists(UnitPath));
         Assert.Contains("Failed to connect to bus", result.Stdout, StringComparison.Ordinal);
         Assert.Contains("systemctl --user daemon-reload && systemctl --user enable --now latchkey.service", result.Stdout, StringComparison.Ordinal);
+
+        // Enabled by hand meanwhile; uninstall, still without the bus, takes back the link 'enable' made.
+        var wants = Path.Combine(Path.GetDirectoryName(UnitPath)!, "default.target.wants");
+        Directory.CreateDirectory(wants);
+        File.CreateSymbolicLink(Path.Combine(wants, "latchkey.service"), UnitPath);
+        var removed = await Cli(fake, "service", "uninstall");
+        Assert.True(removed.ExitCode == 0, removed.ToString());
+        Assert.False(File.Exists(UnitPath));
+        Assert.Null(new FileInfo(Path.Combine(wants, "latchkey.service")).LinkTarget);
+        Assert.Contains("systemctl --user stop latchkey.service && systemctl --user daemon-reload", removed.Stdout, StringComparison.Ordinal);
     }
 
     /// <summary>
