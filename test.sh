@@ -17,6 +17,8 @@ log() { printf '==> %s\n' "$*" >&2; }
 #   The attack tests write and count the stores with the real sqlite3 and psql shells, as someone with the file would.
 #   The socket attack test connects as another user with setpriv (util-linux).
 apt_needs=("/usr/lib/postgresql/*/bin/initdb:postgresql" psql:postgresql-client sqlite3:sqlite3 node:nodejs npm:npm /usr/sbin/sshd:openssh-server ssh:openssh-client curl:curl chromium:chromium /usr/bin/setpriv:util-linux)
+#   latchkey service's unit is checked by systemd's own systemd-analyze verify; the completion scripts run in zsh and fish.
+apt_needs+=(systemd-analyze:systemd zsh:zsh fish:fish)
 missing=()
 have() {
   case "$1" in

@@ -21,6 +21,7 @@ internal static class AuditCommand
     {
         var since = new Option<string?>("--since") { Description = "Only entries at or after this: a duration back from now (90s, 15m, 12h, 7d) or a time (2026-01-31T12:00:00Z)." };
         var credential = new Option<string?>("--credential") { Description = "Only entries for this credential." };
+        CompletionCommand.CompleteCredentialNames(credential.CompletionSources);
         var limit = new Option<int>("--limit") { Description = $"At most this many entries, the newest (default 100, at most {MaxLimit}).", DefaultValueFactory = _ => 100 };
         var json = new Option<bool>("--json") { Description = "Print JSON for scripts instead of a table (the shape is in docs/audit.md)." };
         var command = new Command("audit", "Show the requests the gateway answered: when, which client key, credential and route, status, latency and reason.")

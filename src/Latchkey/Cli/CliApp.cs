@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.CommandLine.Completions;
 using Latchkey.Composition;
 using Latchkey.Diagnostics;
 using Latchkey.Local;
@@ -44,6 +45,12 @@ internal sealed class CliApp(CliConsole console, TimeProvider time)
 
         var root = BuildRoot();
         var parse = root.Parse(args);
+        if (root.Directives.OfType<SuggestDirective>().FirstOrDefault() is { } suggest && parse.GetResult(suggest) is not null)
+        {
+            // `latchkey "[suggest:POSITION]" "LINE"`: the shell completion scripts ask for completions (CompletionCommand).
+            return await parse.InvokeAsync(new InvocationConfiguration { Output = Console.Out, Error = TextWriter.Null });
+        }
+
         if (parse.UnmatchedTokens.Count > 0)
         {
             // Never echo unexpected arguments back: one of them may be a secret typed on the command line.
@@ -163,10 +170,17 @@ internal sealed class CliApp(CliConsole console, TimeProvider time)
             SshCommand.Build(this),
             McpCommands.Build(this),
             DashboardCommand.Build(this),
+            ServiceCommand.Build(this),
+            CompletionCommand.Build(this),
         ];
         foreach (var command in commands)
         {
             root.Add(command);
+        }
+
+        foreach (var suggest in root.Directives.OfType<SuggestDirective>())
+        {
+            suggest.Action = new CompletionCommand.PrefixCompletionAction(suggest);
         }
 
         return root;

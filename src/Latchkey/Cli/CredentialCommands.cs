@@ -14,13 +14,19 @@ internal static class CredentialCommands
 {
     public static IEnumerable<Command> Build(CliApp app) => [Add(app), List(app), Status(app), Token(app), History(app), Restore(app), Remove(app)];
 
-    private static Argument<string> NameArgument(string description) => new("NAME") { Description = description };
+    /// <summary>The NAME of an existing credential: completes with the store's names.</summary>
+    private static Argument<string> NameArgument(string description)
+    {
+        var name = new Argument<string>("NAME") { Description = description };
+        CompletionCommand.CompleteCredentialNames(name.CompletionSources);
+        return name;
+    }
 
     private static Option<bool> JsonOption() => new("--json") { Description = "Print JSON for scripts instead of a table." };
 
     private static Command Add(CliApp app)
     {
-        var name = NameArgument("The name to give the credential; it is how routes and commands refer to it.");
+        var name = new Argument<string>("NAME") { Description = "The name to give the credential; it is how routes and commands refer to it." };
         var upstream = new Option<string?>("--upstream") { Description = "The upstream base URL the gateway forwards to (https, or http to this machine). Required unless --keep-settings." };
         var header = new Option<string>("--header") { Description = "The header the gateway puts the secret in.", DefaultValueFactory = _ => InjectionRule.Default.Header };
         var format = new Option<string>("--format") { Description = "The header's value, where {secret} stands for the secret.", DefaultValueFactory = _ => InjectionRule.Default.Format };
@@ -208,6 +214,7 @@ internal static class CredentialCommands
     private static Command Status(CliApp app)
     {
         var name = new Argument<string?>("NAME") { Description = "One credential to show; all when omitted.", Arity = ArgumentArity.ZeroOrOne };
+        CompletionCommand.CompleteCredentialNames(name.CompletionSources);
         var json = JsonOption();
         var command = new Command("status", "Show each credential's state and, when it is not usable, why and what to do. With NAME, exits 3 when that credential is not usable.")
         {

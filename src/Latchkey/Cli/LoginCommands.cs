@@ -80,6 +80,7 @@ internal static class LoginCommands
     private static Command Logout(CliApp app)
     {
         var name = new Argument<string>("NAME") { Description = "The credential to sign out of: its grant is revoked at the server, then removed." };
+        CompletionCommand.CompleteCredentialNames(name.CompletionSources);
         var command = new Command("logout", "Revoke a credential's grant at its authorization server (RFC 7009), then remove it.") { name };
         command.SetAction((parse, ct) => RemoveAsync(app, parse, parse.GetValue(name)!, ct));
         return command;

@@ -99,6 +99,7 @@ internal static class McpCommands
     private static Command Remove(CliApp app)
     {
         var name = new Argument<string>("NAME") { Description = "The MCP server to remove: its grant is revoked at the authorization server first." };
+        CompletionCommand.CompleteCredentialNames(name.CompletionSources);
         var command = new Command("remove", "Revoke an MCP server's grant (RFC 7009) and remove its record.") { name };
         command.SetAction(async (parse, ct) =>
         {
@@ -112,6 +113,7 @@ internal static class McpCommands
     private static Command Stdio(CliApp app)
     {
         var name = new Argument<string>("NAME") { Description = "The MCP server to bridge to." };
+        CompletionCommand.CompleteCredentialNames(name.CompletionSources);
         var command = new Command("stdio", "A stdio MCP server that forwards to the remote one with the stored grant: a drop-in for 'npx mcp-remote URL'. Logs go to standard error.") { name };
         return app.WithServices(command, async (parse, services, ct) =>
         {
@@ -140,6 +142,7 @@ internal static class McpCommands
     private static Command Config(CliApp app)
     {
         var name = new Argument<string>("NAME") { Description = "The MCP server." };
+        CompletionCommand.CompleteCredentialNames(name.CompletionSources);
         var client = new Option<string>("--client") { Description = $"{McpClientConfig.Names}.", Required = true };
         var via = ViaOption();
         var gateway = GatewayOption();
@@ -179,6 +182,7 @@ internal static class McpCommands
     private static Command Install(CliApp app)
     {
         var name = new Argument<string>("NAME") { Description = "The MCP server (added with 'latchkey mcp add')." };
+        CompletionCommand.CompleteCredentialNames(name.CompletionSources);
         var client = new Option<string>("--client") { Description = $"The client whose configuration to write: {McpClientConfig.Names}.", Required = true };
         var scope = new Option<string>("--scope") { Description = "user (default: the client's own file in your home folder) or project (the project file in the current folder: .mcp.json, .cursor/mcp.json, .vscode/mcp.json).", DefaultValueFactory = _ => "user" };
         var via = ViaOption();

@@ -13,7 +13,12 @@ internal static partial class RunCommand
 {
     public static IEnumerable<Command> Build(CliApp app) => [Run(app), Env(app)];
 
-    private static Option<string?> CredentialOption() => new("--credential") { Description = "The credential the agent uses (default: the only one, when there is exactly one)." };
+    private static Option<string?> CredentialOption()
+    {
+        var option = new Option<string?>("--credential") { Description = "The credential the agent uses (default: the only one, when there is exactly one)." };
+        CompletionCommand.CompleteCredentialNames(option.CompletionSources);
+        return option;
+    }
 
     private static Option<string?> RouterOption() => new("--router") { Description = "A model router from routes.json to use instead of one credential." };
 

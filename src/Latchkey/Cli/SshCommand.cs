@@ -19,6 +19,7 @@ internal static class SshCommand
     public static Command Build(CliApp app)
     {
         var credentials = new Option<string[]>("--credential") { Description = "A credential the remote side may use (repeatable; the first is the one agents are pointed at). Default: the only one." };
+        CompletionCommand.CompleteCredentialNames(credentials.CompletionSources);
         var router = new Option<string?>("--router") { Description = "A model router from routes.json to point agents at instead of a credential." };
         var api = new Option<string?>("--api") { Description = "The API shape the remote agent speaks: anthropic or openai (default: guessed from the credential)." };
         var expires = new Option<string>("--expires") { Description = "How long the session key works at most, even if latchkey ssh is killed (default 12h).", DefaultValueFactory = _ => "12h" };

@@ -2,11 +2,15 @@ using System.Runtime.InteropServices;
 
 namespace Latchkey.Local;
 
-/// <summary>POSIX calls .NET does not expose: sending a chosen signal, and marking descriptors close-on-exec.</summary>
+/// <summary>POSIX calls .NET does not expose: sending a chosen signal, marking descriptors close-on-exec, the user id.</summary>
 internal static partial class NativeMethods
 {
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     public static partial int Kill(int pid, int signal);
+
+    /// <summary>The real user id (launchd's <c>gui/UID</c> domain).</summary>
+    [LibraryImport("libc", EntryPoint = "getuid")]
+    public static partial uint GetUid();
 
     [LibraryImport("libc", EntryPoint = "fcntl", SetLastError = true)]
     private static partial int Fcntl(int descriptor, int command, int argument);
