@@ -16,7 +16,10 @@ log() { printf '==> %s\n' "$*" >&2; }
 #   The dashboard tests drive Debian's Chromium through Playwright (never a downloaded browser).
 #   The attack tests write and count the stores with the real sqlite3 and psql shells, as someone with the file would.
 #   The socket attack test connects as another user with setpriv (util-linux).
-apt_needs=("/usr/lib/postgresql/*/bin/initdb:postgresql" psql:postgresql-client sqlite3:sqlite3 node:nodejs npm:npm /usr/sbin/sshd:openssh-server ssh:openssh-client curl:curl chromium:chromium /usr/bin/setpriv:util-linux)
+#   The keychain tests run a real gnome-keyring-daemon on a private D-Bus session bus (dbus-daemon), and check
+#   its items from outside with secret-tool (libsecret-tools).
+apt_needs=("/usr/lib/postgresql/*/bin/initdb:postgresql" psql:postgresql-client sqlite3:sqlite3 node:nodejs npm:npm /usr/sbin/sshd:openssh-server ssh:openssh-client curl:curl chromium:chromium /usr/bin/setpriv:util-linux
+  dbus-daemon:dbus-daemon dbus-send:dbus-bin gnome-keyring-daemon:gnome-keyring secret-tool:libsecret-tools)
 missing=()
 have() {
   case "$1" in

@@ -61,7 +61,7 @@ internal sealed class MasterKeys(StoreHome home, IOsKeyStore? keychain)
     {
         MasterKeyPlace.File => $"the file {Home.KeyFilePath}",
         MasterKeyPlace.Keychain => $"{DescribeKeychain(ReadNote()?.Keychain)} (item 'Latchkey master key', account {Account})",
-        _ => "nowhere yet (the first 'latchkey add' makes it)",
+        _ => Keychain is null ? "not made yet (the first 'latchkey add' makes it, in master.key)" : $"not made yet (the first 'latchkey add' makes it, in {Keychain.Description} when it is reachable and unlocked, else in master.key)",
     };
 
     /// <summary>The key, made on first use (see the class remarks). <paramref name="beforeCreating"/> may refuse a new key by throwing.</summary>

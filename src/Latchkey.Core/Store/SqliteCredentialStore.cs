@@ -81,16 +81,19 @@ internal sealed partial class SqliteCredentialStore : CredentialStore
     private static SqliteCredentialStore Open(StoreHome home, TimeProvider time, StoreSealing? sealing, Func<byte[]> loadKey)
     {
         home.EnsureReady();
+
+        // The key before the database: a keychain that is locked leaves no database behind.
+        var key = loadKey();
         PrecreateDatabase(home.DatabasePath);
         foreach (var file in new[] { home.DatabasePath, home.DatabasePath + "-wal", home.DatabasePath + "-shm" })
         {
             if (StoreHome.CheckFileMode(file) is { } problem)
             {
+                CryptographicOperations.ZeroMemory(key);
                 throw new StoreException("file_permissions", problem);
             }
         }
 
-        var key = loadKey();
         SecretProtector protector;
         try
         {
@@ -169,6 +172,11 @@ internal sealed partial class SqliteCredentialStore : CredentialStore
     /// </summary>
     private static void RefuseNewKeyBesideSealedData(StoreHome home, MasterKeys keys)
     {
+        if (!File.Exists(home.DatabasePath))
+        {
+            return;
+        }
+
         long sealedRows;
         try
         {

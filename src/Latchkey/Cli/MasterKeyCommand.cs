@@ -40,7 +40,7 @@ internal static class MasterKeyCommand
             }
             else
             {
-                app.Console.Out.WriteLine($"The master key is in {view.Description}.");
+                app.Console.Out.WriteLine($"Master key: {view.Description}.");
             }
 
             return ExitCodes.Success;
