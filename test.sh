@@ -19,6 +19,9 @@ log() { printf '==> %s\n' "$*" >&2; }
 apt_needs=("/usr/lib/postgresql/*/bin/initdb:postgresql" psql:postgresql-client sqlite3:sqlite3 node:nodejs npm:npm /usr/sbin/sshd:openssh-server ssh:openssh-client curl:curl chromium:chromium /usr/bin/setpriv:util-linux)
 #   latchkey service's unit is checked by systemd's own systemd-analyze verify; the completion scripts run in zsh and fish.
 apt_needs+=(systemd-analyze:systemd zsh:zsh fish:fish)
+#   The keychain tests run a real gnome-keyring-daemon on a private D-Bus session bus (dbus-daemon), and check
+#   its items from outside with secret-tool (libsecret-tools).
+apt_needs+=(dbus-daemon:dbus-daemon dbus-send:dbus-bin gnome-keyring-daemon:gnome-keyring secret-tool:libsecret-tools)
 missing=()
 have() {
   case "$1" in

@@ -37,8 +37,11 @@ internal sealed class SecretProtector : IDisposable
         _key = masterKey.ToArray();
         _fingerprintKey = HKDF.DeriveKey(HashAlgorithmName.SHA256, _key, 32, salt: [], info: "latchkey/rt-fp/v1"u8.ToArray());
         _rowKey = HKDF.DeriveKey(HashAlgorithmName.SHA256, _key, 32, salt: [], info: "latchkey/row-mac/v1"u8.ToArray());
-        KeyId = Convert.ToHexStringLower(SHA256.HashData([.. "latchkey/key-id/v1"u8, .. _key]))[..16];
+        KeyId = IdOf(_key);
     }
+
+    /// <summary>The public id of <paramref name="masterKey"/> (see <see cref="KeyId"/>).</summary>
+    public static string IdOf(ReadOnlySpan<byte> masterKey) => Convert.ToHexStringLower(SHA256.HashData([.. "latchkey/key-id/v1"u8, .. masterKey]))[..16];
 
     /// <summary>A public identifier of the master key (a hash prefix), stored beside each sealed blob.</summary>
     public string KeyId { get; }

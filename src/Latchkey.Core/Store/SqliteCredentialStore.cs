@@ -64,24 +64,36 @@ internal sealed partial class SqliteCredentialStore : CredentialStore
     /// once, unless the home recorded the store as sealed before (<see cref="StoreSealing"/>).
     /// </summary>
     /// <exception cref="StoreException">The store cannot be used; the message says why and what to do.</exception>
-    public static SqliteCredentialStore Open(StoreHome home, TimeProvider time, StoreSealing? sealing = null)
+    public static SqliteCredentialStore Open(StoreHome home, TimeProvider time, StoreSealing? sealing = null) =>
+        Open(home, time, sealing, MasterKeys.For(home));
+
+    /// <summary>Opens the store with the master key <paramref name="keys"/> finds or makes (see <see cref="MasterKeys"/>).</summary>
+    public static SqliteCredentialStore Open(StoreHome home, TimeProvider time, StoreSealing? sealing, MasterKeys keys) =>
+        Open(home, time, sealing, () => keys.LoadOrCreate(() => RefuseNewKeyBesideSealedData(home, keys)));
+
+    /// <summary>Opens the store with exactly <paramref name="masterKey"/> (for <c>latchkey key move</c>, which checks a key read back from its new place).</summary>
+    public static SqliteCredentialStore OpenWithKey(StoreHome home, TimeProvider time, ReadOnlySpan<byte> masterKey)
+    {
+        var copy = masterKey.ToArray();
+        return Open(home, time, null, () => copy);
+    }
+
+    private static SqliteCredentialStore Open(StoreHome home, TimeProvider time, StoreSealing? sealing, Func<byte[]> loadKey)
     {
         home.EnsureReady();
+
+        // The key before the database: a keychain that is locked leaves no database behind.
+        var key = loadKey();
         PrecreateDatabase(home.DatabasePath);
         foreach (var file in new[] { home.DatabasePath, home.DatabasePath + "-wal", home.DatabasePath + "-shm" })
         {
             if (StoreHome.CheckFileMode(file) is { } problem)
             {
+                CryptographicOperations.ZeroMemory(key);
                 throw new StoreException("file_permissions", problem);
             }
         }
 
-        if (!File.Exists(home.KeyFilePath))
-        {
-            RefuseNewKeyBesideSealedData(home);
-        }
-
-        var key = home.LoadOrCreateMasterKey();
         SecretProtector protector;
         try
         {
@@ -158,8 +170,13 @@ internal sealed partial class SqliteCredentialStore : CredentialStore
     /// A missing key file is made afresh only for a store that holds nothing sealed under a key: a new key would
     /// open none of the old secrets, and everything written with it would be lost when the old key came back.
     /// </summary>
-    private static void RefuseNewKeyBesideSealedData(StoreHome home)
+    private static void RefuseNewKeyBesideSealedData(StoreHome home, MasterKeys keys)
     {
+        if (!File.Exists(home.DatabasePath))
+        {
+            return;
+        }
+
         long sealedRows;
         try
         {
@@ -196,10 +213,10 @@ internal sealed partial class SqliteCredentialStore : CredentialStore
         }
 
         // Another process may have made the key and written since the first look: a row implies its key exists.
-        if (sealedRows > 0 && !File.Exists(home.KeyFilePath))
+        if (sealedRows > 0 && keys.Where() == MasterKeyPlace.None)
         {
             throw new StoreException("key_missing",
-                $"The master key file {home.KeyFilePath} is missing, but {home.DatabasePath} holds secrets sealed with it, which no new key can open. Nothing was changed and no new key was made. Restore master.key from the backup of the home folder (the one saved with latchkey.db), then run 'latchkey doctor'; to start over without those secrets, move latchkey.db aside.");
+                $"The master key file {home.KeyFilePath} is missing (and {keys.NotePath} does not say it is in the OS keychain), but {home.DatabasePath} holds secrets sealed with it, which no new key can open. Nothing was changed and no new key was made. Restore master.key from the backup of the home folder (the one saved with latchkey.db), then run 'latchkey doctor'; to start over without those secrets, move latchkey.db aside.");
         }
     }
 

@@ -148,7 +148,7 @@ internal sealed partial class StoreHome
     /// second replacing the first that a store may already be sealing with.</remarks>
     public byte[] LoadOrCreateMasterKey()
     {
-        if (TryReadKey() is { } existing)
+        if (TryReadKeyFile() is { } existing)
         {
             return existing;
         }
@@ -176,7 +176,7 @@ internal sealed partial class StoreHome
             File.Delete(temp);
         }
 
-        return TryReadKey() ?? throw new StoreException("key_unavailable",
+        return TryReadKeyFile() ?? throw new StoreException("key_unavailable",
             $"The master key file {KeyFilePath} could not be created or read. Check the folder's permissions with 'latchkey doctor'.", retryable: true);
     }
 
@@ -216,7 +216,35 @@ internal sealed partial class StoreHome
     [LibraryImport("libc", EntryPoint = "link", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int Link(string existing, string created);
 
-    private byte[]? TryReadKey()
+    /// <summary>
+    /// Writes <paramref name="key"/> to <c>master.key</c> (0600) for <c>latchkey key move --to file</c>; refuses
+    /// when the file exists (a key is never overwritten).
+    /// </summary>
+    public void WriteMasterKeyFile(ReadOnlySpan<byte> key)
+    {
+        var temp = KeyFilePath + $".tmp-{Environment.ProcessId}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}";
+        try
+        {
+            using (var stream = new FileStream(temp, PrivateFileOptions(System.IO.FileMode.CreateNew, FileAccess.Write, FileShare.None, FileOptions.WriteThrough)))
+            {
+                stream.Write(key);
+                stream.Flush(flushToDisk: true);
+            }
+
+            if (!LinkIntoPlace(temp, KeyFilePath))
+            {
+                throw new StoreException("key_exists", $"{KeyFilePath} exists already. Nothing was changed; move it aside if it is not this home's key.");
+            }
+        }
+        finally
+        {
+            File.Delete(temp);
+        }
+    }
+
+    /// <summary>The key in <c>master.key</c>, or null when there is no such file.</summary>
+    /// <exception cref="StoreException">The file is unreadable, damaged or open to others.</exception>
+    public byte[]? TryReadKeyFile()
     {
         byte[] bytes;
         try

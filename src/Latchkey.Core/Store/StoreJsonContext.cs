@@ -12,4 +12,5 @@ namespace Latchkey.Store;
 [JsonSerializable(typeof(UpstreamFailure))]
 [JsonSerializable(typeof(string[]))]
 [JsonSerializable(typeof(SealLedgerEntry))]
+[JsonSerializable(typeof(KeychainNote))]
 internal sealed partial class StoreJsonContext : JsonSerializerContext;

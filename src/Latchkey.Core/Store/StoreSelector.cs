@@ -145,7 +145,7 @@ internal static class StoreSelector
         // Only the key lives in the home folder here, so a network filesystem is no danger to it.
         var keyHome = new StoreHome(home.Path) { DetectNetworkFilesystem = _ => null };
         keyHome.EnsureReady();
-        return keyHome.LoadOrCreateMasterKey();
+        return MasterKeys.For(keyHome, getEnvironment).LoadOrCreate();
     }
 
     private static byte[] ReadKeyFile(string path)

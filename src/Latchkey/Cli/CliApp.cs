@@ -165,6 +165,7 @@ internal sealed class CliApp(CliConsole console, TimeProvider time)
             StoreCommands.Build(this),
             ServeCommand.Build(this),
             KeyCommands.Build(this),
+            MasterKeyCommand.Build(this),
             .. RunCommand.Build(this),
             AuditCommand.Build(this),
             SshCommand.Build(this),

@@ -264,6 +264,11 @@ internal static class CredentialCommands
                 Render(app, table);
             }
 
+            if (!parse.GetValue(json))
+            {
+                app.Console.Out.WriteLine($"Master key: {MasterKeyCommand.Locate(parse.GetValue(CliApp.StoreOption), parse.GetValue(CliApp.HomeOption)).Description}.");
+            }
+
             return only is not null && CredentialStatusView.Derive(records[0], now).NeedsAttention ? ExitCodes.NotUsable : ExitCodes.Success;
         });
     }

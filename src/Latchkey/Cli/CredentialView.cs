@@ -93,4 +93,5 @@ internal sealed record VersionView(long Version, string State, DateTimeOffset Wr
 [JsonSerializable(typeof(IReadOnlyList<DoctorFinding>))]
 [JsonSerializable(typeof(IReadOnlyList<VersionView>))]
 [JsonSerializable(typeof(IReadOnlyList<KeyView>))]
+[JsonSerializable(typeof(IReadOnlyList<KeyLocationView>))]
 internal sealed partial class CliJsonContext : JsonSerializerContext;

@@ -134,9 +134,7 @@ internal static class DoctorCommand
             findings.Add(new("file permissions", "ok", "The database, its WAL and the key file are private (0600).", null));
         }
 
-        findings.Add(File.Exists(home.KeyFilePath)
-            ? new("key storage", "warn", $"The master key is a file ({home.KeyFilePath}); anyone who can read it as you can decrypt the store. Back it up with the database: without it, secrets cannot be decrypted.", "Keep the home folder private; an OS key store (Secret Service, Keychain, DPAPI) is planned.")
-            : new("key storage", "fail", $"The master key file {home.KeyFilePath} is missing, so no stored secret can be decrypted.", "Restore master.key from the backup of the home folder."));
+        findings.Add(KeyStorageFinding(MasterKeys.For(home)));
 
         if (findings.Any(f => f.Status == "fail"))
         {
@@ -169,6 +167,39 @@ internal static class DoctorCommand
         }
 
         return findings;
+    }
+
+    /// <summary>Where the master key lives, and whether it can be had from there (the keychain is asked, nothing is made).</summary>
+    private static DoctorFinding KeyStorageFinding(MasterKeys keys)
+    {
+        var where = keys.Describe();
+        switch (keys.Where())
+        {
+            case MasterKeyPlace.File:
+                return new("key storage", "warn",
+                    $"The master key is in {where}; anyone who can read it as you can decrypt the store. Back it up with the database: without it, secrets cannot be decrypted.",
+                    keys.Keychain is null
+                        ? $"Keep the home folder private (no OS keychain is in use here{(OsKeyStores.ForThisMachine() is null ? $": {OsKeyStores.SwitchVariable}=off or an unsupported system" : string.Empty)})."
+                        : $"Move it into {keys.Keychain.Description}: latchkey key move --to keychain");
+            case MasterKeyPlace.Keychain:
+                try
+                {
+                    var key = keys.TryLoad();
+                    if (key is not null)
+                    {
+                        System.Security.Cryptography.CryptographicOperations.ZeroMemory(key);
+                    }
+
+                    return new("key storage", "ok", $"The master key is in {where}; the home folder holds only a note of where ({keys.NotePath}).", null);
+                }
+                catch (StoreException ex)
+                {
+                    return new("key storage", "fail", ex.Message, keys.Keychain?.UnlockHint);
+                }
+
+            default:
+                return new("key storage", "fail", $"The master key file {keys.Home.KeyFilePath} is missing, and {keys.NotePath} does not say it is in the OS keychain, so no stored secret can be decrypted.", "Restore master.key from the backup of the home folder.");
+        }
     }
 
     /// <summary>
