@@ -16,7 +16,8 @@ log() { printf '==> %s\n' "$*" >&2; }
 #   The dashboard tests drive Debian's Chromium through Playwright (never a downloaded browser).
 #   The attack tests write and count the stores with the real sqlite3 and psql shells, as someone with the file would.
 #   The socket attack test connects as another user with setpriv (util-linux).
-apt_needs=("/usr/lib/postgresql/*/bin/initdb:postgresql" psql:postgresql-client sqlite3:sqlite3 node:nodejs npm:npm /usr/sbin/sshd:openssh-server ssh:openssh-client curl:curl chromium:chromium /usr/bin/setpriv:util-linux)
+#   Native AOT (the native 'latchkey token' ./latchkey builds, and ./build.sh release) links with clang and zlib.
+apt_needs=(clang:clang /usr/include/zlib.h:zlib1g-dev "/usr/lib/postgresql/*/bin/initdb:postgresql" psql:postgresql-client sqlite3:sqlite3 node:nodejs npm:npm /usr/sbin/sshd:openssh-server ssh:openssh-client curl:curl chromium:chromium /usr/bin/setpriv:util-linux)
 missing=()
 have() {
   case "$1" in
