@@ -24,7 +24,8 @@ die() { printf 'build.sh: %s\n' "$*" >&2; exit 1; }
 [ "${1:-}" = release ] || die "usage: ./build.sh release [RID ...]   (RIDs: linux-x64 linux-arm64 osx-x64 osx-arm64 win-x64)"
 shift
 rids=("$@")
-((${#rids[@]})) || rids=(linux-x64 linux-arm64 osx-x64 osx-arm64 win-x64)
+all=false
+((${#rids[@]})) || { rids=(linux-x64 linux-arm64 osx-x64 osx-arm64 win-x64); all=true; }
 
 command -v dotnet >/dev/null 2>&1 || die "the .NET 10 SDK is needed: install it from https://dot.net and run again"
 
@@ -52,7 +53,8 @@ if [ "$commit" != unknown ] && ! git diff --quiet HEAD -- src Directory.Build.pr
 fi
 out=artifacts/release
 work=artifacts/release-build  # intermediate output, kept for incremental rebuilds
-rm -rf "$out"
+# A full build starts from an empty folder; naming RIDs replaces only theirs (SHA256SUMS covers what is there).
+if $all; then rm -rf "$out"; fi
 mkdir -p "$out" "$work"
 # Every build: Release, this version and commit in `latchkey --version` (no .git needed in the tree).
 common=(-c Release -p:LatchkeyRelease=true -p:SourceRevisionId="$commit" -p:IncludeSourceRevisionInInformationalVersion=true
@@ -93,15 +95,19 @@ for rid in "${rids[@]}"; do
     log "$rid: Native AOT"
     # shellcheck disable=SC2206 # rest holds -p:NAME=VALUE words without spaces
     args=(-r "$rid" -p:PublishAot=true $rest)
+    pack_args=("${args[@]}")
     how="Native AOT"
   else
     log "$rid: single-file ReadyToRun ($rest)"
-    args=(-r "$rid" --self-contained true -p:PublishAot=false -p:PublishSingleFile=true -p:PublishReadyToRun=true)
+    # Trimmed (the code is trim-clean: the same analyzers as for Native AOT), else the runtime and ASP.NET Core whole.
+    args=(-r "$rid" -p:SelfContained=true -p:PublishAot=false -p:PublishSingleFile=true -p:PublishReadyToRun=true -p:PublishTrimmed=true)
+    # A tool package holds the published folder (self-contained, ReadyToRun): `dotnet tool` installs no single file.
+    pack_args=(-r "$rid" -p:SelfContained=true -p:PublishAot=false -p:PublishReadyToRun=true -p:PublishTrimmed=true)
     how="single-file ReadyToRun: $rest"
   fi
   dotnet publish "$project" "${common[@]}" "${args[@]}" -o "$publish" >&2 || die "$rid: the build failed (above)"
   # The tool package for this RID, from the same build (MSBuild skips what is up to date).
-  dotnet pack "$project" "${common[@]}" "${args[@]}" -o "$root/$out" >&2 || die "$rid: packing the tool failed (above)"
+  dotnet pack "$project" "${common[@]}" "${pack_args[@]}" -o "$root/$out" >&2 || die "$rid: packing the tool failed (above)"
 
   exe=latchkey
   case $rid in win-*) exe=latchkey.exe ;; esac
@@ -118,8 +124,12 @@ for rid in "${rids[@]}"; do
   summary+=("$rid: $how")
 done
 
+# The pointer package `dotnet tool install` reads (it lists ToolPackageRuntimeIdentifiers): with PublishAot=true a
+# RID-less pack makes only it, never a RID package of its own over the ones above. Then `any`: framework-dependent,
+# for every platform without a package of its own (needs .NET 10 there).
 log "tool packages: the pointer package and 'any' (framework-dependent, for other platforms)"
-dotnet pack "$project" "${common[@]}" -o "$root/$out" >&2 || die "packing the tool failed (above)"
+dotnet pack "$project" "${common[@]}" -p:PublishAot=true -o "$root/$out" >&2 || die "packing the pointer package failed (above)"
+dotnet pack "$project" "${common[@]}" -r any -p:PublishAot=false -o "$root/$out" >&2 || die "packing the 'any' package failed (above)"
 
 (cd "$out" && sha256sum -- *.tar.gz *.zip *.nupkg 2>/dev/null > SHA256SUMS)
 echo "latchkey $version (commit $commit) in $out/:"
