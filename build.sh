@@ -131,7 +131,7 @@ log "tool packages: the pointer package and 'any' (framework-dependent, for othe
 dotnet pack "$project" "${common[@]}" -p:PublishAot=true -o "$root/$out" >&2 || die "packing the pointer package failed (above)"
 dotnet pack "$project" "${common[@]}" -r any -p:PublishAot=false -o "$root/$out" >&2 || die "packing the 'any' package failed (above)"
 
-(cd "$out" && sha256sum -- *.tar.gz *.zip *.nupkg 2>/dev/null > SHA256SUMS)
+(cd "$out" && shopt -s nullglob && files=(*.tar.gz *.zip *.nupkg) && sha256sum -- "${files[@]}" >SHA256SUMS)
 echo "latchkey $version (commit $commit) in $out/:"
 for line in "${summary[@]}"; do echo "  $line"; done
 (cd "$out" && ls -l -- * | awk '{printf "  %10d  %s\n", $5, $9}')

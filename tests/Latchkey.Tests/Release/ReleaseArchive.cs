@@ -15,7 +15,7 @@ internal static class ReleaseArchive
 {
     private static readonly Lazy<Task<string>> Unpacked = new(UnpackAsync);
 
-    public static string Rid => RuntimeInformation.OSArchitecture == Architecture.Arm64 ? "linux-arm64" : "linux-x64";
+    public static string Rid => RuntimeInformation.OSArchitecture == System.Runtime.InteropServices.Architecture.Arm64 ? "linux-arm64" : "linux-x64";
 
     public static string Folder => Path.Combine(Processes.RepoRoot, "artifacts", "release");
 
@@ -49,6 +49,7 @@ internal static class ReleaseArchive
             var build = new ProcessStartInfo(Path.Combine(Processes.RepoRoot, "build.sh"), ["release", Rid])
             {
                 WorkingDirectory = Processes.RepoRoot,
+                RedirectStandardInput = true,
                 RedirectStandardOutput = true,
                 RedirectStandardError = true,
             };
@@ -58,7 +59,7 @@ internal static class ReleaseArchive
         }
 
         var folder = Directory.CreateTempSubdirectory("latchkey-release-").FullName;
-        var tar = new ProcessStartInfo("tar", ["-xzf", archive, "-C", folder]) { RedirectStandardOutput = true, RedirectStandardError = true };
+        var tar = new ProcessStartInfo("tar", ["-xzf", archive, "-C", folder]) { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
         var unpacked = await Processes.Run(tar, null);
         Assert.True(unpacked.ExitCode == 0, unpacked.Stderr);
         var top = Directory.GetDirectories(folder).Single();

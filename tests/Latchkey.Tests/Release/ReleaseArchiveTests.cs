@@ -36,7 +36,7 @@ public sealed partial class ReleaseArchiveTests(ITestOutputHelper output) : IDis
         var exe = await ReleaseArchive.ExecutableAsync();
         Assert.Equal(["README.md", "latchkey"], Directory.GetFiles(Path.GetDirectoryName(exe)!).Select(Path.GetFileName).Order(StringComparer.Ordinal));
         // Linked only against the C library: no .NET host (libhostfxr) or runtime to find, no libe_sqlite3.so beside it.
-        var ldd = await Processes.Run(new ProcessStartInfo("ldd", [exe]) { RedirectStandardOutput = true, RedirectStandardError = true }, null);
+        var ldd = await Processes.Run(new ProcessStartInfo("ldd", [exe]) { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true }, null);
         output.WriteLine(ldd.Stdout);
         Assert.DoesNotContain("not found", ldd.Stdout, StringComparison.Ordinal);
         Assert.DoesNotMatch("hostfxr|coreclr|sqlite|libstdc", ldd.Stdout);
