@@ -38,6 +38,11 @@ clang -O2 -o "$work/hello-c" "$work/hello.c"
 for project in bench/Latchkey.Bench bench/Latchkey.Bench.Hello; do
   dotnet build "$project" -c Release --nologo --verbosity quiet -clp:ErrorsOnly >&2
 done
+# The same .NET hello-world compiled with Native AOT: the floor for any .NET executable (runtime and GC start-up).
+dotnet publish bench/Latchkey.Bench.Hello -c Release -r "$rid" -p:PublishAot=true -o "$work/hello-aot" \
+  --artifacts-path "$work/hello-aot-build" --nologo --verbosity quiet -clp:ErrorsOnly >&2
+# For comparison, the clone's native token program (./latchkey builds it with clang), when it is there.
+[ -x .build/latchkey/latchkey-token ] && extra+=(--program '`.build/latchkey/latchkey-token token NAME` (the clone'"'"'s native token program)=.build/latchkey/latchkey-token')
 
 echo "## Machine"
 echo
@@ -50,6 +55,7 @@ echo
 log "start-up: $rounds rounds"
 bench/Latchkey.Bench/bin/Release/net10.0/Latchkey.Bench startup --rounds "$rounds" \
   --hello "$work/hello-c" --hello-label 'hello world (C, clang -O2): the reference' \
+  --yardstick 'hello world (.NET console, Native AOT)='"$work/hello-aot/hello" \
   --yardstick 'hello world (.NET console, JIT)=bench/Latchkey.Bench.Hello/bin/Release/net10.0/hello' \
   --program '`latchkey token NAME` (release, '"$rid"')='"$exe" \
   --program '`latchkey --version` (release, '"$rid"')='"$exe --version" \

@@ -35,16 +35,14 @@ internal sealed class CliApp(CliConsole console, TimeProvider time)
 
     /// <summary>
     /// What <c>latchkey --version</c> prints: <c>latchkey VERSION (commit SHA)</c>, from the informational version the
-    /// build stamps (<c>VERSION+SHA</c>: SourceLink's commit, or <c>SourceRevisionId</c> from <c>./build.sh release</c>).
+    /// build stamps (<c>VERSION+SHA</c>: SourceLink's commit, or <c>SourceRevisionId</c> from <c>./build.sh release</c>),
+    /// compiled in as a constant (<c>BuildInfo</c>, written by Latchkey.csproj) so that no reflection runs.
     /// </summary>
     public static string VersionLine
     {
         get
         {
-            var informational = typeof(CliApp).Assembly
-                .GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
-                .OfType<System.Reflection.AssemblyInformationalVersionAttribute>()
-                .FirstOrDefault()?.InformationalVersion ?? "0.0.0";
+            const string informational = BuildInfo.InformationalVersion;
             var plus = informational.IndexOf('+', StringComparison.Ordinal);
             return plus < 0
                 ? $"latchkey {informational} (commit unknown)"
