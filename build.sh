@@ -56,6 +56,8 @@ work=artifacts/release-build  # intermediate output, kept for incremental rebuil
 # A full build starts from an empty folder; naming RIDs replaces only theirs (SHA256SUMS covers what is there).
 if $all; then rm -rf "$out"; fi
 mkdir -p "$out" "$work"
+# Native symbol files left by an earlier build with symbols would ride along into the tool packages.
+find "$work" -name '*.dbg' -delete
 # Every build: Release, this version and commit in `latchkey --version` (no .git needed in the tree).
 common=(-c Release -p:LatchkeyRelease=true -p:SourceRevisionId="$commit" -p:IncludeSourceRevisionInInformationalVersion=true
   --artifacts-path "$root/$work/artifacts" --nologo --verbosity quiet -clp:ErrorsOnly)
