@@ -22,6 +22,8 @@ apt_needs+=(systemd-analyze:systemd zsh:zsh fish:fish)
 #   The keychain tests run a real gnome-keyring-daemon on a private D-Bus session bus (dbus-daemon), and check
 #   its items from outside with secret-tool (libsecret-tools).
 apt_needs+=(dbus-daemon:dbus-daemon dbus-send:dbus-bin gnome-keyring-daemon:gnome-keyring secret-tool:libsecret-tools)
+#   Native AOT (the native 'latchkey token' ./latchkey builds, and ./build.sh release) links with clang and zlib.
+apt_needs+=(clang:clang /usr/include/zlib.h:zlib1g-dev)
 missing=()
 have() {
   case "$1" in

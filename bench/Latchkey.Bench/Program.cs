@@ -5,8 +5,10 @@ using Latchkey.Store;
 // Latchkey benchmarks (not tests: nothing here passes or fails on a number). bench/run.sh runs them all.
 //   Latchkey.Bench store [--processes 1,8,32] [--seconds 5]
 //       store write and read latency (p50, p99) and throughput with N real OS processes on one store
-//   Latchkey.Bench startup --hello PATH --program LABEL=PATH [--program LABEL=PATH ...] [--rounds 40]
-//       whole-process wall time of `PROGRAM token NAME` against a hello-world .NET program, in alternating rounds
+//   Latchkey.Bench startup --hello PATH [--hello-label LABEL] [--yardstick LABEL=PATH ...]
+//                          --program LABEL=PATH [ARGS] [--program ...] [--rounds 40]
+//       whole-process wall time of `PROGRAM token NAME` (or `PROGRAM ARGS`, e.g. `--version`) against a hello-world
+//       program (the ratios' reference), in alternating rounds; yardsticks (other hello-worlds) run without arguments
 //   Latchkey.Bench sse --target LABEL=URL|KEY [--target ...] [--rounds 200]
 //       time to the first Server-Sent Event of a streamed /v1/messages answer, per target (bench/gateway.sh)
 //   Latchkey.Bench audit [--entries 200000] [--batch 500]
@@ -19,7 +21,7 @@ return mode switch
         [.. Option(args, "--processes", "1,8,32").Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture))],
         double.Parse(Option(args, "--seconds", "5"), CultureInfo.InvariantCulture)),
     "store-worker" => await StoreBench.WorkerAsync(args[1], args[2], args[3], int.Parse(args[4], CultureInfo.InvariantCulture), double.Parse(args[5], CultureInfo.InvariantCulture), args[6]),
-    "startup" => await StartupBench.RunAsync(Option(args, "--hello", ""), Options(args, "--program"), int.Parse(Option(args, "--rounds", "40"), CultureInfo.InvariantCulture)),
+    "startup" => await StartupBench.RunAsync(Option(args, "--hello", ""), Option(args, "--hello-label", "hello world (.NET console)"), Options(args, "--yardstick"), Options(args, "--program"), int.Parse(Option(args, "--rounds", "40"), CultureInfo.InvariantCulture)),
     "audit" => await AuditBench.RunAsync(int.Parse(Option(args, "--entries", "200000"), CultureInfo.InvariantCulture), int.Parse(Option(args, "--batch", "500"), CultureInfo.InvariantCulture)),
     "sse" => await SseBench.RunAsync(Options(args, "--target"), int.Parse(Option(args, "--rounds", "200"), CultureInfo.InvariantCulture)),
     _ => Help(),
@@ -37,7 +39,7 @@ static List<string> Options(string[] args, string name) =>
 static int Help()
 {
     Console.Error.WriteLine("usage: Latchkey.Bench store [--processes 1,8,32] [--seconds 5]");
-    Console.Error.WriteLine("       Latchkey.Bench startup --hello PATH --program LABEL=PATH [--program LABEL=PATH ...] [--rounds 40]");
+    Console.Error.WriteLine("       Latchkey.Bench startup --hello PATH [--hello-label LABEL] [--yardstick LABEL=PATH ...] --program LABEL=PATH [ARGS] [--program ...] [--rounds 40]");
     return 2;
 }
 
@@ -217,9 +219,10 @@ internal static class StoreBench
 
 internal static class StartupBench
 {
-    public static async Task<int> RunAsync(string hello, List<string> programs, int rounds)
+    public static async Task<int> RunAsync(string hello, string helloLabel, List<string> yardsticks, List<string> programs, int rounds)
     {
-        var targets = programs.Select(p => p.Split('=', 2)).Select(p => (Label: p[0], Path: p.Length == 2 ? p[1] : "")).ToList();
+        // LABEL=PATH runs `PATH token bench`; LABEL=PATH ARGS (split on spaces) runs `PATH ARGS`. A yardstick runs bare.
+        var targets = programs.Select(p => Target(p, setup: true)).Concat(yardsticks.Select(y => Target(y, setup: false))).ToList();
         if (!File.Exists(hello) || targets.Count == 0 || targets.Any(t => !File.Exists(t.Path)))
         {
             Console.Error.WriteLine("startup needs --hello PATH and at least one --program LABEL=PATH, each an existing executable (bench/run.sh builds them)");
@@ -236,6 +239,11 @@ internal static class StartupBench
             {
                 var home = Path.Combine(root, $"home-{k}");
                 homes.Add(home);
+                if (!t.Setup)
+                {
+                    continue;
+                }
+
                 var beside = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(t.Path))!, "latchkey");
                 using var add = Start(File.Exists(beside) ? beside : t.Path, home, "add", "bench", "--upstream", "https://api.anthropic.com", "--header", "x-api-key", "--format", "{secret}");
                 await add.StandardInput.WriteLineAsync("sk-ant-bench-" + new string('x', 95));
@@ -255,7 +263,7 @@ internal static class StartupBench
                 await Time(hello, homes[0]);
                 for (var k = 0; k < targets.Count; k++)
                 {
-                    await Time(targets[k].Path, homes[k], "token", "bench");
+                    await Time(targets[k].Path, homes[k], targets[k].Args);
                 }
             }
 
@@ -266,7 +274,7 @@ internal static class StartupBench
                 helloTimes.Add(await Time(hello, homes[0]));
                 for (var k = 0; k < targets.Count; k++)
                 {
-                    times[k].Add(await Time(targets[k].Path, homes[k], "token", "bench"));
+                    times[k].Add(await Time(targets[k].Path, homes[k], targets[k].Args));
                 }
             }
 
@@ -277,7 +285,7 @@ internal static class StartupBench
             Console.WriteLine();
             Console.WriteLine("| program | p50 ms | p90 ms | p99 ms | min ms | ratio of medians | per-round ratio p50 | per-round ratio p90 |");
             Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|");
-            Console.WriteLine($"| hello world (.NET console) | {Ms(sortedHello)} | 1.00 | 1.00 | 1.00 |");
+            Console.WriteLine($"| {helloLabel} | {Ms(sortedHello)} | 1.00 | 1.00 | 1.00 |");
             for (var k = 0; k < targets.Count; k++)
             {
                 var sorted = times[k].Order().ToList();
@@ -290,6 +298,15 @@ internal static class StartupBench
         {
             Directory.Delete(root, recursive: true);
         }
+    }
+
+    private static (string Label, string Path, string[] Args, bool Setup) Target(string spec, bool setup)
+    {
+        var (label, command) = spec.Split('=', 2) is [var l, var c] ? (l, c) : (spec, "");
+        var words = command.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        var path = words.Length > 0 ? words[0] : "";
+        string[] args = !setup ? [] : words.Length > 1 ? words[1..] : ["token", "bench"];
+        return (label, path, args, setup);
     }
 
     private static string Ms(List<double> sorted) =>

@@ -34,8 +34,32 @@ internal sealed class CliApp(CliConsole console, TimeProvider time)
 
     public TimeProvider Time { get; } = time;
 
+    /// <summary>
+    /// What <c>latchkey --version</c> prints: <c>latchkey VERSION (commit SHA)</c>, from the informational version the
+    /// build stamps (<c>VERSION+SHA</c>: SourceLink's commit, or <c>SourceRevisionId</c> from <c>./build.sh release</c>),
+    /// compiled in as a constant (<c>BuildInfo</c>, written by Latchkey.csproj) so that no reflection runs.
+    /// </summary>
+    public static string VersionLine
+    {
+        get
+        {
+            const string informational = BuildInfo.InformationalVersion;
+            var plus = informational.IndexOf('+', StringComparison.Ordinal);
+            return plus < 0
+                ? $"latchkey {informational} (commit unknown)"
+                : $"latchkey {informational[..plus]} (commit {informational[(plus + 1)..]})";
+        }
+    }
+
     public async Task<int> RunAsync(IReadOnlyList<string> args)
     {
+        if (args is ["--version"])
+        {
+            // Answered before the command tree is built: scripts and installers call it to check what is installed.
+            Console.Out.WriteLine(VersionLine);
+            return ExitCodes.Success;
+        }
+
         if (TokenFastPath.TryMatch(args, out var tokenName, out var tokenHome))
         {
             // `latchkey token NAME` runs once per agent request (apiKeyHelper): skip building the command tree.

@@ -37,16 +37,6 @@ namespace Latchkey.Hosting;
 internal sealed class GatewayServer : IAsyncDisposable
 {
     /// <summary>Every part of the gateway the container builds: one instance each, for every request.</summary>
-    private static readonly Type[] GatewayParts =
-    [
-        typeof(AuditRecorder), typeof(StoreFailureAnswer),
-        typeof(ClientKeyAuth), typeof(CredentialResolver), typeof(AgentRequest),
-        typeof(Forwarder), typeof(UpstreamExchange),
-        typeof(RoutesFile), typeof(CredentialRoute), typeof(ModelRouterRoute),
-        typeof(McpProxyRoute),
-        typeof(Reconnects), typeof(DashboardEndpoints),
-    ];
-
     private readonly WebApplication _app;
     private readonly LatchkeyServices _root;
     private readonly PrivateUnixSocket? _socket;
@@ -149,10 +139,20 @@ internal sealed class GatewayServer : IAsyncDisposable
         services.AddSingleton(provider => root.CreateAuditWriter(options.AuditRetention, provider.GetRequiredService<ILoggerFactory>().CreateLogger("Latchkey.Audit")));
 
         // The gateway's parts, built by the container from the above.
-        foreach (var part in GatewayParts)
-        {
-            services.AddSingleton(part);
-        }
+        // One generic call per part, so the trimmer and Native AOT see each constructor the container calls.
+        services.AddSingleton<AuditRecorder>();
+        services.AddSingleton<StoreFailureAnswer>();
+        services.AddSingleton<ClientKeyAuth>();
+        services.AddSingleton<CredentialResolver>();
+        services.AddSingleton<AgentRequest>();
+        services.AddSingleton<Forwarder>();
+        services.AddSingleton<UpstreamExchange>();
+        services.AddSingleton<RoutesFile>();
+        services.AddSingleton<CredentialRoute>();
+        services.AddSingleton<ModelRouterRoute>();
+        services.AddSingleton<McpProxyRoute>();
+        services.AddSingleton<Reconnects>();
+        services.AddSingleton<DashboardEndpoints>();
     }
 
     public async Task StartAsync(CancellationToken ct)

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -31,8 +32,6 @@ internal interface IMcpConfigDocument
 /// </remarks>
 internal sealed class JsonConfigDocument : IMcpConfigDocument
 {
-    private static readonly JsonSerializerOptions Compact = new();
-
     private readonly byte[] _bytes;
     private readonly string _serversKey;
     private readonly bool _bom;
@@ -166,11 +165,23 @@ internal sealed class JsonConfigDocument : IMcpConfigDocument
         return result.ToString();
     }
 
+    /// <summary><paramref name="name"/> as a JSON string (escaped as System.Text.Json escapes it; no reflection, so Native AOT keeps it).</summary>
+    private static string Quote(string name)
+    {
+        var buffer = new ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStringValue(name);
+        }
+
+        return Encoding.UTF8.GetString(buffer.WrittenSpan);
+    }
+
     /// <summary>Adds <paramref name="name"/> at the end of <paramref name="container"/>, indented one step in from <paramref name="containerIndent"/>.</summary>
     private string Insert(Container container, string containerIndent, string name, JsonObject value)
     {
         var indent = container.Members.Count > 0 ? Indent(container.Members[^1].NameStart) : containerIndent + _unit;
-        var member = $"{JsonSerializer.Serialize(name, Compact)}: {Render(value, indent)}";
+        var member = $"{Quote(name)}: {Render(value, indent)}";
         if (container.Members.Count > 0)
         {
             return Splice(container.Members[^1].ValueEnd, container.Members[^1].ValueEnd, $",{_newLine}{indent}{member}");
