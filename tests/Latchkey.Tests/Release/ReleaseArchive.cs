@@ -6,10 +6,9 @@ namespace Latchkey.Tests.Release;
 
 /// <summary>
 /// The release archive for this machine (<c>artifacts/release/latchkey-VERSION-linux-x64.tar.gz</c>, from
-/// <c>./build.sh release</c>), unpacked once into a temporary folder. When no archive exists, the release tests are
-/// skipped unless <c>LATCHKEY_RELEASE_TEST=1</c>, which builds it first (<c>./build.sh release RID</c>: a Native AOT
-/// compile, a few minutes on 2 cores; too slow for every run of the suite, so the release job sets it, and anyone who
-/// ran <c>./build.sh release</c> gets the test for free).
+/// <c>./build.sh release</c>), unpacked once into a temporary folder. <c>./test.sh</c> builds it from the tree under
+/// test and sets <c>LATCHKEY_RELEASE_TEST=1</c>, so the suite always runs the release tests; with that variable set and
+/// no archive, the test builds it itself. A bare <c>dotnet test</c> without an archive skips them and says why.
 /// </summary>
 internal static class ReleaseArchive
 {
