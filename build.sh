@@ -84,8 +84,28 @@ plan() {
   fi
   # Cross-architecture: clang --target=$triple with Debian's cross toolchain (its libc and libgcc) and binutils.
   command -v "$triple-gcc" >/dev/null 2>&1 || { echo "r2r no $triple cross toolchain (apt-get install gcc-$triple binutils-$triple)"; return; }
-  [ -e "$multiarch" ] || { echo "r2r no static SQLite for ${rid#linux-} ($multiarch: dpkg --add-architecture ${rid#linux-}; apt-get install libsqlite3-dev:${rid#linux-})"; return; }
+  [ -e "$multiarch" ] || multiarch=$(cross_sqlite "${rid#linux-}" "$triple") ||
+    { echo "r2r no static SQLite for ${rid#linux-} (fetching Debian's libsqlite3-dev:${rid#linux-} failed; or: dpkg --add-architecture ${rid#linux-}; apt-get install libsqlite3-dev:${rid#linux-})"; return; }
   echo "aot -p:LatchkeySqliteStatic=$multiarch -p:ObjCopyName=$triple-objcopy"
+}
+
+# Debian's static SQLite for another architecture, fetched into the build folder with apt's own download (a private
+# package list for that architecture only: this machine's dpkg architectures and installed packages stay as they
+# are) and unpacked there. Prints the path of libsqlite3.a.
+cross_sqlite() { # ARCH TRIPLE
+  local arch=$1 triple=$2 dir="$root/$work/cross-$1" deb
+  if [ ! -e "$dir/root/usr/lib/$triple/libsqlite3.a" ]; then
+    command -v apt-get >/dev/null 2>&1 && command -v dpkg-deb >/dev/null 2>&1 || return 1
+    rm -rf "$dir" && mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial" "$dir/deb" "$dir/root"
+    local apt=(apt-get -qq -o "APT::Architecture=$arch" -o "APT::Architectures::=$arch" -o "Dir::State::Lists=$dir/lists"
+      -o "Dir::Cache=$dir/cache" -o Dir::State::status=/dev/null -o APT::Sandbox::User=root)
+    log "fetching Debian's libsqlite3-dev:$arch into $work/cross-$arch (the static SQLite linked into the $arch executable)"
+    "${apt[@]}" update >/dev/null 2>&1 || return 1
+    (cd "$dir/deb" && "${apt[@]}" download "libsqlite3-dev:$arch" >/dev/null 2>&1) || return 1
+    deb=$(ls "$dir"/deb/libsqlite3-dev_*_"$arch".deb 2>/dev/null | head -1)
+    [ -n "$deb" ] && dpkg-deb -x "$deb" "$dir/root" || return 1
+  fi
+  echo "$dir/root/usr/lib/$triple/libsqlite3.a"
 }
 
 summary=()
