@@ -47,6 +47,45 @@ internal sealed partial class SqliteCredentialStore : CredentialStore
 
     public StoreHome Home { get; }
 
+    /// <summary>
+    /// The credential names in <paramref name="home"/>'s database, read with a read-only connection and without the
+    /// master key: nothing is created, migrated, sealed or asked of a keychain (for shell completion, which runs on
+    /// every Tab). Only names <see cref="CredentialNames"/> accepts come back: a row rewritten by someone who can
+    /// write the file may hold any text, and a completion is pasted into the user's shell line. Empty when there is
+    /// no database or it cannot be read.
+    /// </summary>
+    public static IReadOnlyList<string> ReadNames(StoreHome home)
+    {
+        if (!File.Exists(home.DatabasePath))
+        {
+            return [];
+        }
+
+        var connectionString = new SqliteConnectionStringBuilder
+        {
+            DataSource = home.DatabasePath,
+            Mode = SqliteOpenMode.ReadOnly,
+            Pooling = false,
+            DefaultTimeout = 2,
+        }.ToString();
+        using var connection = new SqliteConnection(connectionString);
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT name FROM credential ORDER BY name";
+        using var reader = command.ExecuteReader();
+        var names = new List<string>();
+        while (reader.Read())
+        {
+            if (!reader.IsDBNull(0) && reader.GetString(0) is var name && CredentialNames.Validate(name) is null)
+            {
+                names.Add(name);
+            }
+        }
+
+        return names;
+    }
+
+
     public override string Backend => "sqlite";
 
     public override string Location => Home.DatabasePath;

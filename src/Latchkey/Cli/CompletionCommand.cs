@@ -3,7 +3,6 @@ using System.CommandLine.Completions;
 using System.CommandLine.Invocation;
 using System.CommandLine.Parsing;
 using System.Globalization;
-using Latchkey.Composition;
 using Latchkey.Store;
 
 namespace Latchkey.Cli;
@@ -67,37 +66,28 @@ internal static class CompletionCommand
     public static void CompleteCredentialNames(List<Func<CompletionContext, IEnumerable<CompletionItem>>> sources) => sources.Add(CredentialNames);
 
     /// <summary>
-    /// The names in the store that <c>--home</c>/<c>--store</c> on the line being completed choose (else the
-    /// environment's), that start with the word being completed; nothing when there is no store yet or it cannot be
-    /// read (a completion never creates a home folder or a key, and never prints an error into the shell).
+    /// The names in the SQLite store that <c>--home</c> on the line being completed chooses (else the environment's),
+    /// that start with the word being completed. A completion runs on every Tab, so it only reads: a read-only
+    /// connection without the master key (<see cref="SqliteCredentialStore.ReadNames"/>), never a home folder, a key,
+    /// a migration or a keychain prompt, and only names the store would accept (a rewritten row's text never reaches
+    /// the shell line). A PostgreSQL store (<c>--store</c> or <c>LATCHKEY_STORE</c>) completes no names: asking a
+    /// server over the network on every Tab is not a completion's job. Nothing is printed on a failure.
     /// </summary>
     private static IEnumerable<CompletionItem> CredentialNames(CompletionContext context)
     {
         try
         {
             var parse = context.ParseResult;
-            var home = StoreHome.Resolve(parse.GetValue(CliApp.HomeOption));
-            var store = parse.GetValue(CliApp.StoreOption);
-            if (StoreSelector.Choose(store).Postgres is null && !File.Exists(home.DatabasePath))
+            if (StoreSelector.Choose(parse.GetValue(CliApp.StoreOption)).Postgres is not null)
             {
                 return [];
             }
 
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(3));
-            var services = LatchkeyServices.Open(store, home, TimeProvider.System);
-            try
-            {
-                var records = services.Store.ListAsync(timeout.Token).GetAwaiter().GetResult();
-                return records.Select(r => r.Name)
-                    .Where(n => n.StartsWith(context.WordToComplete, StringComparison.Ordinal))
-                    .Order(StringComparer.Ordinal)
-                    .Select(n => new CompletionItem(n, detail: "credential"))
-                    .ToList();
-            }
-            finally
-            {
-                services.DisposeAsync().AsTask().GetAwaiter().GetResult();
-            }
+            var home = StoreHome.Resolve(parse.GetValue(CliApp.HomeOption));
+            return SqliteCredentialStore.ReadNames(home)
+                .Where(n => n.StartsWith(context.WordToComplete, StringComparison.Ordinal))
+                .Select(n => new CompletionItem(n, detail: "credential"))
+                .ToList();
         }
         catch (Exception)
         {
@@ -125,7 +115,7 @@ internal static class CompletionCommand
                 local -a items
                 items=("${(@f)$("$exe" "[suggest:${#line}]" "$line" 2>/dev/null)}")
                 items=(${items:#})
-                (( ${#items} )) && compadd -Q -a items || _files
+                (( ${#items} )) && compadd -a items || _files
             }
             compdef _latchkey latchkey
 
