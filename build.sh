@@ -48,8 +48,10 @@ fi
 project=src/Latchkey/Latchkey.csproj
 version=$(dotnet msbuild "$project" -getProperty:Version -p:LatchkeyRelease=true 2>/dev/null | tr -d '\r')
 commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
-if [ "$commit" != unknown ] && ! git diff --quiet HEAD -- src Directory.Build.props Directory.Packages.props 2>/dev/null; then
-  commit="$commit-dirty"  # built from a tree with changes not committed: never pass it off as the commit
+# Built from a tree with changes not committed (untracked source files too: the SDK compiles every .cs under src/):
+# never pass it off as the commit.
+if [ "$commit" != unknown ] && [ -n "$(git status --porcelain --untracked-files=all -- src Directory.Build.props Directory.Packages.props global.json README.md 2>/dev/null)" ]; then
+  commit="$commit-dirty"
 fi
 out=artifacts/release
 work=artifacts/release-build  # intermediate output, kept for incremental rebuilds

@@ -43,7 +43,8 @@ internal sealed partial class PostgresLocation
     /// <summary>The parsed settings, password included; never print this.</summary>
     public NpgsqlConnectionStringBuilder Builder { get; }
 
-    public bool HasPassword => !string.IsNullOrEmpty(Builder.Password);
+    /// <summary>Whether the string carries a secret: a password, or the password of a client certificate's key.</summary>
+    public bool HasPassword => !string.IsNullOrEmpty(Builder.Password) || !string.IsNullOrEmpty(Builder.SslPassword);
 
     /// <summary>Whether <paramref name="spec"/> names a PostgreSQL store (a URL or a keyword connection string).</summary>
     public static bool Matches(string spec) =>
@@ -69,8 +70,8 @@ internal sealed partial class PostgresLocation
     /// Replaces any password in a store specification with <c>***</c>, so the rest can be shown in a message: in a
     /// URL, everything between the user name's <c>:</c> and the last <c>@</c> (the same split <see cref="Parse"/>
     /// makes, so a password holding <c>/ ? # @</c> unencoded is masked whole) and everything from a
-    /// <c>password=</c> query parameter (however its name is spelled or encoded) to the end; in a keyword string,
-    /// the value of <c>Password</c>, <c>Pwd</c> or <c>Psw</c>, quoted or not. When in doubt it masks more.
+    /// <c>password=</c> or <c>sslpassword=</c> query parameter (however its name is spelled or encoded) to the end; in a keyword string,
+    /// the value of <c>Password</c>, <c>Pwd</c>, <c>Psw</c> or <c>SSL Password</c> (a client certificate key's), quoted or not. When in doubt it masks more.
     /// </summary>
     public static string Mask(string spec)
     {
@@ -119,7 +120,8 @@ internal sealed partial class PostgresLocation
             var pairEnd = spec.IndexOf('&', pairStart);
             var pair = spec.AsSpan(pairStart, (pairEnd < 0 ? spec.Length : pairEnd) - pairStart);
             var equals = pair.IndexOf('=');
-            if (equals >= 0 && Unescape(pair[..equals].ToString()).Trim().Equals("password", StringComparison.OrdinalIgnoreCase))
+            if (equals >= 0 && Unescape(pair[..equals].ToString()).Replace(" ", string.Empty, StringComparison.Ordinal).Replace("_", string.Empty, StringComparison.Ordinal)
+                    is var name && (name.Equals("password", StringComparison.OrdinalIgnoreCase) || name.Equals("sslpassword", StringComparison.OrdinalIgnoreCase)))
             {
                 return pairStart + equals + 1;
             }
@@ -396,7 +398,7 @@ internal sealed partial class PostgresLocation
     /// A password keyword and its value: quoted (a doubled quote stands for one), or unquoted up to the next
     /// <c>;</c> that starts another <c>KEY=</c>, or to the end (so a raw <c>;</c> in it is masked too).
     /// </summary>
-    [GeneratedRegex(@"((?:^|;)\s*(?:pass\s*word|pwd|psw)\s*=[ \t]*)(?:""(?:[^""]|"""")*(?:""|\z)|'(?:[^']|'')*(?:'|\z)|.*?(?=;\s*[A-Za-z][A-Za-z ]*=|\z))", RegexOptions.IgnoreCase | RegexOptions.Singleline)]
+    [GeneratedRegex(@"((?:^|;)\s*(?:(?:ssl[\s_]*)?pass\s*word|pwd|psw)\s*=[ \t]*)(?:""(?:[^""]|"""")*(?:""|\z)|'(?:[^']|'')*(?:'|\z)|.*?(?=;\s*[A-Za-z][A-Za-z ]*=|\z))", RegexOptions.IgnoreCase | RegexOptions.Singleline)]
     private static partial Regex KeywordPassword();
 
     [GeneratedRegex(@"^\s*[A-Za-z][A-Za-z ]*=", RegexOptions.None)]

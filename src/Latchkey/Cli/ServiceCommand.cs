@@ -20,7 +20,7 @@ internal static class ServiceCommand
             var manager = Manager(app);
             var home = StoreHome.Resolve(parse.GetValue(CliApp.HomeOption));
             var exe = ServiceManager.ResolveBinary(parse.GetValue(binary), Environment.ProcessPath);
-            var definition = manager.Define(exe, home);
+            var definition = manager.Define(exe, home, parse.GetValue(CliApp.StoreOption));
             if (parse.GetValue(print))
             {
                 app.Console.Error.WriteLine($"# {manager.FilePath}");

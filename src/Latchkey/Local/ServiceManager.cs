@@ -19,7 +19,7 @@ namespace Latchkey.Local;
 internal sealed class ServiceManager(ServicePlatform platform, Func<string, string?> getEnvironment, TextWriter output)
 {
     /// <summary>The variables carried into the service from the environment of <c>service install</c>, when set.</summary>
-    public static readonly string[] CarriedVariables = [StoreSelector.StoreVariable, StoreSelector.KeyFileVariable, GatewayOptions.ListenVariable];
+    public static readonly string[] CarriedVariables = [StoreSelector.StoreVariable, StoreSelector.KeyFileVariable, GatewayOptions.ListenVariable, OsKeyStores.SwitchVariable];
 
     public ServicePlatform Platform { get; } = platform;
 
@@ -52,7 +52,7 @@ internal sealed class ServiceManager(ServicePlatform platform, Func<string, stri
                 throw new ActionableException($"--binary {given}: no such file.", "Give the path of an installed latchkey executable, e.g. --binary ~/.dotnet/tools/latchkey");
             }
 
-            return given;
+            return RefuseWritableByOthers(given);
         }
 
         if (string.IsNullOrEmpty(processPath))
@@ -74,7 +74,33 @@ internal sealed class ServiceManager(ServicePlatform platform, Func<string, stri
                 "Install latchkey (docs/install.md) and run that one's 'latchkey service install', or name a copy that stays: latchkey service install --binary PATH");
         }
 
-        return real;
+        return RefuseWritableByOthers(real);
+    }
+
+    /// <summary>
+    /// <paramref name="path"/>, unless it or a folder above it may be written by other users (group or others have
+    /// write permission, without the sticky bit): whoever can replace the file would run as this user at every log-in.
+    /// </summary>
+    private static string RefuseWritableByOthers(string path)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return path;
+        }
+
+        for (var at = path; !string.IsNullOrEmpty(at); at = Path.GetDirectoryName(at))
+        {
+            var mode = File.GetUnixFileMode(at);
+            var othersWrite = (mode & (UnixFileMode.GroupWrite | UnixFileMode.OtherWrite)) != 0;
+            var sticky = at != path && (mode & UnixFileMode.StickyBit) != 0;
+            if (othersWrite && !sticky)
+            {
+                throw new ActionableException($"{at} may be written by other users ({Convert.ToString((int)mode & 0x1FF, 8)}): whoever replaces {Path.GetFileName(path)} there would run as you at every log-in.",
+                    $"Take the write permission away (chmod go-w '{at}'), or install latchkey where only you can write it, then install the service again.");
+            }
+        }
+
+        return path;
     }
 
     /// <summary>What makes <paramref name="path"/> a poor place for a service's executable, or null.</summary>
@@ -103,17 +129,19 @@ internal sealed class ServiceManager(ServicePlatform platform, Func<string, stri
     }
 
     /// <summary>The service for <paramref name="binary"/> and <paramref name="home"/>, with the carried variables that are set.</summary>
-    public ServiceDefinition Define(string binary, StoreHome home)
+    public ServiceDefinition Define(string binary, StoreHome home, string? storeOption = null)
     {
         var carried = CarriedVariables
-            .Select(name => (name, value: getEnvironment(name)))
+            .Select(name => (name, value: name == StoreSelector.StoreVariable && !string.IsNullOrWhiteSpace(storeOption) ? storeOption : getEnvironment(name)))
             .Where(v => !string.IsNullOrWhiteSpace(v.value))
-            .Select(v => new KeyValuePair<string, string>(v.name, v.value!))
+            .Select(v => new KeyValuePair<string, string>(v.name, v.name == StoreSelector.KeyFileVariable ? Path.GetFullPath(v.value!) : v.value!))
             .ToList();
-        if (carried.Any(v => v.Key == StoreSelector.StoreVariable) && StoreSelector.Choose(null, getEnvironment).Postgres is { HasPassword: true })
+        // --store is checked as a command-line store (a password there is refused: argv shows in ps), the variable as one.
+        if (carried.Any(v => v.Key == StoreSelector.StoreVariable)
+            && StoreSelector.Choose(storeOption, getEnvironment).Postgres is { HasPassword: true })
         {
-            throw new ActionableException($"{StoreSelector.StoreVariable} carries a password, and the service file would keep it in plain text.",
-                $"Leave the password out of {StoreSelector.StoreVariable} and put it in ~/.pgpass (0600), then install the service again.");
+            throw new ActionableException("The store's connection string carries a password, and the service file would keep it in plain text.",
+                $"Leave the password out of {StoreSelector.StoreVariable} (or --store) and put it in ~/.pgpass (0600), then install the service again.");
         }
 
         return new ServiceDefinition(binary, Path.GetFullPath(home.Path), carried);

@@ -124,6 +124,8 @@ public sealed class PostgresLocationTests
             ($"postgresql://lk@db.example/latchkey?pass%77ord={encoded}", ["postgresql://lk@db.example/latchkey?pass%77ord=***"]),
             .. KeywordForms(password, "Host=db.example;Database=latchkey;", string.Empty, "Password=").Select(spec => (spec, new[] { "Host=db.example;Database=latchkey;Password=***" })),
             .. KeywordForms(password, "Host=db.example;", ";Database=latchkey", "pwd = ").Select(spec => (spec, new[] { "Host=db.example;pwd = ***;Database=latchkey" })),
+            .. KeywordForms(password, "Host=db.example;Database=latchkey;", string.Empty, "SSL Password=").Select(spec => (spec, new[] { "Host=db.example;Database=latchkey;SSL Password=***" })),
+            ($"postgresql://lk@db.example/latchkey?sslpassword={encoded}", ["postgresql://lk@db.example/latchkey?sslpassword=***"]),
         ];
 
         foreach (var (spec, allowed) in forms)
@@ -159,6 +161,7 @@ public sealed class PostgresLocationTests
             $"mysql://lk:{marked}@db.example/latchkey",
             .. KeywordForms(marked, "Host=db.example;Database=latchkey;", string.Empty, "Password="),
             .. KeywordForms(marked, "Host=db.example;Nope=1;", string.Empty, "Password="),
+            .. KeywordForms(marked, "Host=db.example;Database=latchkey;", string.Empty, "SSL Password="),
         ];
 
         foreach (var spec in specs)

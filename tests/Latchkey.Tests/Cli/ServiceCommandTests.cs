@@ -82,6 +82,54 @@ public sealed class ServiceCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task Print_StoreOptionRelativeKeyFileAndKeychainSwitch_CarriedIntoTheUnitAsTheGatewayNeedsThem()
+    {
+        var working = Path.Combine(Root, "work");
+        Directory.CreateDirectory(working);
+        var info = Processes.StartInfo(Processes.LatchkeyExe, _home.Path,
+            ["service", "install", "--print", "--binary", Processes.LatchkeyExe, "--store", "postgresql://team@db.example:5432/latchkey"]);
+        info.WorkingDirectory = working;
+        info.Environment["LATCHKEY_KEY_FILE"] = "team.key";
+        info.Environment["LATCHKEY_KEYCHAIN"] = "off";
+        info.Environment.Remove("LATCHKEY_STORE");
+
+        var result = await Processes.Run(info, null);
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Contains("LATCHKEY_STORE=postgresql://team@db.example:5432/latchkey", result.Stdout, StringComparison.Ordinal);
+        Assert.Contains($"LATCHKEY_KEY_FILE={Path.Combine(working, "team.key")}", result.Stdout, StringComparison.Ordinal);
+        Assert.Contains("LATCHKEY_KEYCHAIN=off", result.Stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Print_StoreWithTheClientCertificatesPassword_RefusedAndNothingPrinted()
+    {
+        var result = await Processes.Latchkey(_home.Path, null, new Dictionary<string, string> { ["LATCHKEY_STORE"] = "Host=db.example;Username=team;Database=latchkey;SSL Password=s3cret-cert-pass" },
+            "service", "install", "--print", "--binary", Processes.LatchkeyExe);
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains("password", result.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("s3cret-cert-pass", result.Stdout + result.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Install_BinaryInAFolderOtherUsersCanWrite_RefusedNamingTheFolder()
+    {
+        var shared = Path.Combine(Root, "shared");
+        Directory.CreateDirectory(shared);
+        File.SetUnixFileMode(shared, (UnixFileMode)0b111_111_111); // 0777, no sticky bit: anyone may replace what is inside
+        var binary = Path.Combine(shared, "latchkey");
+        File.Copy(Processes.LatchkeyExe, binary);
+
+        var result = await Cli(Fake("exit 0"), "service", "install", "--binary", binary);
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains($"{shared} may be written by other users", result.Stderr, StringComparison.Ordinal);
+        Assert.Contains("chmod go-w", result.Stderr, StringComparison.Ordinal);
+        Assert.False(File.Exists(UnitPath), "nothing is written");
+    }
+
+    [Fact]
     public async Task Install_FromABuildFolder_IsRefusedNamingTheFolderAndTheWayOut()
     {
         var result = await Cli(Fake("exit 0"), "service", "install");
