@@ -256,11 +256,11 @@ internal sealed class SimulatedUpstream(SimBehaviour? behaviour = null) : IAsync
         {
             if (stream)
             {
-                await OpenAiStreamAsync(context, requestId, model, json?["stream_options"]?["include_usage"]?.GetValue<bool>() == true ? usage with { Api = "chat" } : null, scenario == "reset_mid_stream").ConfigureAwait(false);
+                await OpenAiStreamAsync(context, requestId, model, json?["stream_options"]?["include_usage"]?.GetValue<bool>() == true ? usage with { Api = "chat", CacheCreation = 0 } : null, scenario == "reset_mid_stream").ConfigureAwait(false);
             }
             else
             {
-                await JsonAsync(context, 200, Reported(OpenAiCompletion(model, Text(), usage), usage with { Api = "chat" })).ConfigureAwait(false);
+                await JsonAsync(context, 200, Reported(OpenAiCompletion(model, Text(), usage), usage with { Api = "chat", CacheCreation = 0 })).ConfigureAwait(false);
             }
         }
         else if (request.Path.StartsWithSegments("/v1/responses"))
@@ -268,11 +268,11 @@ internal sealed class SimulatedUpstream(SimBehaviour? behaviour = null) : IAsync
             var output = ResponseItems(Blocks(json));
             if (stream)
             {
-                await ResponsesStreamAsync(context, requestId, model, output, usage with { Api = "responses" }, scenario == "reset_mid_stream").ConfigureAwait(false);
+                await ResponsesStreamAsync(context, requestId, model, output, usage with { Api = "responses", CacheCreation = 0 }, scenario == "reset_mid_stream").ConfigureAwait(false);
             }
             else
             {
-                await JsonAsync(context, 200, Reported(ResponseObject(model, "completed", output, usage), usage with { Api = "responses" })).ConfigureAwait(false);
+                await JsonAsync(context, 200, Reported(ResponseObject(model, "completed", output, usage), usage with { Api = "responses", CacheCreation = 0 })).ConfigureAwait(false);
             }
         }
         else if (request.Path.StartsWithSegments("/v1/models"))
