@@ -57,6 +57,12 @@ internal sealed class SimBehaviour
     public Func<JsonObject, IReadOnlyList<JsonObject>>? Model { get; set; }
 }
 
+/// <summary>
+/// The usage one answer reported, as the simulated provider counted it, in the four non-overlapping counts Latchkey
+/// keeps: <paramref name="Input"/> excludes cached tokens, whatever the API's own field includes.
+/// </summary>
+internal sealed record SimUsage(string RequestId, string Api, string Model, long Input, long Output, long CacheCreation, long CacheRead);
+
 /// <summary>One request as the upstream received it.</summary>
 internal sealed record SeenRequest(string Method, string PathAndQuery, IReadOnlyDictionary<string, string> Headers, byte[] Body, string? Credential)
 {
@@ -89,6 +95,13 @@ internal sealed class SimulatedUpstream(SimBehaviour? behaviour = null) : IAsync
     public ConcurrentQueue<(string RequestId, int Index, DateTimeOffset At)> EventsSent { get; } = new();
 
     public string Url { get; private set; } = string.Empty;
+
+    /// <summary>
+    /// The usage each successful model answer reported (JSON or stream, both APIs), in the order the answers were
+    /// made. A streamed chat completion reports usage only when the request asked for it
+    /// (<c>stream_options.include_usage</c>); a stream broken midway is recorded all the same.
+    /// </summary>
+    public ConcurrentQueue<SimUsage> UsageReported { get; } = new();
 
     /// <summary>Starts on <paramref name="address"/> (default 127.0.0.1) and <paramref name="port"/> (default: a free one).</summary>
     public async Task StartAsync(int port = 0, IPAddress? address = null)
@@ -222,6 +235,7 @@ internal sealed class SimulatedUpstream(SimBehaviour? behaviour = null) : IAsync
         var json = body.Length == 0 ? null : JsonNode.Parse(body) as JsonObject;
         var model = json?["model"]?.GetValue<string>() ?? "unknown-model";
         var stream = json?["stream"]?.GetValue<bool>() ?? false;
+        var usage = UsageFor(body, requestId, model);
         if (request.Path.StartsWithSegments("/v1/messages/count_tokens"))
         {
             await JsonAsync(context, 200, new JsonObject { ["input_tokens"] = Math.Max(1, body.Length / 4) }).ConfigureAwait(false);
@@ -231,22 +245,22 @@ internal sealed class SimulatedUpstream(SimBehaviour? behaviour = null) : IAsync
             var blocks = Blocks(json);
             if (stream)
             {
-                await AnthropicStreamAsync(context, requestId, model, blocks, scenario == "reset_mid_stream").ConfigureAwait(false);
+                await AnthropicStreamAsync(context, requestId, model, blocks, usage with { Api = "anthropic" }, scenario == "reset_mid_stream").ConfigureAwait(false);
             }
             else
             {
-                await JsonAsync(context, 200, AnthropicMessage(model, blocks)).ConfigureAwait(false);
+                await JsonAsync(context, 200, Reported(AnthropicMessage(model, blocks, usage), usage with { Api = "anthropic" })).ConfigureAwait(false);
             }
         }
         else if (request.Path.StartsWithSegments("/v1/chat/completions"))
         {
             if (stream)
             {
-                await OpenAiStreamAsync(context, requestId, model, scenario == "reset_mid_stream").ConfigureAwait(false);
+                await OpenAiStreamAsync(context, requestId, model, json?["stream_options"]?["include_usage"]?.GetValue<bool>() == true ? usage with { Api = "chat", CacheCreation = 0 } : null, scenario == "reset_mid_stream").ConfigureAwait(false);
             }
             else
             {
-                await JsonAsync(context, 200, OpenAiCompletion(model, Text())).ConfigureAwait(false);
+                await JsonAsync(context, 200, Reported(OpenAiCompletion(model, Text(), usage), usage with { Api = "chat", CacheCreation = 0 })).ConfigureAwait(false);
             }
         }
         else if (request.Path.StartsWithSegments("/v1/responses"))
@@ -254,11 +268,11 @@ internal sealed class SimulatedUpstream(SimBehaviour? behaviour = null) : IAsync
             var output = ResponseItems(Blocks(json));
             if (stream)
             {
-                await ResponsesStreamAsync(context, requestId, model, output, scenario == "reset_mid_stream").ConfigureAwait(false);
+                await ResponsesStreamAsync(context, requestId, model, output, usage with { Api = "responses", CacheCreation = 0 }, scenario == "reset_mid_stream").ConfigureAwait(false);
             }
             else
             {
-                await JsonAsync(context, 200, ResponseObject(model, "completed", output)).ConfigureAwait(false);
+                await JsonAsync(context, 200, Reported(ResponseObject(model, "completed", output, usage), usage with { Api = "responses", CacheCreation = 0 })).ConfigureAwait(false);
             }
         }
         else if (request.Path.StartsWithSegments("/v1/models"))
@@ -270,6 +284,41 @@ internal sealed class SimulatedUpstream(SimBehaviour? behaviour = null) : IAsync
             await ErrorAsync(context, openAi, 404, "not_found_error", $"Not found: {request.Path}", openAi ? null : requestId, null).ConfigureAwait(false);
         }
     }
+
+    /// <summary>
+    /// Usage as a provider would count this request, varied with it: input about a token per four bytes of body,
+    /// cache writes and reads that differ from request to request, output a few tokens per delta.
+    /// </summary>
+    private SimUsage UsageFor(byte[] body, string requestId, string model) =>
+        new(requestId, string.Empty, model, 7 + body.Length / 4, 3 + 2 * Behaviour.DeltaEvents, 5 + body.Length % 13, 100 * (body.Length % 7));
+
+    /// <summary>Notes <paramref name="usage"/> as reported and returns <paramref name="answer"/>.</summary>
+    private JsonObject Reported(JsonObject answer, SimUsage usage)
+    {
+        UsageReported.Enqueue(usage);
+        return answer;
+    }
+
+    /// <summary>Anthropic's usage object: input without the cache, cache writes and reads apart.</summary>
+    private static JsonObject AnthropicUsage(SimUsage u, long output) => new()
+    {
+        ["input_tokens"] = u.Input,
+        ["cache_creation_input_tokens"] = u.CacheCreation,
+        ["cache_read_input_tokens"] = u.CacheRead,
+        ["cache_creation"] = new JsonObject { ["ephemeral_5m_input_tokens"] = u.CacheCreation, ["ephemeral_1h_input_tokens"] = 0 },
+        ["output_tokens"] = output,
+        ["service_tier"] = "standard",
+    };
+
+    /// <summary>OpenAI's chat completion usage: prompt tokens include the cached ones (OpenAI has no cache writes).</summary>
+    private static JsonObject ChatUsage(SimUsage u) => new()
+    {
+        ["prompt_tokens"] = u.Input + u.CacheRead,
+        ["completion_tokens"] = u.Output,
+        ["total_tokens"] = u.Input + u.CacheRead + u.Output,
+        ["prompt_tokens_details"] = new JsonObject { ["cached_tokens"] = u.CacheRead, ["audio_tokens"] = 0 },
+        ["completion_tokens_details"] = new JsonObject { ["reasoning_tokens"] = 0, ["audio_tokens"] = 0 },
+    };
 
     private string Text() => string.Join(' ', Enumerable.Range(0, Behaviour.DeltaEvents).Select(i => $"word{i}"));
 
@@ -366,7 +415,7 @@ internal sealed class SimulatedUpstream(SimBehaviour? behaviour = null) : IAsync
         return JsonAsync(context, status, body);
     }
 
-    private JsonObject AnthropicMessage(string model, List<JsonObject>? blocks) => new()
+    private JsonObject AnthropicMessage(string model, List<JsonObject>? blocks, SimUsage usage) => new()
     {
         ["id"] = "msg_01Sim" + Guid.NewGuid().ToString("N")[..16],
         ["type"] = "message",
@@ -375,10 +424,10 @@ internal sealed class SimulatedUpstream(SimBehaviour? behaviour = null) : IAsync
         ["content"] = blocks is null ? new JsonArray(new JsonObject { ["type"] = "text", ["text"] = Text() }) : new JsonArray([.. blocks.Select(b => b.DeepClone())]),
         ["stop_reason"] = StopReason(blocks),
         ["stop_sequence"] = null,
-        ["usage"] = new JsonObject { ["input_tokens"] = 12, ["output_tokens"] = 6 },
+        ["usage"] = AnthropicUsage(usage, usage.Output),
     };
 
-    private static JsonObject OpenAiCompletion(string model, string text) => new()
+    private static JsonObject OpenAiCompletion(string model, string text, SimUsage usage) => new()
     {
         ["id"] = "chatcmpl-Sim" + Guid.NewGuid().ToString("N")[..16],
         ["object"] = "chat.completion",
@@ -390,14 +439,14 @@ internal sealed class SimulatedUpstream(SimBehaviour? behaviour = null) : IAsync
             ["message"] = new JsonObject { ["role"] = "assistant", ["content"] = text },
             ["finish_reason"] = "stop",
         }),
-        ["usage"] = new JsonObject { ["prompt_tokens"] = 12, ["completion_tokens"] = 6, ["total_tokens"] = 18 },
+        ["usage"] = ChatUsage(usage),
     };
 
-    private async Task AnthropicStreamAsync(HttpContext context, string requestId, string model, List<JsonObject>? blocks, bool breakMidway)
+    private async Task AnthropicStreamAsync(HttpContext context, string requestId, string model, List<JsonObject>? blocks, SimUsage usage, bool breakMidway)
     {
         var events = new List<(string Name, JsonObject Data)>
         {
-            ("message_start", new JsonObject { ["type"] = "message_start", ["message"] = AnthropicStartMessage(model) }),
+            ("message_start", new JsonObject { ["type"] = "message_start", ["message"] = AnthropicStartMessage(model, usage) }),
         };
         if (blocks is null)
         {
@@ -419,8 +468,9 @@ internal sealed class SimulatedUpstream(SimBehaviour? behaviour = null) : IAsync
             }
         }
 
-        events.Add(("message_delta", new JsonObject { ["type"] = "message_delta", ["delta"] = new JsonObject { ["stop_reason"] = StopReason(blocks), ["stop_sequence"] = null }, ["usage"] = new JsonObject { ["output_tokens"] = Behaviour.DeltaEvents } }));
+        events.Add(("message_delta", new JsonObject { ["type"] = "message_delta", ["delta"] = new JsonObject { ["stop_reason"] = StopReason(blocks), ["stop_sequence"] = null }, ["usage"] = new JsonObject { ["output_tokens"] = usage.Output } }));
         events.Add(("message_stop", new JsonObject { ["type"] = "message_stop" }));
+        UsageReported.Enqueue(usage);
         await StreamAsync(context, requestId, events.Select(e => $"event: {e.Name}\ndata: {e.Data.ToJsonString()}\n\n").ToList(), breakMidway).ConfigureAwait(false);
     }
 
@@ -447,16 +497,20 @@ internal sealed class SimulatedUpstream(SimBehaviour? behaviour = null) : IAsync
         yield return ("content_block_stop", new JsonObject { ["type"] = "content_block_stop", ["index"] = index });
     }
 
-    private JsonObject AnthropicStartMessage(string model)
+    /// <summary>The message of <c>message_start</c>: no content yet, its input counted, one output token so far
+    /// (the final count comes in <c>message_delta</c>).</summary>
+    private JsonObject AnthropicStartMessage(string model, SimUsage usage)
     {
-        var message = AnthropicMessage(model, []);
+        var message = AnthropicMessage(model, [], usage);
         message["content"] = new JsonArray();
         message["stop_reason"] = null;
-        message["usage"] = new JsonObject { ["input_tokens"] = 12, ["output_tokens"] = 1 };
+        message["usage"] = AnthropicUsage(usage, 1);
         return message;
     }
 
-    private async Task OpenAiStreamAsync(HttpContext context, string requestId, string model, bool breakMidway)
+    /// <summary>A chat completion stream; with <paramref name="usage"/> (the request asked for
+    /// <c>stream_options.include_usage</c>) every chunk has <c>"usage":null</c> and a last chunk without choices carries it.</summary>
+    private async Task OpenAiStreamAsync(HttpContext context, string requestId, string model, SimUsage? usage, bool breakMidway)
     {
         var id = "chatcmpl-Sim" + Guid.NewGuid().ToString("N")[..16];
         JsonObject Chunk(JsonObject delta, string? finish) => new()
@@ -474,6 +528,20 @@ internal sealed class SimulatedUpstream(SimBehaviour? behaviour = null) : IAsync
         }
 
         chunks.Add($"data: {Chunk([], "stop").ToJsonString()}\n\n");
+        if (usage is not null)
+        {
+            for (var i = 0; i < chunks.Count; i++)
+            {
+                chunks[i] = chunks[i].Replace("}\n\n", ",\"usage\":null}\n\n", StringComparison.Ordinal);
+            }
+
+            var last = Chunk([], null);
+            last["choices"] = new JsonArray();
+            last["usage"] = ChatUsage(usage);
+            chunks.Add($"data: {last.ToJsonString()}\n\n");
+            UsageReported.Enqueue(usage);
+        }
+
         chunks.Add("data: [DONE]\n\n");
         await StreamAsync(context, requestId, chunks, breakMidway).ConfigureAwait(false);
     }
@@ -523,7 +591,7 @@ internal sealed class SimulatedUpstream(SimBehaviour? behaviour = null) : IAsync
 
     /// <summary>A Responses API <c>response</c> object with <paramref name="status"/> and <paramref name="output"/>
     /// (usage only once it is completed).</summary>
-    private static JsonObject ResponseObject(string model, string status, IEnumerable<JsonObject> output, string? id = null)
+    private static JsonObject ResponseObject(string model, string status, IEnumerable<JsonObject> output, SimUsage? usage, string? id = null)
     {
         var response = new JsonObject
         {
@@ -540,13 +608,15 @@ internal sealed class SimulatedUpstream(SimBehaviour? behaviour = null) : IAsync
         };
         if (status == "completed")
         {
+            // The Responses API counts cached tokens inside input_tokens, as chat completions do.
+            var u = usage!;
             response["usage"] = new JsonObject
             {
-                ["input_tokens"] = 12,
-                ["input_tokens_details"] = new JsonObject { ["cached_tokens"] = 0 },
-                ["output_tokens"] = 6,
+                ["input_tokens"] = u.Input + u.CacheRead,
+                ["input_tokens_details"] = new JsonObject { ["cached_tokens"] = u.CacheRead },
+                ["output_tokens"] = u.Output,
                 ["output_tokens_details"] = new JsonObject { ["reasoning_tokens"] = 0 },
-                ["total_tokens"] = 18,
+                ["total_tokens"] = u.Input + u.CacheRead + u.Output,
             };
         }
 
@@ -562,13 +632,13 @@ internal sealed class SimulatedUpstream(SimBehaviour? behaviour = null) : IAsync
     /// (two pieces), <c>response.function_call_arguments.done</c>, <c>response.output_item.done</c>; then
     /// <c>response.completed</c> with every item. Each event has its <c>sequence_number</c>.
     /// </summary>
-    private async Task ResponsesStreamAsync(HttpContext context, string requestId, string model, List<JsonObject> output, bool breakMidway)
+    private async Task ResponsesStreamAsync(HttpContext context, string requestId, string model, List<JsonObject> output, SimUsage usage, bool breakMidway)
     {
         var id = "resp_Sim" + Guid.NewGuid().ToString("N")[..24];
         var events = new List<JsonObject>
         {
-            new() { ["type"] = "response.created", ["response"] = ResponseObject(model, "in_progress", [], id) },
-            new() { ["type"] = "response.in_progress", ["response"] = ResponseObject(model, "in_progress", [], id) },
+            new() { ["type"] = "response.created", ["response"] = ResponseObject(model, "in_progress", [], null, id) },
+            new() { ["type"] = "response.in_progress", ["response"] = ResponseObject(model, "in_progress", [], null, id) },
         };
         for (var index = 0; index < output.Count; index++)
         {
@@ -606,7 +676,8 @@ internal sealed class SimulatedUpstream(SimBehaviour? behaviour = null) : IAsync
             events.Add(new() { ["type"] = "response.output_item.done", ["output_index"] = index, ["item"] = item.DeepClone() });
         }
 
-        events.Add(new() { ["type"] = "response.completed", ["response"] = ResponseObject(model, "completed", output, id) });
+        events.Add(new() { ["type"] = "response.completed", ["response"] = ResponseObject(model, "completed", output, usage, id) });
+        UsageReported.Enqueue(usage);
         for (var i = 0; i < events.Count; i++)
         {
             events[i]["sequence_number"] = i;

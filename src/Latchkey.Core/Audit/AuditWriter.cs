@@ -1,12 +1,14 @@
 using System.Threading.Channels;
 using Latchkey.Store;
+using Latchkey.Usage;
 using Microsoft.Extensions.Logging;
 
 namespace Latchkey.Audit;
 
 /// <summary>
-/// Takes audit entries off the request path: <see cref="Record"/> only queues (a bounded channel, never waits),
-/// and one background task writes them to the store in batches. Another task prunes entries older than the
+/// Takes audit entries, and the token usage their answers reported, off the request path: <see cref="Record"/> only
+/// queues (a bounded channel, never waits), and one background task writes them to the store in batches, each batch's
+/// usage added up per day, key, credential and model and written in the same transaction as its entries. Another task prunes entries older than the
 /// retention, at start and then every <see cref="PruneInterval"/>.
 /// </summary>
 /// <remarks>
@@ -97,10 +99,14 @@ internal sealed partial class AuditWriter : IAsyncDisposable
 
     public long Written => Interlocked.Read(ref _written);
 
-    /// <summary>Queues an entry; never blocks. Dropped (and counted) when the queue is full or the writer stopped.</summary>
-    public void Record(AuditEntry entry)
+    /// <summary>
+    /// Queues an entry, with the token usage its answer reported (added up per day, key, credential and model within
+    /// the batch and written in the entries' transaction: no write of its own); never blocks. Dropped (and counted),
+    /// usage included, when the queue is full or the writer stopped.
+    /// </summary>
+    public void Record(AuditEntry entry, UsageCount? usage = null)
     {
-        if (Interlocked.Increment(ref _servedWaiting) > Capacity || !_queue.Writer.TryWrite(new Queued(entry, Refused: false)))
+        if (Interlocked.Increment(ref _servedWaiting) > Capacity || !_queue.Writer.TryWrite(new Queued(entry, usage, Refused: false)))
         {
             Interlocked.Decrement(ref _servedWaiting);
             Interlocked.Increment(ref _dropped);
@@ -119,7 +125,7 @@ internal sealed partial class AuditWriter : IAsyncDisposable
             return;
         }
 
-        if (Interlocked.Increment(ref _refusedWaiting) > RefusedCapacity || !_queue.Writer.TryWrite(new Queued(entry, Refused: true)))
+        if (Interlocked.Increment(ref _refusedWaiting) > RefusedCapacity || !_queue.Writer.TryWrite(new Queued(entry, null, Refused: true)))
         {
             Interlocked.Decrement(ref _refusedWaiting);
             _refusedLimiter.CountDropped(source);
@@ -165,12 +171,13 @@ internal sealed partial class AuditWriter : IAsyncDisposable
         _abandon.Dispose();
     }
 
-    /// <summary>An entry waiting to be written, and which budget it counts against.</summary>
-    private readonly record struct Queued(AuditEntry Entry, bool Refused);
+    /// <summary>An entry waiting to be written, the usage it carries, and which budget it counts against.</summary>
+    private readonly record struct Queued(AuditEntry Entry, UsageCount? Usage, bool Refused);
 
     private async Task WriteLoopAsync()
     {
         var batch = new List<AuditEntry>(BatchSize);
+        var usage = new List<UsageCount>();
         long droppedReported = 0;
         while (await _queue.Reader.WaitToReadAsync(CancellationToken.None).ConfigureAwait(false))
         {
@@ -186,10 +193,15 @@ internal sealed partial class AuditWriter : IAsyncDisposable
             {
                 Interlocked.Decrement(ref queued.Refused ? ref _refusedWaiting : ref _servedWaiting);
                 batch.Add(queued.Entry);
+                if (queued.Usage is { } counted)
+                {
+                    usage.Add(counted);
+                }
             }
 
-            await WriteAsync(batch).ConfigureAwait(false);
+            await WriteAsync(batch, usage.Count == 0 ? [] : UsageCount.Aggregate(usage)).ConfigureAwait(false);
             batch.Clear();
+            usage.Clear();
             if (Dropped is var dropped && dropped > droppedReported)
             {
                 AuditLogMessages.Dropped(_logger, dropped - droppedReported, Capacity);
@@ -198,7 +210,7 @@ internal sealed partial class AuditWriter : IAsyncDisposable
         }
     }
 
-    private async Task WriteAsync(List<AuditEntry> batch)
+    private async Task WriteAsync(List<AuditEntry> batch, IReadOnlyList<UsageCount> usage)
     {
         var backoff = TimeSpan.FromMilliseconds(100);
         var failing = false;
@@ -206,7 +218,7 @@ internal sealed partial class AuditWriter : IAsyncDisposable
         {
             try
             {
-                await _log.AppendAsync(batch, CancellationToken.None).ConfigureAwait(false);
+                await _log.AppendAsync(batch, usage, CancellationToken.None).ConfigureAwait(false);
                 Interlocked.Add(ref _written, batch.Count);
                 if (failing)
                 {

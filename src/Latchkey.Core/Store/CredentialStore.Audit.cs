@@ -4,7 +4,7 @@ namespace Latchkey.Store;
 
 /// <summary>
 /// The audit log, in the same database as the credentials it names (rows as <see cref="AuditRows"/> reads them).
-/// Appending a batch is the backend's own (<see cref="AppendAsync"/>): each has a fast way to insert many rows.
+/// Appending a batch is the backend's own (<see cref="AppendAsync(IReadOnlyList{AuditEntry}, IReadOnlyList{Usage.UsageCount}, CancellationToken)"/>): each has a fast way to insert many rows.
 /// </summary>
 internal abstract partial class CredentialStore
 {
@@ -12,7 +12,14 @@ internal abstract partial class CredentialStore
     /// Appends a batch in one transaction. Idempotent: an entry already stored (same <see cref="AuditEntry.EventId"/>)
     /// is skipped, so a batch whose commit answer was lost can be sent again without writing anything twice.
     /// </summary>
-    public abstract Task AppendAsync(IReadOnlyList<AuditEntry> entries, CancellationToken cancellationToken);
+    public Task AppendAsync(IReadOnlyList<AuditEntry> entries, CancellationToken cancellationToken) => AppendAsync(entries, [], cancellationToken);
+
+    /// <summary>
+    /// Appends a batch of entries and adds its usage counts (aggregated first: <see cref="Usage.UsageCount.Aggregate"/>)
+    /// in one transaction. The counts are added only when the entries were not already stored (all of a batch is, or
+    /// none), so a batch sent again after a lost commit answer counts once; with no entries they are always added.
+    /// </summary>
+    public abstract Task AppendAsync(IReadOnlyList<AuditEntry> entries, IReadOnlyList<Usage.UsageCount> usage, CancellationToken cancellationToken);
 
     public Task<IReadOnlyList<AuditEntry>> QueryAsync(AuditQuery query, CancellationToken cancellationToken)
     {

@@ -106,6 +106,28 @@ internal static class StoreSchema
     public static string ClientKeyMadeFor(ColumnTypes t, bool ifNotExists) =>
         $"ALTER TABLE client_key ADD COLUMN {(ifNotExists ? "IF NOT EXISTS " : string.Empty)}made_for {t.Text}";
 
+    /// <summary>
+    /// Token usage as the providers counted it in their answers: one row per UTC day (<c>yyyy-MM-dd</c>), client key
+    /// (its name; '' for none), credential and model, added to by upsert (<c>x = x + excluded.x</c>, saturating). No
+    /// seal: counters, not rights (see docs/security.md). <c>IF NOT EXISTS</c>, so a schema turned back by hand
+    /// migrates forward again on either backend.
+    /// </summary>
+    public static string UsageDaily(ColumnTypes t) =>
+        $"""
+        CREATE TABLE IF NOT EXISTS usage_daily (       -- tokens the providers counted, per UTC day, client key, credential and model
+          day                   {t.Text} NOT NULL,      -- UTC date, yyyy-MM-dd
+          client_key            {t.Text} NOT NULL,      -- the client key's name, never the key; '' when none (the local Unix socket)
+          credential            {t.Text} NOT NULL,      -- no foreign key: usage outlives the credential it names
+          model                 {t.Text} NOT NULL,      -- from the answer, else the request; '' when neither named one
+          requests              {t.Bigint} NOT NULL,   -- answers that carried a usage count
+          input_tokens          {t.Bigint} NOT NULL,   -- not read from or written to a prompt cache
+          output_tokens         {t.Bigint} NOT NULL,
+          cache_creation_tokens {t.Bigint} NOT NULL,
+          cache_read_tokens     {t.Bigint} NOT NULL,
+          PRIMARY KEY (day, client_key, credential, model)
+        ){t.TableOptions}
+        """;
+
     /// <summary>A backend's column types, and what ends its <c>CREATE TABLE</c>.</summary>
     /// <param name="Text">Text.</param>
     /// <param name="Integer">A 32-bit integer.</param>

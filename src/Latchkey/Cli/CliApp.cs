@@ -192,6 +192,7 @@ internal sealed class CliApp(CliConsole console, TimeProvider time)
             MasterKeyCommand.Build(this),
             .. RunCommand.Build(this),
             AuditCommand.Build(this),
+            UsageCommand.Build(this),
             SshCommand.Build(this),
             McpCommands.Build(this),
             DashboardCommand.Build(this),

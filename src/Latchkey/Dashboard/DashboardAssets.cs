@@ -51,6 +51,11 @@ internal static class DashboardAssets
         .newkey { border: 2px solid var(--warn); border-radius: .4rem; padding: .75rem 1rem; margin: 0 0 1rem; }
         .newkey input { font-family: ui-monospace, monospace; }
         .summary { margin-top: 0; }
+        .chart { margin: .5rem 0 1rem; }
+        .chart svg { max-width: 100%; height: auto; color: CanvasText; }
+        .legend, .periods { display: flex; flex-wrap: wrap; gap: .25rem 1rem; list-style: none; margin: .25rem 0; padding: 0; font-size: .875rem; }
+        .periods a[aria-current="page"] { font-weight: 700; text-decoration: none; }
+        section { margin: 0 0 1.5rem; }
         .sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
         """;
 

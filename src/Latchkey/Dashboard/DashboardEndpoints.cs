@@ -96,6 +96,7 @@ internal sealed partial class DashboardEndpoints(
         session.MapPost("/keys", Page(ui.CreateKeyAsync));
         session.MapPost("/keys/{name}/revoke", Named(ui.RevokeKeyAsync));
         session.MapGet("/audit", Page(ui.AuditPageAsync));
+        session.MapGet("/usage", Page(ui.UsagePageAsync));
         session.MapPost("/credentials/{name}/reconnect", Named(ui.ReconnectAsync));
         session.MapPost("/credentials/{name}/remove", Named(ui.RemoveAsync));
         session.MapPost("/credentials/{name}/restore", Named(ui.RestoreAsync));
@@ -214,6 +215,22 @@ internal sealed partial class DashboardEndpoints(
         var oldestFirst = await _audit.QueryAsync(new AuditQuery(Limit: 200), context.RequestAborted);
         var entries = oldestFirst.Reverse().ToList(); // the page shows the newest first
         return await LayoutAsync("Audit log", session.Base + "audit", session, session.TakeFlash(), DashboardPages.Audit(entries), context.RequestAborted);
+    }
+
+    /// <summary>The usage page: <c>?days=</c> one of <see cref="DashboardPages.UsagePeriods"/> (14 otherwise).</summary>
+    private async Task<IResult> UsagePageAsync(HttpContext context)
+    {
+        if (Session(context) is not { } session)
+        {
+            return SignInPage();
+        }
+
+        var period = int.TryParse(context.Request.Query["days"].ToString(), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var asked)
+            && DashboardPages.UsagePeriods.Contains(asked) ? asked : 14;
+        var today = DateOnly.FromDateTime(_time.GetUtcNow().UtcDateTime);
+        var rows = await _store.QueryUsageAsync(today.AddDays(1 - period), context.RequestAborted);
+        var body = DashboardPages.Usage(rows, period, today, session.Base + "usage");
+        return await LayoutAsync("Usage", session.Base + "usage", session, session.TakeFlash(), body, context.RequestAborted);
     }
 
     private async Task<IResult> SignInAsync(HttpContext context)

@@ -2,6 +2,7 @@ using System.Globalization;
 using Latchkey.Audit;
 using Latchkey.Store;
 using Latchkey.Tokens;
+using Latchkey.Usage;
 
 namespace Latchkey.Dashboard;
 
@@ -22,7 +23,7 @@ internal static class DashboardPages
         var b = session?.Base;
         var nav = session is null ? HtmlContent.Empty : Html.Of($"""
             <nav aria-label="Sections"><ul>
-            {NavItem(b!, "Credentials", current)}{NavItem(b + "mcp", "MCP servers", current)}{NavItem(b + "keys", "Client keys", current)}{(hasAudit ? NavItem(b + "audit", "Audit log", current) : HtmlContent.Empty)}
+            {NavItem(b!, "Credentials", current)}{NavItem(b + "mcp", "MCP servers", current)}{NavItem(b + "keys", "Client keys", current)}{(hasAudit ? NavItem(b + "audit", "Audit log", current) : HtmlContent.Empty)}{NavItem(b + "usage", "Usage", current)}
             </ul>
             <form method="post" action="{b}signout" class="inline">{Csrf(session)}<button type="submit" class="link">Sign out</button></form>
             </nav>
@@ -143,6 +144,72 @@ internal static class DashboardPages
             <tbody>{Html.Join(newestFirst, AuditRow)}</tbody>
             </table></div>
             """);
+
+    /// <summary>The periods the usage page offers, in days.</summary>
+    public static readonly int[] UsagePeriods = [7, 14, 30, 90];
+
+    /// <summary>
+    /// The usage page: the tokens the providers counted over the last <paramref name="period"/> UTC days (ending
+    /// <paramref name="today"/>), per client key and per model, each as a chart drawn on the server
+    /// (<see cref="UsageChart"/>) and as a table of totals.
+    /// </summary>
+    public static HtmlContent Usage(IReadOnlyList<UsageCount> rows, int period, DateOnly today, string usagePath)
+    {
+        var days = Enumerable.Range(0, period).Select(i => today.AddDays(i - period + 1)).ToList();
+        var periods = Html.Join(UsagePeriods.Select(p => p == period
+            ? Html.Of($"<li><a href=\"{usagePath}?days={p}\" aria-current=\"page\">{p} days</a></li>")
+            : Html.Of($"<li><a href=\"{usagePath}?days={p}\">{p} days</a></li>")));
+        var total = UsageGroups.Total(rows, days[0]);
+        return Html.Of($"""
+            <p class="summary">Tokens the providers counted in the gateway's answers, per UTC day, from {UsageCount.DayText(days[0])} to {UsageCount.DayText(today)}:
+            <strong id="usage-total">{total.Tokens.ToString("N0", CultureInfo.InvariantCulture)}</strong> tokens in {total.Requests.ToString("N0", CultureInfo.InvariantCulture)} answers.</p>
+            <nav aria-label="Period"><ul class="periods">{periods}</ul></nav>
+            {UsageSection("usage-keys", "Per client key", "key", rows, UsageGrouping.Key, days)}
+            {UsageSection("usage-models", "Per model", "model", rows, UsageGrouping.Model, days)}
+            """);
+    }
+
+    private static HtmlContent UsageSection(string id, string heading, string what, IReadOnlyList<UsageCount> rows, UsageGrouping by, List<DateOnly> days)
+    {
+        if (rows.Count == 0)
+        {
+            return Html.Of($"""<section aria-labelledby="{id}-h"><h2 id="{id}-h">{heading}</h2><p>No usage in this period. The gateway counts the tokens of every answer on /c/ and /r/ routes that reports them.</p></section>""");
+        }
+
+        var index = days.Select((d, i) => (d, i)).ToDictionary(p => p.d, p => p.i);
+        var series = UsageGroups.PerDay(rows, by)
+            .GroupBy(g => UsageGroups.NameOf(g, by), StringComparer.Ordinal)
+            .Select(g =>
+            {
+                var perDay = new long[days.Count];
+                foreach (var c in g)
+                {
+                    if (index.TryGetValue(c.Day, out var d))
+                    {
+                        perDay[d] = c.Tokens;
+                    }
+                }
+
+                return new UsageChart.Series(UsageLabel(g.Key, by), perDay);
+            })
+            .ToList();
+        var totals = UsageGroups.Totals(rows, by, days[0]);
+        return Html.Of($"""
+            <section aria-labelledby="{id}-h">
+            <h2 id="{id}-h">{heading}</h2>
+            {UsageChart.StackedBars(id + "-chart", $"Tokens per day and {what}", days, series)}
+            <div class="scroll"><table id="{id}-table">
+            <caption>Totals for the period, most tokens first</caption>
+            <thead><tr><th scope="col">{(by == UsageGrouping.Key ? "Client key" : "Model")}</th><th scope="col">Answers</th><th scope="col">Input</th><th scope="col">Output</th><th scope="col">Cache write</th><th scope="col">Cache read</th><th scope="col">Total</th></tr></thead>
+            <tbody>{Html.Join(totals, t => Html.Of($"<tr><th scope=\"row\">{UsageLabel(UsageGroups.NameOf(t, by), by)}</th><td>{N(t.Requests)}</td><td>{N(t.InputTokens)}</td><td>{N(t.OutputTokens)}</td><td>{N(t.CacheCreationTokens)}</td><td>{N(t.CacheReadTokens)}</td><td>{N(t.Tokens)}</td></tr>"))}</tbody>
+            </table></div>
+            </section>
+            """);
+    }
+
+    private static string UsageLabel(string name, UsageGrouping by) => name.Length > 0 ? name : by == UsageGrouping.Key ? "(no key: Unix socket)" : "(model not named)";
+
+    private static string N(long value) => value.ToString("N0", CultureInfo.InvariantCulture);
 
     /// <summary>The state as a person reads it.</summary>
     public static string StateWords(CredentialStatus status) => status switch

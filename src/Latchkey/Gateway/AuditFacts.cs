@@ -27,6 +27,22 @@ internal sealed class AuditFacts
     /// <summary>What to record as the path instead of the request's own, when that must not be kept (it held a client key).</summary>
     public string? Path { get; set; }
 
+    /// <summary>
+    /// Set by the routes whose answers can carry token usage (<c>/c</c>, <c>/r</c>): their successful JSON and
+    /// event-stream answers are read for it as they pass (<see cref="Latchkey.Usage.UsageScanner"/>).
+    /// </summary>
+    public bool Metered { get; set; }
+
+    /// <summary>The model the request named, when the gateway read its body (a router, a kept body): the usage's model
+    /// when the answer names none.</summary>
+    public string? RequestModel { get; set; }
+
+    /// <summary>The usage the answer reported, once it has been copied to the agent; null when it reported none.</summary>
+    public Latchkey.Usage.UsageTokens? Usage { get; set; }
+
+    /// <summary>The model the answer named, or null.</summary>
+    public string? AnswerModel { get; set; }
+
     /// <summary>Takes what the upstream exchange found: the credential that served, its status, the diagnosis.</summary>
     public void Note(ExchangeOutcome outcome)
     {

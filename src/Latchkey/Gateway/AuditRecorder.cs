@@ -1,4 +1,5 @@
 using Latchkey.Audit;
+using Latchkey.Usage;
 using Microsoft.AspNetCore.Http;
 
 namespace Latchkey.Gateway;
@@ -74,13 +75,32 @@ internal sealed class AuditRecorder(AuditWriter writer, TimeProvider time)
             if (facts.Authorized || status is < 400 or >= 500)
             {
                 // Served, or failed on the gateway's side (the store unavailable): a caller cannot cause those at will.
-                writer.Record(entry);
+                writer.Record(entry, UsageOf(facts, at));
             }
             else
             {
                 writer.RecordRefused(entry, SourceOf(context));
             }
         }
+    }
+
+    /// <summary>
+    /// The usage the answer reported, as the writer adds it up: on the UTC day the request arrived, under the client
+    /// key's name ('' without one: the Unix socket), the credential that served and the model the answer named (else
+    /// the request's), quoted like every name Latchkey did not write; null when the answer reported none.
+    /// </summary>
+    internal static UsageCount? UsageOf(AuditFacts facts, DateTimeOffset at)
+    {
+        if (facts.Usage is not { } tokens)
+        {
+            return null;
+        }
+
+        var model = facts.AnswerModel ?? facts.RequestModel;
+        return new UsageCount(
+            DateOnly.FromDateTime(at.UtcDateTime), facts.ClientKey ?? string.Empty, facts.Credential ?? string.Empty,
+            model is null ? string.Empty : Diagnostics.ServerText.Quote(model, [], UsageCount.MaxNameLength),
+            1, tokens.Input, tokens.Output, tokens.CacheCreation, tokens.CacheRead);
     }
 
     /// <summary>The source every loopback address counts as (all of 127.0.0.0/8 and <c>::1</c> are this machine).</summary>

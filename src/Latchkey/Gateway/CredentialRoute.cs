@@ -32,7 +32,17 @@ internal sealed class CredentialRoute(AgentRequest agents, UpstreamExchange exch
         using var body = credential.Record.Kind == CredentialKind.OAuth
             ? await RequestBody.ReadAsync(context.Request, options.RetryBodyLimit, context.RequestAborted).ConfigureAwait(false)
             : RequestBody.HasBody(context.Request) ? RequestBody.Streamed : RequestBody.None;
+        var facts = AuditFacts.Of(context);
+        facts?.Metered = true;
         using var outcome = await exchange.SendAsync(context, credential, pathAndQuery, body).ConfigureAwait(false);
         await exchange.WriteAsync(context, outcome, [new("latchkey-credential", name)]).ConfigureAwait(false);
+
+        // The request's model only when the answer reported usage without naming one (rare), and only from a kept
+        // body: a streamed one is gone.
+        if (facts is { Usage: not null, AnswerModel: null } && body.IsPresent && !body.IsStreamed
+            && ModelRouterRoute.FindModel(body.Content) is (ModelRouterRoute.ModelLookup.Found, var model, _, _))
+        {
+            facts.RequestModel = model;
+        }
     }
 }

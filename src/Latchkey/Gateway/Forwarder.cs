@@ -124,7 +124,9 @@ internal sealed class Forwarder(HttpMessageInvoker invoker, GatewayOptions optio
     /// or <see cref="ForwarderError.UpstreamIdle"/> (reading the upstream), <see cref="ForwarderError.ResponseBodyAgent"/>
     /// or <see cref="ForwarderError.AgentIdle"/> (writing to the agent), <see cref="ForwarderError.Canceled"/> (the
     /// agent went away). After any of them the agent's connection is aborted.</returns>
-    public async Task<ForwarderError> CopyResponseAsync(HttpContext context, HttpResponseMessage response, IEnumerable<KeyValuePair<string, string>> extraHeaders, ReadOnlyMemory<byte> prefix = default)
+    /// <remarks>With <paramref name="usage"/>, each chunk read from the upstream is shown to it after it was written
+    /// and flushed to the agent, from the same buffer: the agent never waits for it, and nothing is copied for it.</remarks>
+    public async Task<ForwarderError> CopyResponseAsync(HttpContext context, HttpResponseMessage response, IEnumerable<KeyValuePair<string, string>> extraHeaders, ReadOnlyMemory<byte> prefix = default, Usage.UsageScanner? usage = null)
     {
         var agent = context.Response;
         agent.StatusCode = (int)response.StatusCode;
@@ -169,6 +171,7 @@ internal sealed class Forwarder(HttpMessageInvoker invoker, GatewayOptions optio
                 await agent.Body.WriteAsync(buffer.AsMemory(0, read), activity.Token).ConfigureAwait(false);
                 await agent.Body.FlushAsync(activity.Token).ConfigureAwait(false);
                 activity.Restart();
+                usage?.Observe(buffer.AsSpan(0, read));
             }
 
             CopyTrailers(context, response);

@@ -184,6 +184,11 @@ internal sealed class ModelRouterRoute(AgentRequest agents, UpstreamExchange exc
 
                 // The agent's bytes, with only the model's value replaced when this target knows it by another name.
                 using var rewritten = target.Model is { } other && other != model.Name ? body.Replace(model.Start, model.End, JsonString(other)) : null;
+                if (AuditFacts.Of(context) is { } facts)
+                {
+                    (facts.Metered, facts.RequestModel) = (true, target.Model ?? model.Name);
+                }
+
                 var outcome = await exchange.SendAsync(context, credential, pathAndQuery, rewritten ?? body).ConfigureAwait(false);
                 attempts.Add($"{target.Credential}={outcome.Status}");
                 last?.Dispose();

@@ -203,13 +203,19 @@ internal sealed class UpstreamExchange(Forwarder forwarder, CredentialResolver c
                 body = rewritten;
             }
 
-            var copied = await forwarder.CopyResponseAsync(context, response, headers, body).ConfigureAwait(false);
+            var facts = AuditFacts.Of(context);
+            using var usage = facts is { Metered: true } && outcome.Diagnosis is null && response.IsSuccessStatusCode
+                ? Usage.UsageScanner.For(response.Content.Headers.ContentType?.ToString(), string.Join(",", response.Content.Headers.ContentEncoding))
+                : null;
+            var copied = await forwarder.CopyResponseAsync(context, response, headers, body, usage).ConfigureAwait(false);
+            if (usage is not null && facts is not null)
+            {
+                (facts.Usage, facts.AnswerModel) = (usage.Tokens, usage.Model);
+            }
+
             if (copied != ForwarderError.None)
             {
-                if (AuditFacts.Of(context) is { } facts)
-                {
-                    facts.Reason = copied.Code();
-                }
+                facts?.Reason = copied.Code();
 
                 if (copied != ForwarderError.Canceled)
                 {
@@ -277,8 +283,18 @@ internal sealed class UpstreamExchange(Forwarder forwarder, CredentialResolver c
     {
         public bool CanResend => !body.IsStreamed;
 
-        public ValueTask<Sent> SendAsync(ResolvedCredential credential, CancellationToken ct) =>
-            new(forwarder.SendAsync(context, target, body, Skipped(credential.Record), r => Inject(r, credential.Record, credential.Secret)));
+        public ValueTask<Sent> SendAsync(ResolvedCredential credential, CancellationToken ct)
+        {
+            var identity = AuditFacts.Of(context) is { Metered: true } && HttpMethods.IsPost(context.Request.Method);
+            return new(forwarder.SendAsync(context, target, body, Skipped(credential.Record), r =>
+            {
+                Inject(r, credential.Record, credential.Secret);
+                if (identity)
+                {
+                    AskForIdentity(r);
+                }
+            }));
+        }
 
         public bool IsRefused(Sent response) => oauth && response.Response is { StatusCode: System.Net.HttpStatusCode.Unauthorized };
 
@@ -305,6 +321,18 @@ internal sealed class UpstreamExchange(Forwarder forwarder, CredentialResolver c
         {
             request.Headers.TryAddWithoutValidation(name, value);
         }
+    }
+
+    /// <summary>
+    /// Asks the upstream for an answer without content coding, so its usage can be read as it passes (and an agent
+    /// cannot hide its usage from a token budget by asking for a compressed answer). Identity is acceptable to every
+    /// HTTP client; the cost is the compression of one answer between the upstream and the gateway. Only for a
+    /// metered route's POST (model calls), so downloads through <c>/c</c> keep their compression.
+    /// </summary>
+    private static void AskForIdentity(HttpRequestMessage request)
+    {
+        request.Headers.Remove("Accept-Encoding");
+        request.Headers.TryAddWithoutValidation("Accept-Encoding", "identity");
     }
 
     private static string? Header(HttpResponseMessage response, string name) =>

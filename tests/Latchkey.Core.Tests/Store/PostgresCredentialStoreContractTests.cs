@@ -39,5 +39,8 @@ public sealed class PostgresCredentialStoreContractTests(PostgresServer server) 
         (keepMarker ? string.Empty : $"DELETE FROM store_meta WHERE name = '{RowCodec.RowsSealedMarkerName}'; ") +
         $"DELETE FROM schema_version WHERE version >= {PostgresSchema.RowsSealedFrom}");
 
+    internal override Task TurnBackBeforeUsageAsync() =>
+        ExecuteSqlAsync($"DROP TABLE usage_daily; DELETE FROM schema_version WHERE version >= {PostgresSchema.UsageFrom}");
+
     public void Dispose() => Directory.Delete(_home, recursive: true);
 }

@@ -37,5 +37,11 @@ public sealed class SqliteCredentialStoreContractTests : CredentialStoreContract
             (keepMarker ? string.Empty : "DROP TABLE store_meta; ") + $"PRAGMA user_version = {SqliteSchema.RowsSealedFrom - 1}");
     }
 
+    internal override Task TurnBackBeforeUsageAsync()
+    {
+        SqliteConnection.ClearAllPools();
+        return ExecuteSqlAsync($"DROP TABLE usage_daily; PRAGMA user_version = {SqliteSchema.UsageFrom - 1}");
+    }
+
     public void Dispose() => _home.Dispose();
 }

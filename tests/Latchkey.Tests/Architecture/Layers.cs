@@ -50,9 +50,9 @@ internal static partial class Layers
             new("Http", Core, ["src/Latchkey.Core/Http/"], ["Latchkey.Http"]),
             new("Diagnostics", Core, ["src/Latchkey.Core/Diagnostics/"], ["Latchkey.Diagnostics"]),
         ],
-        // The store keeps the audit log: the store implements IAuditLog, and the log's writer retries on a
-        // StoreException. One layer, two folders.
-        [new("Store", Core, ["src/Latchkey.Core/Store/", "src/Latchkey.Core/Audit/"], ["Latchkey.Store", "Latchkey.Audit"])],
+        // The store keeps the audit log and the token usage: the store implements IAuditLog and IUsageLog, the log's
+        // writer retries on a StoreException and carries the usage counts in its batches. One layer, three folders.
+        [new("Store", Core, ["src/Latchkey.Core/Store/", "src/Latchkey.Core/Audit/", "src/Latchkey.Core/Usage/"], ["Latchkey.Store", "Latchkey.Audit", "Latchkey.Usage"])],
         [new("Text", Core, ["src/Latchkey.Core/Text/"], ["Latchkey.Text"])],
     ];
 
