@@ -5,11 +5,18 @@ using Latchkey.Store;
 //                         check none is torn. Exit 10 on a torn or quarantined record.
 //   cas NAME ATTEMPTS     compare-and-swap increments of NAME's counter; prints "successes=K".
 //   forever NAMES...      write the named records in turn until killed; prints "ack NAME I" after each commit.
+//   first NAME            the store's first use: open a store in a home of its own first (so the code is warm),
+//                         then wait, then open H (making or finding its master key) and create NAME.
 // A record written by this driver is consistent when its secret, its upstream's last segment and its version
 // all encode the same write index: secret "NAME:i", upstream ".../NAME/i", version i + 1.
 var home = new StoreHome(args[1]);
 var mode = args[0];
 var go = Path.Combine(Path.GetDirectoryName(home.Path)!, "go");
+if (mode == "first")
+{
+    return await First(home, args[2], go);
+}
+
 await using var store = SqliteCredentialStore.Open(home, TimeProvider.System);
 Console.Out.WriteLine("ready");
 Console.Out.Flush();
@@ -29,6 +36,25 @@ switch (mode)
     default:
         Console.Error.WriteLine($"unknown mode {mode}");
         return 2;
+}
+
+static async Task<int> First(StoreHome home, string name, string go)
+{
+    await using (var warm = SqliteCredentialStore.Open(new StoreHome(home.Path + "-warm-" + name), TimeProvider.System))
+    {
+        await warm.CreateAsync(Initial(name), default);
+    }
+
+    Console.Out.WriteLine("ready");
+    Console.Out.Flush();
+    while (!File.Exists(go))
+    {
+        await Task.Delay(1);
+    }
+
+    await using var store = SqliteCredentialStore.Open(home, TimeProvider.System);
+    await store.CreateAsync(Initial(name), default);
+    return 0;
 }
 
 static NewCredential Initial(string name) => new(name, CredentialKind.ApiKey,

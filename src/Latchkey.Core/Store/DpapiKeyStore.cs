@@ -20,6 +20,10 @@ internal sealed class DpapiKeyStore : IOsKeyStore
 
     public string UnlockHint => "Log in to Windows as the user who made the key (DPAPI opens it only for that account)";
 
+    public string ReachHint => "Run Latchkey on Windows as the user who made the key";
+
+    public string RemoveCommand(string account) => $"del \"{PathFor(account)}\"";
+
     public byte[]? Read(string account)
     {
         Ensure();

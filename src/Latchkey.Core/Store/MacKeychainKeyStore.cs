@@ -30,6 +30,10 @@ internal sealed partial class MacKeychainKeyStore : IOsKeyStore
 
     public string UnlockHint => "Unlock the login keychain (log in to the Mac, or run: security unlock-keychain login.keychain-db)";
 
+    public string ReachHint => "Run Latchkey in your own login session on this Mac (a daemon or another user's session cannot reach your login Keychain)";
+
+    public string RemoveCommand(string account) => $"security delete-generic-password -s latchkey -a {OsKeyStores.ShellQuote(account)}";
+
     public byte[]? Read(string account)
     {
         EnsureMac();

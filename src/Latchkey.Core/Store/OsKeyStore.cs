@@ -4,7 +4,8 @@ namespace Latchkey.Store;
 /// An operating system's store for a user's secrets, holding the master key in place of the home folder's
 /// <c>master.key</c>: the Secret Service on Linux (<see cref="SecretServiceKeyStore"/>: GNOME Keyring, KWallet),
 /// the login Keychain on macOS (<see cref="MacKeychainKeyStore"/>), DPAPI on Windows (<see cref="DpapiKeyStore"/>).
-/// One item per home folder, found by the home's full path (the account).
+/// One item per home folder, found by its account: the home's path with symbolic links resolved and no trailing
+/// separator (<see cref="StoreHome.CanonicalPath"/>), recorded in the home's note (<c>master.key.keychain</c>).
 /// </summary>
 /// <remarks>
 /// Every member throws <see cref="OsKeyStoreException"/> when the store cannot be used, saying whether it is out of
@@ -20,8 +21,14 @@ internal interface IOsKeyStore
     /// <summary>What a person calls it, e.g. "the Secret Service (GNOME Keyring or KWallet)".</summary>
     string Description { get; }
 
-    /// <summary>What to unlock or start when it is locked or out of reach, as an instruction.</summary>
+    /// <summary>What to unlock when it is locked, as an instruction.</summary>
     string UnlockHint { get; }
+
+    /// <summary>What to do when it cannot be reached at all (no session, no service), as an instruction.</summary>
+    string ReachHint { get; }
+
+    /// <summary>The command a person runs to remove the item of <paramref name="account"/> by hand.</summary>
+    string RemoveCommand(string account);
 
     /// <summary>The secret stored for <paramref name="account"/>, or null when there is none.</summary>
     byte[]? Read(string account);
@@ -56,21 +63,33 @@ internal sealed class OsKeyStoreException(OsKeyStoreFailure failure, string mess
 /// <summary>The OS key store of this machine, if it has one Latchkey can use.</summary>
 internal static class OsKeyStores
 {
-    /// <summary><c>LATCHKEY_KEYCHAIN=off</c>: never use the OS key store; a new home keeps its key in <c>master.key</c>.</summary>
+    /// <summary>
+    /// <c>LATCHKEY_KEYCHAIN=off</c>: a new key goes to <c>master.key</c>, never to the OS key store. A home whose note
+    /// says its key is in the key store is still read from there: processes that disagree about the switch share one key.
+    /// </summary>
     public const string SwitchVariable = "LATCHKEY_KEYCHAIN";
 
     /// <summary>
-    /// This platform's store, or null when there is none or <c>LATCHKEY_KEYCHAIN=off</c>. On Linux the Secret
-    /// Service is looked for only on the bus <c>DBUS_SESSION_BUS_ADDRESS</c> names: no session bus, no keychain.
+    /// Where a new key goes: this platform's store, or null when there is none or <c>LATCHKEY_KEYCHAIN=off</c>.
     /// </summary>
     public static IOsKeyStore? ForThisMachine(Func<string, string?>? getEnvironment = null)
     {
         getEnvironment ??= Environment.GetEnvironmentVariable;
-        if (string.Equals(getEnvironment(SwitchVariable)?.Trim(), "off", StringComparison.OrdinalIgnoreCase))
-        {
-            return null;
-        }
+        return IsOff(getEnvironment) ? null : OfThisPlatform(getEnvironment);
+    }
 
+    /// <summary>Whether <c>LATCHKEY_KEYCHAIN=off</c> is set.</summary>
+    public static bool IsOff(Func<string, string?> getEnvironment) =>
+        string.Equals(getEnvironment(SwitchVariable)?.Trim(), "off", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// This platform's store whatever <c>LATCHKEY_KEYCHAIN</c> says, or null when it has none: where a key that a
+    /// home's note says is in the keychain is read from (the switch only decides where a new key goes). On Linux the
+    /// Secret Service is looked for only on the bus <c>DBUS_SESSION_BUS_ADDRESS</c> names: no session bus, no keychain.
+    /// </summary>
+    public static IOsKeyStore? OfThisPlatform(Func<string, string?>? getEnvironment = null)
+    {
+        getEnvironment ??= Environment.GetEnvironmentVariable;
         if (OperatingSystem.IsWindows())
         {
             return new DpapiKeyStore();
@@ -85,4 +104,7 @@ internal static class OsKeyStores
             ? new SecretServiceKeyStore(getEnvironment("DBUS_SESSION_BUS_ADDRESS"))
             : null;
     }
+
+    /// <summary><paramref name="text"/> in single quotes for a POSIX shell (for commands printed as advice).</summary>
+    public static string ShellQuote(string text) => "'" + text.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
 }

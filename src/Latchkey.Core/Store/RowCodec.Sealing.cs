@@ -76,6 +76,14 @@ internal sealed partial class RowCodec
                 RestoreAdvice);
         }
 
+        if (sealing.Mode == SealMode.KeychainKey)
+        {
+            throw new StoreException(RolledBackCode,
+                $"The store at {location} has no row seals (schema {fromVersion}, from a Latchkey before seals), but this home's master key is in the OS keychain, where only a Latchkey that seals puts it: the store was sealed, and someone who can write the home folder rolled it back (and removed the home's record that it was sealed, {sealing.Ledger?.Folder ?? SealLedger.FolderName}). Whatever they changed in it would be trusted if it were sealed now. Nothing was changed, and nothing is served from it. " +
+                "Restore the home folder from a backup made after the store was sealed (or start a new store and add the credentials again), then find out who can write the home folder. " +
+                "Only if you are certain this store was never sealed (a database from a Latchkey before seals, copied into this home), run 'latchkey store seal': it shows every upstream and client key, and seals them only when you confirm.");
+        }
+
         if (sealing.Mode == SealMode.OnlyByCommand)
         {
             throw new StoreException(UnsealedCode,

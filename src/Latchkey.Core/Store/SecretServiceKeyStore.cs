@@ -33,6 +33,11 @@ internal sealed class SecretServiceKeyStore(string? busAddress) : IOsKeyStore
     public string UnlockHint =>
         "Unlock the login keyring (log in to the desktop, or open Passwords and Keys / KWallet Manager and unlock it; on a server: echo PASSWORD | gnome-keyring-daemon --unlock --replace)";
 
+    public string ReachHint =>
+        "Run Latchkey in the desktop session where the keyring runs, or set DBUS_SESSION_BUS_ADDRESS to that session's bus (usually unix:path=/run/user/$(id -u)/bus; it must be the same user's, with the login keyring unlocked)";
+
+    public string RemoveCommand(string account) => $"secret-tool clear application latchkey home {OsKeyStores.ShellQuote(account)}";
+
     public byte[]? Read(string account) => Run<byte[]?>(async connection =>
     {
         var (unlocked, locked) = await SearchAsync(connection, account);

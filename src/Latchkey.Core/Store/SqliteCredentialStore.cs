@@ -106,23 +106,36 @@ internal sealed partial class SqliteCredentialStore : CredentialStore
     public static SqliteCredentialStore Open(StoreHome home, TimeProvider time, StoreSealing? sealing = null) =>
         Open(home, time, sealing, MasterKeys.For(home));
 
-    /// <summary>Opens the store with the master key <paramref name="keys"/> finds or makes (see <see cref="MasterKeys"/>).</summary>
+    /// <summary>
+    /// Opens the store with the master key <paramref name="keys"/> finds or makes (see <see cref="MasterKeys"/>): a
+    /// new key only beside no sealed data, an item found in the keychain without a note only if it is the key the
+    /// store's seals record, and, with the key in a keychain, a store from before seals never sealed on open
+    /// (<see cref="StoreSealing.WithKeyInKeychain"/>).
+    /// </summary>
     public static SqliteCredentialStore Open(StoreHome home, TimeProvider time, StoreSealing? sealing, MasterKeys keys) =>
-        Open(home, time, sealing, () => keys.LoadOrCreate(() => RefuseNewKeyBesideSealedData(home, keys)));
+        Open(home, time, sealing,
+            () => keys.LoadOrCreate(() => RefuseNewKeyBesideSealedData(home, keys), keyId => AdoptionProblem(home, keyId)),
+            () => keys.Where() == MasterKeyPlace.Keychain);
 
     /// <summary>Opens the store with exactly <paramref name="masterKey"/> (for <c>latchkey key move</c>, which checks a key read back from its new place).</summary>
     public static SqliteCredentialStore OpenWithKey(StoreHome home, TimeProvider time, ReadOnlySpan<byte> masterKey)
     {
         var copy = masterKey.ToArray();
-        return Open(home, time, null, () => copy);
+        return Open(home, time, null, () => copy, null);
     }
 
-    private static SqliteCredentialStore Open(StoreHome home, TimeProvider time, StoreSealing? sealing, Func<byte[]> loadKey)
+    private static SqliteCredentialStore Open(StoreHome home, TimeProvider time, StoreSealing? sealing, Func<byte[]> loadKey, Func<bool>? keyInKeychain)
     {
         home.EnsureReady();
 
         // The key before the database: a keychain that is locked leaves no database behind.
         var key = loadKey();
+        sealing ??= StoreSealing.ForHomeKey(SealLedger.In(home));
+        if (keyInKeychain?.Invoke() == true)
+        {
+            sealing = sealing.WithKeyInKeychain();
+        }
+
         PrecreateDatabase(home.DatabasePath);
         foreach (var file in new[] { home.DatabasePath, home.DatabasePath + "-wal", home.DatabasePath + "-shm" })
         {
@@ -147,7 +160,6 @@ internal sealed partial class SqliteCredentialStore : CredentialStore
         try
         {
             store.UseWriteAheadLog();
-            sealing ??= StoreSealing.ForHomeKey(SealLedger.In(home));
             if (store.Migrate(StoreSealing.SqliteIdentity, sealing))
             {
                 sealing.Remember(StoreSealing.SqliteIdentity, protector.KeyId, time.GetUtcNow());
@@ -211,12 +223,63 @@ internal sealed partial class SqliteCredentialStore : CredentialStore
     /// </summary>
     private static void RefuseNewKeyBesideSealedData(StoreHome home, MasterKeys keys)
     {
-        if (!File.Exists(home.DatabasePath))
+        var (rows, _) = ReadKeyRecords(home);
+
+        // Called under the key lock after a second look: a row implies its key exists somewhere the home no longer says.
+        if (rows > 0 && keys.Where() == MasterKeyPlace.None)
         {
-            return;
+            throw new StoreException("key_missing",
+                $"The master key file {home.KeyFilePath} is missing (and {keys.NotePath} does not say it is in the OS keychain), but {home.DatabasePath} holds secrets sealed with it, which no new key can open. Nothing was changed and no new key was made. Restore master.key from the backup of the home folder (the one saved with latchkey.db), then run 'latchkey doctor'; to start over without those secrets, move latchkey.db aside.");
+        }
+    }
+
+    /// <summary>
+    /// Why an item found in the keychain for this home (which has no note of it) must not be adopted: the home's data
+    /// is sealed under another key, or records no key to check it against. Null when it may be: a home with no sealed
+    /// data, or one whose every record of its key (the seal ledger, the store's <c>key_id</c>, every secret's key id)
+    /// names this key.
+    /// </summary>
+    private static string? AdoptionProblem(StoreHome home, string itemKeyId)
+    {
+        var ledger = SealLedger.In(home);
+        var entry = ledger.Find(StoreSealing.SqliteIdentity);
+        var (rows, recorded) = ReadKeyRecords(home);
+        if (entry?.KeyId is { } ledgerKey)
+        {
+            recorded.Add(ledgerKey);
         }
 
-        long sealedRows;
+        if (entry is null && rows == 0 && recorded.Count == 0)
+        {
+            return null; // nothing sealed yet: any key will do
+        }
+
+        if (recorded.Count == 0)
+        {
+            return $"{home.DatabasePath} holds sealed data but records no key id to check the item against";
+        }
+
+        return recorded.All(id => string.Equals(id, itemKeyId, StringComparison.Ordinal))
+            ? null
+            : $"this home's data is sealed with key {string.Join(", ", recorded.Where(id => !string.Equals(id, itemKeyId, StringComparison.Ordinal)))} (as {home.DatabasePath} and {ledger.Folder} record)";
+    }
+
+    /// <summary>
+    /// What the home's database holds under a master key: its rows (credentials, saved versions, client keys) and the
+    /// master key ids it records (the store's <c>key_id</c>, every secret's and saved version's key id). Reads only.
+    /// </summary>
+    private static readonly string[] RowTables = ["credential", "credential_history", "client_key"];
+
+    private static readonly string[] SecretTables = ["credential", "credential_history"];
+
+    private static (long Rows, SortedSet<string> KeyIds) ReadKeyRecords(StoreHome home)
+    {
+        var keyIds = new SortedSet<string>(StringComparer.Ordinal);
+        if (!File.Exists(home.DatabasePath))
+        {
+            return (0, keyIds);
+        }
+
         try
         {
             using var connection = new SqliteConnection(new SqliteConnectionStringBuilder
@@ -228,8 +291,8 @@ internal sealed partial class SqliteCredentialStore : CredentialStore
             }.ToString());
             connection.Open();
             using var command = connection.CreateCommand();
-            command.CommandText = "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('credential', 'credential_history', 'client_key')";
-            var tables = new List<string>();
+            command.CommandText = "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('credential', 'credential_history', 'client_key', 'store_meta')";
+            var tables = new HashSet<string>(StringComparer.Ordinal);
             using (var reader = command.ExecuteReader())
             {
                 while (reader.Read())
@@ -238,24 +301,40 @@ internal sealed partial class SqliteCredentialStore : CredentialStore
                 }
             }
 
-            if (tables.Count == 0)
+            var counted = RowTables.Where(tables.Contains).ToList();
+            long rows = 0;
+            if (counted.Count > 0)
             {
-                return;
+                command.CommandText = "SELECT " + string.Join(" + ", counted.Select(t => $"(SELECT count(*) FROM {t})"));
+                rows = (long)command.ExecuteScalar()!;
             }
 
-            command.CommandText = "SELECT " + string.Join(" + ", tables.Select(t => $"(SELECT count(*) FROM {t})"));
-            sealedRows = (long)command.ExecuteScalar()!;
+            var sources = new List<string>();
+            if (tables.Contains("store_meta"))
+            {
+                sources.Add("SELECT value FROM store_meta WHERE name = 'key_id'");
+            }
+
+            // The master key's id beside each secret (client_key.key_id is a client key's own id, not the master key's).
+            sources.AddRange(SecretTables.Where(tables.Contains).Select(t => $"SELECT DISTINCT key_id FROM {t}"));
+            if (sources.Count > 0)
+            {
+                command.CommandText = string.Join(" UNION ", sources);
+                using var reader = command.ExecuteReader();
+                while (reader.Read())
+                {
+                    if (!reader.IsDBNull(0))
+                    {
+                        keyIds.Add(reader.GetString(0));
+                    }
+                }
+            }
+
+            return (rows, keyIds);
         }
         catch (SqliteException ex)
         {
             throw Translate(home, ex);
-        }
-
-        // Another process may have made the key and written since the first look: a row implies its key exists.
-        if (sealedRows > 0 && keys.Where() == MasterKeyPlace.None)
-        {
-            throw new StoreException("key_missing",
-                $"The master key file {home.KeyFilePath} is missing (and {keys.NotePath} does not say it is in the OS keychain), but {home.DatabasePath} holds secrets sealed with it, which no new key can open. Nothing was changed and no new key was made. Restore master.key from the backup of the home folder (the one saved with latchkey.db), then run 'latchkey doctor'; to start over without those secrets, move latchkey.db aside.");
         }
     }
 

@@ -37,7 +37,40 @@ internal sealed partial class StoreHome
         Path = System.IO.Path.GetFullPath(path);
     }
 
+    /// <summary>The home's full path as it was given (<see cref="System.IO.Path.GetFullPath(string)"/>: links not resolved, a trailing separator kept).</summary>
     public string Path { get; }
+
+    /// <summary>
+    /// The home's path with every symbolic link resolved and no trailing separator (<c>realpath(3)</c>), the same
+    /// however the home was reached (<c>--home H/</c>, a link to H); the full path without a trailing separator when
+    /// it cannot be resolved (it does not exist yet) and on Windows.
+    /// </summary>
+    public string CanonicalPath => Canonicalize(Path);
+
+    /// <summary>See <see cref="CanonicalPath"/>.</summary>
+    public static string Canonicalize(string path)
+    {
+        var trimmed = System.IO.Path.TrimEndingDirectorySeparator(System.IO.Path.GetFullPath(path));
+        if (OperatingSystem.IsWindows())
+        {
+            return trimmed;
+        }
+
+        var resolved = RealPath(trimmed, IntPtr.Zero);
+        if (resolved == IntPtr.Zero)
+        {
+            return trimmed;
+        }
+
+        try
+        {
+            return Marshal.PtrToStringUTF8(resolved) is { Length: > 0 } text ? System.IO.Path.TrimEndingDirectorySeparator(text) : trimmed;
+        }
+        finally
+        {
+            Free(resolved);
+        }
+    }
 
     /// <summary>Names the network filesystem a path is on, or <see langword="null"/>; replaceable for tests.</summary>
     public Func<string, string?> DetectNetworkFilesystem { get; init; } = NetworkFilesystem.Detect;
@@ -215,6 +248,12 @@ internal sealed partial class StoreHome
 
     [LibraryImport("libc", EntryPoint = "link", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int Link(string existing, string created);
+
+    [LibraryImport("libc", EntryPoint = "realpath", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial IntPtr RealPath(string path, IntPtr resolved);
+
+    [LibraryImport("libc", EntryPoint = "free")]
+    private static partial void Free(IntPtr pointer);
 
     /// <summary>
     /// Writes <paramref name="key"/> to <c>master.key</c> (0600) for <c>latchkey key move --to file</c>; refuses

@@ -11,6 +11,12 @@ internal enum SealMode
     /// <summary>Never sealed on open: refused until <c>latchkey store seal</c>. The key comes from <c>LATCHKEY_KEY_FILE</c>.</summary>
     OnlyByCommand,
 
+    /// <summary>
+    /// Never sealed on open: refused as rolled back (<c>store_rolled_back</c>) until <c>latchkey store seal</c>. The
+    /// key is the home's, in an OS keychain, where only a Latchkey that seals puts it: such a home's store was sealed.
+    /// </summary>
+    KeychainKey,
+
     /// <summary><c>latchkey store seal</c>'s first look: what sealing would seal is found, then everything is rolled back.</summary>
     Preview,
 
@@ -31,6 +37,11 @@ internal enum SealMode
 /// PostgreSQL): a store from before seals is sealed on open only when this home has no record of it; once it has,
 /// the store without its seals is refused (<c>store_rolled_back</c>). The home records every store it opens whose
 /// marker verifies, so one sealed by an earlier Latchkey is recorded the first time this one opens it.</para>
+/// <para><b>Key in a keychain</b> (the home's key is in an OS keychain, not in <c>master.key</c>): a home's key goes
+/// into a keychain only by a Latchkey that seals (a new home, or <c>latchkey key move</c>, which opens, and so seals,
+/// the store first), so its store from before seals was rolled back, even when the home's record is gone: someone
+/// who can write the home folder can delete <c>sealed-stores/</c>, but cannot read the key. Refused
+/// (<c>store_rolled_back</c>); only <c>latchkey store seal</c>, which shows what it seals and asks, seals it.</para>
 /// <para><b>Only by command</b> (the key comes from <c>LATCHKEY_KEY_FILE</c>: a team's shared key, many replicas
 /// each with a home of its own, often fresh): no replica can know whether the store was sealed before, so none seals
 /// it; an administrator runs <c>latchkey store seal</c> once, which shows what it will seal and asks first. A store
@@ -76,6 +87,12 @@ internal sealed class StoreSealing
 
     /// <summary>The key is a team's shared key file: never seal on open. <paramref name="ledger"/> is the replica's home's, if any.</summary>
     public static StoreSealing ForSharedKey(SealLedger? ledger) => new(ledger, SealMode.OnlyByCommand, keyInHome: false, null);
+
+    /// <summary>
+    /// The same, for a home whose key is in an OS keychain: a store from before seals is never sealed on open (see
+    /// <see cref="SealMode.KeychainKey"/>); <c>latchkey store seal</c>'s preview and approval are kept as they are.
+    /// </summary>
+    public StoreSealing WithKeyInKeychain() => Mode == SealMode.Automatic ? new(Ledger, SealMode.KeychainKey, KeyInHome, null) : this;
 
     /// <summary><c>latchkey store seal</c>'s first look, with the same key and home; read <see cref="Found"/> afterwards.</summary>
     public StoreSealing ForPreview() => new(Ledger, SealMode.Preview, KeyInHome, null);

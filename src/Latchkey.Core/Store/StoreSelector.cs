@@ -115,6 +115,11 @@ internal static class StoreSelector
         }
 
         var key = LoadSharedKey(home, getEnvironment);
+        if (getEnvironment(KeyFileVariable) is not { Length: > 0 } && MasterKeys.For(home, getEnvironment).Where() == MasterKeyPlace.Keychain)
+        {
+            sealing = sealing.WithKeyInKeychain(); // the home's key, in a keychain: see StoreSealing
+        }
+
         SecretProtector protector;
         try
         {

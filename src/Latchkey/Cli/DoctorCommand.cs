@@ -194,7 +194,12 @@ internal static class DoctorCommand
                 }
                 catch (StoreException ex)
                 {
-                    return new("key storage", "fail", ex.Message, keys.Keychain?.UnlockHint);
+                    return new("key storage", "fail", ex.Message, ex.Code switch
+                    {
+                        "keychain_locked" => keys.Platform?.UnlockHint,
+                        "keychain_unavailable" => keys.Platform?.ReachHint,
+                        _ => null,
+                    });
                 }
 
             default:

@@ -92,7 +92,7 @@ internal static class MasterKeyCommand
                 checkedRecords = CountReadableAsync(store, ct).GetAwaiter().GetResult();
                 return checkedRecords == readable ? null : $"it opens {checkedRecords} record(s), not {readable}";
             });
-            if (!moved)
+            if (!moved.Moved)
             {
                 app.Console.Out.WriteLine($"The master key is already in {before}; nothing was changed.");
                 return ExitCodes.Success;
@@ -103,6 +103,11 @@ internal static class MasterKeyCommand
             if (target == MasterKeyPlace.File)
             {
                 app.Console.Error.WriteLine($"  Anyone who can read {home.KeyFilePath} as you can decrypt the store: back it up with the database and keep the home folder private.");
+            }
+
+            if (moved.Warning is { } warning)
+            {
+                app.Console.Error.WriteLine($"  Warning: {warning}");
             }
 
             return ExitCodes.Success;

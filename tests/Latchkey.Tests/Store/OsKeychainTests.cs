@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text;
+using System.Text.Json.Nodes;
 using Latchkey.Store;
 
 namespace Latchkey.Tests.Store;
@@ -8,8 +9,10 @@ namespace Latchkey.Tests.Store;
 /// The master key in the OS keychain, against a real <c>gnome-keyring-daemon</c> on a private D-Bus session bus
 /// (<see cref="KeychainSession"/>): a new home keeps its key there and nothing in the home folder; records read
 /// across processes; <c>key move</c> both ways; a locked keyring is a clear error that creates nothing; no
-/// keychain falls back to <c>master.key</c>; a team's <c>LATCHKEY_KEY_FILE</c> never touches the keychain.
-/// <c>secret-tool</c> (libsecret) checks from outside.
+/// keychain falls back to <c>master.key</c>; a team's <c>LATCHKEY_KEY_FILE</c> never touches the keychain; the item
+/// is found however the home is spelled (its account is recorded in the note); processes that disagree about
+/// <c>LATCHKEY_KEYCHAIN</c> share one key; a stray item is not adopted beside data sealed under another key; a copy a
+/// move leaves behind is reported; no session bus is a clear error. <c>secret-tool</c> (libsecret) checks from outside.
 /// </summary>
 public sealed class OsKeychainTests : IDisposable
 {
@@ -138,6 +141,199 @@ public sealed class OsKeychainTests : IDisposable
         Assert.False(File.Exists(Path.Combine(_home.Path, "master.key.keychain")));
     }
 
+    [Fact]
+    public async Task Home_MadeThroughASymlinkThenReachedByItsRealPathOrWithATrailingSlash_FindsItsKeyEveryTime()
+    {
+        using var keyring = KeychainSession.Start();
+        Directory.CreateDirectory(_home.Path, StoreHome.FolderMode);
+        var link = Path.Combine(_home.Root, "link");
+        File.CreateSymbolicLink(link, _home.Path);
+        var add = await Processes.Latchkey(link + "/", "sk-ant-canonical\n", keyring.Environment, "add", "anthropic", "--upstream", "https://api.example.com");
+        Assert.True(add.ExitCode == 0, add.ToString());
+
+        Assert.NotNull(keyring.Lookup(_home.Path)); // the item's account is the real path, without the link or the slash
+        Assert.Null(keyring.Lookup(link));
+        Assert.Null(keyring.Lookup(link + "/"));
+        Assert.Equal(_home.Path, NoteAccount());
+        foreach (var spelling in new[] { _home.Path, _home.Path + "/", link, link + "/" })
+        {
+            var token = await Processes.Latchkey(spelling, null, keyring.Environment, "token", "anthropic");
+            Assert.True(token.ExitCode == 0 && token.Stdout.Trim() == "sk-ant-canonical", $"--home {spelling}: {token}");
+        }
+    }
+
+    [Fact]
+    public async Task OldNoteWithoutTheAccount_ItemMadeForTheHomeSpelledWithASlash_FoundByAnySpellingAndTheNoteLearnsIt()
+    {
+        using var keyring = KeychainSession.Start();
+        await Add(keyring, "openai", "sk-openai-old-note");
+        var secret = keyring.Lookup(_home.Path)!;
+        var keyId = JsonNode.Parse(File.ReadAllText(NotePath))!["key_id"]!.GetValue<string>();
+
+        // What an earlier Latchkey left for a home first used as --home H/: the item under "H/", a note without the account.
+        keyring.Clear(_home.Path);
+        keyring.Store(_home.Path + "/", secret);
+        File.WriteAllText(NotePath, $$"""{"keychain":"secret-service","key_id":"{{keyId}}"}""");
+
+        await AssertToken(keyring, "openai", "sk-openai-old-note");
+        Assert.Equal(_home.Path + "/", NoteAccount());
+        var link = Path.Combine(_home.Root, "link");
+        File.CreateSymbolicLink(link, _home.Path);
+        var throughLink = await Processes.Latchkey(link, null, keyring.Environment, "token", "openai");
+        Assert.True(throughLink.ExitCode == 0 && throughLink.Stdout.Trim() == "sk-openai-old-note", throughLink.ToString());
+    }
+
+    [Fact]
+    public async Task FirstUse_ProcessesWithAndWithoutTheKeychainRacing_OneKeyAndEveryRecordReadableByBoth()
+    {
+        using var keyring = KeychainSession.Start();
+        var off = new Dictionary<string, string>(keyring.Environment) { ["LATCHKEY_KEYCHAIN"] = "off" };
+        var homes = Enumerable.Range(1, 4).Select(i => Path.Combine(_home.Root, $"race-{i}")).ToList();
+        var drivers = new List<Process>();
+        foreach (var home in homes)
+        {
+            drivers.Add(StartDriver(home, keyring.Environment, "on"));
+            drivers.Add(StartDriver(home, off, "off"));
+        }
+
+        foreach (var driver in drivers)
+        {
+            Assert.Equal("ready", await driver.StandardOutput.ReadLineAsync());
+        }
+
+        _home.Go();
+        foreach (var driver in drivers)
+        {
+            using (driver)
+            {
+                var error = driver.StandardError.ReadToEndAsync();
+                using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+                await driver.WaitForExitAsync(timeout.Token);
+                Assert.True(driver.ExitCode == 0, $"a driver failed: {await error}");
+            }
+        }
+
+        foreach (var home in homes)
+        {
+            var file = File.Exists(Path.Combine(home, "master.key"));
+            var note = File.Exists(Path.Combine(home, "master.key.keychain"));
+            Assert.True(file ^ note, $"{home}: master.key {(file ? "and" : "nor")} a keychain note");
+            Assert.Equal(note, keyring.Lookup(home) is not null);
+            foreach (var environment in new[] { keyring.Environment, off })
+            {
+                foreach (var name in new[] { "on", "off" })
+                {
+                    var token = await Processes.Latchkey(home, null, environment, "token", name);
+                    Assert.True(token.ExitCode == 0 && token.Stdout.Trim() == $"{name}:0",
+                        $"{home}, record '{name}', keychain {environment["LATCHKEY_KEYCHAIN"]}: {token}");
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public async Task ItemPlantedForTheHomesPath_WithSealedDataUnderAnotherKey_RefusedAndNothingChanged()
+    {
+        using var keyring = KeychainSession.Start();
+        var off = new Dictionary<string, string>(keyring.Environment) { ["LATCHKEY_KEYCHAIN"] = "off" };
+        var add = await Processes.Latchkey(_home.Path, "sk-ant-sealed\n", off, "add", "anthropic", "--upstream", "https://api.example.com");
+        Assert.True(add.ExitCode == 0, add.ToString());
+
+        // The home's master.key is lost (kept aside here), and the keychain holds an item for the home's path under
+        // another key: left by an earlier home at this path, or planted by another program of this user.
+        var keyFile = Path.Combine(_home.Path, "master.key");
+        File.Move(keyFile, Path.Combine(_home.Root, "master.key.aside"));
+        var planted = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+        keyring.Store(_home.Path, planted);
+        var database = await File.ReadAllBytesAsync(Path.Combine(_home.Path, "latchkey.db"));
+
+        var token = await Processes.Latchkey(_home.Path, null, keyring.Environment, "token", "anthropic");
+        var add2 = await Processes.Latchkey(_home.Path, "sk-ant-second\n", keyring.Environment, "add", "second", "--upstream", "https://api.example.com");
+
+        Assert.True(token.ExitCode != 0 && token.Stdout.Length == 0, token.ToString());
+        Assert.Contains("is not this home's key", token.Stderr, StringComparison.Ordinal);
+        Assert.Contains("the item was not used", token.Stderr, StringComparison.Ordinal);
+        Assert.Contains($"secret-tool clear application latchkey home '{_home.Path}'", token.Stderr, StringComparison.Ordinal);
+        Assert.NotEqual(0, add2.ExitCode);
+        Assert.False(File.Exists(NotePath));
+        Assert.False(File.Exists(keyFile));
+        Assert.Equal(planted, keyring.Lookup(_home.Path));
+        Assert.Equal(database, await File.ReadAllBytesAsync(Path.Combine(_home.Path, "latchkey.db")));
+
+        // With no data, an item found for the path is this user's own key for a home made anew: adopted.
+        var fresh = Path.Combine(_home.Root, "fresh");
+        keyring.Store(fresh, planted);
+        var list = await Processes.Latchkey(fresh, null, keyring.Environment, "list");
+        Assert.True(list.ExitCode == 0, list.ToString());
+        Assert.True(File.Exists(Path.Combine(fresh, "master.key.keychain")));
+    }
+
+    [Fact]
+    public async Task KeyMove_ToFileWhenTheKeyringKeepsTheItem_MovedButWarnsThatACopyIsLeftAndHowToRemoveIt()
+    {
+        using var keyring = KeychainSession.Start(denyItemDelete: true);
+        await Add(keyring, "openai", "sk-openai-left");
+        var original = keyring.Lookup(_home.Path)!;
+
+        var move = await Processes.Latchkey(_home.Path, null, keyring.Environment, "key", "move", "--to", "file");
+
+        Assert.True(move.ExitCode == 0, move.ToString());
+        Assert.Contains("Moved the master key", move.Stdout, StringComparison.Ordinal);
+        Assert.Contains("could not be removed", move.Stderr, StringComparison.Ordinal);
+        Assert.Contains("still holds this home's key", move.Stderr, StringComparison.Ordinal);
+        Assert.Contains($"secret-tool clear application latchkey home '{_home.Path}'", move.Stderr, StringComparison.Ordinal);
+        Assert.Equal(original, keyring.Lookup(_home.Path)); // the copy really is still there
+        Assert.Equal(Convert.FromBase64String(original), await File.ReadAllBytesAsync(Path.Combine(_home.Path, "master.key")));
+        Assert.False(File.Exists(NotePath));
+        await AssertToken(keyring, "openai", "sk-openai-left");
+    }
+
+    [Fact]
+    public async Task KeychainHome_WithoutASessionBus_KeychainUnavailableSayingWhatToDo_NothingCreated()
+    {
+        using var keyring = KeychainSession.Start();
+        await Add(keyring, "anthropic", "sk-ant-nobus");
+        var stored = keyring.Lookup(_home.Path);
+        var before = Directory.EnumerateFileSystemEntries(_home.Path, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToList();
+        var database = await File.ReadAllBytesAsync(Path.Combine(_home.Path, "latchkey.db"));
+        var noBus = new Dictionary<string, string> { ["DBUS_SESSION_BUS_ADDRESS"] = string.Empty, ["LATCHKEY_KEYCHAIN"] = string.Empty };
+
+        var token = await Processes.Latchkey(_home.Path, null, noBus, "token", "anthropic");
+        var add = await Processes.Latchkey(_home.Path, "sk-ant-second\n", noBus, "add", "second", "--upstream", "https://api.example.com");
+
+        foreach (var result in new[] { token, add })
+        {
+            Assert.True(result.ExitCode != 0 && result.Stdout.Length == 0, result.ToString());
+            Assert.Contains("cannot reach: there is no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is not set)", result.Stderr, StringComparison.Ordinal);
+            Assert.Contains("no new key was made", result.Stderr, StringComparison.Ordinal);
+            Assert.Contains("Run Latchkey in the desktop session where the keyring runs, or set DBUS_SESSION_BUS_ADDRESS", result.Stderr, StringComparison.Ordinal);
+            Assert.Contains("latchkey key move --to file", result.Stderr, StringComparison.Ordinal);
+        }
+
+        Assert.Equal(before, Directory.EnumerateFileSystemEntries(_home.Path, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToList());
+        Assert.Equal(database, await File.ReadAllBytesAsync(Path.Combine(_home.Path, "latchkey.db")));
+        Assert.Equal(stored, keyring.Lookup(_home.Path));
+        await AssertToken(keyring, "anthropic", "sk-ant-nobus");
+    }
+
+    private string NotePath => Path.Combine(_home.Path, "master.key.keychain");
+
+    private string? NoteAccount() => JsonNode.Parse(File.ReadAllText(NotePath))!["account"]?.GetValue<string>();
+
+    /// <summary>A store driver (<c>tests/Latchkey.StoreDriver</c>) making <paramref name="home"/>'s first record, <paramref name="name"/>, once the test says go.</summary>
+    private static Process StartDriver(string home, IReadOnlyDictionary<string, string> environment, string name)
+    {
+        var info = Processes.StartInfo(Processes.StoreDriverExe, home, ["first", home, name]);
+        foreach (var (key, value) in environment)
+        {
+            info.Environment[key] = value;
+        }
+
+        var process = Process.Start(info)!;
+        process.StandardInput.Close();
+        return process;
+    }
+
     private async Task Add(KeychainSession keyring, string name, string secret)
     {
         var add = await Processes.Latchkey(_home.Path, secret + "\n", keyring.Environment, "add", name, "--upstream", "https://api.example.com");
@@ -176,7 +372,8 @@ internal sealed class KeychainSession : IDisposable
     /// <summary>What a latchkey process needs to find this keyring (and not the test run's <c>LATCHKEY_KEYCHAIN=off</c>).</summary>
     public IReadOnlyDictionary<string, string> Environment { get; }
 
-    public static KeychainSession Start()
+    /// <summary>Starts the bus and the keyring. <paramref name="denyItemDelete"/>: the bus refuses every item's Delete call (a keyring that will not let an item go).</summary>
+    public static KeychainSession Start(bool denyItemDelete = false)
     {
         var root = Directory.CreateTempSubdirectory("latchkey-keyring-").FullName;
         foreach (var folder in new[] { "home", "run", "data" })
@@ -184,7 +381,24 @@ internal sealed class KeychainSession : IDisposable
             Directory.CreateDirectory(Path.Combine(root, folder), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         }
 
-        var bus = Run("dbus-daemon", root, null, null, "--session", "--print-address=1", "--print-pid=1", "--fork");
+        string[] busConfig = ["--session"];
+        if (denyItemDelete)
+        {
+            var config = Path.Combine(root, "session.conf");
+            File.WriteAllText(config,
+                """
+                <!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN" "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+                <busconfig>
+                  <include>/usr/share/dbus-1/session.conf</include>
+                  <policy context="mandatory">
+                    <deny send_interface="org.freedesktop.Secret.Item" send_member="Delete"/>
+                  </policy>
+                </busconfig>
+                """);
+            busConfig = ["--config-file=" + config];
+        }
+
+        var bus = Run("dbus-daemon", root, null, null, [.. busConfig, "--print-address=1", "--print-pid=1", "--fork"]);
         var lines = bus.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         var session = new KeychainSession(root, lines[0], int.Parse(lines[1], System.Globalization.CultureInfo.InvariantCulture));
         try
@@ -209,6 +423,14 @@ internal sealed class KeychainSession : IDisposable
         process.WaitForExit();
         return process.ExitCode == 0 && output.Length > 0 ? output.Trim() : null;
     }
+
+    /// <summary>Stores <paramref name="secret"/> for <paramref name="account"/> exactly as given, as <c>secret-tool store</c> does (another program, or an earlier Latchkey).</summary>
+    public void Store(string account, string secret) => Run("secret-tool", _root, Environment["DBUS_SESSION_BUS_ADDRESS"], secret,
+        "store", "--label=planted", "application", "latchkey", "home", account);
+
+    /// <summary>Removes the item of <paramref name="account"/> exactly as given (<c>secret-tool clear</c>).</summary>
+    public void Clear(string account) => Run("secret-tool", _root, Environment["DBUS_SESSION_BUS_ADDRESS"], null,
+        "clear", "application", "latchkey", "home", account);
 
     /// <summary>Locks the login keyring (the Secret Service's own Lock call, as a screen lock would).</summary>
     public void Lock() => Run("dbus-send", _root, Environment["DBUS_SESSION_BUS_ADDRESS"], null,

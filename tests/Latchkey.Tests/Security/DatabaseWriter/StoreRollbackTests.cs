@@ -199,13 +199,13 @@ public sealed class StoreRollbackTests(PostgresServer server)
         return new Dictionary<string, string>(store.Environment) { [StoreSelector.KeyFileVariable] = keyFile };
     }
 
-    private static async Task AddAsync(string home, IReadOnlyDictionary<string, string> environment, string name, string upstream, string secret, params string[] options)
+    internal static async Task AddAsync(string home, IReadOnlyDictionary<string, string> environment, string name, string upstream, string secret, params string[] options)
     {
         var added = await Processes.Latchkey(home, secret + "\n", environment, ["add", name, "--upstream", upstream, "--header", "x-api-key", "--format", "{secret}", .. options]);
         Assert.True(added.ExitCode == 0, added.ToString());
     }
 
-    private static async Task<string> CreateKeyAsync(string home, IReadOnlyDictionary<string, string> environment, string name, string credential)
+    internal static async Task<string> CreateKeyAsync(string home, IReadOnlyDictionary<string, string> environment, string name, string credential)
     {
         var created = await Processes.Latchkey(home, null, environment, "keys", "create", name, "--credential", credential);
         Assert.True(created.ExitCode == 0, created.ToString());
@@ -213,7 +213,7 @@ public sealed class StoreRollbackTests(PostgresServer server)
     }
 
     /// <summary>Starts <c>latchkey serve</c>; a gateway that refuses to start gives back what it said instead.</summary>
-    private static async Task<(GatewayProcess? Gateway, string Refusal)> TryServeAsync(TempHome home, IReadOnlyDictionary<string, string> environment)
+    internal static async Task<(GatewayProcess? Gateway, string Refusal)> TryServeAsync(TempHome home, IReadOnlyDictionary<string, string> environment)
     {
         try
         {
@@ -226,7 +226,7 @@ public sealed class StoreRollbackTests(PostgresServer server)
     }
 
     /// <summary>What the attacker wants from a gateway that started: k1 to the forged credential, and to one it was never given.</summary>
-    private static async Task SendAttackAsync(GatewayProcess? gateway, string k1)
+    internal static async Task SendAttackAsync(GatewayProcess? gateway, string k1)
     {
         if (gateway is null)
         {

@@ -36,6 +36,9 @@ internal sealed class WritableStore : IAsyncDisposable
         _ => throw new ArgumentOutOfRangeException(nameof(backend)),
     };
 
+    /// <summary>A home with the SQLite store (no PostgreSQL server needed).</summary>
+    public static WritableStore Sqlite() => new("sqlite", null);
+
     /// <summary>Runs <c>latchkey ARGS</c> on this store.</summary>
     public Task<Processes.Result> Cli(string? stdin, params string[] args) => Processes.Latchkey(Home.Path, stdin, Environment, args);
 
