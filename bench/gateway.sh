@@ -5,23 +5,26 @@
 # Latchkey costs from what the platform costs), in one run with alternating rounds. wrk (Debian)
 # is the load generator; Latchkey.Bench measures the time to the first Server-Sent Event. Prints Markdown for
 # docs/benchmarks.md. Not a test: it never fails on a number.
-# Usage: bench/gateway.sh [--seconds S] [--rounds N] [--sse-rounds N] [--warmup S] [--also LABEL=COMMAND]...
+# Usage: bench/gateway.sh [--seconds S] [--rounds N] [--sse-rounds N] [--warmup S] [--also LABEL=COMMAND]... [--key-options ARGS]
 # --warmup: seconds of load on each proxy before anything is measured (default 20), so the gateway is measured
 # on tier-1 JIT code, not while it is still compiling (see docs/benchmarks.md).
 # --also LABEL=COMMAND: one more gateway, measured as another column in the same alternating rounds: COMMAND is a
 # latchkey executable, optionally preceded by environment settings (`yarp=env LATCHKEY_X=1 /tmp/other/latchkey`).
 # It serves its own fresh home with the same credential. Repeatable.
+# --key-options "ARGS": more options for `keys create` of the gateway under test (not the --also ones), e.g. limits
+# high enough never to refuse (`--rate 100000000/min --concurrent 10000`), so their checks run on every request.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-seconds=5 rounds=3 sse_rounds=300 warmup=20
+seconds=5 rounds=3 sse_rounds=300 warmup=20 key_options=
 also=()
-usage="usage: bench/gateway.sh [--seconds S] [--rounds N] [--sse-rounds N] [--warmup S] [--also LABEL=COMMAND]..."
+usage="usage: bench/gateway.sh [--seconds S] [--rounds N] [--sse-rounds N] [--warmup S] [--also LABEL=COMMAND]... [--key-options ARGS]"
 while (($#)); do
   case "$1" in
     --seconds) seconds=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     --sse-rounds) sse_rounds=$2; shift 2 ;;
     --warmup) warmup=$2; shift 2 ;;
+    --key-options) key_options=$2; shift 2 ;;
     --also) [[ $2 =~ ^[a-z][a-z0-9-]*=.+ ]] || { echo "$usage" >&2; exit 2; }; also+=("$2"); shift 2 ;;
     *) echo "$usage" >&2; exit 2 ;;
   esac
@@ -85,7 +88,9 @@ log "starting latchkey serve on a fresh home"
 export LATCHKEY_HOME="$work/home"
 secret="sk-ant-bench-$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')"
 printf '%s\n' "$secret" | "$lk" add bench --upstream "$upstream" --header x-api-key --format '{secret}' --extra-header 'anthropic-version: 2023-06-01' >/dev/null
-key=$("$lk" keys create bench-key --credential bench 2>/dev/null | tail -1)
+# shellcheck disable=SC2086 # --key-options holds several words
+key=$("$lk" keys create bench-key --credential bench $key_options 2>/dev/null | tail -1)
+[ -n "$key" ] || { echo "keys create bench-key --credential bench $key_options failed" >&2; exit 1; }
 "$lk" serve --listen 127.0.0.1:0 --no-socket >"$work/serve.out" 2>&1 &
 lk_pid=$!
 pids+=("$lk_pid")
