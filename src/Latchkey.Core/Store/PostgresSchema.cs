@@ -72,5 +72,6 @@ internal static class PostgresSchema
         StoreSchema.AuditEvent(Types),
         StoreSchema.RowSeals(Types),
         StoreSchema.ClientKeyMadeFor(Types, ifNotExists: true),
+        StoreSchema.KeyLimits(Types, ifNotExists: true),
     ];
 }

@@ -55,5 +55,6 @@ internal static class SqliteSchema
         ) STRICT
         """,
         StoreSchema.ClientKeyMadeFor(Types, ifNotExists: false),
+        StoreSchema.KeyLimits(Types, ifNotExists: false),
     ];
 }
