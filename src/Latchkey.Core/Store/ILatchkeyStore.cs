@@ -4,7 +4,7 @@ namespace Latchkey.Store;
 /// A whole store as a command or the gateway opens it: credentials, client keys and the audit log in one place, on one backend
 /// (<see cref="StoreSelector"/> picks which).
 /// </summary>
-internal interface ILatchkeyStore : ICredentialStore, IClientKeyStore, Audit.IAuditLog
+internal interface ILatchkeyStore : ICredentialStore, IClientKeyStore, Audit.IAuditLog, IKeyTokenUsage
 {
     /// <summary>The backend's name as <c>--store</c> spells it: <c>sqlite</c> or <c>postgresql</c>.</summary>
     string Backend { get; }
