@@ -115,10 +115,6 @@ public sealed class ClientKeyTamperingTests(PostgresServer server)
         var created = await gateway.Cli(null, "keys", "create", "agent", "--credential", "a", "--rate", "2/hour", "--tokens", "1000/day", "--concurrent", "1");
         Assert.True(created.ExitCode == 0, created.ToString());
         var key = created.Stdout.Trim();
-        using (var allowed = await gateway.Http.SendAsync(CredentialRowTamperingTests.Messages("/c/a/v1/messages", key)))
-        {
-            Assert.Equal(HttpStatusCode.OK, allowed.StatusCode); // the key works within its limits
-        }
 
         await store.TamperAsync(sql);
 
@@ -134,7 +130,7 @@ public sealed class ClientKeyTamperingTests(PostgresServer server)
         var list = await store.Cli(null, "keys", "list", "--json");
         var set = await store.Cli(null, "keys", "set", "agent", "--rate", "none");
 
-        Assert.Single(CredentialRowTamperingTests.Arrivals(upstream, secret)); // only the request before the change
+        Assert.Empty(CredentialRowTamperingTests.Arrivals(upstream, secret));
         Assert.All(statuses, s => Assert.Equal(HttpStatusCode.Unauthorized, s));
         Assert.Equal("client_key_tampered", reason);
         Assert.Contains("\"tampered\"", list.Stdout, StringComparison.Ordinal);
