@@ -26,11 +26,17 @@ internal sealed record UpstreamDiagnosis(string Code, string Message, string? Fi
 
     /// <summary>
     /// The <c>latchkey-diagnostic</c> header value: <c>CODE; credential="NAME"; request-id="ID"; fix="..."</c>,
-    /// ASCII only, with quotes and backslashes escaped as in RFC 9110 quoted strings.
+    /// ASCII only, with quotes and backslashes escaped as in RFC 9110 quoted strings. <paramref name="first"/> are
+    /// parameters of the code itself, written right after it (<c>key_limit_reached; limit="rate"; ...</c>).
     /// </summary>
-    public string ToHeaderValue(string credential)
+    public string ToHeaderValue(string credential, IReadOnlyList<(string Name, string Value)>? first = null)
     {
         var sb = new StringBuilder(Code);
+        foreach (var (name, value) in first ?? [])
+        {
+            Append(sb, name, value);
+        }
+
         Append(sb, "credential", credential);
         Append(sb, "status", Status.ToString(CultureInfo.InvariantCulture));
         if (RequestId is not null)

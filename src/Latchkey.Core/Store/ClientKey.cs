@@ -35,6 +35,12 @@ internal sealed record ClientKey
     public string? MadeFor { get; init; }
 
     /// <summary>
+    /// What the key may spend (requests per window, tokens per UTC day, requests at once); null when it has no limit.
+    /// Sealed with the row: a row whose limits were changed in the database is <see cref="Tampered"/>.
+    /// </summary>
+    public ClientKeyLimits? Limits { get; init; }
+
+    /// <summary>
     /// The stored row does not match its seal (someone who can write the database changed it), or it reads as not
     /// revoked after this process saw it revoked. Such a key allows nothing and is always refused.
     /// </summary>

@@ -23,6 +23,20 @@ internal interface IClientKeyStore
     /// <returns>The stored record and the key value, which exists nowhere else after this call.</returns>
     Task<(ClientKey Key, string Value)?> CreateKeyAsync(string name, IReadOnlyList<string> credentials, DateTimeOffset? expiresAt, string? madeFor, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Creates a key as <see cref="CreateKeyAsync(string, IReadOnlyList{string}, DateTimeOffset?, string?, CancellationToken)"/>
+    /// does, with what it may spend (<paramref name="limits"/>; null or empty for no limit), sealed with the row.
+    /// </summary>
+    /// <returns>The stored record and the key value, which exists nowhere else after this call; null when the name is taken.</returns>
+    Task<(ClientKey Key, string Value)?> CreateKeyAsync(string name, IReadOnlyList<string> credentials, DateTimeOffset? expiresAt, string? madeFor, ClientKeyLimits? limits, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Changes the limits of the active key <paramref name="name"/> to what <paramref name="change"/> makes of its
+    /// current ones (called under the write lock, so concurrent changes of different limits both stay), and seals the
+    /// row again. A key whose row does not match its seal is not changed (<see cref="KeyLimitsOutcome.Tampered"/>).
+    /// </summary>
+    Task<(KeyLimitsOutcome Outcome, ClientKey? Key)> SetKeyLimitsAsync(string name, Func<ClientKeyLimits?, ClientKeyLimits?> change, CancellationToken cancellationToken);
+
     /// <summary>Every key, revoked and expired ones included, by name.</summary>
     Task<IReadOnlyList<ClientKey>> ListKeysAsync(CancellationToken cancellationToken);
 
@@ -34,4 +48,16 @@ internal interface IClientKeyStore
 
     /// <summary>Checks a presented key value.</summary>
     Task<ClientKeyCheck> VerifyKeyAsync(string presented, CancellationToken cancellationToken);
+}
+
+/// <summary>What <see cref="IClientKeyStore.SetKeyLimitsAsync"/> did.</summary>
+internal enum KeyLimitsOutcome
+{
+    Updated,
+
+    /// <summary>No active (unrevoked) key has that name.</summary>
+    NotFound,
+
+    /// <summary>The key's row was changed outside Latchkey; it was left as it is, and stays refused.</summary>
+    Tampered,
 }

@@ -11,4 +11,7 @@ internal interface ILatchkeyStore : ICredentialStore, IClientKeyStore, Audit.IAu
 
     /// <summary>Where the store is, for messages: a file path, or a connection URL with no password in it.</summary>
     string Location { get; }
+
+    /// <summary>Where the gateway counts the limits of client keys (see <see cref="IKeyLimitCounters"/>).</summary>
+    IKeyLimitCounters KeyLimits { get; }
 }

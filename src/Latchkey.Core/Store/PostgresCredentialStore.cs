@@ -59,6 +59,11 @@ internal sealed partial class PostgresCredentialStore : CredentialStore
 
     private protected override string NameOrder => "name COLLATE \"C\"";
 
+    private protected override string Greatest => "GREATEST";
+
+    /// <summary>The database's clock at the start of the statement: one value however often a statement uses it, the same for every replica.</summary>
+    private protected override string LimitNow => "(extract(epoch FROM statement_timestamp()) * 1000000)::bigint";
+
     /// <summary>
     /// Opens the store at <paramref name="location"/>: brings the schema up to date (safely when other replicas
     /// start at the same time) and checks that the database's secrets are sealed with the same master key.

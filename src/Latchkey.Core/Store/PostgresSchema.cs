@@ -76,5 +76,6 @@ internal static class PostgresSchema
         StoreSchema.RowSeals(Types),
         StoreSchema.ClientKeyMadeFor(Types, ifNotExists: true),
         StoreSchema.UsageDaily(Types),
+        StoreSchema.KeyLimits(Types, ifNotExists: true),
     ];
 }

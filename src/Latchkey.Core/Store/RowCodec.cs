@@ -18,7 +18,10 @@ namespace Latchkey.Store;
 internal sealed partial class RowCodec(SecretProtector protector)
 {
     /// <summary>The client-key columns <see cref="ReadKey"/> reads, in its order.</summary>
-    public const string KeyColumns = "name, key_id, credentials_json, created_at, expires_at, revoked_at, last_used_at, secret_fp, row_mac, made_for";
+    public const string KeyColumns = "name, key_id, credentials_json, created_at, expires_at, revoked_at, last_used_at, secret_fp, row_mac, made_for, rate_limit, rate_window_s, tokens_per_day, concurrent_limit";
+
+    /// <summary>The ordinal after <see cref="KeyColumns"/>: where a statement that selects more columns finds them.</summary>
+    public const int KeyColumnCount = 14;
 
     /// <summary>The reason code of a row whose fields do not match their seal.</summary>
     public const string TamperedCode = "tampered";
@@ -331,7 +334,9 @@ internal sealed partial class RowCodec(SecretProtector protector)
         long? expiresAt = r.IsDBNull(4) ? null : r.GetInt64(4);
         long? revokedAt = r.IsDBNull(5) ? null : r.GetInt64(5);
         var madeFor = r.IsDBNull(9) ? null : r.GetString(9);
-        var sealOk = protector.VerifyRow(RowSeal.ClientKey(name, keyId, r.GetString(7), credentialsJson, createdAt, expiresAt, revokedAt, madeFor), r.IsDBNull(8) ? null : r.GetString(8));
+        var (limits, limitsOk) = ReadLimits(r, 10);
+        var sealOk = limitsOk
+            && protector.VerifyRow(RowSeal.ClientKey(name, keyId, r.GetString(7), credentialsJson, createdAt, expiresAt, revokedAt, madeFor, limits), r.IsDBNull(8) ? null : r.GetString(8));
         if (sealOk && revokedAt is not null)
         {
             RememberRevoked(keyId);
@@ -349,12 +354,39 @@ internal sealed partial class RowCodec(SecretProtector protector)
             LastUsedAt = r.IsDBNull(6) ? null : DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(6)),
             Tampered = tampered,
             MadeFor = tampered ? null : madeFor,
+            Limits = tampered ? null : limits,
         };
     }
 
+    /// <summary>
+    /// The limits in the four columns from <paramref name="first"/> (<c>rate_limit, rate_window_s, tokens_per_day,
+    /// concurrent_limit</c>), and whether they make limits at all: a value no command writes (a rate without its
+    /// window, a window that is not a second, minute, hour or day, a count out of range) is not read as anything,
+    /// and the row is refused as changed.
+    /// </summary>
+    private static (ClientKeyLimits? Limits, bool Ok) ReadLimits(DbDataReader r, int first)
+    {
+        long? Nullable(int ordinal) => r.IsDBNull(ordinal) ? null : r.GetInt64(ordinal);
+        var (count, window, tokens, concurrent) = (Nullable(first), Nullable(first + 1), Nullable(first + 2), Nullable(first + 3));
+        if (count is null && window is null && tokens is null && concurrent is null)
+        {
+            return (null, true);
+        }
+
+        var rate = RateLimit.FromStored(count, window);
+        var ok = (count is null && window is null) == (rate is null)
+            && (tokens is null or (>= 1 and <= ClientKeyLimits.MaxCount))
+            && (concurrent is null or (>= 1 and <= ClientKeyLimits.MaxConcurrent));
+        return ok ? (new ClientKeyLimits(rate, tokens, (int?)concurrent), true) : (null, false);
+    }
+
+    /// <summary>The four limit columns' values for <paramref name="limits"/>, in <see cref="KeyColumns"/>' order.</summary>
+    public static (long? RateCount, long? RateWindowSeconds, long? TokensPerDay, long? Concurrent) LimitColumns(ClientKeyLimits? limits) =>
+        (limits?.Rate?.Count, limits?.Rate?.WindowSeconds, limits?.TokensPerDay, limits?.Concurrent);
+
     /// <summary>The seal of a client-key row with these fields.</summary>
-    public string SealKey(string name, string keyId, string secretFingerprint, string credentialsJson, long createdAt, long? expiresAt, long? revokedAt, string? madeFor) =>
-        protector.SealRow(RowSeal.ClientKey(name, keyId, secretFingerprint, credentialsJson, createdAt, expiresAt, revokedAt, madeFor));
+    public string SealKey(string name, string keyId, string secretFingerprint, string credentialsJson, long createdAt, long? expiresAt, long? revokedAt, string? madeFor, ClientKeyLimits? limits = null) =>
+        protector.SealRow(RowSeal.ClientKey(name, keyId, secretFingerprint, credentialsJson, createdAt, expiresAt, revokedAt, madeFor, limits));
 
     /// <summary>Notes that the key <paramref name="keyId"/> was revoked or deleted: this instance never accepts it again.</summary>
     public void RememberRevoked(string keyId) => _revokedKeyIds.TryAdd(keyId, 0);

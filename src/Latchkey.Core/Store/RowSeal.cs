@@ -57,14 +57,17 @@ internal static class RowSeal
     }
 
     /// <summary>
-    /// A client key: who it is, which key value matches it, what it may use and until when, and the client it was made
-    /// for. A key made for no client (<paramref name="madeFor"/> null) encodes exactly as before that field existed
-    /// (<c>client-key/v1</c>), so the seals of keys written before stay valid; one made for a client is
-    /// <c>client-key/v2</c> with the client last, so setting or clearing the field breaks the seal.
+    /// A client key: who it is, which key value matches it, what it may use and until when, the client it was made
+    /// for, and what it may spend. A key made for no client and without limits encodes exactly as before those fields
+    /// existed (<c>client-key/v1</c>), and one made for a client without limits as <c>client-key/v2</c> (the client
+    /// last), so the seals of keys written before stay valid; a key with any limit is <c>client-key/v3</c>, with the
+    /// client (or null) and each limit (or null) last. So setting, clearing, raising or lowering any of them breaks
+    /// the seal.
     /// </summary>
-    public static byte[] ClientKey(string name, string keyId, string secretFingerprint, string credentialsJson, long createdAt, long? expiresAt, long? revokedAt, string? madeFor)
+    public static byte[] ClientKey(string name, string keyId, string secretFingerprint, string credentialsJson, long createdAt, long? expiresAt, long? revokedAt, string? madeFor, ClientKeyLimits? limits = null)
     {
-        var writer = Start(madeFor is null ? "latchkey/row/client-key/v1" : "latchkey/row/client-key/v2");
+        limits = limits?.OrNull();
+        var writer = Start(limits is not null ? "latchkey/row/client-key/v3" : madeFor is null ? "latchkey/row/client-key/v1" : "latchkey/row/client-key/v2");
         Text(writer, name);
         Text(writer, keyId);
         Text(writer, secretFingerprint);
@@ -72,7 +75,15 @@ internal static class RowSeal
         Integer(writer, createdAt);
         Integer(writer, expiresAt);
         Integer(writer, revokedAt);
-        if (madeFor is not null)
+        if (limits is not null)
+        {
+            Text(writer, madeFor);
+            Integer(writer, limits.Rate?.Count);
+            Integer(writer, limits.Rate?.WindowSeconds);
+            Integer(writer, limits.TokensPerDay);
+            Integer(writer, limits.Concurrent);
+        }
+        else if (madeFor is not null)
         {
             Text(writer, madeFor);
         }

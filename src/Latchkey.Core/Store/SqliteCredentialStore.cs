@@ -35,6 +35,7 @@ internal sealed partial class SqliteCredentialStore : CredentialStore
         : base(protector, time)
     {
         Home = home;
+        _keyLimits = new MemoryKeyLimitCounters(time);
         _connectionString = new SqliteConnectionStringBuilder
         {
             DataSource = home.DatabasePath,
@@ -95,6 +96,18 @@ internal sealed partial class SqliteCredentialStore : CredentialStore
     private protected override string Now => "@now";
 
     private protected override string NameOrder => "name";
+
+    private protected override string Greatest => "max";
+
+    private protected override string LimitNow => "@now_us";
+
+    private readonly MemoryKeyLimitCounters _keyLimits;
+
+    /// <summary>
+    /// In this gateway's memory: a home's SQLite store has one gateway (it locks the home), which sees every request,
+    /// so the counts are exact without a write per request. (The SQL counters stay available to the contract suite.)
+    /// </summary>
+    public override IKeyLimitCounters KeyLimits => _keyLimits;
 
     /// <summary>
     /// Opens (creating when missing) the store in <paramref name="home"/>: checks the folder, loads or creates the

@@ -59,5 +59,6 @@ internal static class SqliteSchema
         """,
         StoreSchema.ClientKeyMadeFor(Types, ifNotExists: false),
         StoreSchema.UsageDaily(Types),
+        StoreSchema.KeyLimits(Types, ifNotExists: false),
     ];
 }

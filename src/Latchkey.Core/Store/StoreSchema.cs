@@ -128,6 +128,34 @@ internal static class StoreSchema
         ){t.TableOptions}
         """;
 
+    /// <summary>
+    /// The limits of client keys (<see cref="ClientKeyLimits"/>), sealed with the row (<see cref="RowSeal.ClientKey"/>),
+    /// and where a store shared by several gateways counts them (<see cref="IKeyLimitCounters"/>): the rate's state per
+    /// key (<c>key_limit_state</c>, whose row is also what a concurrency check locks) and the requests in flight
+    /// (<c>key_lease</c>). Times there are unix microseconds. <paramref name="ifNotExists"/> for a backend that can say so
+    /// (PostgreSQL), so a schema turned back by hand migrates forward again.
+    /// </summary>
+    public static string KeyLimits(ColumnTypes t, bool ifNotExists)
+    {
+        var column = ifNotExists ? "IF NOT EXISTS " : string.Empty;
+        return $"""
+            ALTER TABLE client_key ADD COLUMN {column}rate_limit {t.Bigint};        -- requests per window (with rate_window_s), or null
+            ALTER TABLE client_key ADD COLUMN {column}rate_window_s {t.Bigint};     -- 1, 60, 3600 or 86400
+            ALTER TABLE client_key ADD COLUMN {column}tokens_per_day {t.Bigint};    -- tokens per UTC day, or null
+            ALTER TABLE client_key ADD COLUMN {column}concurrent_limit {t.Bigint};  -- requests in flight at once, or null
+            CREATE TABLE {column}key_limit_state (       -- per client key, for a store several gateways share
+              key_id   {t.Text} PRIMARY KEY NOT NULL,
+              rate_tat {t.Bigint}                         -- unix us: when the key's rate bucket is full again (GCRA)
+            ){t.TableOptions};
+            CREATE TABLE {column}key_lease (             -- one request in flight of a key with a concurrency limit
+              lease_id   {t.Text} PRIMARY KEY NOT NULL,
+              key_id     {t.Text} NOT NULL,
+              expires_at {t.Bigint} NOT NULL              -- unix us; renewed while the request runs, so a dead gateway's lapse
+            ){t.TableOptions};
+            CREATE INDEX {column}key_lease_key ON key_lease (key_id, expires_at)
+            """;
+    }
+
     /// <summary>A backend's column types, and what ends its <c>CREATE TABLE</c>.</summary>
     /// <param name="Text">Text.</param>
     /// <param name="Integer">A 32-bit integer.</param>

@@ -107,7 +107,7 @@ internal static class DashboardPages
             : Html.Of($"""
                 <div class="scroll"><table>
                 <caption>Client keys</caption>
-                <thead><tr><th scope="col">Name</th><th scope="col">State</th><th scope="col">May use</th><th scope="col">Created</th><th scope="col">Expires</th><th scope="col">Last used</th><th scope="col"><span class="sr">Actions</span></th></tr></thead>
+                <thead><tr><th scope="col">Name</th><th scope="col">State</th><th scope="col">May use</th><th scope="col">Limits</th><th scope="col">Created</th><th scope="col">Expires</th><th scope="col">Last used</th><th scope="col"><span class="sr">Actions</span></th></tr></thead>
                 <tbody>{Html.Join(keys, k => KeyRow(k, session, now))}</tbody>
                 </table></div>
                 """);
@@ -306,7 +306,7 @@ internal static class DashboardPages
         var revoke = state == "active"
             ? Html.Of($"<form method=\"post\" action=\"{session.Base}keys/{Uri.EscapeDataString(k.Name)}/revoke\" class=\"inline\">{Csrf(session)}<button type=\"submit\" class=\"danger\" aria-label=\"Revoke key {k.Name}\">Revoke</button></form>")
             : HtmlContent.Empty;
-        return Html.Of($"<tr id=\"key-{k.Name}\"><th scope=\"row\">{k.Name}</th><td><span class=\"badge\" data-state=\"{(state == "active" ? "ok" : "needs-auth")}\">{state}</span></td><td>{string.Join(", ", k.Credentials)}</td><td>{Html.Time(k.CreatedAt)}</td><td>{(k.ExpiresAt is null ? Html.Of($"until revoked") : Html.Time(k.ExpiresAt))}</td><td>{Html.Time(k.LastUsedAt)}</td><td>{revoke}</td></tr>");
+        return Html.Of($"<tr id=\"key-{k.Name}\"><th scope=\"row\">{k.Name}</th><td><span class=\"badge\" data-state=\"{(state == "active" ? "ok" : "needs-auth")}\">{state}</span></td><td>{string.Join(", ", k.Credentials)}</td><td>{ClientKeyLimits.Describe(k.Limits)}</td><td>{Html.Time(k.CreatedAt)}</td><td>{(k.ExpiresAt is null ? Html.Of($"until revoked") : Html.Time(k.ExpiresAt))}</td><td>{Html.Time(k.LastUsedAt)}</td><td>{revoke}</td></tr>");
     }
 
     private static HtmlContent Scopes(IReadOnlyList<string> scopes) => scopes.Count == 0

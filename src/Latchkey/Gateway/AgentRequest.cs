@@ -20,7 +20,7 @@ namespace Latchkey.Gateway;
 /// applies (a body trickled in to hold a connection is cut off); an authorized request may stream at any pace.
 /// Refusals are logged under a budget (<see cref="RefusedRequestLog"/>), so a flood of them cannot fill the disk.
 /// </remarks>
-internal sealed class AgentRequest(ClientKeyAuth auth, CredentialResolver credentials, TimeProvider time, ILogger<AgentRequest> log) : IDisposable
+internal sealed class AgentRequest(ClientKeyAuth auth, KeyLimiter limiter, CredentialResolver credentials, TimeProvider time, ILogger<AgentRequest> log) : IDisposable
 {
     private readonly RefusedRequestLog _refusedLog = new(log, time);
 
@@ -65,9 +65,10 @@ internal sealed class AgentRequest(ClientKeyAuth auth, CredentialResolver creden
     }
 
     /// <summary>
-    /// Checks the request's client key against <paramref name="name"/>; writes the refusal and returns false when
-    /// it fails. On success, removes every header that carried a key (so none is forwarded) and lifts the minimum
-    /// body data rate for this request.
+    /// Checks the request's client key against <paramref name="name"/>, then the key's limits
+    /// (<see cref="KeyLimiter"/>); writes the refusal and returns false when either fails. On success, removes every
+    /// header that carried a key (so none is forwarded), lifts the minimum body data rate for this request, and ties
+    /// the request's slot of the key's concurrency limit, if it has one, to the end of the request.
     /// </summary>
     public async Task<bool> AuthorizeAsync(HttpContext context, string name)
     {
@@ -85,6 +86,21 @@ internal sealed class AgentRequest(ClientKeyAuth auth, CredentialResolver creden
         switch (check.Status)
         {
             case ClientKeyStatus.Valid when check.Key!.Allows(name):
+                if (check.Key.Limits is not null)
+                {
+                    var (refusal, slot) = await limiter.EnterAsync(check.Key, context.RequestAborted).ConfigureAwait(false);
+                    if (refusal is not null)
+                    {
+                        await RefuseForLimitAsync(context, name, refusal).ConfigureAwait(false);
+                        return false;
+                    }
+
+                    if (slot is not null)
+                    {
+                        context.Response.RegisterForDisposeAsync(slot); // given back when the answer is done or the agent went away
+                    }
+                }
+
                 foreach (var header in presented.Headers)
                 {
                     context.Request.Headers.Remove(header);
@@ -163,6 +179,20 @@ internal sealed class AgentRequest(ClientKeyAuth auth, CredentialResolver creden
     {
         _refusedLog.Refused(context, withholdPath ? "(withheld)" : context.Request.Path.Value ?? string.Empty, code);
         return GatewayErrors.WriteAsync(context, status, code, message, fix);
+    }
+
+    /// <summary>
+    /// Answers a request over one of its key's limits: <c>429</c>, <c>retry-after</c>, and
+    /// <c>latchkey-diagnostic: key_limit_reached; limit="..."</c>. A token budget that is used up lasts until midnight
+    /// UTC, so that answer also says <c>x-should-retry: false</c> (Anthropic's and OpenAI's clients then show it at
+    /// once instead of retrying); a rate or concurrency refusal is worth retrying after <c>retry-after</c>.
+    /// </summary>
+    private Task RefuseForLimitAsync(HttpContext context, string name, KeyLimitRefusal refusal)
+    {
+        _refusedLog.Refused(context, context.Request.Path.Value ?? string.Empty, KeyLimitRefusal.Code);
+        context.Response.Headers["x-should-retry"] = refusal.Limit == KeyLimitRefusal.Tokens ? "false" : "true";
+        return GatewayErrors.WriteAsync(context, 429, KeyLimitRefusal.Code, refusal.Message, refusal.Fix, name,
+            [("limit", refusal.Limit)], TimeSpan.FromSeconds(refusal.RetryAfterSeconds));
     }
 
     public void Dispose() => _refusedLog.Dispose();

@@ -13,7 +13,13 @@ internal static class GatewayErrors
 {
     public const string DiagnosticHeader = "latchkey-diagnostic";
 
-    public static Task WriteAsync(HttpContext context, int status, string reason, string message, string? fix, string? credential = null)
+    /// <summary>
+    /// Writes the gateway's own error answer. <paramref name="parameters"/> qualify the reason (they follow it in the
+    /// <c>latchkey-diagnostic</c> header and appear in the body's <c>latchkey</c> object); <paramref name="retryAfter"/>
+    /// is written as <c>retry-after</c> (whole seconds) in the header and the diagnostic.
+    /// </summary>
+    public static Task WriteAsync(HttpContext context, int status, string reason, string message, string? fix, string? credential = null,
+        IReadOnlyList<(string Name, string Value)>? parameters = null, TimeSpan? retryAfter = null)
     {
         if (AuditFacts.Of(context) is { } audit)
         {
@@ -24,8 +30,13 @@ internal static class GatewayErrors
         var response = context.Response;
         response.StatusCode = status;
         response.ContentType = "application/json";
-        var diagnosis = new UpstreamDiagnosis(reason, message, fix, status, null, null);
-        response.Headers[DiagnosticHeader] = diagnosis.ToHeaderValue(credential ?? string.Empty);
+        var diagnosis = new UpstreamDiagnosis(reason, message, fix, status, null, retryAfter);
+        response.Headers[DiagnosticHeader] = diagnosis.ToHeaderValue(credential ?? string.Empty, parameters);
+        if (retryAfter is { } wait)
+        {
+            response.Headers.RetryAfter = Math.Max(1, (long)Math.Ceiling(wait.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
         var type = status switch
         {
             400 or 405 or 413 or 431 => "invalid_request_error",
@@ -46,6 +57,11 @@ internal static class GatewayErrors
             json.WriteEndObject();
             json.WriteStartObject("latchkey");
             json.WriteString("reason", reason);
+            foreach (var (name, value) in parameters ?? [])
+            {
+                json.WriteString(name, value);
+            }
+
             json.WriteString("message", message);
             if (fix is not null)
             {

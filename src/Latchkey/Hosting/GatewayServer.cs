@@ -143,6 +143,7 @@ internal sealed class GatewayServer : IAsyncDisposable
         services.AddSingleton<AuditRecorder>();
         services.AddSingleton<StoreFailureAnswer>();
         services.AddSingleton<ClientKeyAuth>();
+        services.AddSingleton<KeyLimiter>();
         services.AddSingleton<CredentialResolver>();
         services.AddSingleton<AgentRequest>();
         services.AddSingleton<Forwarder>();

@@ -34,6 +34,7 @@ public sealed class SqliteCredentialStoreContractTests : CredentialStoreContract
         SqliteConnection.ClearAllPools();
         await ExecuteSqlAsync(
             "ALTER TABLE credential DROP COLUMN row_mac; ALTER TABLE credential DROP COLUMN last_error_mac; ALTER TABLE credential DROP COLUMN upstream_failure_mac; ALTER TABLE credential_history DROP COLUMN row_mac; ALTER TABLE client_key DROP COLUMN row_mac; ALTER TABLE client_key DROP COLUMN made_for; " +
+            "ALTER TABLE client_key DROP COLUMN rate_limit; ALTER TABLE client_key DROP COLUMN rate_window_s; ALTER TABLE client_key DROP COLUMN tokens_per_day; ALTER TABLE client_key DROP COLUMN concurrent_limit; DROP TABLE key_limit_state; DROP TABLE key_lease; " +
             (keepMarker ? string.Empty : "DROP TABLE store_meta; ") + $"PRAGMA user_version = {SqliteSchema.RowsSealedFrom - 1}");
     }
 

@@ -110,6 +110,10 @@ public sealed class ClientKeyAuthTests
 
         public Task<(ClientKey Key, string Value)?> CreateKeyAsync(string name, IReadOnlyList<string> credentials, DateTimeOffset? expiresAt, string? madeFor, CancellationToken cancellationToken) => throw new NotSupportedException();
 
+        public Task<(ClientKey Key, string Value)?> CreateKeyAsync(string name, IReadOnlyList<string> credentials, DateTimeOffset? expiresAt, string? madeFor, ClientKeyLimits? limits, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task<(KeyLimitsOutcome Outcome, ClientKey? Key)> SetKeyLimitsAsync(string name, Func<ClientKeyLimits?, ClientKeyLimits?> change, CancellationToken cancellationToken) => throw new NotSupportedException();
+
         public Task<IReadOnlyList<ClientKey>> ListKeysAsync(CancellationToken cancellationToken) => throw new NotSupportedException();
 
         public Task<bool> RevokeKeyAsync(string name, CancellationToken cancellationToken) => throw new NotSupportedException();

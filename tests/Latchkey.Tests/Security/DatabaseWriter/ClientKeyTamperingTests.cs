@@ -7,8 +7,8 @@ namespace Latchkey.Tests.Security.DatabaseWriter;
 
 /// <summary>
 /// Someone who can write the database, but has no key file, changes a client key's row: widens it to every
-/// credential, takes back its revocation, or extends its expiry. The gateway must refuse that key outright (401),
-/// and no credential may reach any upstream with it.
+/// credential, takes back its revocation, extends its expiry, or raises or removes its limits. The gateway must refuse
+/// that key outright (401), and no credential may reach any upstream with it.
 /// </summary>
 [Collection(PostgresTests.Name)]
 public sealed class ClientKeyTamperingTests(PostgresServer server)
@@ -97,5 +97,44 @@ public sealed class ClientKeyTamperingTests(PostgresServer server)
         Assert.Empty(CredentialRowTamperingTests.Arrivals(upstream, Extended));
         Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
         Assert.Equal("client_key_tampered", CredentialRowTamperingTests.Reason(await response.Content.ReadAsStringAsync()));
+    }
+
+    [Theory]
+    [InlineData("sqlite", "UPDATE client_key SET rate_limit = 1000000 WHERE name = 'agent'")]
+    [InlineData("postgresql", "UPDATE client_key SET rate_limit = 1000000 WHERE name = 'agent'")]
+    [InlineData("sqlite", "UPDATE client_key SET rate_limit = NULL, rate_window_s = NULL, tokens_per_day = NULL, concurrent_limit = NULL WHERE name = 'agent'")]
+    [InlineData("postgresql", "UPDATE client_key SET tokens_per_day = 999999999999, concurrent_limit = NULL WHERE name = 'agent'")]
+    public async Task Gateway_KeysLimitRaisedOrRemoved_RefusedAndNothingSent(string backend, string sql)
+    {
+        const string secret = "sk-DBWRITER-limit-5e0f";
+        await using var store = await WritableStore.CreateAsync(backend, server);
+        await using var upstream = new SimulatedUpstream();
+        await upstream.StartAsync();
+        await using var gateway = await store.StartGatewayAsync();
+        await gateway.AddApiKeyAsync("a", upstream.Url, secret, "--header", "x-api-key", "--format", "{secret}");
+        var created = await gateway.Cli(null, "keys", "create", "agent", "--credential", "a", "--rate", "2/hour", "--tokens", "1000/day", "--concurrent", "1");
+        Assert.True(created.ExitCode == 0, created.ToString());
+        var key = created.Stdout.Trim();
+
+        await store.TamperAsync(sql);
+
+        var statuses = new List<HttpStatusCode>();
+        string? reason = null;
+        for (var i = 0; i < 3; i++)
+        {
+            using var response = await gateway.Http.SendAsync(CredentialRowTamperingTests.Messages("/c/a/v1/messages", key));
+            statuses.Add(response.StatusCode);
+            reason ??= CredentialRowTamperingTests.Reason(await response.Content.ReadAsStringAsync());
+        }
+
+        var list = await store.Cli(null, "keys", "list", "--json");
+        var set = await store.Cli(null, "keys", "set", "agent", "--rate", "none");
+
+        Assert.Empty(CredentialRowTamperingTests.Arrivals(upstream, secret));
+        Assert.All(statuses, s => Assert.Equal(HttpStatusCode.Unauthorized, s));
+        Assert.Equal("client_key_tampered", reason);
+        Assert.Contains("\"tampered\"", list.Stdout, StringComparison.Ordinal);
+        Assert.NotEqual(0, set.ExitCode); // and Latchkey will not seal the changed row as genuine
+        Assert.Contains("changed outside Latchkey", set.Stderr, StringComparison.Ordinal);
     }
 }

@@ -42,7 +42,8 @@ public sealed class StoreRollbackTests(PostgresServer server)
             "DELETE FROM store_meta WHERE name = 'rows_sealed'; " +
             (backend == "sqlite"
                 ? "ALTER TABLE credential DROP COLUMN row_mac; ALTER TABLE credential DROP COLUMN last_error_mac; ALTER TABLE credential DROP COLUMN upstream_failure_mac; " +
-                  "ALTER TABLE credential_history DROP COLUMN row_mac; ALTER TABLE client_key DROP COLUMN row_mac; ALTER TABLE client_key DROP COLUMN made_for; PRAGMA user_version = 4;"
+                  "ALTER TABLE credential_history DROP COLUMN row_mac; ALTER TABLE client_key DROP COLUMN row_mac; ALTER TABLE client_key DROP COLUMN made_for; " +
+                  "ALTER TABLE client_key DROP COLUMN rate_limit; ALTER TABLE client_key DROP COLUMN rate_window_s; ALTER TABLE client_key DROP COLUMN tokens_per_day; ALTER TABLE client_key DROP COLUMN concurrent_limit; DROP TABLE key_limit_state; DROP TABLE key_lease; PRAGMA user_version = 4;"
                 : "ALTER TABLE credential DROP COLUMN row_mac, DROP COLUMN last_error_mac, DROP COLUMN upstream_failure_mac; " +
                   "ALTER TABLE credential_history DROP COLUMN row_mac; ALTER TABLE client_key DROP COLUMN row_mac; DELETE FROM schema_version WHERE version >= 3;"));
 
