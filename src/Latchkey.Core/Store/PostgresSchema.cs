@@ -37,7 +37,7 @@ internal static class PostgresSchema
     public const int RowsSealedFrom = 3;
 
     /// <summary>The schema version that added the <c>usage_daily</c> table (<see cref="StoreSchema.UsageDaily"/>).</summary>
-    public const int UsageFrom = 5;
+    public const int UsageFrom = 6;
 
     /// <summary>The column types of the tables both backends share (<see cref="StoreSchema"/>).</summary>
     private static readonly StoreSchema.ColumnTypes Types = new("text", "integer", "bigint", "bytea", "bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY", string.Empty);
@@ -75,7 +75,7 @@ internal static class PostgresSchema
         StoreSchema.AuditEvent(Types),
         StoreSchema.RowSeals(Types),
         StoreSchema.ClientKeyMadeFor(Types, ifNotExists: true),
-        StoreSchema.UsageDaily(Types),
         StoreSchema.KeyLimits(Types, ifNotExists: true),
+        StoreSchema.UsageDaily(Types),
     ];
 }

@@ -15,7 +15,7 @@ internal static class SqliteSchema
     public const int RowsSealedFrom = 5;
 
     /// <summary>The schema version that added the <c>usage_daily</c> table (<see cref="StoreSchema.UsageDaily"/>).</summary>
-    public const int UsageFrom = 7;
+    public const int UsageFrom = 8;
 
     /// <summary>The column types of the tables both backends share (<see cref="StoreSchema"/>).</summary>
     private static readonly StoreSchema.ColumnTypes Types = new("TEXT", "INTEGER", "INTEGER", "BLOB", "INTEGER PRIMARY KEY AUTOINCREMENT", " STRICT");
@@ -58,7 +58,7 @@ internal static class SqliteSchema
         ) STRICT
         """,
         StoreSchema.ClientKeyMadeFor(Types, ifNotExists: false),
-        StoreSchema.UsageDaily(Types),
         StoreSchema.KeyLimits(Types, ifNotExists: false),
+        StoreSchema.UsageDaily(Types),
     ];
 }

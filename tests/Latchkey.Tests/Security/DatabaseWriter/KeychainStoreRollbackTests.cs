@@ -38,8 +38,7 @@ public sealed class KeychainStoreRollbackTests
             $"UPDATE credential SET metadata_json = replace(metadata_json, '{upstream.Url}/base', '{attacker.Url}/steal') WHERE name = 'echo'; " +
             "UPDATE client_key SET credentials_json = '[\"*\"]' WHERE name = 'k1'; " +
             "DELETE FROM store_meta WHERE name = 'rows_sealed'; " +
-            "ALTER TABLE credential DROP COLUMN row_mac; ALTER TABLE credential DROP COLUMN last_error_mac; ALTER TABLE credential DROP COLUMN upstream_failure_mac; " +
-            "ALTER TABLE credential_history DROP COLUMN row_mac; ALTER TABLE client_key DROP COLUMN row_mac; ALTER TABLE client_key DROP COLUMN made_for; PRAGMA user_version = 4;");
+            StoreRollbackTests.SqliteBackToBeforeSeals);
         Directory.Delete(Path.Combine(store.Home.Path, SealLedger.FolderName), recursive: true);
 
         var (gateway, refusal) = await StoreRollbackTests.TryServeAsync(store.Home, environment);

@@ -18,6 +18,15 @@ namespace Latchkey.Tests.Security.DatabaseWriter;
 [Collection(PostgresTests.Name)]
 public sealed class StoreRollbackTests(PostgresServer server)
 {
+    /// <summary>
+    /// A SQLite store's schema turned back to version 4 (before row seals), as the attacker does with sqlite3: every
+    /// column and table a later migration adds is dropped, so migrating forward again runs each of them once more.
+    /// </summary>
+    internal const string SqliteBackToBeforeSeals =
+        "ALTER TABLE credential DROP COLUMN row_mac; ALTER TABLE credential DROP COLUMN last_error_mac; ALTER TABLE credential DROP COLUMN upstream_failure_mac; " +
+        "ALTER TABLE credential_history DROP COLUMN row_mac; ALTER TABLE client_key DROP COLUMN row_mac; ALTER TABLE client_key DROP COLUMN made_for; " +
+        "ALTER TABLE client_key DROP COLUMN rate_limit; ALTER TABLE client_key DROP COLUMN rate_window_s; ALTER TABLE client_key DROP COLUMN tokens_per_day; ALTER TABLE client_key DROP COLUMN concurrent_limit; DROP TABLE key_limit_state; DROP TABLE key_lease; PRAGMA user_version = 4;";
+
     private const string EchoSecret = "sk-DBWRITER-rollback-echo-5e0c2b";
     private const string OtherSecret = "sk-DBWRITER-rollback-other-93da71";
 
@@ -41,9 +50,7 @@ public sealed class StoreRollbackTests(PostgresServer server)
             "UPDATE client_key SET credentials_json = '[\"*\"]' WHERE name = 'k1'; " +
             "DELETE FROM store_meta WHERE name = 'rows_sealed'; " +
             (backend == "sqlite"
-                ? "ALTER TABLE credential DROP COLUMN row_mac; ALTER TABLE credential DROP COLUMN last_error_mac; ALTER TABLE credential DROP COLUMN upstream_failure_mac; " +
-                  "ALTER TABLE credential_history DROP COLUMN row_mac; ALTER TABLE client_key DROP COLUMN row_mac; ALTER TABLE client_key DROP COLUMN made_for; " +
-                  "ALTER TABLE client_key DROP COLUMN rate_limit; ALTER TABLE client_key DROP COLUMN rate_window_s; ALTER TABLE client_key DROP COLUMN tokens_per_day; ALTER TABLE client_key DROP COLUMN concurrent_limit; DROP TABLE key_limit_state; DROP TABLE key_lease; PRAGMA user_version = 4;"
+                ? SqliteBackToBeforeSeals
                 : "ALTER TABLE credential DROP COLUMN row_mac, DROP COLUMN last_error_mac, DROP COLUMN upstream_failure_mac; " +
                   "ALTER TABLE credential_history DROP COLUMN row_mac; ALTER TABLE client_key DROP COLUMN row_mac; DELETE FROM schema_version WHERE version >= 3;"));
 
