@@ -11,4 +11,10 @@ internal interface ILatchkeyStore : ICredentialStore, IClientKeyStore, Audit.IAu
 
     /// <summary>Where the store is, for messages: a file path, or a connection URL with no password in it.</summary>
     string Location { get; }
+
+    /// <summary>
+    /// Whether the store answers and its master key unseals it (the gateway's <c>/readyz</c>). Never throws for the
+    /// store's failures: they are the answer.
+    /// </summary>
+    Task<StoreReadiness> CheckReadyAsync(CancellationToken cancellationToken);
 }
