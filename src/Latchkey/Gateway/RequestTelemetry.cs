@@ -137,7 +137,11 @@ internal sealed class RequestTelemetry(TimeProvider time)
         }
     }
 
-    /// <summary>The span of an agent request, continuing the caller's trace when it sent a W3C <c>traceparent</c>.</summary>
+    /// <summary>
+    /// The span of an agent request: the server span of the trace, continuing the caller's trace when it sent a W3C
+    /// <c>traceparent</c>, else a new one. ASP.NET Core's own request activity (never exported: its spans would carry
+    /// the URL) is left out of the chain, or a parent-based sampler would drop every span under it.
+    /// </summary>
     private static Activity? StartSpan(HttpContext context)
     {
         var headers = context.Request.Headers;
@@ -145,6 +149,7 @@ internal sealed class RequestTelemetry(TimeProvider time)
             && ActivityContext.TryParse(traceParent, headers.TraceState.ToString(), isRemote: true, out var remote)
             ? remote
             : default;
+        Activity.Current = null; // for this request's flow only (an async method's changes do not flow back out)
         return LatchkeyTelemetry.Source.StartActivity("latchkey.request", ActivityKind.Server, parent);
     }
 
