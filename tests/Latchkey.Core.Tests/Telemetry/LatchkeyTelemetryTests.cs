@@ -2,7 +2,6 @@ using Latchkey.Audit;
 using Latchkey.Store;
 using Latchkey.Telemetry;
 using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Time.Testing;
 
 namespace Latchkey.Tests.Telemetry;
 
@@ -51,24 +50,47 @@ public sealed class LatchkeyTelemetryTests : IDisposable
     }
 
     [Fact]
-    public async Task AuditQueueDepth_EntriesWaitingThenWritten_GaugeFollowsTheQueueAndStopsWithTheWriter()
+    public async Task AuditQueueDepth_EntriesWaitingWhileABatchIsWritten_GaugeReportsThemAndStopsWithTheWriter()
     {
         using var capture = new MetricCapture("latchkey.audit.queue.depth");
-        var time = new FakeTimeProvider(DateTimeOffset.UtcNow); // the writer's linger never ends: entries stay queued
-        await using var store = SqliteCredentialStore.Open(_home.Home, TimeProvider.System);
-        var writer = new AuditWriter(store, TimeSpan.FromDays(1), time, NullLogger.Instance);
+        var log = new HeldAuditLog();
+        var writer = new AuditWriter(log, TimeSpan.FromDays(1), TimeProvider.System, NullLogger.Instance);
+        writer.Record(Entry());
+        await log.Writing.Task.WaitAsync(TimeSpan.FromSeconds(30)); // the first batch is being written, and is held there
         for (var i = 0; i < 3; i++)
         {
-            writer.Record(new AuditEntry(time.GetUtcNow(), "agent", "c", "/c/c", "GET", "/c/c/x", 200, 200, 1, null, AuditWriter.Replica));
+            writer.Record(Entry());
         }
 
         capture.Observe();
-        Assert.Equal(3, capture.Measurements.Last().Value);
-
+        var waiting = capture.Measurements.Last().Value;
+        log.Release.SetResult();
         await writer.DisposeAsync(); // writes what is queued, and stops being reported
-        var before = capture.Measurements.Count;
+        var reported = capture.Measurements.Count;
         capture.Observe();
-        Assert.Equal(before, capture.Measurements.Count);
-        Assert.Equal(3, writer.Written);
+
+        Assert.Equal(3, waiting);
+        Assert.Equal(reported, capture.Measurements.Count);
+        Assert.Equal(4, writer.Written);
+    }
+
+    private static AuditEntry Entry() => new(DateTimeOffset.UtcNow, "agent", "c", "/c/c", "GET", "/c/c/x", 200, 200, 1, null, AuditWriter.Replica);
+
+    /// <summary>An audit log whose first append waits until <see cref="Release"/> (so entries queue up behind it).</summary>
+    private sealed class HeldAuditLog : IAuditLog
+    {
+        public TaskCompletionSource Writing { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public TaskCompletionSource Release { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public async Task AppendAsync(IReadOnlyList<AuditEntry> entries, CancellationToken cancellationToken)
+        {
+            Writing.TrySetResult();
+            await Release.Task.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken);
+        }
+
+        public Task<IReadOnlyList<AuditEntry>> QueryAsync(AuditQuery query, CancellationToken cancellationToken) => Task.FromResult<IReadOnlyList<AuditEntry>>([]);
+
+        public Task<long> PruneAsync(DateTimeOffset before, CancellationToken cancellationToken) => Task.FromResult(0L);
     }
 }
