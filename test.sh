@@ -24,6 +24,8 @@ apt_needs+=(systemd-analyze:systemd zsh:zsh fish:fish)
 apt_needs+=(dbus-daemon:dbus-daemon dbus-send:dbus-bin gnome-keyring-daemon:gnome-keyring secret-tool:libsecret-tools)
 #   Native AOT (the native 'latchkey token' ./latchkey builds, and ./build.sh release) links with clang and zlib.
 apt_needs+=(clang:clang /usr/include/zlib.h:zlib1g-dev)
+#   The metrics tests run a real Prometheus (Debian's) that scrapes a real gateway and is queried over its HTTP API.
+apt_needs+=(prometheus:prometheus)
 missing=()
 have() {
   case "$1" in

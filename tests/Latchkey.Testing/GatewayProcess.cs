@@ -56,11 +56,18 @@ internal sealed partial class GatewayProcess : IAsyncDisposable
         StartAsync(home, new Dictionary<string, string>(), extraArgs);
 
     /// <summary>Starts a gateway with extra environment variables (e.g. <c>LATCHKEY_STORE</c>), which <see cref="Cli"/> then uses too.</summary>
-    public static async Task<GatewayProcess> StartAsync(TempHome? home, IReadOnlyDictionary<string, string> environment, params string[] extraArgs)
+    public static Task<GatewayProcess> StartAsync(TempHome? home, IReadOnlyDictionary<string, string> environment, params string[] extraArgs) =>
+        StartListeningAsync("127.0.0.1:0", home, environment, extraArgs);
+
+    /// <summary>
+    /// Starts a gateway on <paramref name="listen"/> (<c>HOST:PORT</c>; a non-loopback address needs
+    /// <c>--allow-remote</c> in <paramref name="extraArgs"/>).
+    /// </summary>
+    public static async Task<GatewayProcess> StartListeningAsync(string listen, TempHome? home, IReadOnlyDictionary<string, string> environment, params string[] extraArgs)
     {
         var ownsHome = home is null;
         home ??= new TempHome();
-        var info = Processes.StartInfo(Processes.LatchkeyExe, home.Path, ["serve", "--listen", "127.0.0.1:0", .. extraArgs]);
+        var info = Processes.StartInfo(Processes.LatchkeyExe, home.Path, ["serve", "--listen", listen, .. extraArgs]);
         foreach (var (name, value) in environment)
         {
             info.Environment[name] = value;

@@ -1,5 +1,6 @@
 using System.Threading.Channels;
 using Latchkey.Store;
+using Latchkey.Telemetry;
 using Latchkey.Usage;
 using Microsoft.Extensions.Logging;
 
@@ -17,7 +18,8 @@ namespace Latchkey.Audit;
 /// meanwhile. Appends are idempotent (each entry has a random id), so a batch whose commit answer was lost is not
 /// written twice. A non-retryable error loses that batch, and says so in the log.</para>
 /// <para><b>Full queue.</b> When <see cref="Capacity"/> entries are waiting, new ones are dropped and counted
-/// (<see cref="Dropped"/>, logged), rather than slowing requests down.</para>
+/// (<see cref="Dropped"/>, logged), rather than slowing requests down. How many wait is reported as the gauge
+/// <c>latchkey.audit.queue.depth</c> (<see cref="LatchkeyTelemetry.ObserveAuditQueue"/>) while the writer lives.</para>
 /// <para><b>Refused requests have their own budget.</b> Entries of requests the gateway refused before a valid key
 /// allowed them (<see cref="RecordRefused"/>) pass a token bucket per source and one for all sources (<see cref="RefusedEntryLimiter"/>) and
 /// wait in their own share of the queue (<see cref="RefusedCapacity"/>), so a flood of them is mostly not recorded
@@ -62,6 +64,7 @@ internal sealed partial class AuditWriter : IAsyncDisposable
     private readonly CancellationTokenSource _abandon = new();
     private readonly Task _writer;
     private readonly Task _pruner;
+    private readonly IDisposable _depthGauge;
     private int _servedWaiting;
     private int _refusedWaiting;
     private long _dropped;
@@ -84,6 +87,7 @@ internal sealed partial class AuditWriter : IAsyncDisposable
         _summaries = time.CreateTimer(_ => RecordSummaries(), null, SummaryInterval, SummaryInterval);
         _writer = Task.Run(WriteLoopAsync);
         _pruner = Task.Run(PruneLoopAsync);
+        _depthGauge = LatchkeyTelemetry.ObserveAuditQueue(() => Volatile.Read(ref _servedWaiting) + Volatile.Read(ref _refusedWaiting));
     }
 
     /// <summary>Entries older than this are deleted.</summary>
@@ -169,6 +173,7 @@ internal sealed partial class AuditWriter : IAsyncDisposable
 
         _stopPruning.Dispose();
         _abandon.Dispose();
+        _depthGauge.Dispose();
     }
 
     /// <summary>An entry waiting to be written, the usage it carries, and which budget it counts against.</summary>

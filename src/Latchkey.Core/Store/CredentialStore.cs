@@ -1,4 +1,5 @@
 using System.Data.Common;
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text.Json;
 
@@ -75,8 +76,10 @@ internal abstract partial class CredentialStore(SecretProtector protector, TimeP
     /// Runs one operation on a connection of the backend's and turns the backend's failures into
     /// <see cref="StoreException"/>. <paramref name="idempotent"/>: the operation changes nothing, or changes nothing
     /// more when repeated, so it may be tried again on a fresh connection, and a failure says nothing was changed.
+    /// Its duration is recorded under <paramref name="operationName"/> (the calling method's name, filled in by the
+    /// compiler: <see cref="Telemetry.LatchkeyTelemetry.StoreOperationDuration"/>).
     /// </summary>
-    private protected abstract Task<T> RunAsync<T>(Func<DbConnection, CancellationToken, ValueTask<T>> operation, bool idempotent, CancellationToken cancellationToken);
+    private protected abstract Task<T> RunAsync<T>(Func<DbConnection, CancellationToken, ValueTask<T>> operation, bool idempotent, CancellationToken cancellationToken, [CallerMemberName] string operationName = "");
 
     /// <summary>The same, synchronously: for opening the store and for <c>doctor</c>'s checks.</summary>
     private protected abstract T Run<T>(Func<DbConnection, T> operation);
@@ -316,17 +319,17 @@ internal abstract partial class CredentialStore(SecretProtector protector, TimeP
 
     private static long Milliseconds(TimeSpan span) => (long)span.TotalMilliseconds;
 
-    private Task<bool> CoordinateAsync(string sql, Func<DbCommand, DbCommand> bind, CancellationToken cancellationToken) =>
-        CoordinateAsync(sql, (command, _) => bind(command), cancellationToken);
+    private Task<bool> CoordinateAsync(string sql, Func<DbCommand, DbCommand> bind, CancellationToken cancellationToken, [CallerMemberName] string operation = "") =>
+        CoordinateAsync(sql, (command, _) => bind(command), cancellationToken, operation);
 
     /// <summary>One conditional coordination statement; <paramref name="bind"/> gets this process's "now" too.</summary>
-    private Task<bool> CoordinateAsync(string sql, Func<DbCommand, long, DbCommand> bind, CancellationToken cancellationToken) =>
+    private Task<bool> CoordinateAsync(string sql, Func<DbCommand, long, DbCommand> bind, CancellationToken cancellationToken, [CallerMemberName] string operation = "") =>
         RunAsync(async (connection, ct) =>
         {
             var now = NowMs();
             await using var command = bind(connection.Command(null, sql).Bind("@now", now), now);
             return await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false) > 0;
-        }, idempotent: false, cancellationToken);
+        }, idempotent: false, cancellationToken, operation);
 
     /// <summary>
     /// The head of every content write: one transaction that reads the record's row under the write lock and checks

@@ -14,4 +14,10 @@ internal interface ILatchkeyStore : ICredentialStore, IClientKeyStore, Audit.IAu
 
     /// <summary>Where the gateway counts the limits of client keys (see <see cref="IKeyLimitCounters"/>).</summary>
     IKeyLimitCounters KeyLimits { get; }
+
+    /// <summary>
+    /// Whether the store answers and its master key unseals it (the gateway's <c>/readyz</c>). Never throws for the
+    /// store's failures: they are the answer.
+    /// </summary>
+    Task<StoreReadiness> CheckReadyAsync(CancellationToken cancellationToken);
 }

@@ -1,5 +1,7 @@
 using System.Data.Common;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+using Latchkey.Telemetry;
 using Npgsql;
 
 namespace Latchkey.Store;
@@ -124,9 +126,22 @@ internal sealed partial class PostgresCredentialStore : CredentialStore
     /// as dead) and becomes a retryable <see cref="StoreException"/>; an idempotent operation is tried once more
     /// on a fresh connection first.
     /// </summary>
-    private protected override async Task<T> RunAsync<T>(Func<DbConnection, CancellationToken, ValueTask<T>> operation, bool idempotent, CancellationToken cancellationToken)
+    private protected override async Task<T> RunAsync<T>(Func<DbConnection, CancellationToken, ValueTask<T>> operation, bool idempotent, CancellationToken cancellationToken, [CallerMemberName] string operationName = "")
     {
         cancellationToken.ThrowIfCancellationRequested();
+        var started = Time.GetTimestamp();
+        try
+        {
+            return await RunOnceOrTwiceAsync(operation, idempotent, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            LatchkeyTelemetry.RecordStoreOperation(Backend, operationName, Time, started);
+        }
+    }
+
+    private async Task<T> RunOnceOrTwiceAsync<T>(Func<DbConnection, CancellationToken, ValueTask<T>> operation, bool idempotent, CancellationToken cancellationToken)
+    {
         for (var attempt = 0; ; attempt++)
         {
             try

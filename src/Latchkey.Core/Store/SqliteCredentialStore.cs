@@ -1,6 +1,8 @@
 using System.Data;
 using System.Data.Common;
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
+using Latchkey.Telemetry;
 using Microsoft.Data.Sqlite;
 
 namespace Latchkey.Store;
@@ -388,9 +390,10 @@ internal sealed partial class SqliteCredentialStore : CredentialStore
     /// end (its statements take microseconds once the lock is held), so a caller giving up never undoes a write that
     /// was under way, such as a refresh whose rotated token must be kept.
     /// </remarks>
-    private protected override async Task<T> RunAsync<T>(Func<DbConnection, CancellationToken, ValueTask<T>> operation, bool idempotent, CancellationToken cancellationToken)
+    private protected override async Task<T> RunAsync<T>(Func<DbConnection, CancellationToken, ValueTask<T>> operation, bool idempotent, CancellationToken cancellationToken, [CallerMemberName] string operationName = "")
     {
         cancellationToken.ThrowIfCancellationRequested();
+        var started = Time.GetTimestamp();
         try
         {
             await using var connection = OpenConnection();
@@ -399,6 +402,10 @@ internal sealed partial class SqliteCredentialStore : CredentialStore
         catch (SqliteException ex)
         {
             throw Translate(ex);
+        }
+        finally
+        {
+            LatchkeyTelemetry.RecordStoreOperation(Backend, operationName, Time, started);
         }
     }
 

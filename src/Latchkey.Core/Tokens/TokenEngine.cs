@@ -4,6 +4,7 @@ using System.Text.Json;
 using Latchkey.Diagnostics;
 using Latchkey.OAuth;
 using Latchkey.Store;
+using Latchkey.Telemetry;
 
 namespace Latchkey.Tokens;
 
@@ -63,7 +64,13 @@ internal sealed class TokenEngine(ICredentialStore store, TokenEndpointClient to
         var key = name + "\n" + forceIfAccessTokenFingerprint;
         Lazy<Task<TokenResult>>? flight = null;
         flight = new Lazy<Task<TokenResult>>(() => RunFlightAsync(name, forceIfAccessTokenFingerprint, () => _flights.TryRemove(KeyValuePair.Create(key, flight!))));
-        return _flights.GetOrAdd(key, flight).Value.WaitAsync(cancellationToken);
+        var joined = _flights.GetOrAdd(key, flight);
+        if (!ReferenceEquals(joined, flight))
+        {
+            LatchkeyTelemetry.TokenEngineWaits.Add(1, new KeyValuePair<string, object?>(LatchkeyTelemetry.WaitTag, "flight"));
+        }
+
+        return joined.Value.WaitAsync(cancellationToken);
     }
 
     /// <summary>The fingerprint of a token as the store keeps it (to pass back as a forced-refresh condition).</summary>
@@ -167,6 +174,7 @@ internal sealed class TokenEngine(ICredentialStore store, TokenEndpointClient to
                     $"Another process has been refreshing '{name}' for over {_options.WaitBudget.TotalSeconds:0} s; the credential is unchanged.", "Try again shortly."));
             }
 
+            LatchkeyTelemetry.TokenEngineWaits.Add(1, new KeyValuePair<string, object?>(LatchkeyTelemetry.WaitTag, "lease"));
             await Task.Delay(TimeSpan.FromMilliseconds(100 + Random.Shared.Next(150)), time, ct).ConfigureAwait(false);
         }
     }
@@ -335,8 +343,10 @@ internal sealed class TokenEngine(ICredentialStore store, TokenEndpointClient to
 
         var sentAt = time.GetUtcNow();
         TokenOutcome outcome;
+        using (var span = LatchkeyTelemetry.Source.StartActivity("latchkey.token_engine.refresh"))
         using (var heartbeat = new CancellationTokenSource())
         {
+            span?.SetTag("latchkey.credential", name);
             var beating = HeartbeatAsync(name, heartbeat.Token);
             try
             {
@@ -347,6 +357,10 @@ internal sealed class TokenEngine(ICredentialStore store, TokenEndpointClient to
                 await heartbeat.CancelAsync().ConfigureAwait(false);
                 await beating.ConfigureAwait(false);
             }
+
+            var recorded = RefreshOutcome(outcome.Kind);
+            LatchkeyTelemetry.Refreshes.Add(1, new KeyValuePair<string, object?>(LatchkeyTelemetry.OutcomeTag, recorded));
+            span?.SetTag("latchkey.refresh.outcome", recorded);
         }
 
         // The server's words end up in reasons the agent, the log and status show: none may carry a secret of this credential.
@@ -380,6 +394,16 @@ internal sealed class TokenEngine(ICredentialStore store, TokenEndpointClient to
                 return await RecordTransientAsync(row, outcome, ct).ConfigureAwait(false);
         }
     }
+
+    /// <summary>A token request's outcome as <see cref="LatchkeyTelemetry.Refreshes"/> records it.</summary>
+    private static string RefreshOutcome(TokenOutcomeKind kind) => kind switch
+    {
+        TokenOutcomeKind.Success => "success",
+        TokenOutcomeKind.Terminal => "rejected",
+        TokenOutcomeKind.Ambiguous => "lost_response",
+        TokenOutcomeKind.NotSent => "not_sent",
+        _ => "failed",
+    };
 
     private async Task<TokenResult?> CommitAsync(CredentialRecord row, TokenSet tokenSet, DateTimeOffset sentAt, bool forced, CancellationToken ct)
     {

@@ -5,6 +5,7 @@ using System.Text.Json;
 using Latchkey.Gateway;
 using Latchkey.Hosting;
 using Latchkey.Local;
+using Latchkey.Observability;
 using Latchkey.Store;
 
 namespace Latchkey.Cli;
@@ -27,9 +28,10 @@ internal static class ServeCommand
         var timeout = new Option<string?>("--upstream-timeout") { Description = "How long to wait for an upstream's response headers, e.g. 10m (default) or 30s." };
         var idle = new Option<string?>("--idle-timeout") { Description = "How long a request or response body may go without a byte moving (an idle upstream or agent) before the exchange is ended, e.g. 10m (default) or 30s." };
         var retention = new Option<string?>("--audit-retention") { Description = $"How long audit entries are kept, e.g. 30d (default, or ${AuditRetentionVariable}) or 12h; older ones are pruned periodically." };
+        var metricsKey = new Option<string?>("--metrics-key-file") { Description = $"A file holding the metrics key (default: ${MetricsKey.FileVariable}): /metrics then answers only requests with 'Authorization: Bearer KEY', from anywhere. Without one, it answers only on this machine." };
         var command = new Command("serve", "Run the gateway: agents hold a client key, the gateway adds the real credential.")
         {
-            listen, socket, noSocket, allowRemote, timeout, idle, retention,
+            listen, socket, noSocket, allowRemote, timeout, idle, retention, metricsKey,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -41,6 +43,20 @@ internal static class ServeCommand
                     "Add --allow-remote to mean it (put TLS in front; docs/gateway.md), or listen on 127.0.0.1.");
             }
 
+            var metricsKeyFile = parse.GetValue(metricsKey) ?? (Environment.GetEnvironmentVariable(MetricsKey.FileVariable) is { Length: > 0 } f ? f : null);
+            byte[]? metricsKeyDigest = null;
+            if (metricsKeyFile is not null)
+            {
+                try
+                {
+                    metricsKeyDigest = MetricsKey.Load(metricsKeyFile);
+                }
+                catch (Diagnostics.ActionableException ex)
+                {
+                    throw new CliException(ExitCodes.Usage, ex.Message, ex.Fix);
+                }
+            }
+
             var proofKey = GatewayProof.NewKey(); // known to this process and gateway.json (0600) only
             var options = new GatewayOptions
             {
@@ -49,6 +65,7 @@ internal static class ServeCommand
                 Store = parse.GetValue(CliApp.StoreOption),
                 AllowRemote = parse.GetValue(allowRemote),
                 SocketPath = parse.GetValue(noSocket) ? null : parse.GetValue(socket) ?? Path.Combine(home.Path, "gateway.sock"),
+                MetricsKeyDigest = metricsKeyDigest,
                 UpstreamTimeout = parse.GetValue(timeout) is { } t ? Durations.Parse(t, "--upstream-timeout") : new GatewayOptions().UpstreamTimeout,
                 IdleTimeout = parse.GetValue(idle) is { } i ? Durations.Parse(i, "--idle-timeout") : new GatewayOptions().IdleTimeout,
                 AuditRetention = parse.GetValue(retention) is { } r ? Durations.Parse(r, "--audit-retention")

@@ -1,5 +1,6 @@
 using Latchkey.Http;
 using Latchkey.Store;
+using Latchkey.Telemetry;
 using Latchkey.Tokens;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
@@ -81,7 +82,22 @@ internal sealed class AgentRequest(ClientKeyAuth auth, KeyLimiter limiter, Crede
             return false;
         }
 
-        var check = await auth.CheckAsync(presented.Value, context.RequestAborted).ConfigureAwait(false);
+        ClientKeyCheck check;
+        using (var span = LatchkeyTelemetry.Source.StartActivity("latchkey.client_key.check"))
+        {
+            check = await auth.CheckAsync(presented.Value, context.RequestAborted).ConfigureAwait(false);
+            span?.SetTag("latchkey.client_key", check.Key?.Name);
+            span?.SetTag("latchkey.client_key.status", check.Status switch
+            {
+                ClientKeyStatus.Valid => check.Key!.Allows(name) ? "valid" : "not_allowed",
+                ClientKeyStatus.Malformed => "malformed",
+                ClientKeyStatus.Unknown => "unknown",
+                ClientKeyStatus.Revoked => "revoked",
+                ClientKeyStatus.Expired => "expired",
+                _ => "tampered",
+            });
+        }
+
         AuditFacts.Of(context)?.ClientKey = check.Key?.Name;
         switch (check.Status)
         {

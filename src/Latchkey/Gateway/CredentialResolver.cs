@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Latchkey.Store;
+using Latchkey.Telemetry;
 using Latchkey.Tokens;
 
 namespace Latchkey.Gateway;
@@ -30,7 +31,10 @@ internal sealed class CredentialResolver(ICredentialStore store, TokenEngine eng
             return (cached.Credential, TokenResult.Ok(cached.Credential.Secret, cached.Credential.Record.Metadata.ExpiresAt));
         }
 
+        using var span = LatchkeyTelemetry.Source.StartActivity("latchkey.token_engine");
+        span?.SetTag("latchkey.credential", name);
         var result = await engine.GetAccessTokenAsync(name, null, ct).ConfigureAwait(false);
+        span?.SetTag("latchkey.token.status", result.Status.ToString());
         return await CompleteAsync(name, result, ct).ConfigureAwait(false);
     }
 
@@ -41,7 +45,11 @@ internal sealed class CredentialResolver(ICredentialStore store, TokenEngine eng
     public async ValueTask<(ResolvedCredential? Credential, TokenResult Result)> RefreshAfterRejectionAsync(string name, string refused, CancellationToken ct)
     {
         _cache.TryRemove(name, out _);
+        using var span = LatchkeyTelemetry.Source.StartActivity("latchkey.token_engine");
+        span?.SetTag("latchkey.credential", name);
+        span?.SetTag("latchkey.token.forced", true);
         var result = await engine.GetAccessTokenAsync(name, engine.Fingerprint(refused), ct).ConfigureAwait(false);
+        span?.SetTag("latchkey.token.status", result.Status.ToString());
         return await CompleteAsync(name, result, ct).ConfigureAwait(false);
     }
 

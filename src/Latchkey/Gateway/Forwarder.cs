@@ -138,6 +138,7 @@ internal sealed class Forwarder(HttpMessageInvoker invoker, GatewayOptions optio
         }
 
         context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
+        var timing = UpstreamTiming.Of(context); // the time to the first body byte (RequestTelemetry)
         using var activity = new ActivityTimeout(options.IdleTimeout, time, context.RequestAborted);
         var buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
         var side = BodySide.Agent;
@@ -152,6 +153,7 @@ internal sealed class Forwarder(HttpMessageInvoker invoker, GatewayOptions optio
 
             if (!prefix.IsEmpty)
             {
+                timing?.FirstByte(time);
                 await agent.Body.WriteAsync(prefix, activity.Token).ConfigureAwait(false);
             }
 
@@ -166,6 +168,7 @@ internal sealed class Forwarder(HttpMessageInvoker invoker, GatewayOptions optio
                     break;
                 }
 
+                timing?.FirstByte(time);
                 activity.Restart();
                 side = BodySide.Agent;
                 await agent.Body.WriteAsync(buffer.AsMemory(0, read), activity.Token).ConfigureAwait(false);

@@ -45,6 +45,10 @@ internal sealed record GatewayOptions
     /// <c>gateway.json</c>; null answers no challenge.</summary>
     public byte[]? ProofKey { get; init; }
 
+    /// <summary>The SHA-256 digest of the metrics key (<c>--metrics-key-file</c>, <c>LATCHKEY_METRICS_KEY_FILE</c>):
+    /// with one, <c>/metrics</c> answers only requests that carry the key; without, only this machine.</summary>
+    public byte[]? MetricsKeyDigest { get; init; }
+
     /// <summary>The longest <c>retry-after</c> the router waits out when every target is cooling down.</summary>
     public TimeSpan ShortRetryAfter { get; init; } = TimeSpan.FromSeconds(5);
 }

@@ -1,6 +1,8 @@
+using System.Diagnostics;
 using Latchkey.Diagnostics;
 using Latchkey.Http;
 using Latchkey.Store;
+using Latchkey.Telemetry;
 using Latchkey.Tokens;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
@@ -82,10 +84,17 @@ internal sealed class UpstreamExchange(Forwarder forwarder, CredentialResolver c
             return UrlRefused(record, Http.UrlVerdict.NotAbsolute, "(not a URL)", Http.UrlPolicy.Describe(Http.UrlVerdict.NotAbsolute, upstream));
         }
 
+        var timing = UpstreamTiming.Start(context, record.Name, time);
+        using var span = LatchkeyTelemetry.Source.StartActivity("latchkey.upstream", ActivityKind.Client);
         var sent = await RefreshAndResend.SendAsync<ResolvedCredential, Sent, UpstreamRequest>(
             credentials, record.Name, credential, secret, new(forwarder, context, target, body, record.Kind == CredentialKind.OAuth), MaxResends, context.RequestAborted).ConfigureAwait(false);
         (record, secret) = sent.Credential!;
         var (response, error, exception) = sent.Response;
+        if (span is not null)
+        {
+            Describe(span, timing, record.Name, target, response, error, sent.Resends, [credential.Secret, secret]);
+        }
+
         var refreshFailure = sent.Token?.Reason;
         if (sent.Resends > 0)
         {
@@ -333,6 +342,32 @@ internal sealed class UpstreamExchange(Forwarder forwarder, CredentialResolver c
     {
         request.Headers.Remove("Accept-Encoding");
         request.Headers.TryAddWithoutValidation("Accept-Encoding", "identity");
+    }
+
+    /// <summary>The upstream span's attributes: names, the upstream's host and status, its request id (quoted, with
+    /// the injected secrets masked, since the upstream writes it), never the URL's path or query or a header value.</summary>
+    private static void Describe(Activity span, UpstreamTiming timing, string credential, Uri target, HttpResponseMessage? response, ForwarderError error, int resends, string[] secrets)
+    {
+        span.SetTag("latchkey.credential", credential);
+        span.SetTag("server.address", target.Host);
+        if (resends > 0)
+        {
+            span.SetTag("latchkey.resends", resends);
+        }
+
+        if (response is null)
+        {
+            span.SetTag("error.type", error.Code() ?? error.ToString());
+            span.SetStatus(ActivityStatusCode.Error);
+            return;
+        }
+
+        span.SetTag("http.response.status_code", LatchkeyTelemetry.Status((int)response.StatusCode));
+        if ((Header(response, "request-id") ?? Header(response, "x-request-id")) is { } requestId)
+        {
+            timing.RequestId = ServerText.Quote(requestId, secrets, ServerText.MaxRequestIdLength);
+            span.SetTag("latchkey.upstream.request_id", timing.RequestId);
+        }
     }
 
     private static string? Header(HttpResponseMessage response, string name) =>

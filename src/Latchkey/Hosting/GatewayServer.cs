@@ -5,6 +5,7 @@ using Latchkey.Composition;
 using Latchkey.Dashboard;
 using Latchkey.Gateway;
 using Latchkey.Mcp;
+using Latchkey.Observability;
 using Latchkey.Store;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -21,7 +22,7 @@ namespace Latchkey.Hosting;
 /// <summary>
 /// The gateway: Kestrel on a loopback port and a Unix socket in the home folder, serving credential routes
 /// (<c>/c/NAME/...</c>), model routers (<c>/r/NAME/...</c>), the MCP proxy (<c>/mcp/NAME/...</c>), the dashboard
-/// (<c>/ui</c>) and <c>/healthz</c>. Every agent request needs a client key.
+/// (<c>/ui</c>), <c>/healthz</c>, <c>/readyz</c> and <c>/metrics</c>. Every agent request needs a client key.
 /// </summary>
 /// <remarks>
 /// <para><b>Wiring, in one style.</b> The composition root (<see cref="LatchkeyServices"/>) builds the store, the
@@ -30,13 +31,16 @@ namespace Latchkey.Hosting;
 /// container from those; the audit writer comes from the root's factory, because it needs the host's logging, and
 /// the container owns it. After <c>Build()</c> nothing is made: the middleware and the routes are resolved from the
 /// container. So the gateway has one token engine, shared by the routes, the MCP proxy and the dashboard.</para>
-/// <para><b>A request.</b> <see cref="AuditRecorder"/> (one audit entry per agent request), then
+/// <para><b>A request.</b> <see cref="RequestTelemetry"/> (the request's span and metrics), then
+/// <see cref="AuditRecorder"/> (one audit entry per agent request), then
 /// <see cref="StoreFailureAnswer"/> (a store outage becomes a bare 503), then <see cref="AllowedMethods"/>, then the
 /// route. docs/architecture.md follows one request from Kestrel to the upstream and back, file by file.</para>
 /// </remarks>
 internal sealed class GatewayServer : IAsyncDisposable
 {
     /// <summary>Every part of the gateway the container builds: one instance each, for every request.</summary>
+    private static readonly string Version = typeof(GatewayServer).Assembly.GetName().Version?.ToString(3) ?? "0";
+
     private readonly WebApplication _app;
     private readonly LatchkeyServices _root;
     private readonly PrivateUnixSocket? _socket;
@@ -99,15 +103,19 @@ internal sealed class GatewayServer : IAsyncDisposable
             }
         });
 
+        TelemetrySetup.Add(builder, TelemetrySetup.OtelVariables(), Version);
         AddServices(builder.Services, root, home, options);
         var app = builder.Build();
         var services = app.Services;
+        app.Use(services.GetRequiredService<RequestTelemetry>().InvokeAsync);
         app.Use(services.GetRequiredService<AuditRecorder>().InvokeAsync);
         app.Use(services.GetRequiredService<StoreFailureAnswer>().InvokeAsync);
         app.Use(AllowedMethods.InvokeAsync);
         var credentialRoute = services.GetRequiredService<CredentialRoute>();
         var routerRoute = services.GetRequiredService<ModelRouterRoute>();
         app.MapGet("/healthz", (HttpContext context) => WriteHealthAsync(context, home, root.Store.Backend, options.ProofKey));
+        app.MapGet(ReadinessEndpoint.Path, services.GetRequiredService<ReadinessEndpoint>().HandleAsync);
+        services.GetRequiredService<MetricsEndpoint>().Map(app);
         app.Map("/c/{credential}/{**rest}", credentialRoute.HandleAsync);
         app.Map("/c/{credential}", credentialRoute.HandleAsync);
         app.Map("/r/{router}/{**rest}", routerRoute.HandleAsync);
@@ -140,6 +148,7 @@ internal sealed class GatewayServer : IAsyncDisposable
 
         // The gateway's parts, built by the container from the above.
         // One generic call per part, so the trimmer and Native AOT see each constructor the container calls.
+        services.AddSingleton<RequestTelemetry>();
         services.AddSingleton<AuditRecorder>();
         services.AddSingleton<StoreFailureAnswer>();
         services.AddSingleton<ClientKeyAuth>();
@@ -154,6 +163,8 @@ internal sealed class GatewayServer : IAsyncDisposable
         services.AddSingleton<McpProxyRoute>();
         services.AddSingleton<Reconnects>();
         services.AddSingleton<DashboardEndpoints>();
+        services.AddSingleton<MetricsEndpoint>();
+        services.AddSingleton<ReadinessEndpoint>();
     }
 
     public async Task StartAsync(CancellationToken ct)
@@ -183,7 +194,7 @@ internal sealed class GatewayServer : IAsyncDisposable
 
         context.Response.Headers.CacheControl = "no-store";
         context.Response.ContentType = "application/json";
-        var body = JsonSerializer.SerializeToUtf8Bytes(new HealthView("ok", typeof(GatewayServer).Assembly.GetName().Version?.ToString(3) ?? "0", backend, Environment.ProcessId, home.Path), GatewayJsonContext.Default.HealthView);
+        var body = JsonSerializer.SerializeToUtf8Bytes(new HealthView("ok", Version, backend, Environment.ProcessId, home.Path), GatewayJsonContext.Default.HealthView);
         return context.Response.Body.WriteAsync(body, context.RequestAborted).AsTask();
     }
 }

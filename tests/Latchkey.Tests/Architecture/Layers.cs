@@ -41,6 +41,7 @@ internal static partial class Layers
             new("Dashboard", App, ["src/Latchkey/Dashboard/"], ["Latchkey.Dashboard"]),
             new("Ssh", App, ["src/Latchkey/Ssh/"], ["Latchkey.Ssh"]),
             new("Local", App, ["src/Latchkey/Local/"], ["Latchkey.Local"]),
+            new("Observability", App, ["src/Latchkey/Observability/"], ["Latchkey.Observability"]),
         ],
         [new("Gateway", App, ["src/Latchkey/Gateway/"], ["Latchkey.Gateway"])],
         [new("Composition", Core, ["src/Latchkey.Core/Composition/"], ["Latchkey.Composition"])],
@@ -53,7 +54,11 @@ internal static partial class Layers
         // The store keeps the audit log and the token usage: the store implements IAuditLog and IUsageLog, the log's
         // writer retries on a StoreException and carries the usage counts in its batches. One layer, three folders.
         [new("Store", Core, ["src/Latchkey.Core/Store/", "src/Latchkey.Core/Audit/", "src/Latchkey.Core/Usage/"], ["Latchkey.Store", "Latchkey.Audit", "Latchkey.Usage"])],
-        [new("Text", Core, ["src/Latchkey.Core/Text/"], ["Latchkey.Text"])],
+        [
+            new("Text", Core, ["src/Latchkey.Core/Text/"], ["Latchkey.Text"]),
+            // Metrics and traces: the one Meter and ActivitySource every layer above records on.
+            new("Telemetry", Core, ["src/Latchkey.Core/Telemetry/"], ["Latchkey.Telemetry"]),
+        ],
     ];
 
     private static readonly Dictionary<string, string[]> References = new(StringComparer.Ordinal)
