@@ -107,21 +107,22 @@ internal sealed class ServiceManager(ServicePlatform platform, Func<string, stri
     internal static string? BuildFolderOf(string path)
     {
         var normal = path.Replace('\\', '/');
-        foreach (var temp in new[] { Path.GetTempPath(), "/tmp/", "/var/tmp/" })
-        {
-            var prefix = temp.Replace('\\', '/').TrimEnd('/') + "/";
-            if (prefix.Length > 1 && normal.StartsWith(prefix, StringComparison.Ordinal))
-            {
-                return $"the temporary folder {prefix}";
-            }
-        }
-
+        // The build folder first: the more telling reason when a clone itself sits in a temporary folder.
         foreach (var marker in new[] { "/bin/Debug/", "/bin/Release/", "/obj/", "/.build/artifacts/" })
         {
             var at = normal.IndexOf(marker, StringComparison.OrdinalIgnoreCase);
             if (at >= 0)
             {
                 return $"the build output folder {normal[..(at + marker.Length)]}";
+            }
+        }
+
+        foreach (var temp in new[] { Path.GetTempPath(), "/tmp/", "/var/tmp/" })
+        {
+            var prefix = temp.Replace('\\', '/').TrimEnd('/') + "/";
+            if (prefix.Length > 1 && normal.StartsWith(prefix, StringComparison.Ordinal))
+            {
+                return $"the temporary folder {prefix}";
             }
         }
 

@@ -202,6 +202,42 @@ public sealed class KeyLimitsTests : IAsyncLifetime
         Assert.True(await counters.TryTakeSlotAsync("id1", 1, "probe", TimeSpan.FromSeconds(30), default));
     }
 
+    [Fact]
+    public async Task Request_TokenBudgetSpentByRealAnswers_ChargedTheUpstreamsOwnCountThen429UntilTheDayEnds()
+    {
+        // A budget the first answer spends: the check before sending sees 0 used, the answer's usage is charged.
+        var key = await CreateKeyAsync("budget-bot", new ClientKeyLimits(null, 10, null));
+
+        var first = await SendAsync(key);
+        Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        var reported = Assert.Single(_upstream.UsageReported);
+        var charged = reported.Input + reported.Output + reported.CacheCreation + reported.CacheRead;
+        Assert.True(charged >= 10, $"the simulated answer counts {charged} tokens: too few to spend the budget");
+
+        // The charge arrives with the audit writer's next batch; then the limiter's cached total expires.
+        var day = DateOnly.FromDateTime(_time.GetUtcNow().UtcDateTime);
+        var used = await RealTime.UntilAsync(async () =>
+        {
+            await using var store = SqliteCredentialStore.Open(new StoreHome(_home.Path), _time);
+            return await ((IUsageLog)store).TokensUsedAsync("budget-bot", day, default);
+        }, n => n > 0, TimeSpan.FromSeconds(20));
+        Assert.Equal(charged, used);
+        _time.Advance(TimeSpan.FromSeconds(2));
+
+        var sent = _upstream.Requests.Count;
+        var over = await SendAsync(key);
+        var body = await over.Content.ReadAsStringAsync();
+
+        Assert.Equal(HttpStatusCode.TooManyRequests, over.StatusCode);
+        Assert.Equal(sent, _upstream.Requests.Count);
+        Assert.Contains("key_limit_reached", string.Join(",", over.Headers.GetValues("latchkey-diagnostic")), StringComparison.Ordinal);
+        Assert.Contains("limit=\"tokens\"", string.Join(",", over.Headers.GetValues("latchkey-diagnostic")), StringComparison.Ordinal);
+        var midnight = new DateTimeOffset(day.AddDays(1).ToDateTime(TimeOnly.MinValue), TimeSpan.Zero);
+        var retryAfter = over.Headers.RetryAfter?.Delta ?? throw new InvalidOperationException("no retry-after");
+        Assert.InRange(retryAfter, midnight - _time.GetUtcNow() - TimeSpan.FromSeconds(2), midnight - _time.GetUtcNow() + TimeSpan.FromSeconds(2));
+        Assert.Equal("rate_limit_error", JsonDocument.Parse(body).RootElement.GetProperty("error").GetProperty("type").GetString());
+    }
+
     private async Task<string> CreateKeyAsync(string name, ClientKeyLimits? limits)
     {
         await using var store = SqliteCredentialStore.Open(new StoreHome(_home.Path), _time);

@@ -53,7 +53,7 @@ public sealed class MetricsEndpointTests
         await File.WriteAllTextAsync(keyFile, metricsKey + "\n");
         await using var gateway = await GatewayProcess.StartAsync(home, "--metrics-key-file", keyFile);
 
-        foreach (var (authorization, code) in new[] { ((string?)null, "metrics_key_missing"), ("Bearer " + metricsKey[..^1] + "0", "metrics_key_invalid"), ("Basic " + metricsKey, "metrics_key_missing") })
+        foreach (var (authorization, code) in new[] { ((string?)null, "metrics_key_missing"), ("Bearer " + metricsKey[..^1] + (metricsKey[^1] == '0' ? "1" : "0"), "metrics_key_invalid"), ("Basic " + metricsKey, "metrics_key_missing") })
         {
             using var refused = await ScrapeAsync(gateway, authorization);
             var body = await refused.Content.ReadAsStringAsync();
