@@ -62,6 +62,13 @@ internal sealed partial class KeyLimiter : IDisposable
     private readonly ConcurrentDictionary<string, byte> _held = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, (DateOnly Day, long Used, DateTimeOffset Until)> _usageCache = new(StringComparer.Ordinal);
     private readonly ITimer? _renewal;
+
+    /// <summary>
+    /// A slot's id is this gateway's random prefix and a counter: unique across the replicas sharing a store without
+    /// asking the random generator on every request.
+    /// </summary>
+    private readonly string _slotPrefix = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(12)) + "-";
+    private long _slotCount;
     private int _renewing;
 
     public KeyLimiter(ILatchkeyStore store, TimeProvider time, GatewayOptions options, ILogger<KeyLimiter> log)
@@ -106,7 +113,7 @@ internal sealed partial class KeyLimiter : IDisposable
         Slot? slot = null;
         if (limits.Concurrent is { } most)
         {
-            var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+            var id = string.Create(CultureInfo.InvariantCulture, $"{_slotPrefix}{Interlocked.Increment(ref _slotCount)}");
             if (!await _counters.TryTakeSlotAsync(key.KeyId, most, id, SlotLifetime, ct).ConfigureAwait(false))
             {
                 return (new KeyLimitRefusal(KeyLimitRefusal.Concurrent, TimeSpan.FromSeconds(1),
